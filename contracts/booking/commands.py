@@ -1,0 +1,65 @@
+"""Commands carriers publish to ``microhub.booking.commands.v1`` (key: hub id).
+
+Every command names the carrier and the carrier's own booking reference: together they
+are the carrier's idempotency key.
+"""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from contracts.common import GeoPoint, Identifier
+from contracts.envelope import Payload, message
+from contracts.topics import BOOKING_COMMANDS
+
+MAX_STOPS = 500
+
+
+class DeliveryStop(Payload):
+    stop_id: Identifier
+    location: GeoPoint
+    parcels: int = Field(ge=1, le=10_000)
+
+
+class Consignment(Payload):
+    parcel_count: int = Field(ge=1, le=100_000)
+    weight_kg: float = Field(gt=0, le=40_000, allow_inf_nan=False)
+    volume_m3: float = Field(gt=0, le=200, allow_inf_nan=False)
+    stops: list[DeliveryStop] = Field(min_length=1, max_length=MAX_STOPS)
+    depot: GeoPoint = Field(description="The carrier's depot the consignment comes from.")
+
+    @model_validator(mode="after")
+    def _stops_add_up(self) -> Consignment:
+        total = sum(stop.parcels for stop in self.stops)
+        if total != self.parcel_count:
+            raise ValueError(
+                f"the stops carry {total} parcels but parcel_count is {self.parcel_count}"
+            )
+        ids = [stop.stop_id for stop in self.stops]
+        if len(set(ids)) != len(ids):
+            raise ValueError("stop_id values must be unique within a consignment")
+        return self
+
+
+class _CarrierCommand(Payload):
+    carrier_id: Identifier
+    carrier_reference: Identifier
+    hub_id: Identifier
+
+
+@message("microhub.booking.requested.v1", BOOKING_COMMANDS.name)
+class BookingRequested(_CarrierCommand):
+    """Book the slot starting at ``slot_start`` at a hub for one consignment."""
+
+    slot_start: AwareDatetime
+    consignment: Consignment
+
+
+@message("microhub.booking.cancellation_requested.v1", BOOKING_COMMANDS.name)
+class BookingCancellationRequested(_CarrierCommand):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@message("microhub.booking.check_in.v1", BOOKING_COMMANDS.name)
+class ConsignmentCheckedIn(_CarrierCommand):
+    """The carrier's truck arrived at the hub with the consignment (time: envelope)."""

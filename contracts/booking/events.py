@@ -1,0 +1,111 @@
+"""Events the booking service publishes (through its outbox) to
+``microhub.booking.events.v1`` (key: hub id)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from contracts.booking.commands import Consignment
+from contracts.common import GeoPoint, Identifier
+from contracts.envelope import Payload, message
+from contracts.topics import BOOKING_EVENTS
+
+
+class RejectionReason(StrEnum):
+    UNKNOWN_HUB = "unknown_hub"
+    HUB_CLOSED = "hub_closed"
+    NOT_ON_GRID = "slot_not_on_grid"
+    OUTSIDE_OPENING_HOURS = "outside_opening_hours"
+    IN_THE_PAST = "slot_in_the_past"
+    BEYOND_HORIZON = "slot_beyond_horizon"
+    DOCKS_FULL = "slot_docks_full"
+    VOLUME_FULL = "slot_volume_full"
+    CONSIGNMENT_TOO_LARGE = "consignment_too_large"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    CLOCK_SKEW = "clock_skew"
+
+
+class CommandRejectionReason(StrEnum):
+    UNKNOWN_BOOKING = "unknown_booking"
+    NOT_CONFIRMED = "booking_not_confirmed"
+    ALREADY_CHECKED_IN = "already_checked_in"
+    TOO_EARLY = "check_in_too_early"
+    CLOCK_SKEW = "clock_skew"
+    WRONG_HUB = "wrong_hub"
+
+
+class HubSummary(Payload):
+    """What consumers need to know of the hub without reading booking's tables."""
+
+    hub_id: Identifier
+    name: str
+    city_id: Identifier
+    city_name: str
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    timezone: str
+    location: GeoPoint
+
+
+class SlotOffer(Payload):
+    start: AwareDatetime
+    end: AwareDatetime
+    free_docks: int = Field(ge=0)
+    free_volume_m3: float = Field(ge=0)
+
+
+class _BookingEvent(Payload):
+    booking_id: str
+    carrier_id: Identifier
+    carrier_reference: Identifier
+    hub_id: Identifier
+
+
+@message("microhub.booking.confirmed.v1", BOOKING_EVENTS.name)
+class BookingConfirmed(_BookingEvent):
+    slot_start: AwareDatetime
+    slot_end: AwareDatetime
+    hub: HubSummary
+    consignment: Consignment
+
+
+@message("microhub.booking.rejected.v1", BOOKING_EVENTS.name)
+class BookingRejected(_BookingEvent):
+    requested_slot_start: AwareDatetime
+    reason: RejectionReason
+    message: str
+    next_slots: list[SlotOffer] = Field(default_factory=list, max_length=3)
+
+
+@message("microhub.booking.cancelled.v1", BOOKING_EVENTS.name)
+class BookingCancelled(_BookingEvent):
+    slot_start: AwareDatetime
+    late: bool = Field(description="True when cancelled after the hub's cancellation cutoff.")
+    reason: str | None = None
+
+
+@message("microhub.booking.consignment_checked_in.v1", BOOKING_EVENTS.name)
+class ConsignmentCheckedIn(_BookingEvent):
+    slot_start: AwareDatetime
+    checked_in_at: AwareDatetime
+
+
+@message("microhub.booking.no_show.v1", BOOKING_EVENTS.name)
+class BookingNoShow(_BookingEvent):
+    slot_start: AwareDatetime
+    slot_end: AwareDatetime
+    detected_at: AwareDatetime
+
+
+@message("microhub.booking.command_rejected.v1", BOOKING_EVENTS.name)
+class BookingCommandRejected(Payload):
+    """A cancellation or check-in that could not be applied, and why."""
+
+    command_type: str
+    carrier_id: Identifier
+    carrier_reference: Identifier
+    hub_id: Identifier
+    booking_id: str | None = None
+    reason: CommandRejectionReason
+    message: str

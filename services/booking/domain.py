@@ -1,0 +1,378 @@
+"""Booking rules: hubs, their slot grid, capacity, and the booking lifecycle.
+
+Pure: no I/O, no clock. Every decision takes the event time (``now``) explicitly, so a
+replay or a simulated month decides exactly as the live run did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.booking import BookingRequested, RejectionReason
+from contracts.booking.events import CommandRejectionReason
+from contracts.common import GeoPoint, Identifier
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+BOOKING_ID_NAMESPACE = uuid.UUID("8d0f7c8e-3c5e-4a8e-9d43-6f1f0c2b7a11")
+
+
+# --------------------------------------------------------------------------- hubs ------
+
+
+class City(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    name: str = Field(min_length=1, max_length=100)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class OpeningInterval(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    opens: time
+    closes: time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        # "07:00-19:00" is how people write opening hours in YAML
+        if isinstance(value, str):
+            try:
+                opens, closes = value.split("-")
+            except ValueError as exc:
+                raise ValueError(f"opening hours {value!r}: expected 'HH:MM-HH:MM'") from exc
+            return {"opens": opens.strip(), "closes": closes.strip()}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OpeningInterval:
+        if self.closes <= self.opens:
+            raise ValueError(f"closes ({self.closes}) must be after opens ({self.opens})")
+        return self
+
+
+class HubConfig(BaseModel):
+    """A micro-hub as the booking service knows it (YAML catalogue / admin API)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    city: City
+    location: GeoPoint
+    opening_hours: dict[str, list[OpeningInterval]] = Field(
+        description="Per weekday (mon…sun); a missing or empty day is closed."
+    )
+    closed_dates: list[date] = Field(default_factory=list)
+    slot_minutes: int = Field(ge=5, le=24 * 60)
+    docks_per_slot: int = Field(ge=1, le=1000)
+    volume_per_slot_m3: float = Field(gt=0, le=10_000, allow_inf_nan=False)
+    booking_horizon_days: int = Field(ge=1, le=366)
+    cancellation_cutoff_minutes: int = Field(ge=0, le=7 * 24 * 60)
+    check_in_early_minutes: int = Field(
+        default=120, ge=0, le=24 * 60, description="How early before its slot a truck may check in."
+    )
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _weekdays(cls, value: dict[str, list[OpeningInterval]]) -> dict[str, list[OpeningInterval]]:
+        unknown = set(value) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
+        for day, intervals in value.items():
+            ordered = sorted(intervals, key=lambda i: i.opens)
+            for earlier, later in zip(ordered, ordered[1:], strict=False):
+                if later.opens < earlier.closes:
+                    raise ValueError(f"{day}: opening intervals overlap")
+        return {day: sorted(v, key=lambda i: i.opens) for day, v in value.items()}
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.city.timezone)
+
+    @property
+    def volume_per_slot_l(self) -> int:
+        return litres(self.volume_per_slot_m3)
+
+    @property
+    def slot_length(self) -> timedelta:
+        return timedelta(minutes=self.slot_minutes)
+
+
+def litres(volume_m3: float) -> int:
+    """Capacity is counted in whole litres so that sums never drift; a consignment's
+    volume is rounded up (it cannot take less room than it declares)."""
+    return math.ceil(round(volume_m3 * 1000, 6))
+
+
+# ---------------------------------------------------------------------- slot grid ------
+
+
+def _local_slots_on(hub: HubConfig, day: date) -> Iterator[datetime]:
+    if day in hub.closed_dates:
+        return
+    for interval in hub.opening_hours.get(WEEKDAYS[day.weekday()], []):
+        start = datetime.combine(day, interval.opens, tzinfo=hub.zone)
+        close = datetime.combine(day, interval.closes, tzinfo=hub.zone)
+        while start + hub.slot_length <= close:
+            yield start
+            start += hub.slot_length
+
+
+def slots_on(hub: HubConfig, day: date) -> list[datetime]:
+    """Slot starts (UTC) on a local calendar day of the hub."""
+    return [s.astimezone(UTC) for s in _local_slots_on(hub, day)]
+
+
+def slots_between(hub: HubConfig, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Slot starts (UTC) with start <= slot < end, in order."""
+    day = start.astimezone(hub.zone).date()
+    last = end.astimezone(hub.zone).date()
+    while day <= last:
+        for slot in slots_on(hub, day):
+            if start <= slot < end:
+                yield slot
+        day += timedelta(days=1)
+
+
+def grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason, str] | None:
+    """Is ``slot_start`` a slot of this hub? None when it is; else reason and message."""
+    local = slot_start.astimezone(hub.zone)
+    day = local.date()
+    if day in hub.closed_dates:
+        return RejectionReason.HUB_CLOSED, f"hub {hub.id} is closed on {day.isoformat()}"
+    intervals = hub.opening_hours.get(WEEKDAYS[day.weekday()], [])
+    if not intervals:
+        return RejectionReason.HUB_CLOSED, f"hub {hub.id} is closed on {local.strftime('%A')}s"
+    for interval in intervals:
+        opens = datetime.combine(day, interval.opens, tzinfo=hub.zone)
+        closes = datetime.combine(day, interval.closes, tzinfo=hub.zone)
+        if opens <= local < closes:
+            offset = (local - opens).total_seconds()
+            if offset % (hub.slot_minutes * 60) != 0:
+                return (
+                    RejectionReason.NOT_ON_GRID,
+                    f"slots at hub {hub.id} start every {hub.slot_minutes} minutes from "
+                    f"{interval.opens.strftime('%H:%M')} ({hub.city.timezone}); "
+                    f"{local.strftime('%H:%M:%S')} is not one of them",
+                )
+            if local + hub.slot_length > closes:
+                break
+            return None
+    hours = ", ".join(f"{i.opens:%H:%M}-{i.closes:%H:%M}" for i in intervals)
+    return (
+        RejectionReason.OUTSIDE_OPENING_HOURS,
+        f"{local.strftime('%H:%M')} local time is outside the opening hours of hub {hub.id} "
+        f"on {local.strftime('%A')} ({hours}, {hub.city.timezone})",
+    )
+
+
+# ----------------------------------------------------------------------- capacity ------
+
+
+@dataclass(frozen=True)
+class SlotUsage:
+    docks_used: int = 0
+    volume_used_l: int = 0
+
+
+@dataclass(frozen=True)
+class FreeSlot:
+    start: datetime
+    end: datetime
+    free_docks: int
+    free_volume_l: int
+
+
+def free_capacity(hub: HubConfig, slot: datetime, usage: SlotUsage) -> FreeSlot:
+    return FreeSlot(
+        start=slot,
+        end=slot + hub.slot_length,
+        free_docks=max(hub.docks_per_slot - usage.docks_used, 0),
+        free_volume_l=max(hub.volume_per_slot_l - usage.volume_used_l, 0),
+    )
+
+
+def fits(hub: HubConfig, usage: SlotUsage, volume_l: int) -> RejectionReason | None:
+    if usage.docks_used + 1 > hub.docks_per_slot:
+        return RejectionReason.DOCKS_FULL
+    if usage.volume_used_l + volume_l > hub.volume_per_slot_l:
+        return RejectionReason.VOLUME_FULL
+    return None
+
+
+def next_fitting_slots(
+    hub: HubConfig,
+    *,
+    after: datetime,
+    now: datetime,
+    volume_l: int,
+    usage: Mapping[datetime, SlotUsage],
+    limit: int = 3,
+) -> list[FreeSlot]:
+    """Up to ``limit`` bookable slots after ``after`` (and after ``now``) that would take
+    a consignment of ``volume_l`` litres, within the booking horizon."""
+    if volume_l > hub.volume_per_slot_l:
+        return []
+    horizon_end = now + timedelta(days=hub.booking_horizon_days)
+    found: list[FreeSlot] = []
+    for slot in slots_between(hub, max(after, now), horizon_end + timedelta(microseconds=1)):
+        if slot <= now or slot <= after:
+            continue
+        used = usage.get(slot, SlotUsage())
+        if fits(hub, used, volume_l) is None:
+            found.append(free_capacity(hub, slot, used))
+            if len(found) == limit:
+                break
+    return found
+
+
+# ---------------------------------------------------------------------- decisions ------
+
+
+class BookingStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    CHECKED_IN = "checked_in"
+    NO_SHOW = "no_show"
+
+
+def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
+    """Deterministic: the HTTP API can hand out the poll location before the decision."""
+    return str(uuid.uuid5(BOOKING_ID_NAMESPACE, f"{carrier_id}\x1f{carrier_reference}"))
+
+
+def fingerprint(command: BookingRequested) -> str:
+    """What 'the same content' means for a resent request: the canonical JSON of it."""
+    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: RejectionReason
+    message: str
+
+
+def check_request(
+    hub: HubConfig | None,
+    command: BookingRequested,
+    *,
+    now: datetime,
+    usage: SlotUsage,
+) -> Rejection | None:
+    """All the rules a new booking request must pass, in the order a carrier would want
+    to hear about them. None means: confirm."""
+    if hub is None:
+        return Rejection(RejectionReason.UNKNOWN_HUB, f"there is no hub {command.hub_id!r}")
+    slot = command.slot_start
+    problem = grid_problem(hub, slot)
+    if problem is not None:
+        return Rejection(*problem)
+    if slot <= now:
+        return Rejection(
+            RejectionReason.IN_THE_PAST,
+            f"slot {slot.isoformat()} is not in the future (request time {now.isoformat()})",
+        )
+    horizon_end = now + timedelta(days=hub.booking_horizon_days)
+    if slot > horizon_end:
+        return Rejection(
+            RejectionReason.BEYOND_HORIZON,
+            f"hub {hub.id} takes bookings at most {hub.booking_horizon_days} days ahead "
+            f"(until {horizon_end.isoformat()})",
+        )
+    volume_l = litres(command.consignment.volume_m3)
+    if volume_l > hub.volume_per_slot_l:
+        return Rejection(
+            RejectionReason.CONSIGNMENT_TOO_LARGE,
+            f"the consignment ({command.consignment.volume_m3} m³) is larger than a whole slot "
+            f"of hub {hub.id} ({hub.volume_per_slot_m3} m³)",
+        )
+    reason = fits(hub, usage, volume_l)
+    if reason is RejectionReason.DOCKS_FULL:
+        return Rejection(reason, f"all {hub.docks_per_slot} docks of this slot are booked")
+    if reason is RejectionReason.VOLUME_FULL:
+        free = (hub.volume_per_slot_l - usage.volume_used_l) / 1000
+        return Rejection(
+            reason,
+            f"the slot has {free:.3f} m³ left, the consignment needs "
+            f"{command.consignment.volume_m3} m³",
+        )
+    return None
+
+
+def cancellation_is_late(hub: HubConfig | None, slot_start: datetime, now: datetime) -> bool:
+    cutoff = hub.cancellation_cutoff_minutes if hub is not None else 0
+    return now > slot_start - timedelta(minutes=cutoff)
+
+
+@dataclass(frozen=True)
+class BookingState:
+    """The part of a stored booking the lifecycle rules look at."""
+
+    status: BookingStatus
+    hub_id: str
+    slot_start: datetime
+    slot_end: datetime
+
+
+def check_cancellation(
+    booking: BookingState | None, *, hub_id: str
+) -> tuple[CommandRejectionReason, str] | None:
+    if booking is None or booking.status is BookingStatus.REJECTED:
+        return CommandRejectionReason.UNKNOWN_BOOKING, "no confirmed booking with this reference"
+    if booking.hub_id != hub_id:
+        return CommandRejectionReason.WRONG_HUB, f"the booking is at hub {booking.hub_id}"
+    if booking.status not in {BookingStatus.CONFIRMED, BookingStatus.CANCELLED}:
+        return (
+            CommandRejectionReason.NOT_CONFIRMED,
+            f"a booking that is {booking.status.value} can no longer be cancelled",
+        )
+    return None
+
+
+def check_check_in(
+    booking: BookingState | None, hub: HubConfig | None, *, hub_id: str, now: datetime
+) -> tuple[CommandRejectionReason, str] | None:
+    if booking is None or booking.status is BookingStatus.REJECTED:
+        return CommandRejectionReason.UNKNOWN_BOOKING, "no confirmed booking with this reference"
+    if booking.hub_id != hub_id:
+        return CommandRejectionReason.WRONG_HUB, f"the booking is at hub {booking.hub_id}"
+    if booking.status not in {BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN}:
+        return (
+            CommandRejectionReason.NOT_CONFIRMED,
+            f"a booking that is {booking.status.value} cannot be checked in",
+        )
+    early = timedelta(minutes=hub.check_in_early_minutes if hub is not None else 120)
+    if booking.status is BookingStatus.CONFIRMED and now < booking.slot_start - early:
+        return (
+            CommandRejectionReason.TOO_EARLY,
+            f"check-in opens {early} before the slot ({booking.slot_start.isoformat()})",
+        )
+    return None
+
+
+def is_no_show(booking: BookingState, *, now: datetime, grace: timedelta) -> bool:
+    return booking.status is BookingStatus.CONFIRMED and now > booking.slot_end + grace

@@ -1,0 +1,354 @@
+"""Carriers' commands in, booking decisions out.
+
+Each command is decided in one transaction together with the booking row, the slot's
+capacity and the outgoing event (outbox). Decisions use the command's event time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingCancelled,
+    BookingCommandRejected,
+    BookingConfirmed,
+    BookingNoShow,
+    BookingRejected,
+    BookingRequested,
+    CheckInReported,
+    ConsignmentCheckedIn,
+    HubSummary,
+    RejectionReason,
+    SlotOffer,
+)
+from contracts.booking.events import CommandRejectionReason
+from contracts.envelope import REGISTRY, Payload, new_event
+from contracts.topics import BOOKING_EVENTS
+from services.booking import domain, store
+from services.booking.domain import BookingStatus, HubConfig
+from services.runtime.consumer import Delivery
+from services.runtime.outbox import enqueue
+
+SOURCE = "microhub/booking"
+
+COMMAND_TYPES = {
+    BookingRequested.event_type,
+    BookingCancellationRequested.event_type,
+    CheckInReported.event_type,
+}
+
+
+def hub_summary(hub: HubConfig) -> HubSummary:
+    return HubSummary(
+        hub_id=hub.id,
+        name=hub.name,
+        city_id=hub.city.id,
+        city_name=hub.city.name,
+        country=hub.city.country,
+        timezone=hub.city.timezone,
+        location=hub.location,
+    )
+
+
+def stored_payload(document: dict[str, Any]) -> Payload:
+    """Rebuild an event payload saved as ``{"type": …, "data": …}``."""
+    return REGISTRY[document["type"]].model_validate(document["data"])
+
+
+def as_document(payload: Payload) -> dict[str, Any]:
+    return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
+
+
+class BookingHandlers:
+    def __init__(
+        self, *, max_clock_skew: timedelta, no_show_grace: timedelta, events_topic: str = BOOKING_EVENTS.name
+    ) -> None:
+        self.events_topic = events_topic
+        self.max_clock_skew = max_clock_skew
+        self.no_show_grace = no_show_grace
+
+    async def emit(self, session: AsyncSession, payload: Payload, *, hub_id: str, now: datetime) -> None:
+        event = new_event(payload, source=SOURCE, subject=hub_id, time=now)
+        await enqueue(session, store.outbox, event, topic=self.events_topic, key=hub_id)
+
+    # ------------------------------------------------------------------ entry point ----
+
+    async def handle(self, session: AsyncSession, delivery: Delivery) -> None:
+        command = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        if self._skewed(delivery):
+            await self._reject_skewed(session, command, now, delivery)
+            return
+        # Event time moved on for this hub: settle no-shows first, so that what follows
+        # sees the hub as it is at `now` (same code path as the wall-clock sweep).
+        await self.sweep_no_shows(session, command.hub_id, now=now)
+        if isinstance(command, BookingRequested):
+            await self.request(session, command, now)
+        elif isinstance(command, BookingCancellationRequested):
+            await self.cancel(session, command, now)
+        elif isinstance(command, CheckInReported):
+            await self.check_in(session, command, now)
+        else:  # pragma: no cover - the consumer only lets COMMAND_TYPES through
+            raise TypeError(f"booking cannot handle {type(command).__name__}")
+
+    def _skewed(self, delivery: Delivery) -> bool:
+        if delivery.timestamp_ms is None or delivery.timestamp_ms < 0:
+            return False
+        record_time = datetime.fromtimestamp(delivery.timestamp_ms / 1000, UTC)
+        return abs(delivery.event.time - record_time) > self.max_clock_skew
+
+    async def _reject_skewed(
+        self, session: AsyncSession, command: Any, now: datetime, delivery: Delivery
+    ) -> None:
+        record_time = datetime.fromtimestamp((delivery.timestamp_ms or 0) / 1000, UTC)
+        message = (
+            f"the command's time {now.isoformat()} is more than {self.max_clock_skew} away from "
+            f"its Kafka record timestamp {record_time.isoformat()}; check the sender's clock"
+        )
+        # Not stored: a transport problem, the carrier may resend with a correct clock.
+        if isinstance(command, BookingRequested):
+            payload: Payload = BookingRejected(
+                booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
+                carrier_id=command.carrier_id,
+                carrier_reference=command.carrier_reference,
+                hub_id=command.hub_id,
+                requested_slot_start=command.slot_start,
+                reason=RejectionReason.CLOCK_SKEW,
+                message=message,
+            )
+        else:
+            payload = self._command_rejected(
+                command, None, CommandRejectionReason.CLOCK_SKEW, message
+            )
+        await self.emit(session, payload, hub_id=command.hub_id, now=record_time)
+
+    @staticmethod
+    def _command_rejected(
+        command: Any, booking_id: str | None, reason: CommandRejectionReason, message: str
+    ) -> BookingCommandRejected:
+        return BookingCommandRejected(
+            command_type=command.event_type,
+            carrier_id=command.carrier_id,
+            carrier_reference=command.carrier_reference,
+            hub_id=command.hub_id,
+            booking_id=booking_id,
+            reason=reason,
+            message=message,
+        )
+
+    # ------------------------------------------------------------------- requests ------
+
+    async def request(self, session: AsyncSession, command: BookingRequested, now: datetime) -> None:
+        booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
+        existing = await store.find_booking(session, command.carrier_id, command.carrier_reference)
+        if existing is not None:
+            if existing.request_fingerprint == domain.fingerprint(command):
+                # A resend: the carrier gets the original outcome again.
+                await self.emit(session, stored_payload(existing.outcome), hub_id=command.hub_id, now=now)
+            else:
+                await self.emit(
+                    session,
+                    BookingRejected(
+                        booking_id=existing.id,
+                        carrier_id=command.carrier_id,
+                        carrier_reference=command.carrier_reference,
+                        hub_id=command.hub_id,
+                        requested_slot_start=command.slot_start,
+                        reason=RejectionReason.IDEMPOTENCY_CONFLICT,
+                        message=(
+                            f"reference {command.carrier_reference!r} was already used for a "
+                            f"different request (booking {existing.id} is {existing.status.value}); "
+                            "use a new reference for a new booking"
+                        ),
+                    ),
+                    hub_id=command.hub_id,
+                    now=now,
+                )
+            return
+
+        hub = await store.get_hub(session, command.hub_id)
+        slot = command.slot_start.astimezone(UTC)
+        volume_l = domain.litres(command.consignment.volume_m3)
+        usage = await store.usage_of(session, hub.id, slot) if hub else domain.SlotUsage()
+        rejection = domain.check_request(hub, command, now=now, usage=usage)
+        if rejection is None and not await store.take_capacity(session, hub, slot, volume_l):
+            # Someone else took it between our read and our write (overlapping consumers).
+            usage = await store.usage_of(session, hub.id, slot)
+            rejection = domain.check_request(hub, command, now=now, usage=usage) or domain.Rejection(
+                RejectionReason.DOCKS_FULL, "the slot was taken concurrently"
+            )
+        slot_end = slot + hub.slot_length if hub else slot
+
+        if rejection is None:
+            assert hub is not None
+            payload: Payload = BookingConfirmed(
+                booking_id=booking_id,
+                carrier_id=command.carrier_id,
+                carrier_reference=command.carrier_reference,
+                hub_id=hub.id,
+                slot_start=slot,
+                slot_end=slot_end,
+                hub=hub_summary(hub),
+                consignment=command.consignment,
+            )
+            status = BookingStatus.CONFIRMED
+        else:
+            payload = BookingRejected(
+                booking_id=booking_id,
+                carrier_id=command.carrier_id,
+                carrier_reference=command.carrier_reference,
+                hub_id=command.hub_id,
+                requested_slot_start=command.slot_start,
+                reason=rejection.reason,
+                message=rejection.message,
+                next_slots=await self._next_slots(session, hub, slot, now, volume_l),
+            )
+            status = BookingStatus.REJECTED
+        await store.insert_booking(
+            session,
+            id=booking_id,
+            carrier_id=command.carrier_id,
+            carrier_reference=command.carrier_reference,
+            hub_id=command.hub_id,
+            slot_start=slot,
+            slot_end=slot_end,
+            status=status,
+            volume_l=volume_l,
+            request_fingerprint=domain.fingerprint(command),
+            request=command.model_dump(mode="json"),
+            reason=rejection.reason.value if rejection else None,
+            message=rejection.message if rejection else None,
+            outcome=as_document(payload),
+            decided_at=now,
+        )
+        await self.emit(session, payload, hub_id=command.hub_id, now=now)
+
+    async def _next_slots(
+        self, session: AsyncSession, hub: HubConfig | None, slot: datetime, now: datetime, volume_l: int
+    ) -> list[SlotOffer]:
+        if hub is None:
+            return []
+        horizon_end = now + timedelta(days=hub.booking_horizon_days)
+        usage = await store.usage_between(session, hub.id, now, horizon_end + timedelta(seconds=1))
+        after = slot if slot > now else now
+        offers = domain.next_fitting_slots(hub, after=after, now=now, volume_l=volume_l, usage=usage)
+        return [
+            SlotOffer(
+                start=o.start, end=o.end, free_docks=o.free_docks, free_volume_m3=o.free_volume_l / 1000
+            )
+            for o in offers
+        ]
+
+    # --------------------------------------------------------------- cancellations -----
+
+    async def cancel(
+        self, session: AsyncSession, command: BookingCancellationRequested, now: datetime
+    ) -> None:
+        booking = await store.find_booking(session, command.carrier_id, command.carrier_reference)
+        problem = domain.check_cancellation(booking.state if booking else None, hub_id=command.hub_id)
+        if problem is not None:
+            await self.emit(
+                session,
+                self._command_rejected(command, booking.id if booking else None, *problem),
+                hub_id=command.hub_id,
+                now=now,
+            )
+            return
+        assert booking is not None
+        if booking.status is BookingStatus.CANCELLED:
+            await self.emit(session, stored_payload(booking.cancellation), hub_id=booking.hub_id, now=now)
+            return
+        hub = await store.get_hub(session, booking.hub_id)
+        payload = BookingCancelled(
+            booking_id=booking.id,
+            carrier_id=booking.carrier_id,
+            carrier_reference=booking.carrier_reference,
+            hub_id=booking.hub_id,
+            slot_start=booking.slot_start,
+            late=domain.cancellation_is_late(hub, booking.slot_start, now),
+            reason=command.reason,
+        )
+        if await self._transition(
+            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CANCELLED, now,
+            cancellation=as_document(payload),
+        ):
+            await store.release_capacity(session, booking.hub_id, booking.slot_start, booking.volume_l)
+            await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+
+    # ------------------------------------------------------------------- check-in ------
+
+    async def check_in(self, session: AsyncSession, command: CheckInReported, now: datetime) -> None:
+        booking = await store.find_booking(session, command.carrier_id, command.carrier_reference)
+        hub = await store.get_hub(session, booking.hub_id) if booking else None
+        problem = domain.check_check_in(
+            booking.state if booking else None, hub, hub_id=command.hub_id, now=now
+        )
+        if problem is not None:
+            await self.emit(
+                session,
+                self._command_rejected(command, booking.id if booking else None, *problem),
+                hub_id=command.hub_id,
+                now=now,
+            )
+            return
+        assert booking is not None
+        if booking.status is BookingStatus.CHECKED_IN:
+            await self.emit(session, stored_payload(booking.check_in), hub_id=booking.hub_id, now=now)
+            return
+        payload = ConsignmentCheckedIn(
+            booking_id=booking.id,
+            carrier_id=booking.carrier_id,
+            carrier_reference=booking.carrier_reference,
+            hub_id=booking.hub_id,
+            slot_start=booking.slot_start,
+            checked_in_at=now,
+        )
+        if await self._transition(
+            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, now,
+            check_in=as_document(payload),
+        ):
+            await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+
+    # ------------------------------------------------------------------- no-shows ------
+
+    async def sweep_no_shows(self, session: AsyncSession, hub_id: str, *, now: datetime) -> int:
+        """Mark confirmed bookings whose slot ended more than the grace period before
+        ``now`` as no-shows. Called with each command's event time, and by the timer."""
+        due = await store.due_no_shows(session, hub_id, slot_end_before=now - self.no_show_grace)
+        marked = 0
+        for booking in due:
+            if await self._transition(session, booking.id, BookingStatus.CONFIRMED, BookingStatus.NO_SHOW, now):
+                payload = BookingNoShow(
+                    booking_id=booking.id,
+                    carrier_id=booking.carrier_id,
+                    carrier_reference=booking.carrier_reference,
+                    hub_id=booking.hub_id,
+                    slot_start=booking.slot_start,
+                    slot_end=booking.slot_end,
+                    detected_at=now,
+                )
+                await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+                marked += 1
+        return marked
+
+    @staticmethod
+    async def _transition(
+        session: AsyncSession,
+        booking_id: str,
+        expected: BookingStatus,
+        new: BookingStatus,
+        now: datetime,
+        **values: Any,
+    ) -> bool:
+        """Compare-and-set on the status, so a timer sweep and a consumer never both win."""
+        result = await session.execute(
+            update(store.bookings)
+            .where(store.bookings.c.id == booking_id, store.bookings.c.status == expected.value)
+            .values(status=new.value, updated_at=now, **values)
+        )
+        return result.rowcount == 1

@@ -1,0 +1,301 @@
+"""The booking service's tables and queries (its own database; nobody else reads it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
+from services.runtime.db import UTCDateTime, new_metadata
+from services.runtime.messaging_tables import add_inbox, add_outbox
+
+metadata = new_metadata()
+
+hubs = Table(
+    "hubs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("config", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("carrier_id", String(64), nullable=False),
+    Column("carrier_reference", String(64), nullable=False),
+    Column("hub_id", String(64), nullable=False, index=True),
+    Column("slot_start", UTCDateTime(), nullable=False),
+    Column("slot_end", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("volume_l", Integer, nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("reason", String(50), nullable=True),
+    Column("message", Text, nullable=True),
+    Column("outcome", JSON, nullable=False, comment="payload of the decision event"),
+    Column("cancellation", JSON, nullable=True, comment="payload of BookingCancelled"),
+    Column("check_in", JSON, nullable=True, comment="payload of ConsignmentCheckedIn"),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("carrier_id", "carrier_reference", name="uq_bookings_carrier_reference"),
+)
+
+# Capacity in use per slot. The conditional UPDATE in take_capacity() is what guards the
+# invariant, on both databases, even when two consumers overlap during a rebalance; the
+# CHECKs make a bug that would free more than was taken fail loudly.
+slot_usage = Table(
+    "slot_usage",
+    metadata,
+    Column("hub_id", String(64), nullable=False),
+    Column("slot_start", UTCDateTime(), nullable=False),
+    Column("docks_used", Integer, nullable=False, default=0),
+    Column("volume_used_l", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("hub_id", "slot_start"),
+    CheckConstraint("docks_used >= 0", name="docks_not_negative"),
+    CheckConstraint("volume_used_l >= 0", name="volume_not_negative"),
+)
+
+outbox = add_outbox(metadata)
+inbox = add_inbox(metadata)
+
+
+def _insert(session: AsyncSession):
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+# ------------------------------------------------------------------------- hubs --------
+
+
+async def load_hubs(session: AsyncSession) -> dict[str, HubConfig]:
+    rows = (await session.execute(select(hubs.c.config))).scalars()
+    configs = (HubConfig.model_validate(config) for config in rows)
+    return {hub.id: hub for hub in configs}
+
+
+async def get_hub(session: AsyncSession, hub_id: str) -> HubConfig | None:
+    config = (await session.execute(select(hubs.c.config).where(hubs.c.id == hub_id))).scalar()
+    return HubConfig.model_validate(config) if config is not None else None
+
+
+async def upsert_hub(session: AsyncSession, hub: HubConfig) -> None:
+    insert = _insert(session)
+    values = {"id": hub.id, "config": hub.model_dump(mode="json"), "updated_at": datetime.now(UTC)}
+    await session.execute(
+        insert(hubs)
+        .values(**values)
+        .on_conflict_do_update(index_elements=["id"], set_={"config": values["config"], "updated_at": values["updated_at"]})
+    )
+
+
+async def delete_hub(session: AsyncSession, hub_id: str) -> bool:
+    result = await session.execute(delete(hubs).where(hubs.c.id == hub_id))
+    return result.rowcount == 1
+
+
+async def active_bookings_at_hub(session: AsyncSession, hub_id: str, *, after: datetime) -> int:
+    from sqlalchemy import func
+
+    return (
+        await session.execute(
+            select(func.count())
+            .select_from(bookings)
+            .where(
+                bookings.c.hub_id == hub_id,
+                bookings.c.status.in_([BookingStatus.CONFIRMED.value, BookingStatus.CHECKED_IN.value]),
+                bookings.c.slot_end > after,
+            )
+        )
+    ).scalar_one()
+
+
+# --------------------------------------------------------------------- capacity --------
+
+
+async def usage_between(
+    session: AsyncSession, hub_id: str, start: datetime, end: datetime
+) -> dict[datetime, SlotUsage]:
+    rows = await session.execute(
+        select(slot_usage.c.slot_start, slot_usage.c.docks_used, slot_usage.c.volume_used_l).where(
+            slot_usage.c.hub_id == hub_id,
+            slot_usage.c.slot_start >= start,
+            slot_usage.c.slot_start < end,
+        )
+    )
+    return {row.slot_start: SlotUsage(row.docks_used, row.volume_used_l) for row in rows}
+
+
+async def usage_of(session: AsyncSession, hub_id: str, slot_start: datetime) -> SlotUsage:
+    row = (
+        await session.execute(
+            select(slot_usage.c.docks_used, slot_usage.c.volume_used_l).where(
+                slot_usage.c.hub_id == hub_id, slot_usage.c.slot_start == slot_start
+            )
+        )
+    ).first()
+    return SlotUsage(row.docks_used, row.volume_used_l) if row else SlotUsage()
+
+
+async def take_capacity(
+    session: AsyncSession, hub: HubConfig, slot_start: datetime, volume_l: int
+) -> bool:
+    """Atomically take one dock and ``volume_l`` of a slot, only if both still fit."""
+    await session.execute(
+        _insert(session)(slot_usage)
+        .values(hub_id=hub.id, slot_start=slot_start, docks_used=0, volume_used_l=0)
+        .on_conflict_do_nothing(index_elements=["hub_id", "slot_start"])
+    )
+    result = await session.execute(
+        update(slot_usage)
+        .where(
+            slot_usage.c.hub_id == hub.id,
+            slot_usage.c.slot_start == slot_start,
+            slot_usage.c.docks_used + 1 <= hub.docks_per_slot,
+            slot_usage.c.volume_used_l + volume_l <= hub.volume_per_slot_l,
+        )
+        .values(
+            docks_used=slot_usage.c.docks_used + 1,
+            volume_used_l=slot_usage.c.volume_used_l + volume_l,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def release_capacity(
+    session: AsyncSession, hub_id: str, slot_start: datetime, volume_l: int
+) -> None:
+    await session.execute(
+        update(slot_usage)
+        .where(slot_usage.c.hub_id == hub_id, slot_usage.c.slot_start == slot_start)
+        .values(
+            docks_used=slot_usage.c.docks_used - 1,
+            volume_used_l=slot_usage.c.volume_used_l - volume_l,
+        )
+    )
+
+
+# --------------------------------------------------------------------- bookings --------
+
+
+@dataclass(frozen=True)
+class StoredBooking:
+    id: str
+    carrier_id: str
+    carrier_reference: str
+    hub_id: str
+    slot_start: datetime
+    slot_end: datetime
+    status: BookingStatus
+    volume_l: int
+    request_fingerprint: str
+    request: dict[str, Any]
+    reason: str | None
+    message: str | None
+    outcome: dict[str, Any]
+    cancellation: dict[str, Any] | None
+    check_in: dict[str, Any] | None
+    decided_at: datetime
+    updated_at: datetime
+
+    @property
+    def state(self) -> BookingState:
+        return BookingState(self.status, self.hub_id, self.slot_start, self.slot_end)
+
+
+def _row_to_booking(row: Any) -> StoredBooking:
+    data = dict(row._mapping)
+    data["status"] = BookingStatus(data["status"])
+    return StoredBooking(**data)
+
+
+async def find_booking(
+    session: AsyncSession, carrier_id: str, carrier_reference: str
+) -> StoredBooking | None:
+    row = (
+        await session.execute(
+            select(bookings).where(
+                bookings.c.carrier_id == carrier_id,
+                bookings.c.carrier_reference == carrier_reference,
+            )
+        )
+    ).first()
+    return _row_to_booking(row) if row else None
+
+
+async def get_booking(session: AsyncSession, booking_id: str) -> StoredBooking | None:
+    row = (await session.execute(select(bookings).where(bookings.c.id == booking_id))).first()
+    return _row_to_booking(row) if row else None
+
+
+async def list_bookings(
+    session: AsyncSession,
+    *,
+    carrier_id: str | None = None,
+    hub_ids: Iterable[str] | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[StoredBooking]:
+    query = select(bookings).order_by(bookings.c.slot_start, bookings.c.id).limit(limit).offset(offset)
+    if carrier_id is not None:
+        query = query.where(bookings.c.carrier_id == carrier_id)
+    if hub_ids is not None:
+        query = query.where(bookings.c.hub_id.in_(list(hub_ids)))
+    if status is not None:
+        query = query.where(bookings.c.status == status)
+    return [_row_to_booking(row) for row in await session.execute(query)]
+
+
+async def insert_booking(session: AsyncSession, **values: Any) -> None:
+    values.setdefault("updated_at", values["decided_at"])
+    values["status"] = BookingStatus(values["status"]).value
+    await session.execute(bookings.insert().values(**values))
+
+
+async def set_status(
+    session: AsyncSession, booking_id: str, status: BookingStatus, *, now: datetime, **values: Any
+) -> None:
+    await session.execute(
+        update(bookings)
+        .where(bookings.c.id == booking_id)
+        .values(status=status.value, updated_at=now, **values)
+    )
+
+
+async def due_no_shows(
+    session: AsyncSession, hub_id: str, *, slot_end_before: datetime
+) -> list[StoredBooking]:
+    rows = await session.execute(
+        select(bookings)
+        .where(
+            and_(
+                bookings.c.hub_id == hub_id,
+                bookings.c.status == BookingStatus.CONFIRMED.value,
+                bookings.c.slot_end < slot_end_before,
+            )
+        )
+        .order_by(bookings.c.slot_start, bookings.c.id)
+    )
+    return [_row_to_booking(row) for row in rows]

@@ -1,0 +1,206 @@
+"""How every microhub consumer reads a topic: decode, dedupe, apply, commit.
+
+For each record:
+
+1. Decode the CloudEvent and validate its payload against the contract. A poison message
+   (not JSON, not a CloudEvent, unknown type, invalid payload) goes to ``<topic>.dlq``
+   with headers saying why and where from; the consumer moves on.
+2. In one database transaction: record ``(consumer, event id)`` in the inbox (a
+   redelivered event stops here) and apply the handler, which writes state and outbox.
+3. Only then is the Kafka offset committed (FastStream ``AckPolicy.NACK_ON_ERROR``: the
+   offset is committed after the handler returns; an exception seeks back).
+
+Transient failures (database unreachable, locked) are retried in place with backoff and
+never commit the offset. A handler that keeps failing on one record for another reason
+(a bug, a constraint it trips every time) dead-letters that record after a few tries
+rather than blocking its partition for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+from sqlalchemy import Table
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.envelope import CloudEvent, ContractError, decode
+from contracts.topics import dead_letter_topic
+from services.runtime import inbox as inbox_module
+
+log = logging.getLogger(__name__)
+
+MAX_HANDLER_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One decoded record and where it came from."""
+
+    event: CloudEvent[Any]
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: str | None
+
+
+Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(exc, OSError | ConnectionError | TimeoutError) and not isinstance(
+        exc, FileNotFoundError
+    )
+
+
+class DeadLetters:
+    """Publishes poison records, unchanged, to ``<topic>.dlq`` with diagnostic headers."""
+
+    def __init__(self, broker: KafkaBroker, *, consumer: str) -> None:
+        self.broker = broker
+        self.consumer = consumer
+        self.count = 0
+
+    async def send(self, record: Any, *, reason: str, error: BaseException | str) -> None:
+        error_class = type(error).__name__ if isinstance(error, BaseException) else "ContractError"
+        headers = {
+            "x-microhub-error-reason": reason,
+            "x-microhub-error-class": error_class,
+            "x-microhub-error-message": str(error)[:2000],
+            "x-microhub-original-topic": record.topic,
+            "x-microhub-original-partition": str(record.partition),
+            "x-microhub-original-offset": str(record.offset),
+            "x-microhub-consumer": self.consumer,
+        }
+        await self.broker.publish(
+            record.value if record.value is not None else b"",
+            dead_letter_topic(record.topic),
+            key=record.key,
+            headers=headers,
+        )
+        self.count += 1
+        log.warning(
+            "dead-lettered %s[%s]@%s (%s): %s", record.topic, record.partition, record.offset, reason, error
+        )
+
+
+@dataclass
+class ConsumerStats:
+    processed: int = 0
+    duplicates: int = 0
+    retries: int = 0
+
+
+class EventConsumer:
+    """Binds a handler to a topic with the inbox/outbox/DLQ discipline above."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        name: str,
+        topic: str,
+        group_id: str,
+        accepts: type[Any],
+        allowed_types: set[str],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        handler: Handler,
+        after_commit: Callable[[], None] = lambda: None,
+        description: str | None = None,
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.allowed_types = allowed_types
+        self.sessionmaker = sessionmaker
+        self.inbox = inbox
+        self.handler = handler
+        self.after_commit = after_commit
+        self.dead_letters = DeadLetters(broker, consumer=name)
+        self.stats = ConsumerStats()
+        self.stopping = False
+        self._broker = broker
+
+        # ``accepts`` only documents the payload in AsyncAPI: the broker runs with
+        # apply_types=False and we validate ourselves, so poison reaches the DLQ.
+        async def on_record(body: accepts) -> None:  # type: ignore[valid-type]
+            message = broker.context.get_local("message")
+            await self.process(message.raw_message)
+
+        on_record.__name__ = f"on_{name.replace('-', '_')}"
+        self.subscriber = broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{name}:{topic}",
+            description=description,
+        )
+        self.subscriber(on_record)
+
+    async def process(self, record: Any) -> None:
+        try:
+            event = decode(record.value or b"", allowed=self.allowed_types)
+        except ContractError as exc:
+            await self.dead_letters.send(record, reason=exc.reason, error=exc)
+            return
+        delivery = Delivery(
+            event=event,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key.decode(errors="replace") if record.key else None,
+        )
+        backoff = 0.05
+        failures = 0
+        while True:
+            try:
+                await self._apply(delivery)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.retries += 1
+                if self.stopping:
+                    raise  # not committed: the next owner of the partition redoes it
+                if is_transient(exc):
+                    log.warning("%s: transient failure, retrying in %.2fs: %s", self.name, backoff, exc)
+                else:
+                    failures += 1
+                    if failures >= MAX_HANDLER_ATTEMPTS:
+                        log.exception("%s: giving up on %s after %d attempts", self.name, event.id, failures)
+                        await self.dead_letters.send(record, reason="handler_failed", error=exc)
+                        return
+                    log.warning("%s: handler failed (attempt %d): %r", self.name, failures, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _apply(self, delivery: Delivery) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            fresh = await inbox_module.claim(
+                session,
+                self.inbox,
+                consumer=self.name,
+                event_id=delivery.event.id,
+                topic=delivery.topic,
+                partition=delivery.partition,
+                offset=delivery.offset,
+            )
+            if not fresh:
+                self.stats.duplicates += 1
+                return
+            await self.handler(session, delivery)
+        self.stats.processed += 1
+        self.after_commit()

@@ -1,0 +1,39 @@
+"""The inbox: a consumer records ``(consumer, event id)`` in the same transaction as the
+effects of the event, so a redelivered event is recognised and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def claim(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    event_id: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> bool:
+    """True when this event is new for this consumer (and is now recorded)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(inbox)
+        .values(
+            consumer=consumer,
+            event_id=event_id,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            processed_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    )
+    return result.rowcount == 1

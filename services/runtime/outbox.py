@@ -1,0 +1,193 @@
+"""Transactional outbox and its relay.
+
+A service writes its state change and the events it causes in one transaction
+(:func:`enqueue`). The :class:`OutboxRelay` publishes unsent rows in id order (so in
+order per key), in batches, marks them sent, and retries with backoff while Kafka is
+unreachable. Nothing is published before its transaction commits. A crash between
+publishing and marking re-publishes the same event ids: consumers dedupe them in their
+inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from contracts.envelope import CloudEvent, encode
+from services.runtime.db import is_sqlite
+
+log = logging.getLogger(__name__)
+
+# (topic, key, payload, headers) -> awaitable that completes when the broker acked it
+Publish = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Any]]
+
+
+async def enqueue(
+    session: AsyncSession, outbox: Table, event: CloudEvent[Any], *, topic: str, key: str
+) -> None:
+    """Add an event to the outbox inside the caller's transaction."""
+    await session.execute(
+        insert(outbox).values(
+            topic=topic,
+            key=key,
+            event_id=event.id,
+            event_type=event.type,
+            payload=encode(event),
+            created_at=datetime.now(UTC),
+            attempts=0,
+        )
+    )
+
+
+async def pending_count(session: AsyncSession, outbox: Table) -> int:
+    return (
+        await session.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+    ).scalar_one()
+
+
+class OutboxRelay:
+    """Publishes the outbox of one service. One relay per service publishes at a time: on
+    PostgreSQL it holds an advisory lock (other instances stand by), so the order per key
+    survives several instances; SQLite databases belong to one process anyway."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        outbox: Table,
+        publish: Publish,
+        batch_size: int = 200,
+        poll_interval: float = 0.05,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.outbox = outbox
+        self.publish = publish
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.published = 0
+        self.failures = 0
+
+    def notify(self) -> None:
+        """Called after a transaction that enqueued events committed: publish soon."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
+
+    async def stop(self, *, flush_timeout: float = 10.0) -> None:
+        """Publish what is pending (up to ``flush_timeout``), then stop."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self.flush(), timeout=flush_timeout)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
+            log.warning("outbox of %s not fully flushed on stop: %s", self.service, exc)
+        self._stopping = True
+        self._wake.set()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def flush(self) -> None:
+        """Wait until every row enqueued so far is published."""
+        while True:
+            async with AsyncSession(self.engine) as session:
+                if await pending_count(session, self.outbox) == 0:
+                    return
+            self._wake.set()
+            await asyncio.sleep(self.poll_interval)
+
+    async def _run(self) -> None:
+        lock_key = zlib.crc32(f"microhub-outbox-{self.service}".encode())
+        if is_sqlite(self.engine):
+            await self._loop()
+            return
+        while not self._stopping:
+            async with self.engine.connect() as lock_conn:
+                got = (
+                    await lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key})
+                ).scalar_one()
+                if got:
+                    try:
+                        await self._loop()
+                    finally:
+                        await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
+                    return
+            await asyncio.sleep(1.0)  # another instance relays; stand by
+
+    async def _loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                sent = await self.relay_once()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker or database trouble: retry
+                self.failures += 1
+                log.warning("outbox relay of %s failed, retrying in %.1fs: %s", self.service, backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if sent < self.batch_size:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows in order; returns how many were sent."""
+        o = self.outbox
+        async with AsyncSession(self.engine) as session:
+            rows = (
+                await session.execute(
+                    select(o.c.id, o.c.topic, o.c.key, o.c.payload, o.c.event_type)
+                    .where(o.c.sent_at.is_(None))
+                    .order_by(o.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        pending = [
+            await self.publish(
+                row.topic, row.key.encode(), row.payload, {"ce_type": row.event_type}
+            )
+            for row in rows
+        ]
+        try:
+            await asyncio.gather(*pending)
+        except Exception as exc:
+            async with AsyncSession(self.engine) as session, session.begin():
+                await session.execute(
+                    update(o)
+                    .where(o.c.id.in_([r.id for r in rows]))
+                    .values(attempts=o.c.attempts + 1, last_error=str(exc)[:1000])
+                )
+            raise
+        async with AsyncSession(self.engine) as session, session.begin():
+            await session.execute(
+                update(o).where(o.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
+            )
+        self.published += len(rows)
+        return len(rows)

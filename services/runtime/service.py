@@ -1,0 +1,150 @@
+"""What every microhub service process has: its database, broker, outbox relay and
+consumers, and an orderly start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import Table
+
+from services.runtime import migrations
+from services.runtime.consumer import EventConsumer, Handler
+from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.kafka import make_broker
+from services.runtime.outbox import OutboxRelay
+from services.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Base of the booking, dispatch and reporting services.
+
+    Subclasses set ``name``, ``outbox`` and ``inbox`` (their tables) and register their
+    consumers in ``setup()``.
+    """
+
+    name: str
+    outbox: Table | None = None
+    inbox: Table
+
+    def __init__(
+        self, settings: Settings, bootstrap: list[str], *, database_url: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.database_url = database_url or settings.database_url(self.name)
+        self.engine = make_engine(self.database_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.broker = make_broker(bootstrap, settings, client_id=self.name)
+        self.relay: OutboxRelay | None = None
+        if self.outbox is not None:
+            self.relay = OutboxRelay(
+                service=self.name,
+                engine=self.engine,
+                outbox=self.outbox,
+                publish=self._publish,
+                batch_size=settings.outbox_batch_size,
+                poll_interval=settings.outbox_poll_interval_seconds,
+            )
+        self.consumers: list[EventConsumer] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.started = False
+        self.setup()
+
+    # --- for subclasses -------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Register consumers (called from __init__, before the broker starts)."""
+
+    async def on_start(self) -> None:
+        """Runs after migrations, before consuming (load reference data, …)."""
+
+    def consume(
+        self,
+        *,
+        topic: str,
+        accepts: type[Any],
+        allowed_types: set[str],
+        handler: Handler,
+        consumer: str | None = None,
+        description: str | None = None,
+    ) -> EventConsumer:
+        name = consumer or self.name
+        event_consumer = EventConsumer(
+            self.broker,
+            name=name,
+            topic=self.settings.topic(topic),
+            group_id=self.settings.group(name),
+            accepts=accepts,
+            allowed_types=allowed_types,
+            sessionmaker=self.sessions,
+            inbox=self.inbox,
+            handler=handler,
+            after_commit=self.relay.notify if self.relay else (lambda: None),
+            description=description,
+        )
+        self.consumers.append(event_consumer)
+        return event_consumer
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+        """Run ``job`` periodically while the service runs (failures are logged)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - a timer must survive a bad round
+                    log.exception("%s: periodic job %s failed", self.name, name)
+
+        self._tasks.append(asyncio.create_task(loop(), name=f"{self.name}-{name}"))
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def _publish(self, topic: str, key: bytes, payload: bytes, headers: dict[str, str]):
+        return await self.broker.publish(
+            payload,
+            topic,
+            key=key,
+            headers={"content-type": "application/cloudevents+json", **headers},
+            no_confirm=True,
+        )
+
+    async def migrate(self) -> None:
+        await migrations.upgrade(self.engine, self.name)
+
+    async def start(self) -> None:
+        await self.migrate()
+        await self.on_start()
+        await self.broker.start()
+        if self.relay is not None:
+            self.relay.start()
+        self.started = True
+        log.info("%s service started (database %s)", self.name, self.engine.url.render_as_string())
+
+    async def stop(self) -> None:
+        """Graceful: stop consuming, let the record in flight finish, flush the outbox,
+        close the producer."""
+        for consumer in self.consumers:
+            consumer.stopping = True
+        for subscriber in self.broker.subscribers:
+            await subscriber.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.broker.stop()
+        await self.engine.dispose()
+        self.started = False
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(c.dead_letters.count for c in self.consumers)

@@ -1,0 +1,109 @@
+"""Configuration, only from environment variables (``MICROHUB_…``) and their defaults.
+
+The defaults run everything on one machine: the embedded Kafka cluster and SQLite files
+under ``.microhub/``. Production sets the bootstrap servers and one PostgreSQL URL per
+service.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+DATA_DIR = Path(".microhub")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MICROHUB_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    # --- Kafka -----------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default=EMBEDDED,
+        description="Comma-separated host:port list, or 'embedded' for the in-process "
+        "librdkafka mock cluster.",
+    )
+    kafka_embedded_brokers: int = Field(default=3, ge=1, le=9)
+    kafka_default_partitions: int = Field(default=6, ge=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_client_id: str = "microhub"
+    kafka_topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prepended to every topic and consumer group name, so that several "
+        "environments (or test runs) can share one Kafka cluster.",
+    )
+
+    # --- databases (one per service; never shared) ------------------------------------
+    data_dir: Path = DATA_DIR
+    booking_database_url: str | None = None
+    dispatch_database_url: str | None = None
+    reporting_database_url: str | None = None
+
+    # --- HTTP ---------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="YAML file mapping API keys (or their sha256) to scopes; defaults to "
+        "the demo keys shipped in the package.",
+    )
+
+    # --- behaviour ----------------------------------------------------------------------
+    hubs_file: Path | None = Field(
+        default=None, description="Hub catalogue loaded on start (default: the sample)."
+    )
+    max_clock_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="A command whose envelope time is further than this from its Kafka "
+        "record timestamp is rejected.",
+    )
+    no_show_grace_minutes: int = Field(default=30, ge=0)
+    outbox_batch_size: int = Field(default=200, ge=1)
+    outbox_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must be 'embedded' or a comma-separated host:port list")
+        return value
+
+    @property
+    def kafka_is_embedded(self) -> bool:
+        return self.kafka_bootstrap_servers == EMBEDDED
+
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}{name}"
+
+    def group(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}microhub-{name}"
+
+    def database_url(self, service: str) -> str:
+        explicit = getattr(self, f"{service}_database_url", None)
+        if explicit:
+            return explicit
+        return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

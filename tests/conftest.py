@@ -1,0 +1,65 @@
+"""Shared fixtures: Kafka and PostgreSQL as fixture chains (see tests/support/)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.runtime.settings import Settings
+from tests.support.kafka import KafkaUnderTest, kafka_chain
+from tests.support.postgres import PostgresUnderTest, postgres_chain
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaUnderTest]:
+    yield from kafka_chain()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresUnderTest]:
+    yield from postgres_chain()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresUnderTest) -> AsyncIterator[str]:
+    name = await postgres_server.create_database()
+    try:
+        yield postgres_server.url_for(name)
+    finally:
+        await postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Persistence tests run on both databases we support."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+        return
+    server: PostgresUnderTest = request.getfixturevalue("postgres_server")
+    name = await server.create_database()
+    try:
+        yield server.url_for(name)
+    finally:
+        await server.drop_database(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, kafka_cluster: KafkaUnderTest) -> Settings:
+    """Settings for one test: its own topic prefix on the session's Kafka, its own data dir."""
+    return Settings(
+        kafka_bootstrap_servers=kafka_cluster.bootstrap_string,
+        kafka_topic_prefix=kafka_cluster.new_prefix(),
+        data_dir=tmp_path / "data",
+        sweep_interval_seconds=3600,
+        outbox_poll_interval_seconds=0.05,
+    )
+
+
+@pytest.fixture
+async def topics(settings: Settings, kafka_cluster: KafkaUnderTest) -> list[str]:
+    from services.runtime.kafka import KafkaCluster
+
+    cluster = KafkaCluster(settings, bootstrap=kafka_cluster.bootstrap, embedded=kafka_cluster.embedded)
+    return await cluster.create_topics(settings)

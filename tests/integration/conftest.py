@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.booking.service import BookingService
+from services.runtime.settings import Settings
+from tests.support.carrier import Carrier, TopicReader
+from tests.support.hubs import write_catalogue
+
+
+@pytest.fixture
+def booking_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(update={"hubs_file": write_catalogue(tmp_path / "hubs.yaml")})
+
+
+@pytest.fixture
+async def booking(booking_settings: Settings, topics: list[str], database_url: str) -> AsyncIterator[BookingService]:
+    service = BookingService(booking_settings, booking_settings.bootstrap_list(), database_url=database_url)
+    await service.start()
+    try:
+        yield service
+    finally:
+        if service.started:
+            await service.stop()
+
+
+@pytest.fixture
+async def carrier(booking_settings: Settings) -> AsyncIterator[Carrier]:
+    async with Carrier(booking_settings.bootstrap_list(), prefix=booking_settings.kafka_topic_prefix) as c:
+        yield c
+
+
+@pytest.fixture
+async def outcomes(booking_settings: Settings, topics: list[str]) -> AsyncIterator[TopicReader]:
+    topic = booking_settings.topic("microhub.booking.events.v1")
+    async with TopicReader(booking_settings.bootstrap_list(), topic) as reader:
+        yield reader

@@ -1,0 +1,157 @@
+"""A carrier's system as a test double: plain aiokafka and raw JSON, deliberately not the
+project's own producer or models, so the wire contract is what gets tested."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+COMMANDS = "microhub.booking.commands.v1"
+EVENTS = "microhub.booking.events.v1"
+
+
+def consignment(
+    *, parcels: int = 4, weight_kg: float = 30.0, volume_m3: float = 2.0, stops: int = 2
+) -> dict[str, Any]:
+    per_stop = [parcels // stops + (1 if i < parcels % stops else 0) for i in range(stops)]
+    return {
+        "parcel_count": parcels,
+        "weight_kg": weight_kg,
+        "volume_m3": volume_m3,
+        "depot": {"lat": 52.40, "lon": 13.10},
+        "stops": [
+            {"stop_id": f"s{i}", "location": {"lat": 52.50 + i / 200, "lon": 13.40 + i / 300}, "parcels": n}
+            for i, n in enumerate(per_stop)
+        ],
+    }
+
+
+def envelope(event_type: str, data: dict[str, Any], *, time: datetime, subject: str) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "carrier/test",
+        "type": event_type,
+        "time": time.isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+class Carrier:
+    def __init__(self, bootstrap: list[str], *, prefix: str = "", carrier_id: str = "acme") -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.carrier_id = carrier_id
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+
+    async def __aenter__(self) -> Carrier:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send_raw(self, value: bytes, *, key: str, time: datetime | None = None, wait: bool = True):
+        ts = int((time or datetime.now(UTC)).timestamp() * 1000)
+        future = await self.producer.send(self.prefix + COMMANDS, value, key=key.encode(), timestamp_ms=ts)
+        return await future if wait else future
+
+    async def send(self, event_type: str, data: dict[str, Any], *, time: datetime, wait: bool = True) -> dict:
+        doc = envelope(event_type, data, time=time, subject=data["hub_id"])
+        await self.send_raw(json.dumps(doc).encode(), key=data["hub_id"], time=time, wait=wait)
+        return doc
+
+    def request_data(self, reference: str, *, hub_id: str, slot_start: datetime, **consignment_kw: Any) -> dict:
+        return {
+            "carrier_id": self.carrier_id,
+            "carrier_reference": reference,
+            "hub_id": hub_id,
+            "slot_start": slot_start.isoformat(),
+            "consignment": consignment(**consignment_kw),
+        }
+
+    async def request(self, reference: str, *, hub_id: str, slot_start: datetime, time: datetime,
+                      wait: bool = True, **consignment_kw: Any) -> dict:
+        return await self.send(
+            "microhub.booking.requested.v1",
+            self.request_data(reference, hub_id=hub_id, slot_start=slot_start, **consignment_kw),
+            time=time,
+            wait=wait,
+        )
+
+    async def cancel(self, reference: str, *, hub_id: str, time: datetime) -> dict:
+        data = {"carrier_id": self.carrier_id, "carrier_reference": reference, "hub_id": hub_id}
+        return await self.send("microhub.booking.cancellation_requested.v1", data, time=time)
+
+    async def check_in(self, reference: str, *, hub_id: str, time: datetime) -> dict:
+        data = {"carrier_id": self.carrier_id, "carrier_reference": reference, "hub_id": hub_id}
+        return await self.send("microhub.booking.check_in.v1", data, time=time)
+
+
+class TopicReader:
+    """Reads a topic from the beginning in the background and keeps what it saw."""
+
+    def __init__(self, bootstrap: list[str], topic: str) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        self.records: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                self.records.extend(records)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.records]
+
+    def of_type(self, suffix: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"].endswith(suffix)]
+
+    def by_reference(self) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in self.events:
+            grouped[event["data"].get("carrier_reference", "?")].append(event)
+        return grouped
+
+    async def wait_for(self, predicate, *, timeout: float = 20.0, what: str = "events") -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self):
+            if asyncio.get_running_loop().time() > deadline:
+                seen = [(e["type"], e["data"].get("carrier_reference")) for e in self.events][-20:]
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {seen}")
+            await asyncio.sleep(0.05)
+
+    async def wait_count(self, n: int, *, suffix: str = "", timeout: float = 20.0) -> list[dict[str, Any]]:
+        await self.wait_for(lambda r: len(r.of_type(suffix)) >= n, timeout=timeout,
+                            what=f"{n} events of type *{suffix}")
+        return self.of_type(suffix)
+
+
+def monday_after(moment: datetime, *, weeks: int = 0) -> datetime:
+    """Midnight UTC of the Monday after ``moment`` (a weekday every sample hub opens)."""
+    days = (7 - moment.weekday()) % 7 or 7
+    return (moment + timedelta(days=days + 7 * weeks)).replace(hour=0, minute=0, second=0, microsecond=0)
