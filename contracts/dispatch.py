@@ -43,7 +43,9 @@ class RoutePlanned(_RouteEvent):
     load_parcels: int = Field(ge=0)
     load_kg: float = Field(ge=0)
     load_m3: float = Field(ge=0)
-    planned_km: float = Field(ge=0, description="Hub -> stops -> hub, road km (haversine x circuity).")
+    planned_km: float = Field(
+        ge=0, description="Hub -> stops -> hub, road km (haversine x circuity)."
+    )
     planned_duration_min: float = Field(ge=0)
     solver: str = Field(description="e.g. ortools-guided-local-search, greedy-fallback")
     objective_value: float

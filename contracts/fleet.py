@@ -51,7 +51,9 @@ class StopFailed(_Telemetry):
     route_id: str = Field(min_length=1, max_length=100)
     booking_id: str = Field(min_length=1, max_length=100)
     stop_id: Identifier
-    reason: str = Field(min_length=1, max_length=200, description="e.g. recipient_absent, access_denied")
+    reason: str = Field(
+        min_length=1, max_length=200, description="e.g. recipient_absent, access_denied"
+    )
 
 
 @message("microhub.fleet.route_finished.v1", FLEET_TELEMETRY.name)
@@ -59,6 +61,9 @@ class RouteFinished(_Telemetry):
     route_id: str = Field(min_length=1, max_length=100)
     actual_km: float = Field(ge=0, le=2000, allow_inf_nan=False)
     energy_kwh: float | None = Field(
-        default=None, ge=0, le=2000, allow_inf_nan=False,
+        default=None,
+        ge=0,
+        le=2000,
+        allow_inf_nan=False,
         description="Measured energy drawn from the battery (electric vehicles).",
     )

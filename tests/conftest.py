@@ -61,5 +61,7 @@ def settings(tmp_path: Path, kafka_cluster: KafkaUnderTest) -> Settings:
 async def topics(settings: Settings, kafka_cluster: KafkaUnderTest) -> list[str]:
     from services.runtime.kafka import KafkaCluster
 
-    cluster = KafkaCluster(settings, bootstrap=kafka_cluster.bootstrap, embedded=kafka_cluster.embedded)
+    cluster = KafkaCluster(
+        settings, bootstrap=kafka_cluster.bootstrap, embedded=kafka_cluster.embedded
+    )
     return await cluster.create_topics(settings)

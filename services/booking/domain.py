@@ -7,6 +7,7 @@ replay or a simulated month decides exactly as the live run did.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import uuid
@@ -102,7 +103,7 @@ class HubConfig(BaseModel):
             raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
         for day, intervals in value.items():
             ordered = sorted(intervals, key=lambda i: i.opens)
-            for earlier, later in zip(ordered, ordered[1:], strict=False):
+            for earlier, later in itertools.pairwise(ordered):
                 if later.opens < earlier.closes:
                     raise ValueError(f"{day}: opening intervals overlap")
         return {day: sorted(v, key=lambda i: i.opens) for day, v in value.items()}
@@ -265,8 +266,11 @@ def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
 
 
 def fingerprint(command: BookingRequested) -> str:
-    """What 'the same content' means for a resent request: the canonical JSON of it."""
-    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """What 'the same content' means for a resent request: its canonical JSON, with the
+    slot as a UTC instant (the same time written with another offset is the same slot)."""
+    document = command.model_dump(mode="json")
+    document["slot_start"] = command.slot_start.astimezone(UTC).isoformat()
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

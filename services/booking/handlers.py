@@ -66,13 +66,19 @@ def as_document(payload: Payload) -> dict[str, Any]:
 
 class BookingHandlers:
     def __init__(
-        self, *, max_clock_skew: timedelta, no_show_grace: timedelta, events_topic: str = BOOKING_EVENTS.name
+        self,
+        *,
+        max_clock_skew: timedelta,
+        no_show_grace: timedelta,
+        events_topic: str = BOOKING_EVENTS.name,
     ) -> None:
         self.events_topic = events_topic
         self.max_clock_skew = max_clock_skew
         self.no_show_grace = no_show_grace
 
-    async def emit(self, session: AsyncSession, payload: Payload, *, hub_id: str, now: datetime) -> None:
+    async def emit(
+        self, session: AsyncSession, payload: Payload, *, hub_id: str, now: datetime
+    ) -> None:
         event = new_event(payload, source=SOURCE, subject=hub_id, time=now)
         await enqueue(session, store.outbox, event, topic=self.events_topic, key=hub_id)
 
@@ -143,13 +149,17 @@ class BookingHandlers:
 
     # ------------------------------------------------------------------- requests ------
 
-    async def request(self, session: AsyncSession, command: BookingRequested, now: datetime) -> None:
+    async def request(
+        self, session: AsyncSession, command: BookingRequested, now: datetime
+    ) -> None:
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
         existing = await store.find_booking(session, command.carrier_id, command.carrier_reference)
         if existing is not None:
             if existing.request_fingerprint == domain.fingerprint(command):
                 # A resend: the carrier gets the original outcome again.
-                await self.emit(session, stored_payload(existing.outcome), hub_id=command.hub_id, now=now)
+                await self.emit(
+                    session, stored_payload(existing.outcome), hub_id=command.hub_id, now=now
+                )
             else:
                 await self.emit(
                     session,
@@ -161,9 +171,9 @@ class BookingHandlers:
                         requested_slot_start=command.slot_start,
                         reason=RejectionReason.IDEMPOTENCY_CONFLICT,
                         message=(
-                            f"reference {command.carrier_reference!r} was already used for a "
-                            f"different request (booking {existing.id} is {existing.status.value}); "
-                            "use a new reference for a new booking"
+                            f"reference {command.carrier_reference!r} was already used for "
+                            f"a different request (booking {existing.id} is "
+                            f"{existing.status.value}); use a new reference for a new booking"
                         ),
                     ),
                     hub_id=command.hub_id,
@@ -179,9 +189,9 @@ class BookingHandlers:
         if rejection is None and not await store.take_capacity(session, hub, slot, volume_l):
             # Someone else took it between our read and our write (overlapping consumers).
             usage = await store.usage_of(session, hub.id, slot)
-            rejection = domain.check_request(hub, command, now=now, usage=usage) or domain.Rejection(
-                RejectionReason.DOCKS_FULL, "the slot was taken concurrently"
-            )
+            rejection = domain.check_request(
+                hub, command, now=now, usage=usage
+            ) or domain.Rejection(RejectionReason.DOCKS_FULL, "the slot was taken concurrently")
         slot_end = slot + hub.slot_length if hub else slot
 
         if rejection is None:
@@ -229,17 +239,27 @@ class BookingHandlers:
         await self.emit(session, payload, hub_id=command.hub_id, now=now)
 
     async def _next_slots(
-        self, session: AsyncSession, hub: HubConfig | None, slot: datetime, now: datetime, volume_l: int
+        self,
+        session: AsyncSession,
+        hub: HubConfig | None,
+        slot: datetime,
+        now: datetime,
+        volume_l: int,
     ) -> list[SlotOffer]:
         if hub is None:
             return []
         horizon_end = now + timedelta(days=hub.booking_horizon_days)
         usage = await store.usage_between(session, hub.id, now, horizon_end + timedelta(seconds=1))
         after = slot if slot > now else now
-        offers = domain.next_fitting_slots(hub, after=after, now=now, volume_l=volume_l, usage=usage)
+        offers = domain.next_fitting_slots(
+            hub, after=after, now=now, volume_l=volume_l, usage=usage
+        )
         return [
             SlotOffer(
-                start=o.start, end=o.end, free_docks=o.free_docks, free_volume_m3=o.free_volume_l / 1000
+                start=o.start,
+                end=o.end,
+                free_docks=o.free_docks,
+                free_volume_m3=o.free_volume_l / 1000,
             )
             for o in offers
         ]
@@ -250,7 +270,9 @@ class BookingHandlers:
         self, session: AsyncSession, command: BookingCancellationRequested, now: datetime
     ) -> None:
         booking = await store.find_booking(session, command.carrier_id, command.carrier_reference)
-        problem = domain.check_cancellation(booking.state if booking else None, hub_id=command.hub_id)
+        problem = domain.check_cancellation(
+            booking.state if booking else None, hub_id=command.hub_id
+        )
         if problem is not None:
             await self.emit(
                 session,
@@ -261,7 +283,9 @@ class BookingHandlers:
             return
         assert booking is not None
         if booking.status is BookingStatus.CANCELLED:
-            await self.emit(session, stored_payload(booking.cancellation), hub_id=booking.hub_id, now=now)
+            await self.emit(
+                session, stored_payload(booking.cancellation), hub_id=booking.hub_id, now=now
+            )
             return
         hub = await store.get_hub(session, booking.hub_id)
         payload = BookingCancelled(
@@ -274,15 +298,23 @@ class BookingHandlers:
             reason=command.reason,
         )
         if await self._transition(
-            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CANCELLED, now,
+            session,
+            booking.id,
+            BookingStatus.CONFIRMED,
+            BookingStatus.CANCELLED,
+            now,
             cancellation=as_document(payload),
         ):
-            await store.release_capacity(session, booking.hub_id, booking.slot_start, booking.volume_l)
+            await store.release_capacity(
+                session, booking.hub_id, booking.slot_start, booking.volume_l
+            )
             await self.emit(session, payload, hub_id=booking.hub_id, now=now)
 
     # ------------------------------------------------------------------- check-in ------
 
-    async def check_in(self, session: AsyncSession, command: CheckInReported, now: datetime) -> None:
+    async def check_in(
+        self, session: AsyncSession, command: CheckInReported, now: datetime
+    ) -> None:
         booking = await store.find_booking(session, command.carrier_id, command.carrier_reference)
         hub = await store.get_hub(session, booking.hub_id) if booking else None
         problem = domain.check_check_in(
@@ -298,7 +330,9 @@ class BookingHandlers:
             return
         assert booking is not None
         if booking.status is BookingStatus.CHECKED_IN:
-            await self.emit(session, stored_payload(booking.check_in), hub_id=booking.hub_id, now=now)
+            await self.emit(
+                session, stored_payload(booking.check_in), hub_id=booking.hub_id, now=now
+            )
             return
         payload = ConsignmentCheckedIn(
             booking_id=booking.id,
@@ -309,7 +343,11 @@ class BookingHandlers:
             checked_in_at=now,
         )
         if await self._transition(
-            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, now,
+            session,
+            booking.id,
+            BookingStatus.CONFIRMED,
+            BookingStatus.CHECKED_IN,
+            now,
             check_in=as_document(payload),
         ):
             await self.emit(session, payload, hub_id=booking.hub_id, now=now)
@@ -322,7 +360,9 @@ class BookingHandlers:
         due = await store.due_no_shows(session, hub_id, slot_end_before=now - self.no_show_grace)
         marked = 0
         for booking in due:
-            if await self._transition(session, booking.id, BookingStatus.CONFIRMED, BookingStatus.NO_SHOW, now):
+            if await self._transition(
+                session, booking.id, BookingStatus.CONFIRMED, BookingStatus.NO_SHOW, now
+            ):
                 payload = BookingNoShow(
                     booking_id=booking.id,
                     carrier_id=booking.carrier_id,

@@ -44,6 +44,16 @@ class BookingService(Service):
         if self.settings.sweep_interval_seconds > 0:
             self.every(self.settings.sweep_interval_seconds, self.sweep_no_shows, "no-show-sweep")
 
+    def http_routers(self) -> list:
+        from services.booking import api
+
+        publish = api.kafka_publisher(self.broker, self.settings.topic(BOOKING_COMMANDS.name))
+        return [
+            lambda principal: api.router(
+                sessions=self.sessions, publish=publish, principal=principal
+            )
+        ]
+
     async def load_hubs(self, path: Path | None) -> int:
         hubs = load_catalogue(path)
         async with self.sessions() as session, session.begin():

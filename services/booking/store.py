@@ -106,7 +106,10 @@ async def upsert_hub(session: AsyncSession, hub: HubConfig) -> None:
     await session.execute(
         insert(hubs)
         .values(**values)
-        .on_conflict_do_update(index_elements=["id"], set_={"config": values["config"], "updated_at": values["updated_at"]})
+        .on_conflict_do_update(
+            index_elements=["id"],
+            set_={"config": values["config"], "updated_at": values["updated_at"]},
+        )
     )
 
 
@@ -124,7 +127,9 @@ async def active_bookings_at_hub(session: AsyncSession, hub_id: str, *, after: d
             .select_from(bookings)
             .where(
                 bookings.c.hub_id == hub_id,
-                bookings.c.status.in_([BookingStatus.CONFIRMED.value, BookingStatus.CHECKED_IN.value]),
+                bookings.c.status.in_(
+                    [BookingStatus.CONFIRMED.value, BookingStatus.CHECKED_IN.value]
+                ),
                 bookings.c.slot_end > after,
             )
         )
@@ -258,7 +263,9 @@ async def list_bookings(
     limit: int = 100,
     offset: int = 0,
 ) -> list[StoredBooking]:
-    query = select(bookings).order_by(bookings.c.slot_start, bookings.c.id).limit(limit).offset(offset)
+    query = (
+        select(bookings).order_by(bookings.c.slot_start, bookings.c.id).limit(limit).offset(offset)
+    )
     if carrier_id is not None:
         query = query.where(bookings.c.carrier_id == carrier_id)
     if hub_ids is not None:

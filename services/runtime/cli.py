@@ -12,7 +12,9 @@ from rich.console import Console
 
 from services.runtime.settings import Settings
 
-app = typer.Typer(help="microhub: event-driven booking platform for urban micro-hubs.", no_args_is_help=True)
+app = typer.Typer(
+    help="microhub: event-driven booking platform for urban micro-hubs.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 

@@ -91,7 +91,12 @@ class DeadLetters:
         )
         self.count += 1
         log.warning(
-            "dead-lettered %s[%s]@%s (%s): %s", record.topic, record.partition, record.offset, reason, error
+            "dead-lettered %s[%s]@%s (%s): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            error,
         )
 
 
@@ -176,11 +181,15 @@ class EventConsumer:
                 if self.stopping:
                     raise  # not committed: the next owner of the partition redoes it
                 if is_transient(exc):
-                    log.warning("%s: transient failure, retrying in %.2fs: %s", self.name, backoff, exc)
+                    log.warning(
+                        "%s: transient failure, retrying in %.2fs: %s", self.name, backoff, exc
+                    )
                 else:
                     failures += 1
                     if failures >= MAX_HANDLER_ATTEMPTS:
-                        log.exception("%s: giving up on %s after %d attempts", self.name, event.id, failures)
+                        log.exception(
+                            "%s: giving up on %s after %d attempts", self.name, event.id, failures
+                        )
                         await self.dead_letters.send(record, reason="handler_failed", error=exc)
                         return
                     log.warning("%s: handler failed (attempt %d): %r", self.name, failures, exc)

@@ -12,7 +12,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 # Autoincrementing 64-bit ids on PostgreSQL; SQLite only autoincrements INTEGER keys.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -121,7 +121,9 @@ class KafkaCluster:
 async def ensure_topics(bootstrap: list[str], settings: Settings) -> list[str]:
     """Create the platform's topics that are missing (never alters or deletes)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="microhub-admin", **aiokafka_security_kwargs(settings)
+        bootstrap_servers=bootstrap,
+        client_id="microhub-admin",
+        **aiokafka_security_kwargs(settings),
     )
     await admin.start()
     try:

@@ -48,7 +48,9 @@ async def enqueue(
 
 async def pending_count(session: AsyncSession, outbox: Table) -> int:
     return (
-        await session.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+        await session.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        )
     ).scalar_one()
 
 
@@ -96,7 +98,7 @@ class OutboxRelay:
             return
         try:
             await asyncio.wait_for(self.flush(), timeout=flush_timeout)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
+        except (TimeoutError, Exception) as exc:
             log.warning("outbox of %s not fully flushed on stop: %s", self.service, exc)
         self._stopping = True
         self._wake.set()
@@ -124,13 +126,17 @@ class OutboxRelay:
         while not self._stopping:
             async with self.engine.connect() as lock_conn:
                 got = (
-                    await lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key})
+                    await lock_conn.execute(
+                        text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key}
+                    )
                 ).scalar_one()
                 if got:
                     try:
                         await self._loop()
                     finally:
-                        await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key})
+                        await lock_conn.execute(
+                            text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key}
+                        )
                     return
             await asyncio.sleep(1.0)  # another instance relays; stand by
 
@@ -142,9 +148,11 @@ class OutboxRelay:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - broker or database trouble: retry
+            except Exception as exc:
                 self.failures += 1
-                log.warning("outbox relay of %s failed, retrying in %.1fs: %s", self.service, backoff, exc)
+                log.warning(
+                    "outbox relay of %s failed, retrying in %.1fs: %s", self.service, backoff, exc
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue

@@ -32,16 +32,24 @@ class Service:
     inbox: Table
 
     def __init__(
-        self, settings: Settings, bootstrap: list[str], *, database_url: str | None = None
+        self,
+        settings: Settings,
+        bootstrap: list[str],
+        *,
+        database_url: str | None = None,
+        consuming: bool = True,
     ) -> None:
+        """``consuming=False`` gives the HTTP API process of a multi-process deployment:
+        the service's database and a producer, but no consumers, relay or timers."""
         self.settings = settings
+        self.consuming = consuming
         self.bootstrap = bootstrap
         self.database_url = database_url or settings.database_url(self.name)
         self.engine = make_engine(self.database_url)
         self.sessions = make_sessionmaker(self.engine)
         self.broker = make_broker(bootstrap, settings, client_id=self.name)
         self.relay: OutboxRelay | None = None
-        if self.outbox is not None:
+        if self.outbox is not None and consuming:
             self.relay = OutboxRelay(
                 service=self.name,
                 engine=self.engine,
@@ -53,7 +61,8 @@ class Service:
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
-        self.setup()
+        if consuming:
+            self.setup()
 
     # --- for subclasses -------------------------------------------------------------
 
@@ -61,7 +70,21 @@ class Service:
         """Register consumers (called from __init__, before the broker starts)."""
 
     async def on_start(self) -> None:
-        """Runs after migrations, before consuming (load reference data, …)."""
+        """Runs after migrations, before consuming (load reference data, timers, …)."""
+
+    def http_routers(self) -> list[Any]:
+        """Factories ``principal_dependency -> APIRouter`` for the HTTP app."""
+        return []
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "consumers": {
+                c.name: vars(c.stats) | {"dead_lettered": c.dead_letters.count}
+                for c in self.consumers
+            },
+            "outbox_published": self.relay.published if self.relay else None,
+        }
 
     def consume(
         self,
@@ -100,7 +123,7 @@ class Service:
                     await job()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - a timer must survive a bad round
+                except Exception:
                     log.exception("%s: periodic job %s failed", self.name, name)
 
         self._tasks.append(asyncio.create_task(loop(), name=f"{self.name}-{name}"))
@@ -120,8 +143,9 @@ class Service:
         await migrations.upgrade(self.engine, self.name)
 
     async def start(self) -> None:
-        await self.migrate()
-        await self.on_start()
+        if self.consuming:
+            await self.migrate()
+            await self.on_start()
         await self.broker.start()
         if self.relay is not None:
             self.relay.start()

@@ -17,8 +17,12 @@ def booking_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def booking(booking_settings: Settings, topics: list[str], database_url: str) -> AsyncIterator[BookingService]:
-    service = BookingService(booking_settings, booking_settings.bootstrap_list(), database_url=database_url)
+async def booking(
+    booking_settings: Settings, topics: list[str], database_url: str
+) -> AsyncIterator[BookingService]:
+    service = BookingService(
+        booking_settings, booking_settings.bootstrap_list(), database_url=database_url
+    )
     await service.start()
     try:
         yield service
@@ -29,7 +33,9 @@ async def booking(booking_settings: Settings, topics: list[str], database_url: s
 
 @pytest.fixture
 async def carrier(booking_settings: Settings) -> AsyncIterator[Carrier]:
-    async with Carrier(booking_settings.bootstrap_list(), prefix=booking_settings.kafka_topic_prefix) as c:
+    async with Carrier(
+        booking_settings.bootstrap_list(), prefix=booking_settings.kafka_topic_prefix
+    ) as c:
         yield c
 
 

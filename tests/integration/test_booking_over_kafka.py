@@ -34,7 +34,9 @@ async def test_request_is_confirmed_and_resend_gets_the_same_outcome(
     assert confirmed["data"]["hub"]["city_id"] == "testcity"
 
     # the carrier resends the very same command (a new envelope id, same content)
-    await carrier.request("ref-1", hub_id=TEST_HUB, slot_start=slot, time=NOW + timedelta(seconds=5))
+    await carrier.request(
+        "ref-1", hub_id=TEST_HUB, slot_start=slot, time=NOW + timedelta(seconds=5)
+    )
     both = await outcomes.wait_count(2, suffix="confirmed.v1")
     assert both[1]["data"] == both[0]["data"]
 
@@ -89,7 +91,9 @@ async def test_late_cancellation_is_flagged(
     assert cancelled["data"]["late"] is True
 
 
-async def test_check_in_and_no_show(booking: BookingService, carrier: Carrier, outcomes: TopicReader) -> None:
+async def test_check_in_and_no_show(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
     slot = _local_grid(SLOT)
     await carrier.request("arrives", hub_id=TEST_HUB, slot_start=slot, time=NOW)
     await carrier.request("never-comes", hub_id=TEST_HUB, slot_start=slot, time=NOW)
@@ -101,7 +105,9 @@ async def test_check_in_and_no_show(booking: BookingService, carrier: Carrier, o
     # Event time moves past the slot end plus the 30 min grace with the next command at
     # this hub: the booking that never checked in becomes a no-show.
     later = slot + timedelta(hours=2)
-    await carrier.request("next-day", hub_id=TEST_HUB, slot_start=slot + timedelta(days=1), time=later)
+    await carrier.request(
+        "next-day", hub_id=TEST_HUB, slot_start=slot + timedelta(days=1), time=later
+    )
     [no_show] = await outcomes.wait_count(1, suffix="no_show.v1")
     assert no_show["data"]["carrier_reference"] == "never-comes"
     assert no_show["time"].startswith(later.strftime("%Y-%m-%dT%H:%M"))
@@ -131,7 +137,9 @@ async def test_malformed_messages_go_to_the_dlq_and_the_next_one_is_confirmed(
         for record in dlq.records:
             headers = {k: v.decode() for k, v in record.headers}
             reasons.append(headers["x-microhub-error-reason"])
-            assert headers["x-microhub-original-topic"] == booking_settings.topic("microhub.booking.commands.v1")
+            assert headers["x-microhub-original-topic"] == booking_settings.topic(
+                "microhub.booking.commands.v1"
+            )
             assert int(headers["x-microhub-original-offset"]) >= 0
             assert headers["x-microhub-error-class"] == "ContractError"
             assert headers["x-microhub-error-message"]
@@ -140,7 +148,9 @@ async def test_malformed_messages_go_to_the_dlq_and_the_next_one_is_confirmed(
     assert booking.dead_lettered == 3
 
 
-async def test_clock_skew_is_rejected(booking: BookingService, carrier: Carrier, outcomes: TopicReader) -> None:
+async def test_clock_skew_is_rejected(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
     slot = _local_grid(SLOT)
     doc = carrier.request_data("skewed", hub_id=TEST_HUB, slot_start=slot)
     from tests.support.carrier import envelope
@@ -152,20 +162,32 @@ async def test_clock_skew_is_rejected(booking: BookingService, carrier: Carrier,
 
 
 async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(
-    booking: BookingService, booking_settings, database_url: str, carrier: Carrier, outcomes: TopicReader
+    booking: BookingService,
+    booking_settings,
+    database_url: str,
+    carrier: Carrier,
+    outcomes: TopicReader,
 ) -> None:
     slot = _local_grid(SLOT)
     total = 120
     for i in range(total):
         # 2 docks per slot: spread over slots so most are confirmed, some rejected
-        await carrier.request(f"r{i}", hub_id=TEST_HUB, slot_start=slot + timedelta(hours=i % 10),
-                              time=NOW, volume_m3=0.5, wait=False)
+        await carrier.request(
+            f"r{i}",
+            hub_id=TEST_HUB,
+            slot_start=slot + timedelta(hours=i % 10),
+            time=NOW,
+            volume_m3=0.5,
+            wait=False,
+        )
     await carrier.producer.flush()
     await outcomes.wait_for(lambda r: len(r.events) >= 20, what="first outcomes")
     await booking.stop()  # mid-stream
     assert len(outcomes.events) < total, "the restart should happen while work is pending"
 
-    restarted = BookingService(booking_settings, booking_settings.bootstrap_list(), database_url=database_url)
+    restarted = BookingService(
+        booking_settings, booking_settings.bootstrap_list(), database_url=database_url
+    )
     await restarted.start()
     try:
         await outcomes.wait_for(lambda r: len(r.by_reference()) >= total, what=f"{total} outcomes")
@@ -178,7 +200,9 @@ async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(
         confirmed = len(outcomes.of_type("confirmed.v1"))
         assert confirmed == 10 * 2  # two docks in each of the 10 slots
         async with restarted.sessions() as session:
-            rows = (await session.execute(select(func.count()).select_from(store.bookings))).scalar_one()
+            rows = (
+                await session.execute(select(func.count()).select_from(store.bookings))
+            ).scalar_one()
         assert rows == total
     finally:
         await restarted.stop()

@@ -26,13 +26,19 @@ def consignment(
         "volume_m3": volume_m3,
         "depot": {"lat": 52.40, "lon": 13.10},
         "stops": [
-            {"stop_id": f"s{i}", "location": {"lat": 52.50 + i / 200, "lon": 13.40 + i / 300}, "parcels": n}
+            {
+                "stop_id": f"s{i}",
+                "location": {"lat": 52.50 + i / 200, "lon": 13.40 + i / 300},
+                "parcels": n,
+            }
             for i, n in enumerate(per_stop)
         ],
     }
 
 
-def envelope(event_type: str, data: dict[str, Any], *, time: datetime, subject: str) -> dict[str, Any]:
+def envelope(
+    event_type: str, data: dict[str, Any], *, time: datetime, subject: str
+) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
@@ -50,7 +56,9 @@ class Carrier:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.carrier_id = carrier_id
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
+        )
 
     async def __aenter__(self) -> Carrier:
         await self.producer.start()
@@ -59,17 +67,25 @@ class Carrier:
     async def __aexit__(self, *exc: object) -> None:
         await self.producer.stop()
 
-    async def send_raw(self, value: bytes, *, key: str, time: datetime | None = None, wait: bool = True):
+    async def send_raw(
+        self, value: bytes, *, key: str, time: datetime | None = None, wait: bool = True
+    ):
         ts = int((time or datetime.now(UTC)).timestamp() * 1000)
-        future = await self.producer.send(self.prefix + COMMANDS, value, key=key.encode(), timestamp_ms=ts)
+        future = await self.producer.send(
+            self.prefix + COMMANDS, value, key=key.encode(), timestamp_ms=ts
+        )
         return await future if wait else future
 
-    async def send(self, event_type: str, data: dict[str, Any], *, time: datetime, wait: bool = True) -> dict:
+    async def send(
+        self, event_type: str, data: dict[str, Any], *, time: datetime, wait: bool = True
+    ) -> dict:
         doc = envelope(event_type, data, time=time, subject=data["hub_id"])
         await self.send_raw(json.dumps(doc).encode(), key=data["hub_id"], time=time, wait=wait)
         return doc
 
-    def request_data(self, reference: str, *, hub_id: str, slot_start: datetime, **consignment_kw: Any) -> dict:
+    def request_data(
+        self, reference: str, *, hub_id: str, slot_start: datetime, **consignment_kw: Any
+    ) -> dict:
         return {
             "carrier_id": self.carrier_id,
             "carrier_reference": reference,
@@ -78,8 +94,16 @@ class Carrier:
             "consignment": consignment(**consignment_kw),
         }
 
-    async def request(self, reference: str, *, hub_id: str, slot_start: datetime, time: datetime,
-                      wait: bool = True, **consignment_kw: Any) -> dict:
+    async def request(
+        self,
+        reference: str,
+        *,
+        hub_id: str,
+        slot_start: datetime,
+        time: datetime,
+        wait: bool = True,
+        **consignment_kw: Any,
+    ) -> dict:
         return await self.send(
             "microhub.booking.requested.v1",
             self.request_data(reference, hub_id=hub_id, slot_start=slot_start, **consignment_kw),
@@ -102,7 +126,10 @@ class TopicReader:
     def __init__(self, bootstrap: list[str], topic: str) -> None:
         self.topic = topic
         self.consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
         )
         self.records: list[Any] = []
         self._task: asyncio.Task[None] | None = None
@@ -142,16 +169,25 @@ class TopicReader:
         while not predicate(self):
             if asyncio.get_running_loop().time() > deadline:
                 seen = [(e["type"], e["data"].get("carrier_reference")) for e in self.events][-20:]
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {seen}")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; last seen: {seen}"
+                )
             await asyncio.sleep(0.05)
 
-    async def wait_count(self, n: int, *, suffix: str = "", timeout: float = 20.0) -> list[dict[str, Any]]:
-        await self.wait_for(lambda r: len(r.of_type(suffix)) >= n, timeout=timeout,
-                            what=f"{n} events of type *{suffix}")
+    async def wait_count(
+        self, n: int, *, suffix: str = "", timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        await self.wait_for(
+            lambda r: len(r.of_type(suffix)) >= n,
+            timeout=timeout,
+            what=f"{n} events of type *{suffix}",
+        )
         return self.of_type(suffix)
 
 
 def monday_after(moment: datetime, *, weeks: int = 0) -> datetime:
     """Midnight UTC of the Monday after ``moment`` (a weekday every sample hub opens)."""
     days = (7 - moment.weekday()) % 7 or 7
-    return (moment + timedelta(days=days + 7 * weeks)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (moment + timedelta(days=days + 7 * weeks)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )

@@ -15,5 +15,5 @@ def docker_engine_answers() -> bool:
 
         client = docker.from_env(timeout=3)
         return bool(client.ping())
-    except Exception:  # noqa: BLE001 - any failure means: no engine to use
+    except Exception:
         return False

@@ -15,7 +15,12 @@ def hub_config(**overrides: Any) -> dict[str, Any]:
     config = {
         "id": TEST_HUB,
         "name": "Test hub",
-        "city": {"id": "testcity", "name": "Test City", "country": "DE", "timezone": "Europe/Berlin"},
+        "city": {
+            "id": "testcity",
+            "name": "Test City",
+            "country": "DE",
+            "timezone": "Europe/Berlin",
+        },
         "location": {"lat": 52.52, "lon": 13.40},
         "opening_hours": every_day,
         "closed_dates": [],

@@ -62,7 +62,7 @@ def _answers(url: str) -> bool:
     async def probe() -> bool:
         try:
             conn = await asyncpg.connect(_plain(url), timeout=3)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         await conn.close()
         return True
@@ -99,7 +99,9 @@ def throwaway_cluster() -> Iterator[str]:
         try:
             pwd.getpwnam("postgres")
         except KeyError as exc:
-            raise RuntimeError("running as root and there is no 'postgres' user for initdb") from exc
+            raise RuntimeError(
+                "running as root and there is no 'postgres' user for initdb"
+            ) from exc
         run_as = ["runuser", "-u", "postgres", "--"]
     folder = Path(tempfile.mkdtemp(prefix="microhub-pg-"))
     data = folder / "data"
@@ -107,21 +109,43 @@ def throwaway_cluster() -> Iterator[str]:
         shutil.chown(folder, "postgres")
     port = _free_port()
     subprocess.run(
-        [*run_as, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        [
+            *run_as,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
     )
     subprocess.run(
-        [*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w",
-         "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+        [
+            *run_as,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 

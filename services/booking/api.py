@@ -1,0 +1,376 @@
+"""HTTP API of the booking service, for carriers without Kafka, operators and admins.
+
+Commands from HTTP go through Kafka like every other command (same partition per hub,
+same ordering, same decision code); the API waits briefly for the decision so that most
+callers get it in the response, and always returns where to poll for it.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingRequested,
+    CheckInReported,
+    Consignment,
+)
+from contracts.common import Identifier
+from contracts.envelope import Payload, encode, new_event
+from services.booking import domain, store
+from services.booking.domain import BookingStatus, HubConfig
+from services.runtime.auth import Principal, Role, forbid
+
+# (payload, hub id, time) -> published
+PublishCommand = Callable[[Payload, str, datetime], Awaitable[None]]
+
+
+class BookingRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    carrier_reference: Identifier
+    hub_id: Identifier
+    slot_start: AwareDatetime
+    consignment: Consignment
+    carrier_id: Identifier | None = Field(
+        default=None, description="Defaults to the carrier of the API key; admins must set it."
+    )
+
+
+class BookingView(BaseModel):
+    booking_id: str
+    carrier_id: str
+    carrier_reference: str
+    hub_id: str
+    status: str
+    slot_start: datetime
+    slot_end: datetime
+    reason: str | None = None
+    message: str | None = None
+    next_slots: list[dict[str, Any]] = Field(default_factory=list)
+    decided_at: datetime
+    updated_at: datetime
+
+
+class Accepted(BaseModel):
+    booking_id: str
+    status: str = Field(description="'pending' until decided; then the booking's status")
+    location: str
+    booking: BookingView | None = None
+
+
+class SlotView(BaseModel):
+    start: datetime
+    end: datetime
+    docks_total: int
+    docks_free: int
+    volume_total_m3: float
+    volume_free_m3: float
+    bookable: bool
+
+
+def view(booking: store.StoredBooking) -> BookingView:
+    outcome = booking.outcome.get("data", {})
+    return BookingView(
+        booking_id=booking.id,
+        carrier_id=booking.carrier_id,
+        carrier_reference=booking.carrier_reference,
+        hub_id=booking.hub_id,
+        status=booking.status.value,
+        slot_start=booking.slot_start,
+        slot_end=booking.slot_end,
+        reason=booking.reason,
+        message=booking.message,
+        next_slots=outcome.get("next_slots", []),
+        decided_at=booking.decided_at,
+        updated_at=booking.updated_at,
+    )
+
+
+def router(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    publish: PublishCommand,
+    principal: Callable[..., Awaitable[Principal]],
+    max_wait_seconds: float = 10.0,
+) -> APIRouter:
+    api = APIRouter()
+    Caller = Annotated[Principal, Depends(principal)]
+
+    def location(booking_id: str) -> str:
+        return f"/v1/bookings/{booking_id}"
+
+    async def wait_for(
+        booking_id: str, seconds: float, done: Callable[[store.StoredBooking], bool]
+    ):
+        deadline = asyncio.get_running_loop().time() + min(max(seconds, 0.0), max_wait_seconds)
+        while True:
+            async with sessions() as session:
+                booking = await store.get_booking(session, booking_id)
+            if booking is not None and done(booking):
+                return booking
+            if asyncio.get_running_loop().time() >= deadline:
+                return booking
+            await asyncio.sleep(0.05)
+
+    async def owned(booking_id: str, caller: Principal) -> store.StoredBooking:
+        async with sessions() as session:
+            booking = await store.get_booking(session, booking_id)
+        visible = booking is not None and (
+            caller.may_act_as_carrier(booking.carrier_id) or caller.may_operate_hub(booking.hub_id)
+        )
+        if not visible:
+            # 404 rather than 403: another carrier's booking ids are not confirmed to exist
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no booking {booking_id} visible to this key"
+            )
+        return booking
+
+    @api.post(
+        "/v1/bookings",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        tags=["bookings"],
+    )
+    async def request_booking(
+        body: BookingRequestBody,
+        caller: Caller,
+        response: Response,
+        wait: Annotated[
+            float, Query(ge=0, le=max_wait_seconds, description="seconds to wait for the decision")
+        ] = 2.0,
+    ) -> Accepted:
+        carrier_id = body.carrier_id
+        if caller.role is Role.CARRIER:
+            if carrier_id not in (None, caller.scope):
+                raise forbid(f"this key books for carrier {caller.scope}, not {carrier_id}")
+            carrier_id = caller.scope
+        elif not caller.is_admin():
+            raise forbid("only carriers (and admins) can request bookings")
+        if carrier_id is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, "carrier_id is required for admin keys"
+            )
+        try:
+            command = BookingRequested(
+                carrier_id=carrier_id,
+                carrier_reference=body.carrier_reference,
+                hub_id=body.hub_id,
+                slot_start=body.slot_start,
+                consignment=body.consignment,
+            )
+        except ValidationError as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, exc.errors(include_url=False)
+            ) from exc
+        booking_id = domain.booking_id_for(carrier_id, body.carrier_reference)
+        sent_at = datetime.now(UTC)
+        await publish(command, command.hub_id, sent_at)
+        booking = await wait_for(booking_id, wait, lambda _decided: True)
+        response.headers["Location"] = location(booking_id)
+        return Accepted(
+            booking_id=booking_id,
+            status=booking.status.value if booking else "pending",
+            location=location(booking_id),
+            booking=view(booking) if booking else None,
+        )
+
+    @api.get("/v1/bookings/{booking_id}", response_model=BookingView, tags=["bookings"])
+    async def get_booking(booking_id: str, caller: Caller) -> BookingView:
+        return view(await owned(booking_id, caller))
+
+    @api.get("/v1/bookings", response_model=list[BookingView], tags=["bookings"])
+    async def list_bookings(
+        caller: Caller,
+        hub_id: str | None = None,
+        booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[BookingView]:
+        carrier_id: str | None = None
+        hubs: list[str] | None = [hub_id] if hub_id else None
+        if caller.role is Role.CARRIER:
+            carrier_id = caller.scope
+        elif caller.role is Role.OPERATOR:
+            if hub_id not in (None, caller.scope):
+                raise forbid(f"this key operates hub {caller.scope}, not {hub_id}")
+            hubs = [caller.scope]
+        elif not caller.is_admin():
+            raise forbid("city officials read reports, not bookings")
+        async with sessions() as session:
+            found = await store.list_bookings(
+                session,
+                carrier_id=carrier_id,
+                hub_ids=hubs,
+                status=booking_status.value if booking_status else None,
+                limit=limit,
+                offset=offset,
+            )
+        return [view(b) for b in found]
+
+    async def _command(
+        booking: store.StoredBooking, payload: Payload, wait: float, target: BookingStatus
+    ):
+        sent_at = datetime.now(UTC)
+        await publish(payload, booking.hub_id, sent_at)
+        return await wait_for(booking.id, wait, lambda b: b.status is target)
+
+    @api.delete(
+        "/v1/bookings/{booking_id}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        tags=["bookings"],
+    )
+    async def cancel_booking(
+        booking_id: str,
+        caller: Caller,
+        reason: Annotated[str | None, Query(max_length=500)] = None,
+        wait: Annotated[float, Query(ge=0, le=max_wait_seconds)] = 2.0,
+    ) -> Accepted:
+        booking = await owned(booking_id, caller)
+        if not caller.may_act_as_carrier(booking.carrier_id):
+            raise forbid("only the booking's carrier can cancel it")
+        problem = domain.check_cancellation(booking.state, hub_id=booking.hub_id)
+        if problem is not None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, {"reason": problem[0].value, "message": problem[1]}
+            )
+        command = BookingCancellationRequested(
+            carrier_id=booking.carrier_id,
+            carrier_reference=booking.carrier_reference,
+            hub_id=booking.hub_id,
+            reason=reason,
+        )
+        after = await _command(booking, command, wait, BookingStatus.CANCELLED)
+        return Accepted(
+            booking_id=booking_id,
+            status=after.status.value,
+            location=location(booking_id),
+            booking=view(after),
+        )
+
+    @api.post(
+        "/v1/bookings/{booking_id}/check-in",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        tags=["bookings"],
+    )
+    async def check_in(
+        booking_id: str,
+        caller: Caller,
+        wait: Annotated[float, Query(ge=0, le=max_wait_seconds)] = 2.0,
+    ) -> Accepted:
+        booking = await owned(booking_id, caller)
+        if booking.status not in {BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN}:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                {
+                    "reason": "booking_not_confirmed",
+                    "message": f"the booking is {booking.status.value}",
+                },
+            )
+        command = CheckInReported(
+            carrier_id=booking.carrier_id,
+            carrier_reference=booking.carrier_reference,
+            hub_id=booking.hub_id,
+        )
+        after = await _command(booking, command, wait, BookingStatus.CHECKED_IN)
+        return Accepted(
+            booking_id=booking_id,
+            status=after.status.value,
+            location=location(booking_id),
+            booking=view(after),
+        )
+
+    # ------------------------------------------------------------------ hubs -----------
+
+    @api.get("/v1/hubs", tags=["hubs"])
+    async def list_hubs(caller: Caller) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            hubs = await store.load_hubs(session)
+        return [hub.model_dump(mode="json") for hub in sorted(hubs.values(), key=lambda h: h.id)]
+
+    @api.get("/v1/hubs/{hub_id}/slots", response_model=list[SlotView], tags=["hubs"])
+    async def slots(
+        hub_id: str, caller: Caller, day: Annotated[date, Query(alias="date")]
+    ) -> list[SlotView]:
+        async with sessions() as session:
+            hub = await store.get_hub(session, hub_id)
+            if hub is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no hub {hub_id!r}")
+            grid = domain.slots_on(hub, day)
+            usage = (
+                await store.usage_between(session, hub.id, grid[0], grid[-1] + timedelta(seconds=1))
+                if grid
+                else {}
+            )
+        now = datetime.now(UTC)
+        result = []
+        for slot in grid:
+            free = domain.free_capacity(hub, slot, usage.get(slot, domain.SlotUsage()))
+            in_window = now < slot <= now + timedelta(days=hub.booking_horizon_days)
+            result.append(
+                SlotView(
+                    start=slot,
+                    end=free.end,
+                    docks_total=hub.docks_per_slot,
+                    docks_free=free.free_docks,
+                    volume_total_m3=hub.volume_per_slot_m3,
+                    volume_free_m3=free.free_volume_l / 1000,
+                    bookable=in_window and free.free_docks > 0,
+                )
+            )
+        return result
+
+    @api.put("/v1/admin/hubs/{hub_id}", tags=["admin"])
+    async def put_hub(hub_id: str, hub: HubConfig, caller: Caller) -> dict[str, Any]:
+        if not caller.is_admin():
+            raise forbid("only admins manage hubs")
+        if hub.id != hub_id:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"body id {hub.id!r} != path id {hub_id!r}"
+            )
+        async with sessions() as session, session.begin():
+            await store.upsert_hub(session, hub)
+        return hub.model_dump(mode="json")
+
+    @api.delete("/v1/admin/hubs/{hub_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
+    async def delete_hub(hub_id: str, caller: Caller) -> Response:
+        if not caller.is_admin():
+            raise forbid("only admins manage hubs")
+        async with sessions() as session, session.begin():
+            active = await store.active_bookings_at_hub(session, hub_id, after=datetime.now(UTC))
+            if active:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"hub {hub_id} still has {active} upcoming bookings; cancel them first",
+                )
+            if not await store.delete_hub(session, hub_id):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no hub {hub_id!r}")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return api
+
+
+def kafka_publisher(
+    broker: Any, topic: str, *, source: str = "microhub/http-api"
+) -> PublishCommand:
+    """Publish a command as the HTTP API's carrier would: envelope time and Kafka record
+    timestamp set together."""
+
+    async def publish(payload: Payload, hub_id: str, time: datetime) -> None:
+        event = new_event(payload, source=source, subject=hub_id, time=time)
+        await broker.publish(
+            encode(event),
+            topic,
+            key=hub_id.encode(),
+            timestamp_ms=int(time.timestamp() * 1000),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+
+    return publish

@@ -1,0 +1,131 @@
+"""API keys mapped to a role and a scope: ``carrier:<id>``, ``operator:<hub>``,
+``official:<city>``, ``admin``.
+
+Keys live in a YAML file (``MICROHUB_API_KEYS_FILE``), as plain ``key:`` entries (demo)
+or as ``sha256:`` digests (production: the file then holds no secret). Callers send
+``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from fastapi import HTTPException, Request, status
+
+DEMO_KEYS = Path(__file__).parent / "data" / "demo-api-keys.yaml"
+
+
+class Role(StrEnum):
+    CARRIER = "carrier"
+    OPERATOR = "operator"
+    OFFICIAL = "official"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    scope: str | None  # carrier id, hub id or city id; None for admin
+    name: str
+
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def may_act_as_carrier(self, carrier_id: str) -> bool:
+        return self.is_admin() or (self.role is Role.CARRIER and self.scope == carrier_id)
+
+    def may_operate_hub(self, hub_id: str) -> bool:
+        return self.is_admin() or (self.role is Role.OPERATOR and self.scope == hub_id)
+
+    def may_read_city(self, city_id: str) -> bool:
+        return self.is_admin() or (self.role is Role.OFFICIAL and self.scope == city_id)
+
+
+class KeyFileError(ValueError):
+    pass
+
+
+def parse_scope(text: str) -> tuple[Role, str | None]:
+    if text == "admin":
+        return Role.ADMIN, None
+    role, _, scope = text.partition(":")
+    try:
+        parsed = Role(role)
+    except ValueError as exc:
+        raise KeyFileError(
+            f"unknown role in scope {text!r}: use carrier:, operator:, official: or admin"
+        ) from exc
+    if parsed is Role.ADMIN or not scope:
+        raise KeyFileError(f"scope {text!r} must look like {role}:<id>")
+    return parsed, scope
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    def __init__(self, entries: dict[str, Principal]) -> None:
+        self._by_digest = entries
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ApiKeys:
+        path = path or DEMO_KEYS
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise KeyFileError(f"cannot read API keys file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise KeyFileError(f"API keys file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise KeyFileError(f"API keys file {path} must be a mapping with a 'keys' list")
+        entries: dict[str, Principal] = {}
+        for index, entry in enumerate(document["keys"], start=1):
+            if not isinstance(entry, dict) or "scope" not in entry:
+                raise KeyFileError(f"{path}: key #{index} needs a 'scope'")
+            if ("key" in entry) == ("sha256" in entry):
+                raise KeyFileError(f"{path}: key #{index} needs exactly one of 'key' or 'sha256'")
+            role, scope = parse_scope(str(entry["scope"]))
+            hashed = digest(str(entry["key"])) if "key" in entry else str(entry["sha256"]).lower()
+            entries[hashed] = Principal(role, scope, str(entry.get("name", f"key #{index}")))
+        return cls(entries)
+
+    def authenticate(self, key: str) -> Principal | None:
+        wanted = digest(key)
+        for known, principal in self._by_digest.items():
+            if hmac.compare_digest(known, wanted):
+                return principal
+        return None
+
+    def principal_dependency(self):
+        """A FastAPI dependency: the caller's principal, or 401."""
+
+        async def principal(request: Request) -> Principal:
+            header = request.headers.get("authorization", "")
+            key = header[7:].strip() if header.lower().startswith("bearer ") else None
+            key = key or request.headers.get("x-api-key") or request.query_params.get("api_key")
+            if not key:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED,
+                    "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            found = self.authenticate(key)
+            if found is None:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED,
+                    "unknown API key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return found
+
+        return principal
+
+
+def forbid(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, message)

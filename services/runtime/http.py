@@ -1,0 +1,38 @@
+"""Assembly of the one HTTP application: each service contributes its routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from services.runtime.auth import ApiKeys
+
+DESCRIPTION = """
+microhub's HTTP API. Authenticate with an API key (`Authorization: Bearer <key>` or
+`X-API-Key`); its scope decides what you may see: `carrier:<id>`, `operator:<hub>`,
+`official:<city>` or `admin`.
+"""
+
+
+def create_app(
+    *,
+    keys: ApiKeys,
+    routers: Iterable[Callable[[Callable[..., Any]], APIRouter]] = (),
+    health: Callable[[], dict[str, Any]] | None = None,
+    title: str = "microhub",
+) -> FastAPI:
+    app = FastAPI(title=title, version="1.0", description=DESCRIPTION)
+    principal = keys.principal_dependency()
+    for make_router in routers:
+        app.include_router(make_router(principal))
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> JSONResponse:
+        report = health() if health else {"status": "ok"}
+        code = 200 if report.get("status") == "ok" else 503
+        return JSONResponse(report, status_code=code)
+
+    return app
