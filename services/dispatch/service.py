@@ -122,13 +122,20 @@ class DispatchService(Service):
             self.handlers.changed(session, hub_id, "fleet", vehicle_id=vehicle.id, action="put")
         return True
 
-    async def remove_vehicle(self, hub_id: str, vehicle_id: str) -> bool:
+    async def remove_vehicle(self, hub_id: str, vehicle_id: str) -> str | None:
+        """Take a vehicle out of the fleet (admin); a reason when it cannot be."""
         async with self.sessions() as session, session.begin():
             if await store.vehicle_hub(session, vehicle_id) != hub_id:
-                return False
+                return f"hub {hub_id} has no vehicle {vehicle_id}"
+            route = await store.active_route_of(session, vehicle_id)
+            if route is not None:
+                return (
+                    f"vehicle {vehicle_id} has route {route.id} ({route.status.value}): "
+                    "wait until it is completed"
+                )
             await store.deactivate_vehicle(session, vehicle_id)
             self.handlers.changed(session, hub_id, "fleet", vehicle_id=vehicle_id, action="removed")
-        return True
+        return None
 
     async def fleet_of(self, hub_id: str) -> list[dict[str, Any]]:
         async with self.sessions() as session:
