@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -241,7 +242,9 @@ def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved
 
 
 def plan_wave(instance: WaveInstance, *, time_limit_s: float = 2.0) -> Plan:
-    """Plan one wave. ``time_limit_s <= 0`` plans with the greedy fallback alone."""
+    """Plan one wave within ``time_limit_s`` of wall time (building the model counts);
+    ``time_limit_s <= 0`` plans with the greedy fallback alone."""
+    started = time.perf_counter()
     servable, unserved = _unservable(instance)
     if not servable:
         return Plan([], unserved, SOLVER_GREEDY if time_limit_s <= 0 else SOLVER_ORTOOLS, 0.0)
@@ -250,7 +253,7 @@ def plan_wave(instance: WaveInstance, *, time_limit_s: float = 2.0) -> Plan:
     routes: list[list[int]] | None = None
     solver = SOLVER_GREEDY
     if time_limit_s > 0:
-        routes = _ortools(model, time_limit_s)
+        routes = _ortools(model, deadline=started + time_limit_s)
         if routes is None:
             notes.append(f"OR-Tools found no solution within {time_limit_s:g} s: greedy fallback")
         else:
@@ -335,7 +338,7 @@ def _greedy(model: _Model) -> list[list[int]]:
         route: list[int] = []
         load = [0, 0, 0]
         dist = 0  # hub -> ... -> last
-        time = 0
+        elapsed_s = 0
         here = 0
         while left:
             best: tuple[int, int] | None = None
@@ -349,7 +352,8 @@ def _greedy(model: _Model) -> list[list[int]]:
                 d = model.dist_m[here][j]
                 if dist + d + model.dist_m[j][0] > model.range_m[v]:
                     continue
-                if time + model.travel_s(v, here, j) + model.travel_s(v, j, 0) > model.shift_s[v]:
+                back_s = model.travel_s(v, here, j) + model.travel_s(v, j, 0)
+                if elapsed_s + back_s > model.shift_s[v]:
                     continue
                 if best is None or (d, j) < best:
                     best = (d, j)
@@ -357,7 +361,7 @@ def _greedy(model: _Model) -> list[list[int]]:
                 break
             j = best[1]
             dist += model.dist_m[here][j]
-            time += model.travel_s(v, here, j)
+            elapsed_s += model.travel_s(v, here, j)
             load = [load[0] + model.parcels[j], load[1] + model.dg[j], load[2] + model.dl[j]]
             route.append(j)
             left.discard(j)
@@ -388,7 +392,7 @@ def _two_opt(model: _Model, route: list[int]) -> list[int]:
     return path[1:-1]
 
 
-def _ortools(model: _Model, time_limit_s: float) -> list[list[int]] | None:
+def _ortools(model: _Model, *, deadline: float) -> list[list[int]] | None:
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
     n_vehicles = len(model.vehicles)
@@ -426,11 +430,17 @@ def _ortools(model: _Model, time_limit_s: float) -> list[list[int]] | None:
         routing.AddDisjunction([manager.NodeToIndex(node)], DROP_PENALTY_M)
 
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    # Clarke-Wright savings: the classic CVRP construction. Measured against the cheapest-
+    # arc path it is as good at 200 stops and 5-10 % shorter at 500, where guided local
+    # search has the least time per stop to repair a weak start (docs/dispatch.md).
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.SAVINGS
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
-    params.time_limit.FromMilliseconds(max(1, int(time_limit_s * 1000)))
+    # The search gets what is left of the budget once the model is built (at least a
+    # moment, so that it can return its first solution), minus a margin for reading it.
+    search_s = max(0.05, deadline - time.perf_counter() - 0.03)
+    params.time_limit.FromMilliseconds(int(search_s * 1000))
     solution = routing.SolveWithParameters(params)
     if solution is None:
         return None
