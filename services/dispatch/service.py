@@ -32,6 +32,8 @@ from services.runtime.service import Service
 
 log = logging.getLogger(__name__)
 
+SOLVER_GRACE_SECONDS = 30.0
+
 BookingEvent = CloudEvent[
     Union[  # noqa: UP007 - FastStream documents the union
         BookingConfirmed,
@@ -89,6 +91,7 @@ class DispatchService(Service):
 
     async def on_start(self) -> None:
         await self.load_fleet()
+        self._warm_up_solver()
         if self.settings.dispatch_wave_nudge_seconds > 0:
             self.every(self.settings.dispatch_wave_nudge_seconds, self.nudge, "wave-nudge")
 
@@ -151,22 +154,38 @@ class DispatchService(Service):
 
     # ------------------------------------------------------------------- waves -------
 
-    async def plan(self, instance: WaveInstance, time_limit_s: float) -> Plan:
-        if time_limit_s <= 0 or not self.settings.dispatch_solver_in_subprocess:
-            return plan_wave(instance, time_limit_s=time_limit_s)
+    def _solver_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: this process runs threads (Kafka clients, the event loop).
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
+        return self._pool
+
+    def _warm_up_solver(self) -> None:
+        """Start the worker and import OR-Tools now, not inside the first wave's budget."""
+        if self.settings.dispatch_solver_in_subprocess and (
+            self.settings.dispatch_solver_time_limit_seconds > 0
+        ):
+            self._warm_up = self._solver_pool().submit(_import_solver)
+
+    async def plan(self, instance: WaveInstance, time_limit_s: float) -> Plan:
+        if time_limit_s <= 0 or not self.settings.dispatch_solver_in_subprocess:
+            return plan_wave(instance, time_limit_s=time_limit_s)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, _plan, instance, time_limit_s)
-        except BrokenProcessPool:
-            log.exception("the solver process died: planning this wave with the greedy fallback")
+            # OR-Tools keeps to its limit; the margin covers spawning and importing it.
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._solver_pool(), _plan, instance, time_limit_s),
+                timeout=time_limit_s + SOLVER_GRACE_SECONDS,
+            )
+        except (BrokenProcessPool, TimeoutError) as exc:
+            log.error("the solver process failed (%r): greedy fallback for this wave", exc)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             plan = plan_wave(instance, time_limit_s=0)
-            plan.notes.append("solver process died: greedy fallback")
+            plan.notes.append(f"solver process failed ({type(exc).__name__}): greedy fallback")
             return plan
 
     async def nudge(self, now: datetime | None = None) -> int:
@@ -195,3 +214,7 @@ class DispatchService(Service):
 
 def _plan(instance: WaveInstance, time_limit_s: float) -> Plan:
     return plan_wave(instance, time_limit_s=time_limit_s)
+
+
+def _import_solver() -> None:
+    import ortools.constraint_solver.pywrapcp  # noqa: F401 - the import is the warm-up

@@ -193,6 +193,8 @@ async def test_a_failed_stop_comes_back_and_is_returned_after_three_failures(
         stop = await store.get_stop(session, "b2", "s0")
     assert stop.status is StopStatus.RETURNED
     assert len(dispatched.of_type("route_planned.v1")) == 3
+    # no ON_ROUTE status came: each route started with its first stop event
+    assert len(dispatched.of_type("route_started.v1")) == 3
 
 
 async def test_redelivered_and_resent_events_plan_nothing_twice(
