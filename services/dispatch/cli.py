@@ -28,6 +28,7 @@ STATUS_STYLE = {
     "waiting": "yellow",
     "failed": "red",
     "available": "green",
+    "free": "green",
     "charging": "cyan",
     "loading": "blue",
     "on_route": "magenta",
@@ -111,7 +112,7 @@ def render_queue(snapshot: dict[str, Any], *, max_stops: int = 25) -> Renderable
         fleet.add_row(
             v["vehicle_id"],
             v["type"],
-            _styled("available" if v["free"] else v["status"]),
+            _styled(v.get("state", v["status"])),
             battery,
             v.get("route_id") or v.get("why_not_free") or "free",
         )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import domain, store
-from services.dispatch.domain import RouteStatus, StopStatus
+from services.dispatch.domain import RouteStatus, StopStatus, VehicleState
 
 QUEUED = (StopStatus.EXPECTED, StopStatus.WAITING, StopStatus.FAILED)
 
@@ -30,6 +30,7 @@ async def snapshot(
     stops = await store.stops_of_hub(session, hub_id, QUEUED)
     routes = await store.routes_of_hub(session, hub_id, (RouteStatus.PLANNED, RouteStatus.RUNNING))
     done = await store.routes_of_hub(session, hub_id, (RouteStatus.COMPLETED,), limit=10)
+    route_status = {r.id: r.status for r in routes}
     return {
         "hub_id": hub_id,
         "hub": None
@@ -65,6 +66,7 @@ async def snapshot(
                 "vehicle_id": v.config.id,
                 "type": v.config.type.value,
                 "status": v.status.value,
+                "state": _state(v, route_status, now=clock, timezone=timezone),
                 "battery_pct": v.battery_pct,
                 "route_id": v.busy_route,
                 "free": domain.why_not_free(v, now=clock, timezone=timezone) is None,
@@ -107,3 +109,17 @@ def _route(route: store.RouteRow) -> dict[str, Any]:
         "actual_km": route.actual_km,
         "energy_kwh": route.energy_kwh,
     }
+
+
+def _state(
+    vehicle: VehicleState, route_status: dict[str, RouteStatus], *, now: datetime, timezone: str
+) -> str:
+    """What an operator calls it: free, loading (its route is planned, not started), on
+    route, charging, off shift..."""
+    if vehicle.busy_route is not None:
+        running = route_status.get(vehicle.busy_route) is RouteStatus.RUNNING
+        return "on_route" if running else "loading"
+    reason = domain.why_not_free(vehicle, now=now, timezone=timezone)
+    if reason is None:
+        return "free"
+    return "off_shift" if reason == "off shift" else vehicle.status.value

@@ -108,6 +108,8 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     assert 0 < route["planned_km"] < 30
 
     vehicle, route_id = route["vehicle_id"], route["route_id"]
+    states = {v["vehicle_id"]: v["state"] for v in (await dispatch.snapshot(TEST_HUB))["vehicles"]}
+    assert states[vehicle] == "loading" and list(states.values()).count("free") == 1
     t = SLOT + timedelta(minutes=5)
     await publisher.send(
         VehicleStatusChanged(
@@ -117,6 +119,9 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     )
     [started] = await dispatched.wait_count(1, suffix="route_started.v1")
     assert started["data"]["route_id"] == route_id
+    running = await dispatch.snapshot(TEST_HUB)
+    assert {v["vehicle_id"]: v["state"] for v in running["vehicles"]}[vehicle] == "on_route"
+    assert running["routes"][0]["status"] == "running"
     for i, stop in enumerate(route["stops"]):
         await publisher.send(
             StopDelivered(
