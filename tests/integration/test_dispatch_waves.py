@@ -3,7 +3,10 @@ the wall-clock nudge goes through the same path and can be turned off."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,14 @@ from contracts.fleet import VehicleStatus, VehicleStatusChanged
 from services.dispatch import store
 from services.dispatch.domain import StopStatus
 from services.dispatch.service import DispatchService
+from services.dispatch.solver import (
+    SOLVER_GREEDY,
+    SOLVER_ORTOOLS,
+    Point,
+    StopDemand,
+    VehicleSpec,
+    WaveInstance,
+)
 from services.runtime.consumer import Delivery
 from services.runtime.settings import Settings
 from tests.support.dispatch import bike, checked_in, confirmed, consignment, write_fleet
@@ -130,3 +141,35 @@ async def test_the_nudge_timer_is_on_by_default_and_can_be_turned_off(
             for task in service._tasks:
                 task.cancel()
             await service.engine.dispose()
+
+
+async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
+    settings: Settings, tmp_path: Path
+) -> None:
+    config = settings.model_copy(
+        update={
+            "fleet_file": write_fleet(tmp_path / "fleet.yaml"),
+            "dispatch_solver_in_subprocess": True,
+        }
+    )
+    service = DispatchService(
+        config, config.bootstrap_list(), database_url=f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    )
+    instance = WaveInstance(
+        Point(52.52, 13.40),
+        [StopDemand("a", Point(52.53, 13.41), 1, 2, 0.1)],
+        [VehicleSpec("bike-1", 40, 150, 1.5, 60, 15, 480)],
+    )
+    try:
+        healthy = await service.plan(instance, 0.5)
+        assert healthy.solver == SOLVER_ORTOOLS and not healthy.notes
+        with pytest.raises(BrokenProcessPool):  # the worker dies
+            await asyncio.wrap_future(service._solver_pool().submit(os._exit, 1))
+        fallback = await service.plan(instance, 0.5)
+        assert fallback.solver == SOLVER_GREEDY
+        assert "solver process failed" in fallback.notes[0]
+        assert [r.stop_keys for r in fallback.routes] == [("a",)]
+        again = await service.plan(instance, 0.5)  # a fresh worker for the next wave
+        assert again.solver == SOLVER_ORTOOLS
+    finally:
+        await service.stop()
