@@ -8,7 +8,7 @@ field, and managed through the admin API afterwards.
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -186,7 +186,8 @@ def shift_minutes_left(vehicle: VehicleConfig, now: datetime, timezone: str) -> 
         if start <= minute_of_day < end:
             midnight = datetime.combine(local.date(), time(0), tzinfo=tz)
             end_at = midnight + timedelta(minutes=end)
-            return max(0.0, (end_at - local).total_seconds() / 60)
+            # through UTC: on a daylight-saving day wall-clock differences are an hour off
+            return max(0.0, (end_at.astimezone(UTC) - now.astimezone(UTC)).total_seconds() / 60)
     return 0.0
 
 

@@ -135,3 +135,14 @@ def test_vehicles_that_cannot_take_a_route(state, now, why) -> None:
     v = vehicle(**state)
     assert domain.vehicle_spec(v, now=now, timezone="Europe/Berlin") is None
     assert domain.why_not_free(v, now=now, timezone="Europe/Berlin") == why
+
+
+def test_shift_minutes_count_real_time_on_daylight_saving_days() -> None:
+    from services.dispatch.fleet import shift_minutes_left
+
+    config = vehicle().config.model_copy(update={"shifts": {"sun": ["00:00-06:00"]}})
+    # Sunday 2026-10-25, Berlin: clocks go back at 03:00 CEST -> 02:00 CET.
+    # From 01:00 CEST (23:00 UTC) to 06:00 CET (05:00 UTC) is 6 hours, not 5.
+    before = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    assert shift_minutes_left(config, before, "Europe/Berlin") == 6 * 60
+    assert shift_minutes_left(config, before, "Not/AZone") == 0  # UTC: Saturday 23:00
