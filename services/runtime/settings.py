@@ -74,6 +74,29 @@ class Settings(BaseSettings):
     outbox_poll_interval_seconds: float = Field(default=0.05, gt=0)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
 
+    # --- dispatch -------------------------------------------------------------------------
+    fleet_file: Path | None = Field(
+        default=None, description="Fleet per hub loaded on start (default: the sample)."
+    )
+    dispatch_wave_min_stops: int = Field(
+        default=20, ge=1, description="Plan a wave as soon as this many new stops wait."
+    )
+    dispatch_wave_interval_minutes: float = Field(
+        default=10, gt=0, description="... or when this long (event time) passed since the last."
+    )
+    dispatch_solver_time_limit_seconds: float = Field(
+        default=2.0, ge=0, le=600, description="OR-Tools search time per wave; 0: greedy only."
+    )
+    dispatch_solver_in_subprocess: bool = Field(
+        default=True,
+        description="Solve in a worker process: OR-Tools holds the GIL while it searches, "
+        "which would stall every consumer and HTTP request of this process.",
+    )
+    dispatch_wave_nudge_seconds: float = Field(
+        default=60, ge=0,
+        description="Wall-clock check for due waves on quiet hubs; 0 turns it off (replays).",
+    )
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _not_blank(cls, value: str) -> str:

@@ -1,0 +1,1 @@
+"""Dispatch: fleet, dispatch queue, wave planning (vehicle routing) and route tracking."""

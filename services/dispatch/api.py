@@ -1,0 +1,143 @@
+"""HTTP routes of the dispatch service: the live queue of a hub (snapshot and Server-Sent
+Events) for its operators, and fleet management for admins.
+
+``principal`` is the FastAPI dependency that authenticates the caller (the platform's API
+keys); it yields an object with ``.role`` (carrier, operator, official, admin) and
+``.scope`` (the hub id for operators).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from sse_starlette.sse import EventSourceResponse
+
+from services.dispatch.fleet import VehicleConfig
+
+if TYPE_CHECKING:
+    from services.dispatch.service import DispatchService
+
+# Several changes that arrive while a client is being served are sent as one event with
+# one fresh snapshot, so a burst of telemetry does not turn into a burst of queries.
+COALESCE_SECONDS = 0.05
+
+
+def _role(principal: Any) -> str:
+    return str(getattr(principal.role, "value", principal.role))
+
+
+def may_watch(principal: Any, hub_id: str) -> bool:
+    role = _role(principal)
+    return role == "admin" or (role == "operator" and principal.scope == hub_id)
+
+
+def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter:
+    api = APIRouter(prefix="/v1", tags=["dispatch"])
+
+    def operator_of(hub_id: str, who: Any) -> None:
+        if not may_watch(who, hub_id):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"the dispatch queue of hub {hub_id} is for its operators (operator:{hub_id} "
+                "keys) and admins",
+            )
+
+    def admin(who: Any) -> None:
+        if _role(who) != "admin":
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "managing fleets needs an admin key")
+
+    async def snapshot_or_404(hub_id: str) -> dict[str, Any]:
+        snap = await service.snapshot(hub_id)
+        if snap is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"dispatch knows no hub {hub_id!r}: no fleet and no booking for it yet",
+            )
+        return snap
+
+    @api.get("/hubs/{hub_id}/dispatch", summary="The dispatch queue of a hub, now")
+    async def dispatch_snapshot(hub_id: str, who: Any = Depends(principal)) -> dict[str, Any]:
+        operator_of(hub_id, who)
+        return await snapshot_or_404(hub_id)
+
+    @api.get(
+        "/hubs/{hub_id}/dispatch/stream",
+        summary="Server-Sent Events: a 'snapshot' event, then a 'change' event (the changes "
+        "and the new snapshot) after every committed change of the hub's queue",
+    )
+    async def dispatch_stream(
+        hub_id: str, request: Request, who: Any = Depends(principal)
+    ) -> EventSourceResponse:
+        operator_of(hub_id, who)
+        # Subscribe before reading the first snapshot: nothing can slip in between.
+        queue = service.feed.subscribe(hub_id)
+        try:
+            first = await snapshot_or_404(hub_id)
+        except HTTPException:
+            service.feed.unsubscribe(hub_id, queue)
+            raise
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            seq = 0
+            try:
+                yield {"event": "snapshot", "id": str(seq), "data": json.dumps(first)}
+                while True:
+                    changes = list(await queue.get())
+                    await asyncio.sleep(COALESCE_SECONDS)
+                    while not queue.empty():
+                        changes.extend(queue.get_nowait())
+                    seq += 1
+                    snap = await service.snapshot(hub_id)
+                    yield {
+                        "event": "change",
+                        "id": str(seq),
+                        "data": json.dumps({"changes": changes, "snapshot": snap}),
+                    }
+            finally:
+                service.feed.unsubscribe(hub_id, queue)
+
+        return EventSourceResponse(events(), ping=15)
+
+    @api.get("/hubs/{hub_id}/fleet", summary="The hub's vehicles, their limits and state")
+    async def get_fleet(hub_id: str, who: Any = Depends(principal)) -> list[dict[str, Any]]:
+        operator_of(hub_id, who)
+        return await service.fleet_of(hub_id)
+
+    @api.put(
+        "/hubs/{hub_id}/fleet/{vehicle_id}",
+        summary="Add or replace a vehicle (admin)",
+        status_code=status.HTTP_200_OK,
+    )
+    async def put_vehicle(
+        hub_id: str, vehicle_id: str, vehicle: VehicleConfig, who: Any = Depends(principal)
+    ) -> dict[str, Any]:
+        admin(who)
+        if vehicle.id != vehicle_id:
+            raise HTTPException(
+                422,
+                f"the body describes vehicle {vehicle.id!r} but the path names {vehicle_id!r}",
+            )
+        if not await service.put_vehicle(hub_id, vehicle):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"vehicle {vehicle_id} belongs to another hub: remove it there first",
+            )
+        return vehicle.model_dump(mode="json")
+
+    @api.delete(
+        "/hubs/{hub_id}/fleet/{vehicle_id}",
+        summary="Take a vehicle out of the hub's fleet (admin)",
+        status_code=status.HTTP_204_NO_CONTENT,
+    )
+    async def delete_vehicle(hub_id: str, vehicle_id: str, who: Any = Depends(principal)) -> None:
+        admin(who)
+        problem = await service.remove_vehicle(hub_id, vehicle_id)
+        if problem is not None:
+            code = status.HTTP_409_CONFLICT if "route" in problem else status.HTTP_404_NOT_FOUND
+            raise HTTPException(code, problem)
+
+    return api

@@ -1,0 +1,177 @@
+"""Dispatch rules (pure: no I/O, no clock): stops from consignments, when a wave is due,
+route ids, what a failed delivery means, and how the solver's instance is built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from contracts.booking import Consignment
+from contracts.fleet import VehicleStatus
+from services.dispatch.fleet import VehicleConfig, shift_minutes_left
+from services.dispatch.solver import Point, StopDemand, VehicleSpec, WaveInstance
+
+MAX_ATTEMPTS = 3
+
+
+class StopStatus(StrEnum):
+    EXPECTED = "expected"  # booking confirmed, consignment not at the hub yet
+    WAITING = "waiting"  # checked in: waits for a vehicle
+    PLANNED = "planned"  # on a planned route
+    ON_ROUTE = "on_route"  # its route started
+    FAILED = "failed"  # delivery failed; back in the queue when its route finishes
+    DELIVERED = "delivered"
+    RETURNED = "returned"  # given back to the carrier
+
+
+class RouteStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+ACTIVE_ROUTE = (RouteStatus.PLANNED, RouteStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class StopLoad:
+    stop_id: str
+    location: Point
+    parcels: int
+    weight_kg: float
+    volume_m3: float
+
+
+def split_consignment(consignment: Consignment) -> list[StopLoad]:
+    """A consignment's weight and volume are only known in total: each stop gets its share
+    by parcel count (the last stop takes the rounding remainder, so the sum is exact)."""
+    total = consignment.parcel_count
+    loads: list[StopLoad] = []
+    kg_left, m3_left = consignment.weight_kg, consignment.volume_m3
+    for index, stop in enumerate(consignment.stops):
+        last = index == len(consignment.stops) - 1
+        kg = kg_left if last else round(consignment.weight_kg * stop.parcels / total, 3)
+        m3 = m3_left if last else round(consignment.volume_m3 * stop.parcels / total, 4)
+        kg_left -= kg
+        m3_left -= m3
+        loads.append(
+            StopLoad(
+                stop.stop_id,
+                Point(stop.location.lat, stop.location.lon),
+                stop.parcels,
+                max(0.0, kg),
+                max(0.0, m3),
+            )
+        )
+    return loads
+
+
+@dataclass(frozen=True)
+class WavePolicy:
+    min_stops: int  # plan as soon as this many stops wait
+    interval: timedelta  # ... or when this long has passed since the last wave
+
+
+def wave_due(
+    *,
+    now: datetime,
+    waiting: int,
+    fresh: int,
+    oldest_waiting_since: datetime | None,
+    last_wave_at: datetime | None,
+    policy: WavePolicy,
+) -> str | None:
+    """Why a wave is due at event time ``now`` (None when it is not).
+
+    ``fresh`` counts the stops queued since the last wave: only they count towards the
+    threshold, so stops left over from a wave (nothing could take them) wait for the
+    interval instead of making every event replan. Without an earlier wave the interval
+    counts from when the oldest waiting stop was queued, so no stop waits longer than one
+    interval for its first chance.
+    """
+    if waiting <= 0:
+        return None
+    if fresh >= policy.min_stops:
+        return f"{fresh} new stops waiting (threshold {policy.min_stops})"
+    since = last_wave_at or oldest_waiting_since
+    if since is None or now >= since + policy.interval:
+        return f"wave interval of {policy.interval} passed"
+    return None
+
+
+def wave_id_for(hub_id: str, sequence: int) -> str:
+    return f"{hub_id}:w{sequence:05d}"
+
+
+def route_id_for(wave_id: str, vehicle_id: str) -> str:
+    """Deterministic from (hub, wave, vehicle): replanning the same wave after a crash or
+    a redelivery produces the same ids, which the routes table refuses twice."""
+    return f"{wave_id}:{vehicle_id}"
+
+
+def stop_key(booking_id: str, stop_id: str) -> str:
+    return f"{booking_id}/{stop_id}"
+
+
+def after_failure(attempts: int) -> StopStatus:
+    """Where a stop goes when its route finishes after ``attempts`` failed deliveries."""
+    return StopStatus.RETURNED if attempts >= MAX_ATTEMPTS else StopStatus.WAITING
+
+
+@dataclass(frozen=True)
+class VehicleState:
+    config: VehicleConfig
+    status: VehicleStatus
+    battery_pct: float | None
+    busy_route: str | None  # an active (planned or running) route
+
+
+def vehicle_spec(vehicle: VehicleState, *, now: datetime, timezone: str) -> VehicleSpec | None:
+    """The vehicle as the solver sees it at ``now``, or None when it cannot take a route
+    (not available, on a route, off shift)."""
+    if vehicle.status is not VehicleStatus.AVAILABLE or vehicle.busy_route is not None:
+        return None
+    minutes = shift_minutes_left(vehicle.config, now, timezone)
+    if minutes <= 0:
+        return None
+    charge = 1.0 if vehicle.battery_pct is None else vehicle.battery_pct / 100
+    c = vehicle.config
+    return VehicleSpec(
+        vehicle_id=c.id,
+        capacity_parcels=c.capacity.parcels,
+        capacity_kg=c.capacity.kg,
+        capacity_m3=c.capacity.m3,
+        range_km=c.range_km * charge,
+        speed_kmh=c.speed_kmh,
+        available_min=minutes,
+    )
+
+
+def why_not_free(vehicle: VehicleState, *, now: datetime, timezone: str) -> str | None:
+    if vehicle.busy_route is not None:
+        return f"on route {vehicle.busy_route}"
+    if vehicle.status is not VehicleStatus.AVAILABLE:
+        return vehicle.status.value
+    if shift_minutes_left(vehicle.config, now, timezone) <= 0:
+        return "off shift"
+    return None
+
+
+def wave_instance(
+    *,
+    hub_location: Point,
+    stops: Sequence[StopDemand],
+    vehicles: Sequence[VehicleSpec],
+    circuity: float,
+    service_minutes_per_stop: float,
+) -> WaveInstance:
+    # Stable order, so the same queue gives the same instance (and the greedy the same plan).
+    return WaveInstance(
+        depot=hub_location,
+        stops=sorted(stops, key=lambda s: s.key),
+        vehicles=sorted(vehicles, key=lambda v: v.vehicle_id),
+        circuity=circuity,
+        service_min_per_stop=service_minutes_per_stop,
+    )

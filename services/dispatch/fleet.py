@@ -1,0 +1,195 @@
+"""The fleet of each hub: vehicles, their limits and shifts, and the city's circuity factor.
+
+Loaded from YAML (``data/fleet.yaml`` is the sample for every sample hub;
+``MICROHUB_FLEET_FILE`` overrides it) with errors that name the hub, the vehicle and the
+field, and managed through the admin API afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contracts.common import Identifier
+from contracts.fleet import VehicleType
+from services.dispatch.solver import DEFAULT_CIRCUITY
+
+SAMPLE_FLEET = Path(__file__).parent / "data" / "fleet.yaml"
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class FleetError(ValueError):
+    pass
+
+
+class Capacity(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parcels: int = Field(ge=1, le=10_000)
+    kg: float = Field(gt=0, le=10_000, allow_inf_nan=False)
+    m3: float = Field(gt=0, le=100, allow_inf_nan=False)
+
+
+ShiftWindow = Annotated[str, Field(description="local time 'HH:MM-HH:MM', end after start")]
+
+
+class VehicleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    type: VehicleType
+    capacity: Capacity
+    range_km: float = Field(gt=0, le=1000, allow_inf_nan=False, description="usable, full charge")
+    speed_kmh: float = Field(gt=0, le=120, allow_inf_nan=False, description="average in town")
+    energy_kwh_per_km: float = Field(ge=0, le=5, allow_inf_nan=False)
+    shifts: dict[Weekday, list[ShiftWindow]] = Field(
+        description="Local shift windows per weekday (the hub's time zone)."
+    )
+
+    @field_validator("shifts")
+    @classmethod
+    def _windows(cls, shifts: dict[str, list[str]]) -> dict[str, list[str]]:
+        for day, windows in shifts.items():
+            for window in windows:
+                match = _WINDOW.match(window)
+                if not match:
+                    raise ValueError(f"{day}: {window!r} is not 'HH:MM-HH:MM'")
+                start = int(match[1]) * 60 + int(match[2])
+                end = int(match[3]) * 60 + int(match[4])
+                if end <= start or end > 24 * 60:
+                    raise ValueError(f"{day}: {window!r} must end after it starts, by 24:00")
+        return shifts
+
+
+class HubFleet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hub_id: Identifier
+    service_minutes_per_stop: float = Field(default=4.0, ge=0, le=120)
+    vehicles: list[VehicleConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> HubFleet:
+        ids = [v.id for v in self.vehicles]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"vehicle ids listed more than once: {dupes}")
+        return self
+
+
+class FleetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    circuity: dict[Identifier, float] = Field(
+        default_factory=dict, description="city id -> road km per great-circle km"
+    )
+    hubs: list[HubFleet]
+
+    @field_validator("circuity")
+    @classmethod
+    def _plausible(cls, value: dict[str, float]) -> dict[str, float]:
+        for city, factor in value.items():
+            if not 1.0 <= factor <= 3.0:
+                raise ValueError(f"circuity of {city} is {factor}; road km per straight km is 1-3")
+        return value
+
+    def circuity_of(self, city_id: str | None) -> float:
+        return self.circuity.get(city_id or "", DEFAULT_CIRCUITY)
+
+    def service_minutes(self, hub_id: str) -> float:
+        for hub in self.hubs:
+            if hub.hub_id == hub_id:
+                return hub.service_minutes_per_stop
+        return HubFleet.model_fields["service_minutes_per_stop"].default
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:8]
+    )
+
+
+def load_fleet(path: Path | None = None) -> FleetFile:
+    path = path or SAMPLE_FLEET
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FleetError(f"cannot read fleet file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise FleetError(f"fleet file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("hubs"), list):
+        raise FleetError(f"fleet file {path} must be a mapping with a 'hubs' list")
+    # Top-level "x-..." keys only hold YAML anchors (as in compose files).
+    document = {k: v for k, v in document.items() if not str(k).startswith("x-")}
+    # Validate hub by hub and vehicle by vehicle so the error names where it is.
+    for index, hub in enumerate(document["hubs"]):
+        hub_name = hub.get("hub_id", f"#{index + 1}") if isinstance(hub, dict) else f"#{index + 1}"
+        vehicles = hub.get("vehicles") if isinstance(hub, dict) else None
+        for v_index, vehicle in enumerate(vehicles if isinstance(vehicles, list) else []):
+            v_name = vehicle.get("id", f"#{v_index + 1}") if isinstance(vehicle, dict) else v_index
+            try:
+                VehicleConfig.model_validate(vehicle)
+            except ValidationError as exc:
+                raise FleetError(
+                    f"fleet file {path}: hub {hub_name}, vehicle {v_name}: {_problems(exc)}"
+                ) from exc
+        try:
+            HubFleet.model_validate(hub)
+        except ValidationError as exc:
+            raise FleetError(f"fleet file {path}: hub {hub_name}: {_problems(exc)}") from exc
+    try:
+        fleet = FleetFile.model_validate(document)
+    except ValidationError as exc:
+        raise FleetError(f"fleet file {path}: {_problems(exc)}") from exc
+    hub_ids = [h.hub_id for h in fleet.hubs]
+    dupes = sorted({h for h in hub_ids if hub_ids.count(h) > 1})
+    if dupes:
+        raise FleetError(f"fleet file {path} lists these hubs more than once: {dupes}")
+    vehicle_hubs: dict[str, str] = {}
+    for hub in fleet.hubs:
+        for vehicle in hub.vehicles:
+            if vehicle.id in vehicle_hubs:
+                raise FleetError(
+                    f"fleet file {path}: vehicle {vehicle.id} is in both "
+                    f"{vehicle_hubs[vehicle.id]} and {hub.hub_id}"
+                )
+            vehicle_hubs[vehicle.id] = hub.hub_id
+    return fleet
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def shift_minutes_left(vehicle: VehicleConfig, now: datetime, timezone: str) -> float:
+    """Minutes from ``now`` to the end of the shift window ``now`` falls in (0 when the
+    vehicle is off shift). Local time of the hub, so daylight saving is respected."""
+    try:
+        tz = ZoneInfo(timezone)
+    except Exception:
+        tz = ZoneInfo("UTC")
+    local = now.astimezone(tz)
+    day = WEEKDAYS[local.weekday()]
+    minute_of_day = local.hour * 60 + local.minute + local.second / 60
+    for window in vehicle.shifts.get(day, []):
+        start, end = (_minutes(part) for part in window.split("-"))
+        if start <= minute_of_day < end:
+            midnight = datetime.combine(local.date(), time(0), tzinfo=tz)
+            end_at = midnight + timedelta(minutes=end)
+            # through UTC: on a daylight-saving day wall-clock differences are an hour off
+            return max(0.0, (end_at.astimezone(UTC) - now.astimezone(UTC)).total_seconds() / 60)
+    return 0.0
+
+
+def as_document(vehicle: VehicleConfig) -> dict[str, Any]:
+    return vehicle.model_dump(mode="json")

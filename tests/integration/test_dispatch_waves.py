@@ -1,0 +1,175 @@
+"""Wave triggers on a real database, through the handlers' code path: event time decides;
+the wall-clock nudge goes through the same path and can be turned off."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.envelope import Payload, new_event
+from contracts.fleet import VehicleStatus, VehicleStatusChanged
+from services.dispatch import store
+from services.dispatch.domain import StopStatus
+from services.dispatch.service import DispatchService
+from services.dispatch.solver import (
+    SOLVER_GREEDY,
+    SOLVER_ORTOOLS,
+    Point,
+    StopDemand,
+    VehicleSpec,
+    WaveInstance,
+)
+from services.runtime.consumer import Delivery
+from services.runtime.settings import Settings
+from tests.support.dispatch import bike, checked_in, confirmed, consignment, write_fleet
+from tests.support.hubs import TEST_HUB
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+SLOT = T0 + timedelta(hours=1)
+
+
+@pytest.fixture
+async def dispatch(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> AsyncIterator[DispatchService]:
+    config = settings.model_copy(
+        update={
+            "fleet_file": write_fleet(tmp_path / "fleet.yaml", bike("bike-1")),
+            "dispatch_wave_min_stops": 5,
+            "dispatch_wave_interval_minutes": 10,
+            "dispatch_solver_time_limit_seconds": 0,  # the greedy: deterministic and instant
+            "dispatch_solver_in_subprocess": False,
+        }
+    )
+    service = DispatchService(config, config.bootstrap_list(), database_url=database_url)
+    await service.migrate()
+    await service.load_fleet()
+    yield service
+    await service.engine.dispose()
+
+
+async def apply(dispatch: DispatchService, payload: Payload, at: datetime) -> None:
+    """One record as the consumer applies it: handler and state in one transaction."""
+    event = new_event(payload, source="test", subject=TEST_HUB, time=at)
+    delivery = Delivery(event=event, topic="t", partition=0, offset=0, timestamp_ms=None, key=None)
+    handler: Any = (
+        dispatch.handlers.on_telemetry
+        if hasattr(payload, "vehicle_id")
+        else dispatch.handlers.on_booking_event
+    )
+    async with dispatch.sessions() as session, session.begin():
+        await handler(session, delivery)
+
+
+async def routes(dispatch: DispatchService) -> int:
+    async with dispatch.sessions() as session:
+        return await store.count_routes(session, TEST_HUB)
+
+
+async def test_the_interval_is_measured_in_event_time(dispatch: DispatchService) -> None:
+    await apply(dispatch, confirmed("b1", SLOT, consignment(2)), T0)
+    await apply(dispatch, checked_in("b1", SLOT, SLOT), SLOT)
+    assert await routes(dispatch) == 0  # 2 stops < 5, and no time has passed
+
+    # any event of the hub moves its clock: telemetry 9 minutes later is not enough ...
+    status = VehicleStatusChanged(
+        vehicle_id="bike-1", hub_id=TEST_HUB, status=VehicleStatus.AVAILABLE, battery_pct=80
+    )
+    await apply(dispatch, status, SLOT + timedelta(minutes=9))
+    assert await routes(dispatch) == 0
+    # ... 10 minutes after the stops were queued is
+    await apply(dispatch, status, SLOT + timedelta(minutes=10))
+    assert await routes(dispatch) == 1
+    snapshot = await dispatch.snapshot(TEST_HUB)
+    [route] = snapshot["routes"]
+    assert route["route_id"] == f"{TEST_HUB}:w00001:bike-1"
+    assert route["solver"] == "greedy-fallback"
+    assert snapshot["vehicles"][0]["battery_pct"] == 80
+    assert snapshot["last_wave_at"] == (SLOT + timedelta(minutes=10)).isoformat()
+
+
+async def test_the_threshold_counts_new_stops_and_leftovers_wait(dispatch: DispatchService) -> None:
+    # 6 stops of 30 kg: the single 150 kg bike takes 5, one is left over
+    await apply(dispatch, confirmed("b1", SLOT, consignment(6, kg_per_stop=30)), T0)
+    await apply(dispatch, checked_in("b1", SLOT, SLOT), SLOT)
+    assert await routes(dispatch) == 1
+    async with dispatch.sessions() as session:
+        [left] = await store.stops_of_hub(session, TEST_HUB, (StopStatus.WAITING,))
+    assert left.reason.startswith("wave_full")
+    # the leftover alone does not trigger waves on every event; the bike is busy anyway
+    await apply(dispatch, confirmed("b2", SLOT, consignment(1)), SLOT + timedelta(minutes=1))
+    assert await routes(dispatch) == 1
+
+
+async def test_the_nudge_goes_through_the_same_path(dispatch: DispatchService) -> None:
+    await apply(dispatch, confirmed("b1", SLOT, consignment(2)), T0)
+    await apply(dispatch, checked_in("b1", SLOT, SLOT), SLOT)
+    assert await dispatch.nudge(now=SLOT + timedelta(minutes=5)) == 0
+    assert await dispatch.nudge(now=SLOT + timedelta(minutes=10)) == 1
+    assert await dispatch.nudge(now=SLOT + timedelta(minutes=30)) == 0  # nothing left
+    assert await routes(dispatch) == 1
+
+
+async def test_the_nudge_timer_is_on_by_default_and_can_be_turned_off(
+    settings: Settings, tmp_path: Path
+) -> None:
+    assert Settings().dispatch_wave_nudge_seconds > 0
+    for seconds, timers in ((60.0, 1), (0.0, 0)):
+        config = settings.model_copy(
+            update={
+                "fleet_file": write_fleet(tmp_path / "fleet.yaml"),
+                "dispatch_wave_nudge_seconds": seconds,
+            }
+        )
+        service = DispatchService(
+            config,
+            config.bootstrap_list(),
+            database_url=f"sqlite+aiosqlite:///{tmp_path / f'{timers}.db'}",
+        )
+        await service.migrate()
+        await service.on_start()
+        try:
+            assert len(service._tasks) == timers
+        finally:
+            for task in service._tasks:
+                task.cancel()
+            await service.engine.dispose()
+
+
+async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
+    settings: Settings, tmp_path: Path
+) -> None:
+    config = settings.model_copy(
+        update={
+            "fleet_file": write_fleet(tmp_path / "fleet.yaml"),
+            "dispatch_solver_in_subprocess": True,
+        }
+    )
+    service = DispatchService(
+        config, config.bootstrap_list(), database_url=f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    )
+    instance = WaveInstance(
+        Point(52.52, 13.40),
+        [StopDemand("a", Point(52.53, 13.41), 1, 2, 0.1)],
+        [VehicleSpec("bike-1", 40, 150, 1.5, 60, 15, 480)],
+    )
+    try:
+        healthy = await service.plan(instance, 0.5)
+        assert healthy.solver == SOLVER_ORTOOLS and not healthy.notes
+        with pytest.raises(BrokenProcessPool):  # the worker dies
+            await asyncio.wrap_future(service._solver_pool().submit(os._exit, 1))
+        fallback = await service.plan(instance, 0.5)
+        assert fallback.solver == SOLVER_GREEDY
+        assert "solver process failed" in fallback.notes[0]
+        assert [r.stop_keys for r in fallback.routes] == [("a",)]
+        again = await service.plan(instance, 0.5)  # a fresh worker for the next wave
+        assert again.solver == SOLVER_ORTOOLS
+    finally:
+        await service.stop()

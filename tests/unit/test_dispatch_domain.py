@@ -1,0 +1,148 @@
+"""Dispatch rules: stops from consignments, when a wave is due, route ids, failures,
+vehicles as the solver sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.booking import Consignment
+from contracts.fleet import VehicleStatus
+from services.dispatch import domain
+from services.dispatch.domain import StopStatus, VehicleState, WavePolicy
+from services.dispatch.fleet import VehicleConfig
+
+POLICY = WavePolicy(min_stops=5, interval=timedelta(minutes=10))
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Berlin
+
+
+def consignment(parcels: list[int], kg: float, m3: float) -> Consignment:
+    return Consignment.model_validate(
+        {
+            "parcel_count": sum(parcels),
+            "weight_kg": kg,
+            "volume_m3": m3,
+            "depot": {"lat": 52.4, "lon": 13.1},
+            "stops": [
+                {"stop_id": f"s{i}", "location": {"lat": 52.5, "lon": 13.4}, "parcels": n}
+                for i, n in enumerate(parcels)
+            ],
+        }
+    )
+
+
+def test_a_consignment_is_shared_by_parcel_count() -> None:
+    loads = domain.split_consignment(consignment([1, 3], kg=40, m3=2))
+    assert [(s.stop_id, s.parcels, s.weight_kg, s.volume_m3) for s in loads] == [
+        ("s0", 1, 10.0, 0.5),
+        ("s1", 3, 30.0, 1.5),
+    ]
+
+
+@given(
+    st.lists(st.integers(1, 50), min_size=1, max_size=30),
+    st.floats(0.1, 40_000, allow_nan=False),
+    st.floats(0.01, 200, allow_nan=False),
+)
+def test_shares_add_up_to_the_consignment(parcels: list[int], kg: float, m3: float) -> None:
+    loads = domain.split_consignment(consignment(parcels, kg, m3))
+    assert sum(s.weight_kg for s in loads) == pytest.approx(kg, rel=1e-9, abs=1e-6)
+    assert sum(s.volume_m3 for s in loads) == pytest.approx(m3, rel=1e-9, abs=1e-6)
+    assert all(s.weight_kg >= 0 and s.volume_m3 >= 0 for s in loads)
+    assert [s.parcels for s in loads] == parcels
+
+
+@pytest.mark.parametrize(
+    ("now", "waiting", "fresh", "oldest", "last", "due"),
+    [
+        (T0, 0, 0, None, None, False),  # nothing waits
+        (T0, 5, 5, T0, None, True),  # threshold reached
+        (T0, 4, 4, T0, None, False),  # below it, queued just now
+        (T0 + timedelta(minutes=10), 1, 1, T0, None, True),  # first wave after one interval
+        (T0 + timedelta(minutes=9), 9, 0, T0, T0, False),  # leftovers only: wait the interval
+        (T0 + timedelta(minutes=10), 9, 0, T0, T0, True),
+        (T0 + timedelta(minutes=1), 6, 5, T0, T0, True),  # five new since the last wave
+    ],
+)
+def test_when_a_wave_is_due(now, waiting, fresh, oldest, last, due) -> None:
+    why = domain.wave_due(
+        now=now,
+        waiting=waiting,
+        fresh=fresh,
+        oldest_waiting_since=oldest,
+        last_wave_at=last,
+        policy=POLICY,
+    )
+    assert (why is not None) is due
+
+
+def test_route_ids_are_deterministic() -> None:
+    wave = domain.wave_id_for("ber-westhafen", 12)
+    assert wave == "ber-westhafen:w00012"
+    assert domain.route_id_for(wave, "bike-1") == "ber-westhafen:w00012:bike-1"
+    assert domain.route_id_for(wave, "bike-1") == domain.route_id_for(wave, "bike-1")
+
+
+def test_three_failures_return_a_stop() -> None:
+    assert [domain.after_failure(n) for n in (1, 2, 3, 4)] == [
+        StopStatus.WAITING,
+        StopStatus.WAITING,
+        StopStatus.RETURNED,
+        StopStatus.RETURNED,
+    ]
+
+
+def vehicle(**state) -> VehicleState:
+    config = VehicleConfig.model_validate(
+        {
+            "id": "bike-1",
+            "type": "e_cargo_bike",
+            "capacity": {"parcels": 40, "kg": 150, "m3": 1.5},
+            "range_km": 60,
+            "speed_kmh": 15,
+            "energy_kwh_per_km": 0.015,
+            "shifts": {"mon": ["07:00-17:00"]},
+        }
+    )
+    return VehicleState(
+        config=config,
+        **{"status": VehicleStatus.AVAILABLE, "battery_pct": None, "busy_route": None, **state},
+    )
+
+
+def test_a_free_vehicle_as_the_solver_sees_it() -> None:
+    spec = domain.vehicle_spec(vehicle(battery_pct=50), now=T0, timezone="Europe/Berlin")
+    assert spec is not None
+    assert spec.range_km == 30  # half charged
+    assert spec.available_min == 7 * 60  # 10:00 to 17:00 Berlin time
+    full = domain.vehicle_spec(vehicle(), now=T0, timezone="Europe/Berlin")
+    assert full is not None and full.range_km == 60
+
+
+@pytest.mark.parametrize(
+    ("state", "now", "why"),
+    [
+        ({"busy_route": "r1"}, T0, "on route r1"),
+        ({"status": VehicleStatus.CHARGING}, T0, "charging"),
+        ({}, T0 + timedelta(hours=8), "off shift"),  # 18:00 Berlin
+        ({}, T0 + timedelta(days=1), "off shift"),  # Tuesday: no shift
+    ],
+)
+def test_vehicles_that_cannot_take_a_route(state, now, why) -> None:
+    v = vehicle(**state)
+    assert domain.vehicle_spec(v, now=now, timezone="Europe/Berlin") is None
+    assert domain.why_not_free(v, now=now, timezone="Europe/Berlin") == why
+
+
+def test_shift_minutes_count_real_time_on_daylight_saving_days() -> None:
+    from services.dispatch.fleet import shift_minutes_left
+
+    config = vehicle().config.model_copy(update={"shifts": {"sun": ["00:00-06:00"]}})
+    # Sunday 2026-10-25, Berlin: clocks go back at 03:00 CEST -> 02:00 CET.
+    # From 01:00 CEST (23:00 UTC) to 06:00 CET (05:00 UTC) is 6 hours, not 5.
+    before = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    assert shift_minutes_left(config, before, "Europe/Berlin") == 6 * 60
+    assert shift_minutes_left(config, before, "Not/AZone") == 0  # UTC: Saturday 23:00
