@@ -3,10 +3,10 @@
 from contracts.booking.commands import (
     BookingCancellationRequested,
     BookingRequested,
+    CheckInReported,
     Consignment,
     DeliveryStop,
 )
-from contracts.booking.commands import ConsignmentCheckedIn as CheckInReported
 from contracts.booking.events import (
     BookingCancelled,
     BookingCommandRejected,

@@ -61,5 +61,7 @@ class BookingCancellationRequested(_CarrierCommand):
 
 
 @message("microhub.booking.check_in.v1", BOOKING_COMMANDS.name)
-class ConsignmentCheckedIn(_CarrierCommand):
-    """The carrier's truck arrived at the hub with the consignment (time: envelope)."""
+class CheckInReported(_CarrierCommand):
+    """The ``ConsignmentCheckedIn`` command: the carrier's truck arrived at the hub with
+    the consignment (at the envelope's time). Named apart from the ``ConsignmentCheckedIn``
+    event the booking service answers with, so the two schemas never share a name."""

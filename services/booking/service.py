@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Union
 
-from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingCancelled,
+    BookingCommandRejected,
+    BookingConfirmed,
+    BookingNoShow,
+    BookingRejected,
+    BookingRequested,
+    CheckInReported,
+    ConsignmentCheckedIn,
+)
 from contracts.envelope import CloudEvent
 from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
 from services.booking import store
@@ -17,6 +27,16 @@ from services.runtime.service import Service
 
 log = logging.getLogger(__name__)
 
+BookingEvent = CloudEvent[
+    Union[
+        BookingConfirmed,
+        BookingRejected,
+        BookingCancelled,
+        ConsignmentCheckedIn,
+        BookingNoShow,
+        BookingCommandRejected,
+    ]
+]
 BookingCommand = CloudEvent[Union[BookingRequested, BookingCancellationRequested, CheckInReported]]  # noqa: UP007
 
 
@@ -37,6 +57,11 @@ class BookingService(Service):
             allowed_types=COMMAND_TYPES,
             handler=self.handlers.handle,
             description="Carriers' booking commands, keyed by hub id.",
+        )
+        self.publishes(
+            topic=BOOKING_EVENTS.name,
+            schema=BookingEvent,
+            description="Outcomes of carriers' commands and no-shows, keyed by hub id.",
         )
 
     async def on_start(self) -> None:

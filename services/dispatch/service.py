@@ -19,6 +19,7 @@ from contracts.booking import (
     BookingRejected,
     ConsignmentCheckedIn,
 )
+from contracts.dispatch import RouteCompleted, RoutePlanned, RouteStarted, StopReturned
 from contracts.envelope import REGISTRY, CloudEvent
 from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
@@ -88,6 +89,11 @@ class DispatchService(Service):
             consumer="dispatch-telemetry",
             description="Vehicle status, deliveries, failures and finished routes.",
         )
+        self.publishes(
+            topic=DISPATCH_EVENTS.name,
+            schema=CloudEvent[RoutePlanned | RouteStarted | RouteCompleted | StopReturned],
+            description="Planned, started and completed routes and returned stops, keyed by hub id.",
+        )
 
     async def on_start(self) -> None:
         await self.load_fleet()
@@ -95,9 +101,16 @@ class DispatchService(Service):
         if self.settings.dispatch_wave_nudge_seconds > 0:
             self.every(self.settings.dispatch_wave_nudge_seconds, self.nudge, "wave-nudge")
 
+    def http_routers(self) -> list:
+        from services.dispatch import api
+
+        if not self.consuming:  # the live queue lives in the process that consumes
+            return []
+        return [lambda principal: api.router(self, principal)]
+
     async def stop(self) -> None:
         await super().stop()
-        if self._pool is not None:
+        if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 

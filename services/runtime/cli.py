@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
 from enum import StrEnum
+from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from services.runtime.settings import Settings
 
 app = typer.Typer(
-    help="microhub: event-driven booking platform for urban micro-hubs.", no_args_is_help=True
+    help="microhub: event-driven booking platform for urban micro-hubs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
+contracts_app = typer.Typer(
+    help="Message contracts: JSON Schema and AsyncAPI files.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 
-class ServiceName(StrEnum):
+class ServeTarget(StrEnum):
     booking = "booking"
+    dispatch = "dispatch"
+    reporting = "reporting"
+    api = "api"
+    all = "all"
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -27,7 +43,19 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # aiokafka logs every reconnect attempt at ERROR; our own retry logs say enough
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if not verbose else logging.INFO)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        console.print("[red]invalid configuration[/] (MICROHUB_… environment variables):")
+        for error in exc.errors():
+            name = "MICROHUB_" + "_".join(str(p) for p in error["loc"]).upper()
+            console.print(f"  {name}: {error['msg']}")
+        raise typer.Exit(2) from exc
 
 
 async def _wait_for_signal() -> None:
@@ -40,31 +68,157 @@ async def _wait_for_signal() -> None:
 
 @app.command()
 def serve(
-    service: ServiceName = typer.Argument(..., help="Which service to run in this process."),
+    target: ServeTarget = typer.Argument(
+        ..., help="A service, 'api' (HTTP only: no consumers), or 'all' in one process."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run one service until SIGINT/SIGTERM (graceful stop: finish, flush, commit)."""
+    """Run one service (or all) until SIGINT/SIGTERM; the stop is graceful: stop
+    consuming, finish the record in flight, flush the outbox, commit, exit 0."""
     _configure_logging(verbose)
-    settings = Settings()
+    settings = _settings()
+    from services.runtime.platform import Platform, available_services
+
+    if target in (ServeTarget.all, ServeTarget.api):
+        names = available_services()
+    else:
+        if target.value not in available_services():
+            console.print(f"[red]the {target.value} service is not part of this build[/]")
+            raise typer.Exit(2)
+        names = [target.value]
 
     async def main() -> None:
-        from services.runtime.kafka import KafkaCluster
-
-        cluster = await KafkaCluster(settings).start()
-        if cluster.embedded is not None:
-            console.print(f"[bold]embedded Kafka[/] at {','.join(cluster.bootstrap)}")
-        from services.booking.service import BookingService
-
-        instance = BookingService(settings, cluster.bootstrap)
-        await instance.start()
-        console.print(f"[green]{service.value} service running[/] (Ctrl-C to stop)")
+        platform = Platform(settings, services=names, consuming=target is not ServeTarget.api)
+        await platform.start()
+        kafka = ",".join(platform.cluster.bootstrap)
+        kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
+        console.print(
+            f"[green]{target.value}[/] running: {kind} at {kafka}, HTTP at {platform.base_url}"
+        )
         try:
             await _wait_for_signal()
         finally:
-            await instance.stop()
-            cluster.stop()
+            console.print("stopping…")
+            await platform.stop()
 
     asyncio.run(main())
+
+
+@app.command()
+def migrate(
+    service: list[str] = typer.Argument(None, help="Services to migrate (default: all)."),
+) -> None:
+    """Apply the database migrations of each service to its own database."""
+    settings = _settings()
+    from services.runtime import migrations
+    from services.runtime.db import make_engine
+    from services.runtime.platform import available_services
+
+    names = service or available_services()
+    unknown = sorted(set(names) - set(available_services()))
+    if unknown:
+        console.print(f"[red]unknown service(s): {', '.join(unknown)}[/]")
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        for name in names:
+            engine = make_engine(settings.database_url(name))
+            try:
+                await migrations.upgrade(engine, name)
+            finally:
+                await engine.dispose()
+            console.print(
+                f"[green]{name}[/] migrated ({engine.url.render_as_string(hide_password=True)})"
+            )
+
+    asyncio.run(main())
+
+
+@contracts_app.command("export")
+def contracts_export() -> None:
+    """Regenerate contracts/schemas/*.json and contracts/asyncapi.json."""
+    from contracts.export import export
+
+    written = export()
+    for path in written:
+        console.print(f"wrote {path}")
+    console.print(f"{len(written)} file(s) changed")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail when a released contract was changed incompatibly."""
+    from contracts.export import compatibility_report
+
+    report = compatibility_report()
+    for name, problems in report.items():
+        console.print(f"[red]{name}[/]: {'; '.join(problems)}")
+    if report:
+        raise typer.Exit(1)
+    console.print("[green]all released contracts are intact[/]")
+
+
+@keys_app.command("hash")
+def keys_hash(
+    key: str = typer.Argument(..., help="The API key to store only as a digest."),
+) -> None:
+    """Print the sha256 entry for an API keys file (so the file holds no secret)."""
+    if len(key) < 16:
+        console.print("[yellow]warning: keys shorter than 16 characters are easy to guess[/]")
+    typer.echo(f"sha256: {hashlib.sha256(key.encode()).hexdigest()}")
+
+
+@app.command()
+def demo(
+    days: int = typer.Option(3, min=1, max=31, help="Simulated days."),
+    seed: int = typer.Option(7, help="Same seed, same results."),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Keep the HTTP server up after the run."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the whole platform on this machine (embedded Kafka, SQLite) and drive it."""
+    _configure_logging(verbose)
+    if not verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    from services.runtime.demo import run_demo
+
+    settings = _settings()
+    code = asyncio.run(run_demo(settings, days=days, seed=seed, serve=serve, console=console))
+    raise typer.Exit(code)
+
+
+def _mount_optional_commands() -> None:
+    try:
+        from services.dispatch.cli import queue
+    except ModuleNotFoundError:  # pragma: no cover - the dispatch service is optional
+        pass
+    else:
+        app.command("queue", help="Follow a hub's dispatch queue live in the terminal.")(queue)
+    try:
+        from services.reporting import cli as reporting_cli
+    except ModuleNotFoundError:
+        pass
+    else:
+        reporting_cli.mount(app)
+
+
+_mount_optional_commands()
+
+
+def print_keys(settings: Settings) -> None:
+    import yaml
+
+    from services.runtime.auth import DEMO_KEYS
+
+    path = settings.api_keys_file or DEMO_KEYS
+    table = Table(title=f"API keys ({path})")
+    table.add_column("key")
+    table.add_column("scope")
+    table.add_column("who")
+    for entry in yaml.safe_load(Path(path).read_text())["keys"]:
+        table.add_row(str(entry.get("key", "(sha256 only)")), entry["scope"], entry.get("name", ""))
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -144,6 +144,8 @@ class EventConsumer:
             await self.process(message.raw_message)
 
         on_record.__name__ = f"on_{name.replace('-', '_')}"
+        # postponed annotations would leave the string "accepts" for FastStream to resolve
+        on_record.__annotations__ = {"body": accepts, "return": None}
         self.subscriber = broker.subscriber(
             topic,
             group_id=group_id,

@@ -113,6 +113,16 @@ class Service:
         self.consumers.append(event_consumer)
         return event_consumer
 
+    def publishes(self, *, topic: str, schema: type[Any], description: str) -> None:
+        """Declare what this service publishes (through its outbox) for the AsyncAPI
+        document; the relay does the actual publishing."""
+        self.broker.publisher(
+            self.settings.topic(topic),
+            schema=schema,
+            title=f"{self.name}:{topic}",
+            description=description,
+        )
+
     def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
         """Run ``job`` periodically while the service runs (failures are logged)."""
 

@@ -72,7 +72,11 @@ class Settings(BaseSettings):
     no_show_grace_minutes: int = Field(default=30, ge=0)
     outbox_batch_size: int = Field(default=200, ge=1)
     outbox_poll_interval_seconds: float = Field(default=0.05, gt=0)
-    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    sweep_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Wall-clock no-show sweep; 0 turns it off (replays, simulations).",
+    )
 
     # --- dispatch -------------------------------------------------------------------------
     fleet_file: Path | None = Field(
@@ -93,7 +97,8 @@ class Settings(BaseSettings):
         "which would stall every consumer and HTTP request of this process.",
     )
     dispatch_wave_nudge_seconds: float = Field(
-        default=60, ge=0,
+        default=60,
+        ge=0,
         description="Wall-clock check for due waves on quiet hubs; 0 turns it off (replays).",
     )
 
