@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.booking.events import (
     BookingCancelled,
@@ -125,12 +126,7 @@ class ReportingService(Service):
         await consumer.start()
         stats = ReplayStats()
         try:
-            await consumer.topics()  # metadata for partitions_for_topic
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in sorted(routes)
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+            partitions = await self._partitions(sorted(routes))
             if not partitions:
                 return stats
             consumer.assign(partitions)
@@ -161,6 +157,22 @@ class ReportingService(Service):
         finally:
             await consumer.stop()
         return stats
+
+    async def _partitions(self, topics: list[str]) -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, **aiokafka_security_kwargs(self.settings)
+        )
+        await admin.start()
+        try:
+            described = await admin.describe_topics(topics)
+        finally:
+            await admin.close()
+        return sorted(
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if not t.get("error_code")
+            for p in t["partitions"]
+        )
 
     async def _replay_one(
         self, record: Any, consumer: str, allowed: set[str], handler: Handler, stats: ReplayStats
