@@ -278,5 +278,11 @@ def month_window(month: str, timezone: str) -> MonthWindow:
     )
 
 
+# A route planned on the last evening completes after midnight and moves into the next
+# month; two days after the end no event is expected to change the month any more.
+CLOSING_GRACE = timedelta(days=2)
+
+
 def month_is_closed(window: MonthWindow, now: datetime | None = None) -> bool:
-    return (now or datetime.now(UTC)) >= window.end
+    """Only the label uses the wall clock: the figures never do."""
+    return (now or datetime.now(UTC)) >= window.end + CLOSING_GRACE

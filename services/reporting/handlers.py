@@ -48,7 +48,7 @@ class ReportingHandlers:
         event = delivery.event
         data = event.data
         if isinstance(data, BookingConfirmed):
-            await self.confirmed(session, data, event_time=event.time)
+            await self.confirmed(session, data)
         elif isinstance(data, BookingCancelled | BookingNoShow):
             status = "cancelled" if isinstance(data, BookingCancelled) else "no_show"
             if not await store.set_consignment_status(session, data.booking_id, status):
@@ -63,9 +63,7 @@ class ReportingHandlers:
             booking_id=data.booking_id,
         )
 
-    async def confirmed(
-        self, session: AsyncSession, data: BookingConfirmed, *, event_time: Any
-    ) -> None:
+    async def confirmed(self, session: AsyncSession, data: BookingConfirmed) -> None:
         hub = data.hub
         await store.upsert_city(
             session,

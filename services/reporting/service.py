@@ -12,6 +12,7 @@ from typing import Any, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import func, select
 
 from contracts.booking.events import (
     BookingCancelled,
@@ -115,6 +116,15 @@ class ReportingService(Service):
         seen when the replay starts. Poison records are skipped (the live consumer already
         dead-lettered them). Returns when caught up."""
         await self.migrate()
+        async with self.sessions() as session:
+            already = (
+                await session.execute(select(func.count()).select_from(self.inbox))
+            ).scalar_one()
+        if already:
+            raise ValueError(
+                f"{self.engine.url.render_as_string()} already holds a projection "
+                f"({already} events): a rebuild needs a fresh database"
+            )
         routes = self._routes()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,

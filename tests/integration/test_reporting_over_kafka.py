@@ -123,3 +123,7 @@ async def test_month_flows_in_over_kafka_and_a_rebuild_reproduces_it(
         settings, city="berlin", month="2026-10", fmt="json", database_url=rebuilt_url
     )
     assert rebuilt == live
+
+    # a rebuild never mixes into an existing projection
+    with pytest.raises(ValueError, match="fresh database"):
+        await rebuild_projection(settings, database_url=rebuilt_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,10 @@ def test_bad_factor_files_are_refused_naming_the_problem(tmp_path: Path) -> None
         read_factor_file(tmp_path / "list.yaml")
     with pytest.raises(FactorError, match=r"grid\.XX"):
         FactorCatalogue.load().for_city("x").parameters("XX")
+
+
+def test_a_month_is_closed_two_days_after_its_last_local_midnight() -> None:
+    w = domain.month_window("2026-10", "Europe/Berlin")
+    assert not domain.month_is_closed(w, w.end)
+    assert not domain.month_is_closed(w, w.end + domain.CLOSING_GRACE - timedelta(seconds=1))
+    assert domain.month_is_closed(w, w.end + domain.CLOSING_GRACE)

@@ -2,7 +2,7 @@
 
 Revision ID: 20261121_r001
 Revises: 
-Create Date: 2026-11-21 05:19:42.274813
+Create Date: 2026-11-21 05:38:10.511679
 """
 
 from alembic import op
@@ -65,6 +65,7 @@ def upgrade() -> None:
     sa.Column('booking_id', sa.String(length=100), nullable=True),
     sa.Column('route_id', sa.String(length=100), nullable=True),
     sa.Column('content_sha256', sa.String(length=64), nullable=False),
+    sa.Column('digest_line', sa.String(length=320), nullable=False),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_input_events'))
     )
     with op.batch_alter_table('input_events', schema=None) as batch_op:
