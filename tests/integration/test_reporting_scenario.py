@@ -251,6 +251,8 @@ async def test_a_closed_month_is_byte_identical_and_formats_render(
     assert html.count("<svg") == 2 and "Methodology" in html and "Our World in Data" in html
     pdf = render(report, "pdf")
     assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
+    # the documents are reproducible too (no timestamps, stable SVG ids)
+    assert render(report, "pdf") == pdf and render(report, "html").decode() == html
 
 
 async def test_unknown_city_and_bad_month_are_refused(reporting: ReportingService) -> None:
