@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from services.reporting import domain
 from services.reporting.factors import FactorError
 from services.reporting.render import FORMATS, render
-from services.reporting.report import UnknownCity
+from services.reporting.report import ReportUnavailable, UnknownCity
 
 ACCEPT_TO_FORMAT = {
     "application/json": "json",
@@ -82,8 +82,8 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
             report = await service.report(city, month)
         except UnknownCity as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-        except FactorError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        except (FactorError, ReportUnavailable) as exc:
+            raise HTTPException(422, str(exc)) from None
         # rendering (matplotlib, ReportLab) is CPU-bound: keep the event loop free
         body = await asyncio.to_thread(render, report, fmt)
         filename = f"emissions-{city}-{report['month']}.{fmt}"

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +50,10 @@ METHODOLOGY = (
 
 class UnknownCity(LookupError):
     pass
+
+
+class ReportUnavailable(ValueError):
+    """The projection holds something a report cannot be built from (e.g. a time zone)."""
 
 
 @dataclass
@@ -182,7 +187,12 @@ async def build_report(
     city = await store.find_city(session, city_id)
     if city is None:
         raise UnknownCity(f"no booking for city {city_id!r} has been seen: unknown city")
-    window = domain.month_window(month, city.timezone)
+    try:
+        window = domain.month_window(month, city.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ReportUnavailable(
+            f"city {city_id!r} has an unusable time zone {city.timezone!r}: {exc}"
+        ) from None
     factors: FactorSet = catalogue.for_city(city_id)
     p = factors.parameters(city.country)
     step = progress or (lambda _what: None)

@@ -88,3 +88,26 @@ async def test_admin_reads_any_city_and_errors_are_clear(client: httpx.AsyncClie
     assert bad_month.status_code == 400 and "YYYY-MM" in bad_month.json()["detail"]
     bad_format = await client.get(URL + "?format=docx", headers=admin)
     assert bad_format.status_code == 400 and "docx" in bad_format.json()["detail"]
+
+
+async def test_a_city_with_an_unusable_time_zone_is_a_clear_422(tmp_path: Path) -> None:
+    service = ReportingService(
+        Settings(data_dir=tmp_path),
+        ["127.0.0.1:9"],
+        database_url=f"sqlite:///{tmp_path}/reporting.db",
+    )
+    await service.migrate()
+    from services.reporting import store
+
+    async with service.sessions() as session, session.begin():
+        await store.upsert_city(
+            session, city_id="atlantis", name="Atlantis", country="DE", timezone="Ocean/Atlantis"
+        )
+    app = FastAPI()
+    app.include_router(router(service, principal))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get(
+            "/v1/cities/atlantis/reports/emissions/2026-10", headers={"X-Test-Principal": "admin"}
+        )
+    await service.engine.dispose()
+    assert response.status_code == 422 and "Ocean/Atlantis" in response.json()["detail"]

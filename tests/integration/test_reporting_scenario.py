@@ -263,3 +263,41 @@ async def test_unknown_city_and_bad_month_are_refused(reporting: ReportingServic
         await reporting.report("berlin", "2026-13")
     empty = await reporting.report("berlin", "2025-01")
     assert empty["totals"]["baseline_kgco2e"] == 0 and empty["inputs"]["events"] == 0
+
+
+async def test_a_city_override_file_changes_that_citys_report_only(tmp_path: Path) -> None:
+    override = tmp_path / "factors.yaml"
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "version": "berlin-green-2026",
+                "cities": {
+                    "berlin": {
+                        "grid.DE.gco2e_per_kwh": {
+                            "value": 0,
+                            "unit": "gCO2e/kWh",
+                            "source": "test: a 100 % renewable supply contract",
+                            "year": 2026,
+                            "confidence": "high",
+                        }
+                    }
+                },
+            }
+        )
+    )
+    settings = Settings(data_dir=tmp_path, emission_factors_file=override)
+    service = ReportingService(settings, ["127.0.0.1:9"], database_url=f"sqlite:///{tmp_path}/o.db")
+    await service.migrate()
+    for event in EVENTS:
+        await apply(service, event)
+    report = await service.report("berlin", "2026-10")
+    await service.engine.dispose()
+    vehicles = {row["vehicle_type"]: row for row in report["by_vehicle_type"]}
+    assert (
+        vehicles["e_cargo_bike"]["last_mile_kgco2e"] == 0
+        and vehicles["e_van"]["last_mile_kgco2e"] == 0
+    )
+    assert vehicles["diesel_van"]["last_mile_kgco2e"] == pytest.approx(diesel_kg(22.0), abs=1e-3)
+    grid = next(f for f in report["factors"]["table"] if f["key"] == "grid.DE.gco2e_per_kwh")
+    assert grid["overridden"] and grid["value"] == 0
+    assert report["factors"]["version"].endswith("+berlin-green-2026")
