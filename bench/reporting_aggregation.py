@@ -288,7 +288,7 @@ async def load_postgres(url: str, rows: Rows) -> None:
 
 def ceiling_sql(days: tuple[tuple[str, int, int], ...], placeholder: str) -> tuple[str, list[Any]]:
     """The month's aggregation written by hand: the same groups and sums as
-    store.monthly_groups_query, in one statement."""
+    queries.monthly_groups_query, in one statement."""
     whens = " ".join(f"WHEN rc.at_ms < {hi} THEN {i}" for i, (_d, _lo, hi) in enumerate(days))
     frac = "(({x}) * rc.baseline_parcels * 2 + c.parcel_count) / (c.parcel_count * 2)"
     live = "c.status = 'confirmed'"

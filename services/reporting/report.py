@@ -1,6 +1,6 @@
 """The monthly emissions report of one city, as a plain dict (JSON-ready).
 
-SQL does the aggregation (store.monthly_groups: exact integer sums per day x hub x
+SQL does the aggregation (queries.monthly_groups: exact integer sums per day x hub x
 carrier x vehicle type); this module applies the city's factors to those few hundred
 sums and rolls them up. Floats are rounded to fixed decimals and the JSON is written with
 sorted keys, so a closed month gives byte-identical JSON on every run.
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting import domain, store
+from services.reporting import domain, queries, store
 from services.reporting.factors import FactorCatalogue, FactorSet
 
 SCHEMA = "microhub.reporting.emissions_monthly.v1"
@@ -72,7 +72,7 @@ class Quantities:
     modelled_energy_m: dict[str, int] | None = None  # per electric vehicle type
     measured_wh: int = 0
 
-    def add(self, g: store.Group) -> None:
+    def add(self, g: queries.Group) -> None:
         self.stops += g.stops
         self.delivered_stops += g.delivered_stops
         self.parcels += g.parcels
@@ -128,7 +128,7 @@ def metrics(q: Quantities, p: domain.EmissionParameters) -> dict[str, float | in
     }
 
 
-def _rollup(groups: Iterable[store.Group], key) -> dict[str, Quantities]:
+def _rollup(groups: Iterable[queries.Group], key) -> dict[str, Quantities]:
     out: dict[str, Quantities] = {}
     for g in groups:
         out.setdefault(key(g), Quantities()).add(g)
@@ -153,7 +153,7 @@ def _basis(q: Quantities, p: domain.EmissionParameters) -> dict[str, float]:
 
 
 def summarise(
-    groups: list[store.Group], p: domain.EmissionParameters, days: list[str]
+    groups: list[queries.Group], p: domain.EmissionParameters, days: list[str]
 ) -> dict[str, Any]:
     """Totals and breakdowns of the month from its aggregated groups (a few hundred rows)."""
     total = Quantities()
@@ -198,11 +198,11 @@ async def build_report(
     step = progress or (lambda _what: None)
 
     step("aggregating")
-    groups = await store.monthly_groups(session, city_id, window.days)
+    groups = await queries.monthly_groups(session, city_id, window.days)
     step("counting")
-    counts = await store.monthly_counts(session, city_id, window.start_ms, window.end_ms)
+    counts = await queries.monthly_counts(session, city_id, window.start_ms, window.end_ms)
     step("hashing inputs")
-    n_events, digest = await store.input_digest(session, city_id, window.start_ms, window.end_ms)
+    n_events, digest = await queries.input_digest(session, city_id, window.start_ms, window.end_ms)
     hub_names = await store.city_hubs(session, city_id)
     step("applying factors")
 

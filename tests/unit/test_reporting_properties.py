@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from services.reporting import domain
 from services.reporting.factors import FactorCatalogue
+from services.reporting.queries import Group
 from services.reporting.report import summarise
-from services.reporting.store import Group
 
 points = st.builds(
     domain.Point,
