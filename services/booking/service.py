@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Union
 
 from contracts.booking import (
     BookingCancellationRequested,
@@ -28,16 +27,14 @@ from services.runtime.service import Service
 log = logging.getLogger(__name__)
 
 BookingEvent = CloudEvent[
-    Union[
-        BookingConfirmed,
-        BookingRejected,
-        BookingCancelled,
-        ConsignmentCheckedIn,
-        BookingNoShow,
-        BookingCommandRejected,
-    ]
+    BookingConfirmed
+    | BookingRejected
+    | BookingCancelled
+    | ConsignmentCheckedIn
+    | BookingNoShow
+    | BookingCommandRejected
 ]
-BookingCommand = CloudEvent[Union[BookingRequested, BookingCancellationRequested, CheckInReported]]  # noqa: UP007
+BookingCommand = CloudEvent[BookingRequested | BookingCancellationRequested | CheckInReported]
 
 
 class BookingService(Service):

@@ -46,25 +46,38 @@ class StopLoad:
 
 def split_consignment(consignment: Consignment) -> list[StopLoad]:
     """A consignment's weight and volume are only known in total: each stop gets its share
-    by parcel count (the last stop takes the rounding remainder, so the sum is exact)."""
+    by parcel count. Shares are differences of rounded *cumulative* amounts, so they are
+    never negative and add up to the total exactly (rounding each share on its own can
+    overshoot, leaving the last stop a negative remainder)."""
     total = consignment.parcel_count
     loads: list[StopLoad] = []
-    kg_left, m3_left = consignment.weight_kg, consignment.volume_m3
+    parcels_so_far = 0
+    kg_before = m3_before = 0.0
     for index, stop in enumerate(consignment.stops):
+        parcels_so_far += stop.parcels
         last = index == len(consignment.stops) - 1
-        kg = kg_left if last else round(consignment.weight_kg * stop.parcels / total, 3)
-        m3 = m3_left if last else round(consignment.volume_m3 * stop.parcels / total, 4)
-        kg_left -= kg
-        m3_left -= m3
+        fraction = parcels_so_far / total
+        kg_upto = (
+            consignment.weight_kg
+            if last
+            else min(round(consignment.weight_kg * fraction, 3), consignment.weight_kg)
+        )
+        m3_upto = (
+            consignment.volume_m3
+            if last
+            else min(round(consignment.volume_m3 * fraction, 4), consignment.volume_m3)
+        )
+        kg_upto, m3_upto = max(kg_upto, kg_before), max(m3_upto, m3_before)
         loads.append(
             StopLoad(
                 stop.stop_id,
                 Point(stop.location.lat, stop.location.lon),
                 stop.parcels,
-                max(0.0, kg),
-                max(0.0, m3),
+                kg_upto - kg_before,
+                m3_upto - m3_before,
             )
         )
+        kg_before, m3_before = kg_upto, m3_upto
     return loads
 
 

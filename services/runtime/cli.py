@@ -200,7 +200,8 @@ def _mount_optional_commands() -> None:
     except ModuleNotFoundError:
         pass
     else:
-        reporting_cli.mount(app)
+        app.command("report", help="Write a city's monthly emissions report.")(reporting_cli.report)
+        app.add_typer(reporting_cli.app, name="reporting")
 
 
 _mount_optional_commands()

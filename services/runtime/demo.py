@@ -71,7 +71,9 @@ async def run_demo(
     )
     rng = random.Random(seed)
     hubs = load_catalogue(settings.hubs_file)
-    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    # from the next Monday on: every sample hub is open, and all slots lie in the future
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today + timedelta(days=7 - today.weekday())
     bootstrap = platform.cluster.bootstrap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     consumer = AIOKafkaConsumer(

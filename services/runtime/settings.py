@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     hubs_file: Path | None = Field(
         default=None, description="Hub catalogue loaded on start (default: the sample)."
     )
+    emission_factors_file: Path | None = Field(
+        default=None,
+        description="Emission factors (same format as services/reporting/data/"
+        "emission_factors.yaml) overriding the shipped defaults, globally or per city.",
+    )
     max_clock_skew_seconds: int = Field(
         default=300,
         ge=0,

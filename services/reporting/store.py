@@ -1,0 +1,308 @@
+"""Reporting's projection tables and their writes (the aggregation is in queries.py).
+
+Rows hold physical quantities in whole metres and watt-hours (exact, order-independent
+sums); factors are applied to the aggregated sums afterwards, so a per-city override of a
+factor changes the report without rewriting the projection.
+
+- ``consignments``: one row per confirmed booking, with its diesel-van baseline and the
+  carrier's depot -> hub trips, computed once on ``BookingConfirmed``.
+- ``routes``: one row per planned route (planned km, then actual km/kWh on completion).
+- ``route_consignments``: one row per (route, consignment) with the consignment's
+  allocation share of the route and the route's metres/Wh apportioned to it. The monthly
+  report is a GROUP BY over these rows (joined to ``consignments`` for the baseline).
+- ``input_events``: every event the projection used, with a hash of its content, for the
+  report's digest of inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    and_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.runtime.db import new_metadata
+from services.runtime.messaging_tables import add_inbox
+
+metadata = new_metadata()
+inbox = add_inbox(metadata)
+
+Big = BigInteger
+
+cities = Table(
+    "cities",
+    metadata,
+    Column("city_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("timezone", String(64), nullable=False),
+)
+
+hubs = Table(
+    "hubs",
+    metadata,
+    Column("hub_id", String(64), primary_key=True),
+    Column("city_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+)
+
+consignments = Table(
+    "consignments",
+    metadata,
+    Column("booking_id", String(100), primary_key=True),
+    Column("carrier_id", String(64), nullable=False),
+    Column("hub_id", String(64), nullable=False),
+    Column("city_id", String(64), nullable=False),
+    Column("status", String(20), nullable=False),  # confirmed | cancelled | no_show
+    Column("parcel_count", Integer, nullable=False),
+    Column("stop_count", Integer, nullable=False),
+    Column("weight_kg", Float, nullable=False),
+    Column("volume_m3", Float, nullable=False),
+    Column("baseline_trips", Integer, nullable=False),
+    Column("baseline_m", Big, nullable=False),
+    Column("trunk_trips", Integer, nullable=False),
+    Column("trunk_m", Big, nullable=False),
+    Column("slot_start_ms", Big, nullable=False),
+)
+
+routes = Table(
+    "routes",
+    metadata,
+    Column("route_id", String(100), primary_key=True),
+    Column("hub_id", String(64), nullable=False),
+    Column("city_id", String(64), nullable=False),
+    Column("vehicle_type", String(20), nullable=False),
+    Column("planned_m", Big, nullable=False),
+    Column("actual_m", Big, nullable=True),
+    Column("energy_wh", Big, nullable=True),
+    Column("planned_at_ms", Big, nullable=False),
+    Column("completed_at_ms", Big, nullable=True),
+    Column("stop_count", Integer, nullable=False),
+)
+
+route_consignments = Table(
+    "route_consignments",
+    metadata,
+    Column("route_id", String(100), primary_key=True),
+    Column("booking_id", String(100), primary_key=True),
+    Column("city_id", String(64), nullable=False),
+    Column("hub_id", String(64), nullable=False),
+    Column("carrier_id", String(64), nullable=False),
+    Column("vehicle_type", String(20), nullable=False),
+    Column("at_ms", Big, nullable=False),  # completion time, planning time until then
+    Column("share", Float, nullable=False),  # allocation share of the route (sums to 1)
+    Column("activity_tkm", Float, nullable=False),  # sum of weight x distance (t.km)
+    Column("stops", Integer, nullable=False),
+    Column("parcels", Integer, nullable=False),
+    Column("baseline_parcels", Integer, nullable=False),  # parcels first routed here
+    Column("weight_kg", Float, nullable=False),
+    Column("alloc_m", Big, nullable=False),  # the route's metres apportioned to it
+    Column("alloc_wh", Big, nullable=True),  # measured battery Wh apportioned, if any
+    Column("km_actual", Boolean, nullable=False),
+    Column("delivered_stops", Integer, nullable=False),
+    Column("failed_stops", Integer, nullable=False),
+)
+Index("ix_route_consignments_city_at", route_consignments.c.city_id, route_consignments.c.at_ms)
+Index("ix_route_consignments_booking", route_consignments.c.booking_id)
+
+stop_claims = Table(
+    "stop_claims",
+    metadata,
+    Column("booking_id", String(100), primary_key=True),
+    Column("stop_id", String(64), primary_key=True),
+    Column("route_id", String(100), nullable=False),
+)
+
+input_events = Table(
+    "input_events",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("event_type", String(200), nullable=False),
+    Column("booking_id", String(100), nullable=True),
+    Column("route_id", String(100), nullable=True),
+    Column("content_sha256", String(64), nullable=False),
+    # json.dumps([event id, content sha256]): one line with no raw newline, whatever the id
+    Column("digest_line", String(320), nullable=False),
+)
+Index("ix_input_events_booking", input_events.c.booking_id)
+Index("ix_input_events_route", input_events.c.route_id)
+
+
+def _insert(session: AsyncSession):
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def content_sha256(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def digest_line(event_id: str, sha: str) -> str:
+    return json.dumps([event_id, sha], separators=(",", ":"), ensure_ascii=True)
+
+
+async def record_input(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    booking_id: str | None = None,
+    route_id: str | None = None,
+) -> None:
+    insert = _insert(session)
+    sha = content_sha256(data)
+    await session.execute(
+        insert(input_events)
+        .values(
+            event_id=event_id,
+            event_type=event_type,
+            booking_id=booking_id,
+            route_id=route_id,
+            content_sha256=sha,
+            digest_line=digest_line(event_id, sha),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+
+
+async def upsert_city(session: AsyncSession, **row: Any) -> None:
+    insert = _insert(session)
+    stmt = insert(cities).values(**row)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["city_id"],
+            set_={k: stmt.excluded[k] for k in ("name", "country", "timezone")},
+        )
+    )
+
+
+async def upsert_hub(session: AsyncSession, **row: Any) -> None:
+    insert = _insert(session)
+    stmt = insert(hubs).values(**row)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["hub_id"],
+            set_={k: stmt.excluded[k] for k in ("city_id", "name", "lat", "lon")},
+        )
+    )
+
+
+async def add_consignment(session: AsyncSession, **row: Any) -> bool:
+    """First confirmation wins: a re-sent confirmation of the same booking changes nothing."""
+    insert = _insert(session)
+    result = await session.execute(
+        insert(consignments).values(**row).on_conflict_do_nothing(index_elements=["booking_id"])
+    )
+    return result.rowcount == 1
+
+
+async def set_consignment_status(session: AsyncSession, booking_id: str, status: str) -> bool:
+    result = await session.execute(
+        update(consignments).where(consignments.c.booking_id == booking_id).values(status=status)
+    )
+    return result.rowcount == 1
+
+
+async def add_route(session: AsyncSession, **row: Any) -> bool:
+    insert = _insert(session)
+    result = await session.execute(
+        insert(routes).values(**row).on_conflict_do_nothing(index_elements=["route_id"])
+    )
+    return result.rowcount == 1
+
+
+async def claim_stop(
+    session: AsyncSession, *, booking_id: str, stop_id: str, route_id: str
+) -> bool:
+    """A stop's baseline is counted on the first route that carries it, not again when a
+    failed stop is planned on a later route."""
+    insert = _insert(session)
+    result = await session.execute(
+        insert(stop_claims)
+        .values(booking_id=booking_id, stop_id=stop_id, route_id=route_id)
+        .on_conflict_do_nothing(index_elements=["booking_id", "stop_id"])
+    )
+    return result.rowcount == 1
+
+
+async def add_route_consignments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(route_consignments.insert(), list(rows))
+
+
+async def find_route(session: AsyncSession, route_id: str) -> Any | None:
+    return (await session.execute(select(routes).where(routes.c.route_id == route_id))).first()
+
+
+async def route_allocations(session: AsyncSession, route_id: str) -> list[Any]:
+    return list(
+        (
+            await session.execute(
+                select(route_consignments)
+                .where(route_consignments.c.route_id == route_id)
+                .order_by(route_consignments.c.booking_id)
+            )
+        ).all()
+    )
+
+
+async def complete_route(
+    session: AsyncSession,
+    route_id: str,
+    *,
+    actual_m: int,
+    energy_wh: int | None,
+    completed_at_ms: int,
+) -> None:
+    await session.execute(
+        update(routes)
+        .where(routes.c.route_id == route_id)
+        .values(actual_m=actual_m, energy_wh=energy_wh, completed_at_ms=completed_at_ms)
+    )
+
+
+async def update_allocation(
+    session: AsyncSession, route_id: str, booking_id: str, **values: Any
+) -> None:
+    await session.execute(
+        update(route_consignments)
+        .where(
+            and_(
+                route_consignments.c.route_id == route_id,
+                route_consignments.c.booking_id == booking_id,
+            )
+        )
+        .values(**values)
+    )
+
+
+async def find_city(session: AsyncSession, city_id: str) -> Any | None:
+    return (await session.execute(select(cities).where(cities.c.city_id == city_id))).first()
+
+
+async def city_hubs(session: AsyncSession, city_id: str) -> dict[str, str]:
+    rows = await session.execute(
+        select(hubs.c.hub_id, hubs.c.name).where(hubs.c.city_id == city_id)
+    )
+    return {r.hub_id: r.name for r in rows}

@@ -1,0 +1,113 @@
+"""GET /v1/cities/{city}/reports/emissions/{YYYY-MM}: scoped to the city's officials and
+admins, format by ?format= or Accept, clear 400/403/404 answers."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Header
+from pypdf import PdfReader
+
+from services.reporting.api import router
+from services.reporting.service import ReportingService
+from services.runtime.settings import Settings
+from tests.integration.test_reporting_scenario import EVENTS
+from tests.support.reporting import apply
+
+
+@dataclass(frozen=True)
+class FakePrincipal:
+    role: str
+    scope: str | None
+
+
+def principal(x_test_principal: str = Header(...)) -> FakePrincipal:
+    role, _, scope = x_test_principal.partition(":")
+    return FakePrincipal(role, scope or None)
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    service = ReportingService(
+        Settings(data_dir=tmp_path),
+        ["127.0.0.1:9"],
+        database_url=f"sqlite:///{tmp_path}/reporting.db",
+    )
+    await service.migrate()
+    for event in EVENTS:
+        await apply(service, event)
+    app = FastAPI()
+    app.include_router(router(service, principal))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+    await service.engine.dispose()
+
+
+URL = "/v1/cities/berlin/reports/emissions/2026-10"
+OFFICIAL = {"X-Test-Principal": "official:berlin"}
+
+
+async def test_official_gets_every_format(client: httpx.AsyncClient) -> None:
+    as_json = await client.get(URL, headers=OFFICIAL)
+    assert as_json.status_code == 200 and as_json.headers["content-type"] == "application/json"
+    body = json.loads(as_json.content)
+    assert body["city"]["id"] == "berlin" and body["totals"]["saving_kgco2e"] != 0
+    assert as_json.headers["x-microhub-inputs-digest"] == body["inputs"]["digest"]
+
+    by_accept = await client.get(URL, headers={**OFFICIAL, "Accept": "application/pdf"})
+    assert by_accept.headers["content-type"] == "application/pdf"
+    assert len(PdfReader(io.BytesIO(by_accept.content)).pages) >= 2
+
+    html = await client.get(URL, headers={**OFFICIAL, "Accept": "text/html,application/xhtml+xml"})
+    assert html.headers["content-type"].startswith("text/html") and b"<svg" in html.content
+    csv = await client.get(URL + "?format=csv", headers={**OFFICIAL, "Accept": "application/pdf"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="emissions-berlin-2026-10.csv"' in csv.headers["content-disposition"]
+
+
+@pytest.mark.parametrize("who", ["official:oslo", "carrier:acme", "operator:ber-westhafen"])
+async def test_others_are_forbidden(client: httpx.AsyncClient, who: str) -> None:
+    response = await client.get(URL, headers={"X-Test-Principal": who})
+    assert response.status_code == 403
+    assert "berlin" in response.json()["detail"]
+
+
+async def test_admin_reads_any_city_and_errors_are_clear(client: httpx.AsyncClient) -> None:
+    admin = {"X-Test-Principal": "admin"}
+    assert (await client.get(URL, headers=admin)).status_code == 200
+    unknown = await client.get("/v1/cities/paris/reports/emissions/2026-10", headers=admin)
+    assert unknown.status_code == 404 and "paris" in unknown.json()["detail"]
+    bad_month = await client.get("/v1/cities/berlin/reports/emissions/2026-13", headers=admin)
+    assert bad_month.status_code == 400 and "YYYY-MM" in bad_month.json()["detail"]
+    bad_format = await client.get(URL + "?format=docx", headers=admin)
+    assert bad_format.status_code == 400 and "docx" in bad_format.json()["detail"]
+
+
+async def test_a_city_with_an_unusable_time_zone_is_a_clear_422(tmp_path: Path) -> None:
+    service = ReportingService(
+        Settings(data_dir=tmp_path),
+        ["127.0.0.1:9"],
+        database_url=f"sqlite:///{tmp_path}/reporting.db",
+    )
+    await service.migrate()
+    from services.reporting import store
+
+    async with service.sessions() as session, session.begin():
+        await store.upsert_city(
+            session, city_id="atlantis", name="Atlantis", country="DE", timezone="Ocean/Atlantis"
+        )
+    app = FastAPI()
+    app.include_router(router(service, principal))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get(
+            "/v1/cities/atlantis/reports/emissions/2026-10", headers={"X-Test-Principal": "admin"}
+        )
+    await service.engine.dispose()
+    assert response.status_code == 422 and "Ocean/Atlantis" in response.json()["detail"]
