@@ -27,6 +27,10 @@ contracts_app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(keys_app, name="keys")
+topics_app = typer.Typer(help="Topics as code (infra/topics.yaml).", no_args_is_help=True)
+kafka_app = typer.Typer(help="Kafka for development and tests.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
 
 
@@ -186,6 +190,95 @@ def demo(
     settings = _settings()
     code = asyncio.run(run_demo(settings, days=days, seed=seed, serve=serve, console=console))
     raise typer.Exit(code)
+
+
+@topics_app.command("apply")
+def topics_apply(
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="Topics file (default: MICROHUB_TOPICS_FILE, infra/topics.yaml)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would change."),
+    fail_on_drift: bool = typer.Option(
+        False, "--fail-on-drift", help="Exit 1 when a topic's configs differ from the file."
+    ),
+) -> None:
+    """Create missing topics, grow partitions, report drift; never delete or shrink."""
+    from services.runtime.topics import TopicsError, apply_topics, load_topics, topics_file
+
+    settings = _settings()
+    if settings.kafka_is_embedded:
+        console.print(
+            "[red]MICROHUB_KAFKA_BOOTSTRAP_SERVERS is 'embedded'[/]: point it at a cluster "
+            "(the embedded one applies the file itself on start)"
+        )
+        raise typer.Exit(2)
+    try:
+        specs = load_topics(file or topics_file(settings))
+        plan = asyncio.run(
+            apply_topics(settings, settings.bootstrap_list(), specs=specs, dry_run=dry_run)
+        )
+    except TopicsError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    out = Console(width=160)
+    table = Table(title="topics" + (" (dry run)" if dry_run else ""))
+    for column in ("topic", "change", "detail", "done"):
+        table.add_column(column)
+    notes = {"capped": set(), "configs-unknown": set()}
+    for change in plan.changes:
+        if change.kind in notes:
+            notes[change.kind].add(change.detail.split(":")[0])
+            continue
+        table.add_row(change.topic, change.kind, change.detail, "yes" if change.done else "no")
+    if table.rows:
+        out.print(table)
+    for kind, details in notes.items():
+        for detail in sorted(details):
+            out.print(f"[yellow]note[/] ({kind}, every topic concerned): {detail}")
+    typer.echo(
+        f"{len(plan.created)} created, {len(plan.grown)} grown, {len(plan.drift)} drifted, "
+        f"{plan.unchanged} unchanged"
+    )
+    if plan.failed or (fail_on_drift and plan.drift):
+        raise typer.Exit(1)
+
+
+@topics_app.command("strimzi")
+def topics_strimzi(
+    cluster: str = typer.Option("microhub", help="The Strimzi Kafka cluster's name."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
+) -> None:
+    """Strimzi KafkaTopic resources generated from the topics file."""
+    from services.runtime.topics import load_topics, strimzi_manifest, topics_file
+
+    text = strimzi_manifest(load_topics(topics_file(_settings())), cluster=cluster)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}")
+
+
+@kafka_app.command("embedded")
+def kafka_embedded(
+    brokers: int = typer.Option(3, min=1, max=9),
+) -> None:
+    """Run the librdkafka mock cluster in this process (with the topics file applied,
+    MICROHUB_KAFKA_TOPIC_PREFIX honoured); print its bootstrap list; stop on SIGTERM."""
+    settings = _settings()
+    from services.runtime.embedded_kafka import EmbeddedKafka
+    from services.runtime.topics import apply_topics
+
+    async def main() -> None:
+        with EmbeddedKafka(brokers=brokers) as embedded:
+            await apply_topics(settings, embedded.bootstrap_servers, embedded=embedded)
+            typer.echo(",".join(embedded.bootstrap_servers), nl=True)
+            import sys
+
+            sys.stdout.flush()
+            await _wait_for_signal()
+
+    asyncio.run(main())
 
 
 def _mount_optional_commands() -> None:

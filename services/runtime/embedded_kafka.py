@@ -144,6 +144,8 @@ class EmbeddedKafka:
     _lib: _Lib = field(init=False, repr=False)
     _rk: int | None = field(default=None, init=False, repr=False)
     _cluster: int | None = field(default=None, init=False, repr=False)
+    # The mock keeps no topic configs; topics.apply_topics reads what it asked for here.
+    topic_configs: dict[str, dict[str, str]] = field(default_factory=dict, init=False)
 
     def start(self) -> EmbeddedKafka:
         if self._cluster is not None:
@@ -203,13 +205,21 @@ class EmbeddedKafka:
             message = self._lib.lib.rd_kafka_err2str(err).decode()
             raise RuntimeError(f"embedded Kafka: {what} failed: {message}")
 
-    def create_topic(self, topic: str, partitions: int = 6, replication_factor: int = 1) -> None:
+    def create_topic(
+        self,
+        topic: str,
+        partitions: int = 6,
+        replication_factor: int = 1,
+        *,
+        configs: dict[str, str] | None = None,
+    ) -> None:
         if partitions < 1:
             raise ValueError(f"topic {topic!r} needs at least one partition, not {partitions}")
         err = self._lib.lib.rd_kafka_mock_topic_create(
             self._require(), topic.encode(), partitions, min(replication_factor, self.brokers)
         )
         self._check(err, f"creating topic {topic!r}")
+        self.topic_configs[topic] = dict(configs or {})
 
     def broker_ids(self) -> list[int]:
         return list(range(1, self.brokers + 1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -22,6 +22,7 @@ def create_app(
     keys: ApiKeys,
     routers: Iterable[Callable[[Callable[..., Any]], APIRouter]] = (),
     health: Callable[[], dict[str, Any]] | None = None,
+    ready: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     title: str = "microhub",
 ) -> FastAPI:
     app = FastAPI(title=title, version="1.0", description=DESCRIPTION)
@@ -31,8 +32,16 @@ def create_app(
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
+        """Liveness: the process and its event loop answer (503 until started)."""
         report = health() if health else {"status": "ok"}
         code = 200 if report.get("status") == "ok" else 503
+        return JSONResponse(report, status_code=code)
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Readiness: Kafka and the database reachable, every consumer assigned."""
+        report = await ready() if ready else {"status": "ready"}
+        code = 200 if report.get("status") == "ready" else 503
         return JSONResponse(report, status_code=code)
 
     return app

@@ -7,7 +7,6 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from faststream.security import (
     BaseSecurity,
@@ -16,7 +15,6 @@ from faststream.security import (
     SASLScram512,
 )
 
-from contracts.topics import TOPICS
 from services.runtime.embedded_kafka import EmbeddedKafka
 from services.runtime.settings import Settings
 
@@ -102,15 +100,13 @@ class KafkaCluster:
         return self
 
     async def create_topics(self, settings: Settings) -> list[str]:
-        """Create the platform's topics (with ``settings.kafka_topic_prefix``)."""
-        if self.embedded is not None:
-            names = []
-            for topic in TOPICS:
-                self.embedded.create_topic(settings.topic(topic.name), topic.partitions)
-                self.embedded.create_topic(settings.topic(topic.dlq), 1)
-                names += [settings.topic(topic.name), settings.topic(topic.dlq)]
-            return names
-        return await ensure_topics(self.bootstrap, settings)
+        """Apply infra/topics.yaml (with ``settings.kafka_topic_prefix``): create missing
+        topics, grow partitions, report drift. Returns the topic names."""
+        from services.runtime.topics import apply_topics, load_topics, topics_file
+
+        specs = load_topics(topics_file(settings))
+        await apply_topics(settings, self.bootstrap, embedded=self.embedded, specs=specs)
+        return [settings.topic(s.name) for s in specs]
 
     def stop(self) -> None:
         if self.embedded is not None:
@@ -119,26 +115,8 @@ class KafkaCluster:
 
 
 async def ensure_topics(bootstrap: list[str], settings: Settings) -> list[str]:
-    """Create the platform's topics that are missing (never alters or deletes)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="microhub-admin",
-        **aiokafka_security_kwargs(settings),
-    )
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = {settings.topic(t.name): t.partitions for t in TOPICS} | {
-            settings.topic(t.dlq): 1 for t in TOPICS
-        }
-        missing = [
-            NewTopic(name, num_partitions=parts, replication_factor=-1)
-            for name, parts in wanted.items()
-            if name not in existing
-        ]
-        if missing:
-            await admin.create_topics(missing)
-            log.info("created topics %s", [t.name for t in missing])
-        return [t.name for t in missing]
-    finally:
-        await admin.close()
+    """Apply the topics file to a cluster this process does not own; returns the names of
+    the topics it created (never alters configs, deletes or shrinks)."""
+    from services.runtime.topics import apply_topics
+
+    return (await apply_topics(settings, bootstrap)).created

@@ -85,7 +85,7 @@ class Platform:
     async def _start_http(self) -> None:
         keys = ApiKeys.load(self.settings.api_keys_file)
         routers = [r for s in self.services.values() for r in s.http_routers()]
-        app = create_app(keys=keys, routers=routers, health=self.health)
+        app = create_app(keys=keys, routers=routers, health=self.health, ready=self.readiness)
         for service in self.services.values():
             attach = getattr(service, "attach_to_app", None)
             if attach is not None:
@@ -108,6 +108,12 @@ class Platform:
         report = {name: s.health() for name, s in self.services.items()}
         ok = all(s.started for s in self.services.values())
         return {"status": "ok" if ok else "starting", "services": report}
+
+    async def readiness(self) -> dict[str, Any]:
+        checks = await asyncio.gather(*(s.readiness() for s in self.services.values()))
+        report = dict(zip(self.services, checks, strict=True))
+        ok = bool(report) and all(c["ready"] for c in checks)
+        return {"status": "ready" if ok else "not ready", "services": report}
 
     async def stop(self) -> None:
         if self.server is not None:

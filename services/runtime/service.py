@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 
 from services.runtime import migrations
 from services.runtime.consumer import EventConsumer, Handler
@@ -85,6 +85,33 @@ class Service:
             },
             "outbox_published": self.relay.published if self.relay else None,
         }
+
+    async def readiness(self, timeout: float = 2.0) -> dict[str, Any]:
+        """What ``/readyz`` reports: the database answers, a Kafka broker answers, and every
+        consumer has partitions assigned (a replica beyond the partition count has none,
+        which is why the autoscaler's ceiling is the partition count)."""
+        checks: dict[str, Any] = {"started": self.started}
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception as exc:
+            checks["database"] = False
+            checks["database_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        checks["kafka"] = bool(self.started) and await self.broker.ping(timeout)
+        assigned = {}
+        for consumer in self.consumers:
+            kafka_consumer = getattr(consumer.subscriber, "consumer", None)
+            partitions = kafka_consumer.assignment() if kafka_consumer is not None else set()
+            assigned[consumer.name] = len(partitions)
+        checks["assigned_partitions"] = assigned
+        checks["ready"] = bool(
+            self.started
+            and checks["database"]
+            and checks["kafka"]
+            and all(n > 0 for n in assigned.values())
+        )
+        return checks
 
     def consume(
         self,

@@ -20,7 +20,11 @@ DATA_DIR = Path(".microhub")
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MICROHUB_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="MICROHUB_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        # compose's `${VAR:-}` and empty ConfigMap entries mean "the default", not "".
+        env_ignore_empty=True,
     )
 
     # --- Kafka -----------------------------------------------------------------------
@@ -37,6 +41,11 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: str | None = None
     kafka_client_id: str = "microhub"
+    topics_file: Path | None = Field(
+        default=None,
+        description="Topics as code (infra/topics.yaml format) applied on start and by "
+        "`microhub topics apply`; default: the repository's infra/topics.yaml.",
+    )
     kafka_topic_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]*$",
