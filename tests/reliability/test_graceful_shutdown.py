@@ -1,0 +1,143 @@
+"""SIGTERM under load: `microhub serve booking` (a real subprocess) stops consuming,
+finishes the record in flight, flushes its outbox, commits and exits 0; after a restart
+every request is decided exactly once.
+
+The broker is the embedded mock cluster in yet another process (`microhub kafka
+embedded`), so the service talks to it over TCP exactly as to a remote Kafka and the
+cluster outlives the service's restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.carrier import Carrier, TopicReader, monday_after
+from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
+
+TOTAL = 400
+DOCKS = 20  # per slot; 10 slots: half the requests are confirmed
+PREFIX = "graceful."
+MICROHUB = str(Path(sys.executable).parent / "microhub")
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROHUB_")}
+    return env | {f"MICROHUB_{k.upper()}": v for k, v in settings.items()}
+
+
+@pytest.fixture
+async def kafka_process() -> AsyncIterator[list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        MICROHUB,
+        "kafka",
+        "embedded",
+        env=clean_env(kafka_topic_prefix=PREFIX),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        bootstrap = line.decode().strip().split(",")
+        assert all(re.fullmatch(r"127\.0\.0\.1:\d+", b) for b in bootstrap), line
+        yield bootstrap
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+
+
+class ServeProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.log.write_text("")
+        with self.log.open("ab") as sink:
+            self.process = await asyncio.create_subprocess_exec(
+                MICROHUB, "serve", "booking", env=self.env, stdout=sink, stderr=sink
+            )
+        deadline = asyncio.get_running_loop().time() + 60
+        while "booking running" not in self.log.read_text():
+            assert self.process.returncode is None, self.log.read_text()
+            assert asyncio.get_running_loop().time() < deadline, self.log.read_text()
+            await asyncio.sleep(0.1)
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout=45)
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
+    kafka_process: list[str], database_url: str, tmp_path: Path
+) -> None:
+    hubs = write_catalogue(
+        tmp_path / "hubs.yaml", hub_config(docks_per_slot=DOCKS, volume_per_slot_m3=500)
+    )
+    env = clean_env(
+        kafka_bootstrap_servers=",".join(kafka_process),
+        kafka_topic_prefix=PREFIX,
+        booking_database_url=database_url,
+        hubs_file=str(hubs),
+        data_dir=str(tmp_path / "data"),
+        http_port="0",
+        sweep_interval_seconds="3600",
+    )
+    service = ServeProcess(env, tmp_path / "serve.log")
+    now = monday_after(datetime.now(UTC)) + timedelta(hours=5)
+    slot0 = now + timedelta(days=1, hours=3)
+    try:
+        await service.start()
+        async with (
+            Carrier(kafka_process, prefix=PREFIX) as carrier,
+            TopicReader(kafka_process, PREFIX + "microhub.booking.events.v1") as outcomes,
+        ):
+            for i in range(TOTAL):
+                await carrier.request(
+                    f"b{i}",
+                    hub_id=TEST_HUB,
+                    slot_start=slot0 + timedelta(hours=i % 10),
+                    time=now,
+                    volume_m3=0.2,
+                    wait=False,
+                )
+            await carrier.producer.flush()
+            await outcomes.wait_for(lambda r: len(r.events) >= 50, timeout=60, what="50 outcomes")
+
+            assert await service.terminate() == 0, service.log.read_text()
+            stopped_at = len(outcomes.events)
+            log = service.log.read_text()
+            assert "stopping" in log and "Traceback" not in log, log
+
+            await service.start()
+            await outcomes.wait_for(
+                lambda r: len(r.by_reference()) >= TOTAL, timeout=120, what=f"{TOTAL} outcomes"
+            )
+            await asyncio.sleep(2)  # anything late would be a duplicate
+            assert await service.terminate() == 0, service.log.read_text()
+
+        # the stop really happened mid-stream: the restarted process decided the rest
+        assert stopped_at < TOTAL
+        by_ref = outcomes.by_reference()
+        assert len(by_ref) == TOTAL
+        assert {ref: len(ev) for ref, ev in by_ref.items() if len(ev) != 1} == {}
+        ids = [e["id"] for e in outcomes.events]
+        assert len(ids) == len(set(ids))
+        assert len(outcomes.of_type("booking.confirmed.v1")) == 10 * DOCKS
+    finally:
+        await service.kill()
