@@ -239,7 +239,7 @@ def topics_apply(
         f"{len(plan.created)} created, {len(plan.grown)} grown, {len(plan.drift)} drifted, "
         f"{plan.unchanged} unchanged"
     )
-    if plan.failed or (fail_on_drift and plan.drift):
+    if (plan.failed and not dry_run) or (fail_on_drift and plan.drift):
         raise typer.Exit(1)
 
 

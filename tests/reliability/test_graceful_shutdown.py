@@ -10,10 +10,7 @@ cluster outlives the service's restart.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,36 +19,17 @@ import pytest
 
 from tests.support.carrier import Carrier, TopicReader, monday_after
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
+from tests.support.processes import MICROHUB, clean_env, embedded_kafka_process
 
 TOTAL = 400
 DOCKS = 20  # per slot; 10 slots: half the requests are confirmed
 PREFIX = "graceful."
-MICROHUB = str(Path(sys.executable).parent / "microhub")
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROHUB_")}
-    return env | {f"MICROHUB_{k.upper()}": v for k, v in settings.items()}
 
 
 @pytest.fixture
 async def kafka_process() -> AsyncIterator[list[str]]:
-    process = await asyncio.create_subprocess_exec(
-        MICROHUB,
-        "kafka",
-        "embedded",
-        env=clean_env(kafka_topic_prefix=PREFIX),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-        bootstrap = line.decode().strip().split(",")
-        assert all(re.fullmatch(r"127\.0\.0\.1:\d+", b) for b in bootstrap), line
+    async with embedded_kafka_process(PREFIX) as bootstrap:
         yield bootstrap
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=20) == 0
 
 
 class ServeProcess:
