@@ -71,7 +71,7 @@ COLUMN_LABELS = {
 }
 
 
-def label(column: str) -> str:
+def column_label(column: str) -> str:
     return COLUMN_LABELS.get(column, column.replace("_", " "))
 
 
@@ -228,8 +228,8 @@ def to_html(report: dict[str, Any]) -> bytes:
     parts.append("<h2>By hub</h2>" + svg["by_hub"].decode())
     for section, key_field, title in BREAKDOWNS:
         parts.append(
-            f"<h2>{e(title)}</h2><table><tr><th>{e(label(key_field))}</th>"
-            + "".join(f"<th>{e(label(c))}</th>" for c in BREAKDOWN_COLUMNS)
+            f"<h2>{e(title)}</h2><table><tr><th>{e(column_label(key_field))}</th>"
+            + "".join(f"<th>{e(column_label(c))}</th>" for c in BREAKDOWN_COLUMNS)
             + "</tr>"
         )
         for row in report[section]:
@@ -322,7 +322,7 @@ def to_pdf(report: dict[str, Any]) -> bytes:
         image(png["by_hub"], doc.width * 0.8),
     ]
     for section, key_field, title in BREAKDOWNS:
-        rows = [[label(key_field), *(label(c) for c in BREAKDOWN_COLUMNS)]] + [
+        rows = [[column_label(key_field), *(column_label(c) for c in BREAKDOWN_COLUMNS)]] + [
             [str(r[key_field]), *(_num(r[c]) for c in BREAKDOWN_COLUMNS)] for r in report[section]
         ]
         story += [
