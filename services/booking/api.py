@@ -98,9 +98,23 @@ def router(
     publish: PublishCommand,
     principal: Callable[..., Awaitable[Principal]],
     max_wait_seconds: float = 10.0,
+    publish_timeout: float = 10.0,
 ) -> APIRouter:
     api = APIRouter()
     Caller = Annotated[Principal, Depends(principal)]
+
+    async def send(payload: Payload, hub_id: str, time: datetime) -> None:
+        """Publish a command, or answer 503: the caller may retry (the booking id is
+        deterministic, so a retry is an idempotent resend)."""
+        try:
+            await asyncio.wait_for(publish(payload, hub_id, time), timeout=publish_timeout)
+        except Exception as exc:  # any broker failure means: not accepted
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"the command could not be queued ({type(exc).__name__}); nothing was "
+                "booked or changed, retry in a few seconds",
+                headers={"Retry-After": "5"},
+            ) from exc
 
     def location(booking_id: str) -> str:
         return f"/v1/bookings/{booking_id}"
@@ -170,7 +184,7 @@ def router(
             ) from exc
         booking_id = domain.booking_id_for(carrier_id, body.carrier_reference)
         sent_at = datetime.now(UTC)
-        await publish(command, command.hub_id, sent_at)
+        await send(command, command.hub_id, sent_at)
         booking = await wait_for(booking_id, wait, lambda _decided: True)
         response.headers["Location"] = location(booking_id)
         return Accepted(
@@ -217,7 +231,7 @@ def router(
         booking: store.StoredBooking, payload: Payload, wait: float, target: BookingStatus
     ):
         sent_at = datetime.now(UTC)
-        await publish(payload, booking.hub_id, sent_at)
+        await send(payload, booking.hub_id, sent_at)
         return await wait_for(booking.id, wait, lambda b: b.status is target)
 
     @api.delete(

@@ -273,19 +273,7 @@ class BookingHandlers:
         problem = domain.check_cancellation(
             booking.state if booking else None, hub_id=command.hub_id
         )
-        if problem is not None:
-            await self.emit(
-                session,
-                self._command_rejected(command, booking.id if booking else None, *problem),
-                hub_id=command.hub_id,
-                now=now,
-            )
-            return
-        assert booking is not None
-        if booking.status is BookingStatus.CANCELLED:
-            await self.emit(
-                session, stored_payload(booking.cancellation), hub_id=booking.hub_id, now=now
-            )
+        if await self._refused_or_repeated(session, command, booking, problem, now, "cancellation"):
             return
         hub = await store.get_hub(session, booking.hub_id)
         payload = BookingCancelled(
@@ -298,13 +286,9 @@ class BookingHandlers:
             reason=command.reason,
         )
         if await self._transition(
-            session,
-            booking.id,
-            BookingStatus.CONFIRMED,
-            BookingStatus.CANCELLED,
-            now,
+            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CANCELLED, now,
             cancellation=as_document(payload),
-        ):
+        ):  # fmt: skip
             await store.release_capacity(
                 session, booking.hub_id, booking.slot_start, booking.volume_l
             )
@@ -320,19 +304,7 @@ class BookingHandlers:
         problem = domain.check_check_in(
             booking.state if booking else None, hub, hub_id=command.hub_id, now=now
         )
-        if problem is not None:
-            await self.emit(
-                session,
-                self._command_rejected(command, booking.id if booking else None, *problem),
-                hub_id=command.hub_id,
-                now=now,
-            )
-            return
-        assert booking is not None
-        if booking.status is BookingStatus.CHECKED_IN:
-            await self.emit(
-                session, stored_payload(booking.check_in), hub_id=booking.hub_id, now=now
-            )
+        if await self._refused_or_repeated(session, command, booking, problem, now, "check_in"):
             return
         payload = ConsignmentCheckedIn(
             booking_id=booking.id,
@@ -343,14 +315,32 @@ class BookingHandlers:
             checked_in_at=now,
         )
         if await self._transition(
-            session,
-            booking.id,
-            BookingStatus.CONFIRMED,
-            BookingStatus.CHECKED_IN,
-            now,
+            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, now,
             check_in=as_document(payload),
-        ):
+        ):  # fmt: skip
             await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+
+    async def _refused_or_repeated(
+        self,
+        session: AsyncSession,
+        command: Any,
+        booking: store.StoredBooking | None,
+        problem: tuple[CommandRejectionReason, str] | None,
+        now: datetime,
+        stored: str,
+    ) -> bool:
+        """Answer a cancellation or check-in that changes nothing: refused (with the
+        reason), or already applied (the stored outcome again). True when answered."""
+        if problem is not None:
+            rejected = self._command_rejected(command, booking.id if booking else None, *problem)
+            await self.emit(session, rejected, hub_id=command.hub_id, now=now)
+            return True
+        assert booking is not None
+        previous = getattr(booking, stored)
+        if previous is not None:
+            await self.emit(session, stored_payload(previous), hub_id=booking.hub_id, now=now)
+            return True
+        return False
 
     # ------------------------------------------------------------------- no-shows ------
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contracts.common import Identifier
 from contracts.fleet import VehicleType
 from services.dispatch.solver import DEFAULT_CIRCUITY
+from services.runtime.yamlfile import load_listing, validation_problems
 
 SAMPLE_FLEET = Path(__file__).parent / "data" / "fleet.yaml"
 
@@ -112,22 +112,9 @@ class FleetFile(BaseModel):
         return HubFleet.model_fields["service_minutes_per_stop"].default
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:8]
-    )
-
-
 def load_fleet(path: Path | None = None) -> FleetFile:
     path = path or SAMPLE_FLEET
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FleetError(f"cannot read fleet file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise FleetError(f"fleet file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("hubs"), list):
-        raise FleetError(f"fleet file {path} must be a mapping with a 'hubs' list")
+    document = load_listing(path, what="fleet file", key="hubs", error=FleetError)
     # Top-level "x-..." keys only hold YAML anchors (as in compose files).
     document = {k: v for k, v in document.items() if not str(k).startswith("x-")}
     # Validate hub by hub and vehicle by vehicle so the error names where it is.
@@ -140,16 +127,18 @@ def load_fleet(path: Path | None = None) -> FleetFile:
                 VehicleConfig.model_validate(vehicle)
             except ValidationError as exc:
                 raise FleetError(
-                    f"fleet file {path}: hub {hub_name}, vehicle {v_name}: {_problems(exc)}"
+                    f"fleet file {path}: hub {hub_name}, vehicle {v_name}: {validation_problems(exc)}"
                 ) from exc
         try:
             HubFleet.model_validate(hub)
         except ValidationError as exc:
-            raise FleetError(f"fleet file {path}: hub {hub_name}: {_problems(exc)}") from exc
+            raise FleetError(
+                f"fleet file {path}: hub {hub_name}: {validation_problems(exc)}"
+            ) from exc
     try:
         fleet = FleetFile.model_validate(document)
     except ValidationError as exc:
-        raise FleetError(f"fleet file {path}: {_problems(exc)}") from exc
+        raise FleetError(f"fleet file {path}: {validation_problems(exc)}") from exc
     hub_ids = [h.hub_id for h in fleet.hubs]
     dupes = sorted({h for h in hub_ids if hub_ids.count(h) > 1})
     if dupes:

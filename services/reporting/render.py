@@ -55,6 +55,26 @@ BREAKDOWN_COLUMNS = (
     "stops",
 )
 
+# What people read in the HTML and PDF tables (CSV and JSON keep the machine names).
+COLUMN_LABELS = {
+    "hub_id": "Hub",
+    "carrier_id": "Carrier",
+    "vehicle_type": "Last-mile vehicle",
+    "baseline_kgco2e": "Baseline kg CO2e",
+    "actual_kgco2e": "Actual kg CO2e",
+    "saving_kgco2e": "Saving kg CO2e",
+    "saving_pct": "Saving %",
+    "diesel_van_km_avoided": "Diesel van-km avoided",
+    "nox_avoided_g": "NOx avoided g",
+    "pm25_avoided_g": "PM2.5 avoided g",
+    "stops": "Stops",
+}
+
+
+def column_label(column: str) -> str:
+    return COLUMN_LABELS.get(column, column.replace("_", " "))
+
+
 BREAKDOWNS = (
     ("by_hub", "hub_id", "By hub"),
     ("by_carrier", "carrier_id", "By carrier"),
@@ -208,8 +228,8 @@ def to_html(report: dict[str, Any]) -> bytes:
     parts.append("<h2>By hub</h2>" + svg["by_hub"].decode())
     for section, key_field, title in BREAKDOWNS:
         parts.append(
-            f"<h2>{e(title)}</h2><table><tr><th>{e(key_field)}</th>"
-            + "".join(f"<th>{e(c)}</th>" for c in BREAKDOWN_COLUMNS)
+            f"<h2>{e(title)}</h2><table><tr><th>{e(column_label(key_field))}</th>"
+            + "".join(f"<th>{e(column_label(c))}</th>" for c in BREAKDOWN_COLUMNS)
             + "</tr>"
         )
         for row in report[section]:
@@ -302,7 +322,7 @@ def to_pdf(report: dict[str, Any]) -> bytes:
         image(png["by_hub"], doc.width * 0.8),
     ]
     for section, key_field, title in BREAKDOWNS:
-        rows = [[key_field, *BREAKDOWN_COLUMNS]] + [
+        rows = [[column_label(key_field), *(column_label(c) for c in BREAKDOWN_COLUMNS)]] + [
             [str(r[key_field]), *(_num(r[c]) for c in BREAKDOWN_COLUMNS)] for r in report[section]
         ]
         story += [

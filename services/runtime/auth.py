@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from fastapi import HTTPException, Request, status
+
+from services.runtime.yamlfile import load_listing
 
 DEMO_KEYS = Path(__file__).parent / "data" / "demo-api-keys.yaml"
 
@@ -76,14 +77,7 @@ class ApiKeys:
     @classmethod
     def load(cls, path: Path | None = None) -> ApiKeys:
         path = path or DEMO_KEYS
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise KeyFileError(f"cannot read API keys file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise KeyFileError(f"API keys file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise KeyFileError(f"API keys file {path} must be a mapping with a 'keys' list")
+        document = load_listing(path, what="API keys file", key="keys", error=KeyFileError)
         entries: dict[str, Principal] = {}
         for index, entry in enumerate(document["keys"], start=1):
             if not isinstance(entry, dict) or "scope" not in entry:

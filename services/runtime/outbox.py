@@ -183,19 +183,34 @@ class OutboxRelay:
             )
             for row in rows
         ]
-        try:
-            await asyncio.gather(*pending)
-        except Exception as exc:
-            async with AsyncSession(self.engine) as session, session.begin():
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        # A row counts as sent only if it and every earlier row of its key were acked: the
+        # idempotent producer fails the later records of a partition after an earlier one
+        # failed, and re-sending the whole tail keeps each key's order (duplicates are
+        # dropped by the consumers' inboxes).
+        failed_keys: set[tuple[str, str]] = set()
+        sent_ids, failed_ids, first_error = [], [], None
+        for row, result in zip(rows, results, strict=True):
+            key = (row.topic, row.key)
+            if isinstance(result, BaseException) or key in failed_keys:
+                failed_keys.add(key)
+                failed_ids.append(row.id)
+                if isinstance(result, BaseException) and first_error is None:
+                    first_error = result
+            else:
+                sent_ids.append(row.id)
+        async with AsyncSession(self.engine) as session, session.begin():
+            if sent_ids:
+                await session.execute(
+                    update(o).where(o.c.id.in_(sent_ids)).values(sent_at=datetime.now(UTC))
+                )
+            if failed_ids:
                 await session.execute(
                     update(o)
-                    .where(o.c.id.in_([r.id for r in rows]))
-                    .values(attempts=o.c.attempts + 1, last_error=str(exc)[:1000])
+                    .where(o.c.id.in_(failed_ids))
+                    .values(attempts=o.c.attempts + 1, last_error=str(first_error)[:1000])
                 )
-            raise
-        async with AsyncSession(self.engine) as session, session.begin():
-            await session.execute(
-                update(o).where(o.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
-            )
-        self.published += len(rows)
+        self.published += len(sent_ids)
+        if first_error is not None:
+            raise first_error
         return len(rows)

@@ -169,3 +169,27 @@ async def test_admin_manages_hubs(client: httpx.AsyncClient) -> None:
     assert (
         await client.delete("/v1/admin/hubs/second-hub", headers=auth("k-admin"))
     ).status_code == 404
+
+
+async def test_a_broker_failure_is_a_clear_503_and_nothing_is_booked(
+    booking: BookingService, tmp_path: Path
+) -> None:
+    from services.booking import api
+
+    async def broken(*_args) -> None:
+        raise ConnectionError("no broker")
+
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": [{"key": "k-acme", "scope": "carrier:acme"}]}))
+    keys = ApiKeys.load(keys_file)
+    router = api.router(
+        sessions=booking.sessions, publish=broken, principal=keys.principal_dependency()
+    )
+    app = create_app(keys=keys, routers=[lambda _principal: router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as c:
+        response = await c.post("/v1/bookings", json=body("lost"), headers=auth("k-acme"))
+        assert response.status_code == 503
+        assert "retry" in response.json()["detail"] and response.headers["Retry-After"] == "5"
+        assert (await c.get("/v1/bookings", headers=auth("k-acme"))).json() == []

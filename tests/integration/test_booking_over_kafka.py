@@ -216,3 +216,18 @@ async def _settle(reader: TopicReader, quiet: float = 1.0) -> None:
     while seen != len(reader.records):
         seen = len(reader.records)
         await asyncio.sleep(quiet)
+
+
+async def test_the_timer_sweep_marks_no_shows_on_a_quiet_hub(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
+    """No command arrives after the slot: the wall-clock sweep (same code path as the
+    event-time one) declares the no-show, once."""
+    slot = _local_grid(SLOT)
+    await carrier.request("quiet", hub_id=TEST_HUB, slot_start=slot, time=NOW)
+    await outcomes.wait_count(1, suffix="confirmed.v1")
+    assert await booking.sweep_no_shows(now=slot + timedelta(minutes=61)) == 0  # within grace
+    assert await booking.sweep_no_shows(now=slot + timedelta(minutes=91)) == 1
+    assert await booking.sweep_no_shows(now=slot + timedelta(minutes=95)) == 0
+    [no_show] = await outcomes.wait_count(1, suffix="no_show.v1")
+    assert no_show["data"]["carrier_reference"] == "quiet"

@@ -1,0 +1,23 @@
+"""`make bench`: every benchmark, each printing its table with ratios to a ceiling
+measured in the same run. Run one alone with `python -m bench.<name> --help`."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from bench import dispatch_solver, reporting_aggregation
+
+
+def main() -> None:
+    console = Console()
+    console.rule("dispatch: wave planning (OR-Tools within budget vs 30 s ceiling vs greedy)")
+    dispatch_solver.main([])
+    console.rule("reporting: monthly aggregation (report vs one hand-written SQL query)")
+    sys.argv = [sys.argv[0]]
+    reporting_aggregation.main()
+
+
+if __name__ == "__main__":
+    main()

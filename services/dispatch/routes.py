@@ -1,0 +1,214 @@
+"""Routes followed through telemetry: started, stops delivered or failed, finished
+(part of :class:`services.dispatch.handlers.DispatchHandlers`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.dispatch import (
+    RouteCompleted,
+    RouteStarted,
+    StopRef,
+    StopReturned,
+)
+from contracts.fleet import (
+    RouteFinished,
+    StopDelivered,
+    StopFailed,
+    VehicleStatus,
+)
+from services.dispatch import domain, store
+from services.dispatch.domain import MAX_ATTEMPTS, RouteStatus, StopStatus
+
+log = logging.getLogger(__name__)
+
+
+class RouteFollowing:
+    """Mixin: needs ``emit`` and ``changed`` from DispatchHandlers."""
+
+    async def start(self, session: AsyncSession, route: store.RouteRow, now: datetime) -> None:
+        await store.set_route(session, route.id, status=RouteStatus.RUNNING, started_at=now)
+        for stop in await store.stops_of_route(session, route.id):
+            if stop.status is StopStatus.PLANNED:
+                await store.set_stop(
+                    session,
+                    stop.booking_id,
+                    stop.stop_id,
+                    now=now,
+                    status=StopStatus.ON_ROUTE,
+                    reason=None,
+                )
+        await self.emit(
+            session,
+            RouteStarted(
+                route_id=route.id, hub_id=route.hub_id, vehicle_id=route.vehicle_id, started_at=now
+            ),
+            hub_id=route.hub_id,
+            now=now,
+        )
+        self.changed(session, route.hub_id, "route_started", route_id=route.id)
+
+    async def delivered(
+        self, session: AsyncSession, route: store.RouteRow, t: StopDelivered, now: datetime
+    ) -> None:
+        stop = await store.get_stop(session, t.booking_id, t.stop_id)
+        if stop is None or stop.route_id != route.id:
+            log.warning(
+                "delivery of stop %s/%s not on route %s: ignored", t.booking_id, t.stop_id, route.id
+            )
+            return
+        await store.set_stop(
+            session,
+            stop.booking_id,
+            stop.stop_id,
+            now=now,
+            status=StopStatus.DELIVERED,
+            reason=None,
+        )
+        self.changed(
+            session,
+            route.hub_id,
+            "stop_delivered",
+            route_id=route.id,
+            booking_id=stop.booking_id,
+            stop_id=stop.stop_id,
+        )
+
+    async def failed(
+        self, session: AsyncSession, route: store.RouteRow, t: StopFailed, now: datetime
+    ) -> None:
+        stop = await store.get_stop(session, t.booking_id, t.stop_id)
+        if stop is None or stop.route_id != route.id or stop.status is StopStatus.FAILED:
+            log.warning(
+                "failure of stop %s/%s not open on route %s: ignored",
+                t.booking_id,
+                t.stop_id,
+                route.id,
+            )
+            return
+        attempts = stop.attempts + 1
+        await store.set_stop(
+            session,
+            stop.booking_id,
+            stop.stop_id,
+            now=now,
+            status=StopStatus.FAILED,
+            attempts=attempts,
+            reason=f"delivery failed ({t.reason}), attempt {attempts} of {MAX_ATTEMPTS}; "
+            "back in the queue when its vehicle returns",
+        )
+        self.changed(
+            session,
+            route.hub_id,
+            "stop_failed",
+            route_id=route.id,
+            booking_id=stop.booking_id,
+            stop_id=stop.stop_id,
+            attempts=attempts,
+        )
+
+    async def finish(
+        self, session: AsyncSession, route: store.RouteRow, t: RouteFinished, now: datetime
+    ) -> None:
+        delivered: list[StopRef] = []
+        failed: list[StopRef] = []
+        for stop in await store.stops_of_route(session, route.id):
+            ref = StopRef(booking_id=stop.booking_id, stop_id=stop.stop_id)
+            if stop.status is StopStatus.DELIVERED:
+                delivered.append(ref)
+                continue
+            if stop.status is StopStatus.FAILED:
+                failed.append(ref)
+                next_status = domain.after_failure(stop.attempts)
+            else:  # never attempted: the parcel came back untouched, no attempt counted
+                next_status = StopStatus.WAITING
+            if next_status is StopStatus.RETURNED:
+                reason = f"returned to the carrier after {stop.attempts} failed deliveries"
+                await store.set_stop(
+                    session,
+                    stop.booking_id,
+                    stop.stop_id,
+                    now=now,
+                    status=StopStatus.RETURNED,
+                    reason=reason,
+                )
+                await self.emit(
+                    session,
+                    StopReturned(
+                        hub_id=route.hub_id,
+                        booking_id=stop.booking_id,
+                        carrier_id=stop.carrier_id,
+                        stop_id=stop.stop_id,
+                        attempts=stop.attempts,
+                        reason=reason,
+                    ),
+                    hub_id=route.hub_id,
+                    now=now,
+                )
+                self.changed(
+                    session,
+                    route.hub_id,
+                    "stop_returned",
+                    booking_id=stop.booking_id,
+                    stop_id=stop.stop_id,
+                )
+            else:
+                what = "failed" if stop.status is StopStatus.FAILED else "not attempted"
+                await store.set_stop(
+                    session,
+                    stop.booking_id,
+                    stop.stop_id,
+                    now=now,
+                    status=StopStatus.WAITING,
+                    route_id=None,
+                    queued_at=now,
+                    reason=f"back from route {route.id} ({what}, {stop.attempts} failed so far)",
+                )
+                self.changed(
+                    session,
+                    route.hub_id,
+                    "stop_requeued",
+                    booking_id=stop.booking_id,
+                    stop_id=stop.stop_id,
+                )
+        await store.set_route(
+            session,
+            route.id,
+            status=RouteStatus.COMPLETED,
+            completed_at=now,
+            actual_km=t.actual_km,
+            energy_kwh=t.energy_kwh,
+        )
+        await store.set_vehicle_status(
+            session, route.vehicle_id, status=VehicleStatus.AVAILABLE, now=now
+        )
+        planned = route.planned
+        await self.emit(
+            session,
+            RouteCompleted(
+                route_id=route.id,
+                hub_id=route.hub_id,
+                vehicle_id=route.vehicle_id,
+                city_id=planned["city_id"],
+                vehicle_type=planned["vehicle_type"],
+                completed_at=now,
+                planned_km=planned["planned_km"],
+                actual_km=t.actual_km,
+                energy_kwh=t.energy_kwh,
+                delivered=delivered,
+                failed=failed,
+            ),
+            hub_id=route.hub_id,
+            now=now,
+        )
+        self.changed(
+            session,
+            route.hub_id,
+            "route_completed",
+            route_id=route.id,
+            delivered=len(delivered),
+            failed=len(failed),
+        )

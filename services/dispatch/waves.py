@@ -1,0 +1,195 @@
+"""Wave planning at event time (part of :class:`services.dispatch.handlers.DispatchHandlers`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.common import GeoPoint
+from contracts.dispatch import (
+    RoutePlanned,
+    RouteStop,
+)
+from services.dispatch import domain, store
+from services.dispatch.domain import StopStatus
+from services.dispatch.solver import Plan, Point, StopDemand, WaveInstance, check_plan, plan_wave
+
+log = logging.getLogger(__name__)
+
+
+Planner = Callable[[WaveInstance, float], Awaitable[Plan]]
+
+
+async def plan_in_process(instance: WaveInstance, time_limit_s: float) -> Plan:
+    return plan_wave(instance, time_limit_s=time_limit_s)
+
+
+class WavePlanning:
+    """Mixin: needs ``policy``, ``fleet``, ``planner``, ``solver_time_limit_s``, ``emit`` and
+    ``changed`` from DispatchHandlers."""
+
+    async def maybe_plan(self, session: AsyncSession, hub_id: str, now: datetime) -> int:
+        """Plan a wave at ``now`` if one is due; returns the number of routes planned.
+        Called after every event for the hub (event time) and by the wave timer."""
+        hub = await store.get_hub(session, hub_id)
+        if hub is None:
+            return 0
+        waiting = await store.stops_of_hub(session, hub_id, (StopStatus.WAITING,))
+        queued = [s.queued_at for s in waiting if s.queued_at is not None]
+        fresh = sum(1 for q in queued if hub.last_wave_at is None or q > hub.last_wave_at)
+        why = domain.wave_due(
+            now=now,
+            waiting=len(waiting),
+            fresh=fresh,
+            oldest_waiting_since=min(queued) if queued else None,
+            last_wave_at=hub.last_wave_at,
+            policy=self.policy,
+        )
+        if why is None:
+            return 0
+        fleet = await store.fleet_of(session, hub_id)
+        specs = [domain.vehicle_spec(v, now=now, timezone=hub.timezone) for v in fleet]
+        free = [s for s in specs if s is not None]
+        if not free:
+            # Nothing to solve; no wave is used up, so the next freed vehicle plans at once.
+            busy = [
+                f"{v.config.id}: {domain.why_not_free(v, now=now, timezone=hub.timezone)}"
+                for v in fleet
+            ]
+            detail = "; ".join(busy[:6]) + (" …" if len(busy) > 6 else "")
+            reason = "no_vehicle_free: " + (detail or "the hub has no vehicles")
+            await self._set_reasons(
+                session,
+                hub_id,
+                waiting,
+                {domain.stop_key(s.booking_id, s.stop_id): reason for s in waiting},
+                now,
+            )
+            return 0
+
+        by_key = {domain.stop_key(s.booking_id, s.stop_id): s for s in waiting}
+        instance = domain.wave_instance(
+            hub_location=Point(hub.lat, hub.lon),
+            stops=[
+                StopDemand(key, Point(s.lat, s.lon), s.parcels, s.weight_kg, s.volume_m3)
+                for key, s in by_key.items()
+            ],
+            vehicles=free,
+            circuity=self.fleet.circuity_of(hub.city_id),
+            service_minutes_per_stop=self.fleet.service_minutes(hub_id),
+        )
+        plan = await self.planner(instance, self.solver_time_limit_s)
+        problems = check_plan(instance, plan)
+        if problems:  # a guard that should never fire: publish nothing that breaks a limit
+            log.error("plan for %s breaks limits (%s): using the greedy instead", hub_id, problems)
+            plan = plan_wave(instance, time_limit_s=0)
+        seq = await store.next_wave(session, hub_id, now)
+        wave_id = domain.wave_id_for(hub_id, seq)
+        types = {v.config.id: v.config.type for v in fleet}
+        planned = 0
+        for route in plan.routes:
+            route_id = domain.route_id_for(wave_id, route.vehicle_id)
+            route_stops = [by_key[k] for k in route.stop_keys]
+            payload = RoutePlanned(
+                route_id=route_id,
+                hub_id=hub_id,
+                vehicle_id=route.vehicle_id,
+                city_id=hub.city_id,
+                vehicle_type=types[route.vehicle_id],
+                wave_id=wave_id,
+                hub_location=GeoPoint(lat=hub.lat, lon=hub.lon),
+                stops=[
+                    RouteStop(
+                        sequence=i,
+                        booking_id=s.booking_id,
+                        carrier_id=s.carrier_id,
+                        stop_id=s.stop_id,
+                        location=GeoPoint(lat=s.lat, lon=s.lon),
+                        parcels=s.parcels,
+                        weight_kg=s.weight_kg,
+                        volume_m3=s.volume_m3,
+                    )
+                    for i, s in enumerate(route_stops, start=1)
+                ],
+                load_parcels=route.parcels,
+                load_kg=round(route.weight_kg, 3),
+                load_m3=round(route.volume_m3, 4),
+                planned_km=round(route.km, 3),
+                planned_duration_min=round(route.duration_min, 1),
+                solver=plan.solver,
+                objective_value=round(plan.objective, 3),
+            )
+            if not await store.add_route(
+                session,
+                id=route_id,
+                hub_id=hub_id,
+                wave_id=wave_id,
+                vehicle_id=route.vehicle_id,
+                planned=payload.model_dump(mode="json"),
+                planned_at=now,
+            ):
+                log.warning("route %s exists already: not planned twice", route_id)
+                continue
+            for s in route_stops:
+                await store.set_stop(
+                    session,
+                    s.booking_id,
+                    s.stop_id,
+                    now=now,
+                    status=StopStatus.PLANNED,
+                    route_id=route_id,
+                    reason=None,
+                )
+            await self.emit(session, payload, hub_id=hub_id, now=now)
+            planned += 1
+            self.changed(
+                session,
+                hub_id,
+                "route_planned",
+                route_id=route_id,
+                vehicle_id=route.vehicle_id,
+                stops=len(route_stops),
+                km=round(route.km, 2),
+            )
+        reasons = {u.key: f"{u.code}: {u.message}" for u in plan.unserved}
+        await self._set_reasons(session, hub_id, waiting, reasons, now)
+        log.info(
+            "%s: wave %s (%s) planned %d routes, %d stops left, solver %s",
+            hub_id,
+            wave_id,
+            why,
+            planned,
+            len(plan.unserved),
+            plan.solver,
+        )
+        self.changed(
+            session,
+            hub_id,
+            "wave",
+            wave_id=wave_id,
+            why=why,
+            routes=planned,
+            left=len(plan.unserved),
+            solver=plan.solver,
+        )
+        return planned
+
+    async def _set_reasons(
+        self,
+        session: AsyncSession,
+        hub_id: str,
+        waiting: list[store.StopRow],
+        reasons: dict[str, str],
+        now: datetime,
+    ) -> None:
+        changed = 0
+        for s in waiting:
+            reason = reasons.get(domain.stop_key(s.booking_id, s.stop_id))
+            if reason is not None and reason != s.reason:
+                await store.set_stop(session, s.booking_id, s.stop_id, now=now, reason=reason)
+                changed += 1
+        if changed:
+            self.changed(session, hub_id, "reasons", stops=changed)

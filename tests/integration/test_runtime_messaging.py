@@ -1,0 +1,126 @@
+"""The shared runtime on both databases: outbox relay, inbox, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+
+from contracts.booking import BookingCancellationRequested
+from contracts.envelope import new_event
+from services.booking import store as booking_store
+from services.runtime import inbox, migrations
+from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.outbox import OutboxRelay, enqueue, pending_count
+from services.runtime.platform import available_services, service_class
+
+
+def _event(ref: str, hub: str):
+    payload = BookingCancellationRequested(carrier_id="acme", carrier_reference=ref, hub_id=hub)
+    return new_event(payload, source="test", subject=hub, time=datetime(2027, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+async def engine(database_url: str):
+    engine = make_engine(database_url)
+    await migrations.upgrade(engine, "booking")
+    yield engine
+    await engine.dispose()
+
+
+async def test_relay_publishes_in_order_retries_and_marks_sent(engine) -> None:
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        for i in range(7):
+            await enqueue(
+                session,
+                booking_store.outbox,
+                _event(f"r{i}", f"hub-{i % 2}"),
+                topic="t",
+                key=f"hub-{i % 2}",
+            )
+    published: list[bytes] = []
+    failures_left = 2
+
+    async def publish(topic, key, payload, headers):
+        # hub-0's first two records fail; hub-1's go through. Like an idempotent producer,
+        # the partition's records after a failed one fail too (until the next batch).
+        nonlocal failures_left
+        future = asyncio.get_running_loop().create_future()
+        if key == b"hub-0" and failures_left:
+            failures_left -= 1
+            future.set_exception(ConnectionError("broker away"))
+        else:
+            published.append(payload)
+            future.set_result(None)
+        return future
+
+    relay = OutboxRelay(
+        service="booking",
+        engine=engine,
+        outbox=booking_store.outbox,
+        publish=publish,
+        batch_size=3,
+        poll_interval=0.01,
+        max_backoff=0.05,
+    )
+    relay.start()
+    await asyncio.wait_for(relay.flush(), timeout=10)
+    await relay.stop()
+    assert relay.failures >= 1
+    sent = [json.loads(p)["data"] for p in published]
+    assert sorted({d["carrier_reference"] for d in sent}) == [f"r{i}" for i in range(7)]
+    # per key, what a consumer sees first comes in the order it was written
+    for hub in ("hub-0", "hub-1"):
+        refs = list(dict.fromkeys(d["carrier_reference"] for d in sent if d["hub_id"] == hub))
+        assert refs == sorted(refs, key=lambda r: int(r[1:]))
+    async with sessions() as session:
+        assert await pending_count(session, booking_store.outbox) == 0
+        attempts = (await session.execute(select(booking_store.outbox.c.attempts))).scalars().all()
+        assert max(attempts) >= 1
+
+
+async def test_nothing_is_published_before_its_transaction_commits(engine) -> None:
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        async with session.begin():
+            await enqueue(session, booking_store.outbox, _event("x", "h"), topic="t", key="h")
+            await session.rollback()
+    async with sessions() as session:
+        assert await pending_count(session, booking_store.outbox) == 0
+
+
+async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:
+    sessions = make_sessionmaker(engine)
+    claim = dict(event_id="e1", topic="t", partition=0, offset=1)
+    async with sessions() as session, session.begin():
+        assert await inbox.claim(session, booking_store.inbox, consumer="a", **claim)
+        assert not await inbox.claim(session, booking_store.inbox, consumer="a", **claim)
+        assert await inbox.claim(session, booking_store.inbox, consumer="b", **claim)
+
+
+@pytest.mark.parametrize("service", available_services())
+async def test_migrations_match_the_models(service: str, database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        await migrations.upgrade(engine, service)
+        await migrations.upgrade(engine, service)  # idempotent
+        metadata = __import__(f"services.{service}.store", fromlist=["metadata"]).metadata
+
+        def diff(connection):
+            context = MigrationContext.configure(
+                connection, opts={"version_table": migrations.version_table(service)}
+            )
+            return compare_metadata(context, metadata)
+
+        async with engine.connect() as connection:
+            changes = await connection.run_sync(diff)
+        assert changes == [], f"{service}: models and migrations differ: {changes}"
+        assert service_class(service).name == service
+    finally:
+        await engine.dispose()
