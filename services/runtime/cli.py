@@ -203,7 +203,8 @@ def topics_apply(
     ),
 ) -> None:
     """Create missing topics, grow partitions, report drift; never delete or shrink."""
-    from services.runtime.topics import TopicsError, apply_topics, load_topics, topics_file
+    from services.runtime.topic_admin import apply_topics
+    from services.runtime.topics import TopicsError, load_topics, topics_file
 
     settings = _settings()
     if settings.kafka_is_embedded:
@@ -267,7 +268,7 @@ def kafka_embedded(
     MICROHUB_KAFKA_TOPIC_PREFIX honoured); print its bootstrap list; stop on SIGTERM."""
     settings = _settings()
     from services.runtime.embedded_kafka import EmbeddedKafka
-    from services.runtime.topics import apply_topics
+    from services.runtime.topic_admin import apply_topics
 
     async def main() -> None:
         with EmbeddedKafka(brokers=brokers) as embedded:

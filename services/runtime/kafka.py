@@ -102,7 +102,8 @@ class KafkaCluster:
     async def create_topics(self, settings: Settings) -> list[str]:
         """Apply infra/topics.yaml (with ``settings.kafka_topic_prefix``): create missing
         topics, grow partitions, report drift. Returns the topic names."""
-        from services.runtime.topics import apply_topics, load_topics, topics_file
+        from services.runtime.topic_admin import apply_topics
+        from services.runtime.topics import load_topics, topics_file
 
         specs = load_topics(topics_file(settings))
         await apply_topics(settings, self.bootstrap, embedded=self.embedded, specs=specs)
@@ -117,6 +118,6 @@ class KafkaCluster:
 async def ensure_topics(bootstrap: list[str], settings: Settings) -> list[str]:
     """Apply the topics file to a cluster this process does not own; returns the names of
     the topics it created (never alters configs, deletes or shrinks)."""
-    from services.runtime.topics import apply_topics
+    from services.runtime.topic_admin import apply_topics
 
     return (await apply_topics(settings, bootstrap)).created

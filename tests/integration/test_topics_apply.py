@@ -12,7 +12,8 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.settings import Settings
-from services.runtime.topics import TopicSpec, apply_topics, load_topics, topics_file
+from services.runtime.topic_admin import apply_topics
+from services.runtime.topics import TopicSpec, load_topics, topics_file
 from tests.support.kafka import KafkaUnderTest
 
 

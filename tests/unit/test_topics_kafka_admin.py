@@ -12,7 +12,8 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.protocol.admin import CreateTopicsResponse_v3, DescribeConfigsResponse_v1
 
 from services.runtime.settings import Settings
-from services.runtime.topics import KafkaTopicAdmin, TopicsError, TopicSpec, plan
+from services.runtime.topic_admin import KafkaTopicAdmin
+from services.runtime.topics import TopicsError, TopicSpec, plan
 
 
 def wire(response: Any) -> Any:
