@@ -88,6 +88,7 @@ class Observed:
     sent: int = 0
     settles: int = 0
     _seen: set[str] = field(default_factory=set)
+    _outcomes: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Simulation:
@@ -205,6 +206,13 @@ class Simulation:
         self.observed._seen.add(event.id)
         data, kind, obs = event.data, event.type.split(".")[-2], self.observed
         if name == BOOKING_EVENTS.name:
+            # a carrier's retry is answered with the booking's outcome again (a new event):
+            # count each booking's outcome once
+            booking_id = getattr(data, "booking_id", None)
+            if booking_id and kind != "command_rejected":
+                if (kind, booking_id) in obs._outcomes:
+                    return
+                obs._outcomes.add((kind, booking_id))
             obs.booking[kind] += 1
             if kind == "rejected":
                 obs.rejected[str(data.reason)] += 1

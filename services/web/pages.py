@@ -109,7 +109,7 @@ expected · lines: planned (dashed) and running routes</figcaption></figure>
         if not (_role(who) == "admin" or (_role(who) == "carrier" and who.scope == carrier_id)):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key is not {carrier_id}'s")
         body = """<p id="count">loading…</p><table id="bookings"><thead><tr><th>reference</th>
-<th>hub</th><th>slot</th><th>status</th><th>parcels</th></tr></thead><tbody></tbody></table>"""
+<th>hub</th><th>slot</th><th>status</th><th>updated</th></tr></thead><tbody></tbody></table>"""
         data = {"carrier": carrier_id, "key": api_key}
         return _page(f"Bookings · {carrier_id}", body, script="carrier.js", data=data)
 

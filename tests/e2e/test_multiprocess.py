@@ -41,9 +41,9 @@ class Proc:
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if found := re.search(pattern, line):
-                    return found
+            # rich may wrap a long line: search the whole output
+            if found := re.search(pattern, "".join(self.lines), re.MULTILINE):
+                return found
             if self.popen.poll() is not None:
                 break
             time.sleep(0.05)
@@ -72,7 +72,7 @@ async def test_separate_processes_give_the_demo_totals(
     demo_run: DemoRun, postgres_server, procs: list[Proc], tmp_path: Path
 ) -> None:
     assert demo_run.returncode == 0, demo_run.output[-3000:]
-    env = base_env(tmp_path)
+    env = base_env(tmp_path) | {"COLUMNS": "300"}
     kafka = Proc([MICROHUB, "kafka", "embedded"], env, tmp_path)
     procs.append(kafka)
     bootstrap = kafka.wait_for(r"^(\S+:\d+(,\S+:\d+)*)$").group(1)
@@ -89,7 +89,7 @@ async def test_separate_processes_give_the_demo_totals(
         for service in ("booking", "dispatch", "reporting"):
             proc = Proc([MICROHUB, "serve", service], env, tmp_path)
             procs.append(proc)
-            urls[service] = proc.wait_for(r"HTTP at (http://\S+)", timeout=90).group(1)
+            urls[service] = proc.wait_for(r"HTTP at\s+(http://\S+)", timeout=90).group(1)
         out = tmp_path / "reports"
         simulate = await asyncio.to_thread(
             subprocess.run,

@@ -9,8 +9,7 @@
     const body = document.querySelector("#bookings tbody");
     for (const b of bookings) {
       const tr = document.createElement("tr");
-      const parcels = b.consignment ? b.consignment.parcel_count : b.parcel_count;
-      for (const v of [b.carrier_reference, b.hub_id, b.slot_start, b.status, parcels]) {
+      for (const v of [b.carrier_reference, b.hub_id, b.slot_start, b.status, b.updated_at]) {
         const td = document.createElement("td");
         td.textContent = v === undefined || v === null ? "–" : String(v);
         tr.appendChild(td);
