@@ -98,7 +98,7 @@ async def run_demo(
         f"  services: {', '.join(platform.services)}; HTTP at [link]{platform.base_url}[/]"
     )
     try:
-        await simulate_and_report(
+        result = await simulate_and_report(
             settings,
             platform.cluster.bootstrap,
             api_url=platform.base_url,
@@ -115,7 +115,8 @@ async def run_demo(
             base = platform.base_url
             console.print(
                 f"hub operator: {base}/ui/hubs/ber-westhafen?api_key=demo-operator-ber-westhafen\n"
-                f"city official: {base}/ui/cities/berlin?api_key=demo-official-berlin\n"
+                f"city official: {base}/ui/cities/berlin?api_key=demo-official-berlin"
+                f"&month={result['start'][:7]}\n"
                 f"carrier: {base}/ui/carriers/parcelco?api_key=demo-carrier-parcelco\n"
                 f"OpenAPI: {base}/docs, AsyncAPI: {base}/ui/asyncapi — Ctrl-C to stop"
             )

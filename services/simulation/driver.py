@@ -43,7 +43,7 @@ from services.runtime.settings import Settings
 from services.simulation import model
 
 TICK = timedelta(hours=2)
-SETTLE_POLL_SECONDS = 0.025
+SETTLE_POLL_SECONDS = 0.04
 # Nothing new for this long after every group caught up: a handler's outbox rows are
 # committed before its offset, and the relay, woken by that commit, publishes them well
 # within this window even on a busy 2-core machine (0.06 s was measured too short there).
@@ -138,7 +138,7 @@ class Simulation:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=10,  # the default 500 ms long poll would slow every settle
+            fetch_max_wait_ms=50,  # the default 500 ms long poll would slow every settle
             **security,
         )
         # a consumer that never fetches: its offset look-ups don't queue behind a fetch

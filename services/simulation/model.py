@@ -9,7 +9,7 @@ events give the same messages.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -69,7 +69,6 @@ class Action:
     messages: tuple[tuple[datetime, Payload | bytes, str | None], ...]
     # (envelope time, payload or raw poison bytes, event id to reuse: a redelivery)
     label: str = ""
-    sort_key: tuple = field(default=())
 
 
 def _rng(seed: int, *names: object) -> random.Random:
