@@ -160,6 +160,8 @@ class Simulation:
                     raise RuntimeError(f"topic {topic(name)} has no partitions: create the topics")
         read = [BOOKING_EVENTS.name, DISPATCH_EVENTS.name] + [t.dlq for t in TOPICS]
         self.reader.assign([tp for name in read for tp in self.partitions[name]])
+        # count only this run's outcomes, also against a deployment that ran before
+        await self.reader.seek_to_end()
         self._all_tps = [tp for tps in self.partitions.values() for tp in tps]
 
     async def _close(self) -> None:
