@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A simulated week takes ~2.5 min here; a month (--days 30) ~12 min (see docs/simulation.md).
+DEMO_DAYS ?= 7
 
 .PHONY: demo test lint bench schemas clean
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/microhub demo
+	$(BIN)/microhub demo --days $(DEMO_DAYS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

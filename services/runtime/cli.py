@@ -174,14 +174,15 @@ def keys_hash(
 
 @app.command()
 def demo(
-    days: int = typer.Option(3, min=1, max=31, help="Simulated days."),
+    days: int = typer.Option(30, min=1, max=62, help="Simulated days."),
     seed: int = typer.Option(7, help="Same seed, same results."),
     serve: bool = typer.Option(
         True, "--serve/--no-serve", help="Keep the HTTP server up after the run."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run the whole platform on this machine (embedded Kafka, SQLite) and drive it."""
+    """Run the whole platform on this machine (embedded Kafka, SQLite) and drive it with
+    the city simulation; then serve the dashboards until Ctrl-C."""
     _configure_logging(verbose)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
@@ -260,24 +261,74 @@ def topics_strimzi(
         console.print(f"wrote {output}")
 
 
+@app.command()
+def simulate(
+    bootstrap_servers: str = typer.Option(
+        None,
+        "--bootstrap-servers",
+        help="Kafka of the running deployment (default: MICROHUB_KAFKA_BOOTSTRAP_SERVERS).",
+    ),
+    api_url: str = typer.Option(
+        "http://127.0.0.1:8000", help="Where the reporting service's HTTP API answers."
+    ),
+    api_key: str = typer.Option("demo-admin", help="A key that may read every city's report."),
+    days: int = typer.Option(3, min=1, max=62, help="Simulated days."),
+    seed: int = typer.Option(7, help="Same seed, same results."),
+    out: Path = typer.Option(Path(".microhub/simulate/reports"), help="Reports go here."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Drive an already running deployment (booking, dispatch, reporting) over Kafka with
+    the city simulation; the services must run with the demo's timers off (see
+    services/runtime/demo.py: DEMO_OVERRIDES)."""
+    _configure_logging(verbose)
+    if not verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    settings = _settings()
+    bootstrap = bootstrap_servers or settings.kafka_bootstrap_servers
+    if bootstrap == "embedded":
+        console.print("[red]--bootstrap-servers (or MICROHUB_KAFKA_BOOTSTRAP_SERVERS) is needed[/]")
+        raise typer.Exit(2)
+    from services.runtime.demo import simulate_and_report
+
+    servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
+    asyncio.run(
+        simulate_and_report(
+            settings,
+            servers,
+            api_url=api_url,
+            api_key=api_key,
+            days=days,
+            seed=seed,
+            out_dir=out,
+            console=console,
+        )
+    )
+
+
 @kafka_app.command("embedded")
 def kafka_embedded(
     brokers: int = typer.Option(3, min=1, max=9),
 ) -> None:
-    """Run the librdkafka mock cluster in this process (with the topics file applied,
-    MICROHUB_KAFKA_TOPIC_PREFIX honoured); print its bootstrap list; stop on SIGTERM."""
-    settings = _settings()
-    from services.runtime.embedded_kafka import EmbeddedKafka
-    from services.runtime.topic_admin import apply_topics
+    """Run the embedded (librdkafka mock) cluster in its own process, with the platform's
+    topics: prints the bootstrap list on stdout, runs until SIGINT/SIGTERM. For several
+    `microhub serve` processes on one machine without a real Kafka."""
+    import sys
+
+    from services.runtime.kafka import KafkaCluster
+
+    settings = _settings().model_copy(
+        update={"kafka_bootstrap_servers": "embedded", "kafka_embedded_brokers": brokers}
+    )
 
     async def main() -> None:
-        with EmbeddedKafka(brokers=brokers) as embedded:
-            await apply_topics(settings, embedded.bootstrap_servers, embedded=embedded)
-            typer.echo(",".join(embedded.bootstrap_servers), nl=True)
-            import sys
-
-            sys.stdout.flush()
+        cluster = KafkaCluster(settings)
+        await cluster.start()
+        typer.echo(",".join(cluster.bootstrap))
+        sys.stdout.flush()
+        try:
             await _wait_for_signal()
+        finally:
+            cluster.stop()
 
     asyncio.run(main())
 

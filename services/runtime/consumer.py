@@ -124,6 +124,7 @@ class EventConsumer:
         handler: Handler,
         after_commit: Callable[[], None] = lambda: None,
         description: str | None = None,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -151,6 +152,7 @@ class EventConsumer:
             group_id=group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             title=f"{name}:{topic}",
             description=description,
         )

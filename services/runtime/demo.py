@@ -1,56 +1,87 @@
-"""`microhub demo`: the platform on its embedded defaults, driven over Kafka by carriers'
-systems that speak only the published contracts.
+"""`microhub demo`: the platform on its embedded defaults (embedded Kafka, SQLite under
+``.microhub/demo``, one HTTP server), driven by the city simulation over Kafka.
 
-(The full city simulation with vehicles and telemetry grows in services/simulation.)
+Simulated time runs ahead of the wall clock, so the timers that nudge by wall time (the
+no-show sweep, the dispatch wave nudge) are off: only event time decides. Dispatch plans
+with the deterministic greedy planner (a time-limited OR-Tools search can end in a
+different plan from run to run), so the same seed gives the same report.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
+import json
 import shutil
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+import time
+from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from contracts.booking import BookingRequested, CheckInReported, Consignment, DeliveryStop
-from contracts.common import GeoPoint
-from contracts.envelope import decode, encode, new_event
-from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
-from services.booking import domain
-from services.booking.catalogue import load_catalogue
 from services.runtime.platform import Platform
 from services.runtime.settings import Settings
+from services.simulation import summary as summary_mod
+from services.simulation.driver import Simulation
 
-CARRIERS = ("parcelco", "swiftpost", "nordfrakt")
+ADMIN_KEY = "demo-admin"
+
+# What the demo changes from the defaults, and why (see the module docstring).
+DEMO_OVERRIDES = {
+    "sweep_interval_seconds": 0,
+    "dispatch_wave_nudge_seconds": 0,
+    "dispatch_solver_time_limit_seconds": 0,
+    "dispatch_wave_interval_minutes": 60,
+    # the embedded mock broker waits out a consumer's whole long poll: keep hops short
+    "kafka_fetch_max_wait_ms": 50,
+}
 
 
-def _consignment(rng: random.Random, hub: domain.HubConfig) -> Consignment:
-    stops = []
-    for i in range(rng.randint(3, 12)):
-        stops.append(
-            DeliveryStop(
-                stop_id=f"s{i}",
-                location=GeoPoint(
-                    lat=round(hub.location.lat + rng.uniform(-0.03, 0.03), 5),
-                    lon=round(hub.location.lon + rng.uniform(-0.05, 0.05), 5),
-                ),
-                parcels=rng.randint(1, 4),
-            )
+def demo_settings(settings: Settings, data_dir: Path) -> Settings:
+    return settings.model_copy(update={"data_dir": data_dir, **DEMO_OVERRIDES})
+
+
+async def simulate_and_report(
+    settings: Settings,
+    bootstrap: list[str],
+    *,
+    api_url: str,
+    api_key: str,
+    days: int,
+    seed: int,
+    out_dir: Path,
+    console: Console,
+) -> dict:
+    """Drive a running platform (in this process or not) and write the summary."""
+    started = time.monotonic()
+    with Progress(
+        TextColumn("simulated days"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("days", total=days)
+        sim = Simulation(
+            settings,
+            bootstrap,
+            days=days,
+            seed=seed,
+            on_day=lambda _d: progress.advance(task),
         )
-    parcels = sum(s.parcels for s in stops)
-    depot = GeoPoint(lat=round(hub.location.lat - 0.15, 5), lon=round(hub.location.lon - 0.2, 5))
-    return Consignment(
-        parcel_count=parcels,
-        weight_kg=round(parcels * rng.uniform(2.0, 6.0), 1),
-        volume_m3=round(parcels * rng.uniform(0.02, 0.08), 3),
-        stops=stops,
-        depot=depot,
+        console.print(
+            f"simulating {days} day(s) from {sim.start:%A %Y-%m-%d}, seed {seed}, "
+            f"{len(sim.hubs)} hubs"
+        )
+        observed = await sim.run()
+    reports = await summary_mod.fetch_reports(
+        observed, api_url=api_url, api_key=api_key, out_dir=out_dir
     )
+    result = summary_mod.as_dict(observed, reports)
+    result["seed"], result["days"], result["start"] = seed, days, sim.start.isoformat()
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    (out_dir / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    summary_mod.print_summary(console, result, f"{days} simulated day(s), seed {seed}")
+    console.print(f"reports written to [bold]{out_dir}[/] ({len(reports)} city-month(s))")
+    return result
 
 
 async def run_demo(
@@ -58,105 +89,38 @@ async def run_demo(
 ) -> int:
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
-    # Simulated time runs ahead of the wall clock: timers that nudge by wall time are off.
-    settings = settings.model_copy(
-        update={"data_dir": data_dir, "sweep_interval_seconds": 0, "dispatch_wave_nudge_seconds": 0}
-        if hasattr(settings, "dispatch_wave_nudge_seconds")
-        else {"data_dir": data_dir, "sweep_interval_seconds": 0}
-    )
+    settings = demo_settings(settings, data_dir)
     console.print("[bold]microhub demo[/]: starting embedded Kafka, services and HTTP …")
-    platform = await Platform(settings).start()
+    from services.web import routers as web_routers
+
+    platform = await Platform(settings, extra_routers=web_routers(settings)).start()
     console.print(
         f"  services: {', '.join(platform.services)}; HTTP at [link]{platform.base_url}[/]"
     )
-    rng = random.Random(seed)
-    hubs = load_catalogue(settings.hubs_file)
-    # from the next Monday on: every sample hub is open, and all slots lie in the future
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today + timedelta(days=7 - today.weekday())
-    bootstrap = platform.cluster.bootstrap
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    consumer = AIOKafkaConsumer(
-        settings.topic(BOOKING_EVENTS.name),
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-    )
-    await producer.start()
-    await consumer.start()
-    outcomes: Counter[str] = Counter()
-    sent = 0
-
-    async def send(payload, hub_id: str, time: datetime) -> None:
-        nonlocal sent
-        event = new_event(
-            payload, source=f"carrier/{payload.carrier_id}", subject=hub_id, time=time
-        )
-        await producer.send(
-            settings.topic(BOOKING_COMMANDS.name),
-            encode(event),
-            key=hub_id.encode(),
-            timestamp_ms=int(time.timestamp() * 1000),
-        )
-        sent += 1
-
     try:
-        with Progress(console=console, transient=False) as progress:
-            task = progress.add_task("simulated days", total=days)
-            for day_index in range(days):
-                day = start + timedelta(days=day_index)
-                for hub in hubs:
-                    slots = domain.slots_on(hub, day.astimezone(hub.zone).date())
-                    booked_at = day - timedelta(hours=10)
-                    for slot in slots:
-                        for _ in range(rng.randint(0, hub.docks_per_slot)):
-                            carrier = rng.choice(CARRIERS)
-                            ref = f"{hub.id}-{slot:%Y%m%d%H%M}-{rng.randrange(10**6):06d}"
-                            request = BookingRequested(
-                                carrier_id=carrier,
-                                carrier_reference=ref,
-                                hub_id=hub.id,
-                                slot_start=slot,
-                                consignment=_consignment(rng, hub),
-                            )
-                            await send(request, hub.id, booked_at)
-                            if rng.random() < 0.9:
-                                check_in = CheckInReported(
-                                    carrier_id=carrier, carrier_reference=ref, hub_id=hub.id
-                                )
-                                await send(
-                                    check_in, hub.id, slot + timedelta(minutes=rng.randint(0, 20))
-                                )
-                await producer.flush()
-                progress.advance(task)
-        deadline = asyncio.get_running_loop().time() + 30
-        while asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            if not batch and sum(outcomes.values()) >= sent:
-                break
-            for records in batch.values():
-                for record in records:
-                    outcomes[decode(record.value).type.split(".")[-2]] += 1
-    finally:
-        await consumer.stop()
-        await producer.stop()
+        result = await simulate_and_report(
+            settings,
+            platform.cluster.bootstrap,
+            api_url=platform.base_url,
+            api_key=ADMIN_KEY,
+            days=days,
+            seed=seed,
+            out_dir=data_dir / "reports",
+            console=console,
+        )
+        if serve:
+            from services.runtime.cli import _wait_for_signal, print_keys
 
-    table = Table(title=f"demo: {days} simulated day(s), seed {seed}")
-    table.add_column("booking events")
-    table.add_column("count", justify="right")
-    for kind, count in sorted(outcomes.items()):
-        table.add_row(kind, str(count))
-    table.add_row("commands sent", str(sent))
-    table.add_row("dead-lettered", str(sum(s.dead_lettered for s in platform.services.values())))
-    console.print(table)
-    if serve:
-        from services.runtime.cli import _wait_for_signal, print_keys
-
-        print_keys(settings)
-        console.print(f"OpenAPI: {platform.base_url}/docs — Ctrl-C to stop")
-        try:
+            print_keys(settings)
+            base = platform.base_url
+            console.print(
+                f"hub operator: {base}/ui/hubs/ber-westhafen?api_key=demo-operator-ber-westhafen\n"
+                f"city official: {base}/ui/cities/berlin?api_key=demo-official-berlin"
+                f"&month={result['start'][:7]}\n"
+                f"carrier: {base}/ui/carriers/parcelco?api_key=demo-carrier-parcelco\n"
+                f"OpenAPI: {base}/docs, AsyncAPI: {base}/ui/asyncapi — Ctrl-C to stop"
+            )
             await _wait_for_signal()
-        finally:
-            await platform.stop()
-    else:
+    finally:
         await platform.stop()
     return 0

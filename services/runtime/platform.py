@@ -57,12 +57,15 @@ class Platform:
         http: bool = True,
         consuming: bool = True,
         cluster: KafkaCluster | None = None,
+        extra_routers: list[Any] | None = None,
     ) -> None:
         self.settings = settings
         self.names = services if services is not None else available_services()
         self.http = http
         self.consuming = consuming
         self.cluster = cluster
+        # router factories beyond the services' own (e.g. services.web's pages)
+        self.extra_routers = list(extra_routers or [])
         self._own_cluster = cluster is None
         self.services: dict[str, Service] = {}
         self.server: uvicorn.Server | None = None
@@ -85,6 +88,7 @@ class Platform:
     async def _start_http(self) -> None:
         keys = ApiKeys.load(self.settings.api_keys_file)
         routers = [r for s in self.services.values() for r in s.http_routers()]
+        routers += self.extra_routers
         app = create_app(keys=keys, routers=routers, health=self.health, ready=self.readiness)
         for service in self.services.values():
             attach = getattr(service, "attach_to_app", None)

@@ -136,6 +136,7 @@ class Service:
             handler=handler,
             after_commit=self.relay.notify if self.relay else (lambda: None),
             description=description,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         self.consumers.append(event_consumer)
         return event_consumer

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Topics as code (infra/topics.yaml format) applied on start and by "
         "`microhub topics apply`; default: the repository's infra/topics.yaml.",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="Consumers' long-poll wait. A real broker answers as soon as data "
+        "arrives; the embedded mock waits it out, so simulations set it low.",
+    )
     kafka_topic_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]*$",

@@ -1,0 +1,121 @@
+"""The multi-process deployment: the embedded Kafka cluster, booking, dispatch and
+reporting each in its own process on PostgreSQL, driven by `microhub simulate`, gives
+the same report totals as the single-process demo with the same seed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.runtime.demo import DEMO_OVERRIDES
+from tests.e2e.conftest import DAYS, MICROHUB, SEED, DemoRun, base_env
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+class Proc:
+    """A child process whose output is collected by a thread (so its pipe never fills)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.args = args
+        self.popen = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # rich may wrap a long line: search the whole output
+            if found := re.search(pattern, "".join(self.lines), re.MULTILINE):
+                return found
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{' '.join(self.args)}: no {pattern!r} in:\n{''.join(self.lines)}")
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+async def test_separate_processes_give_the_demo_totals(
+    demo_run: DemoRun, postgres_server, procs: list[Proc], tmp_path: Path
+) -> None:
+    assert demo_run.returncode == 0, demo_run.output[-3000:]
+    env = base_env(tmp_path) | {"COLUMNS": "300"}
+    kafka = Proc([MICROHUB, "kafka", "embedded"], env, tmp_path)
+    procs.append(kafka)
+    bootstrap = kafka.wait_for(r"^(\S+:\d+(,\S+:\d+)*)$").group(1)
+    env["MICROHUB_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    for name, value in DEMO_OVERRIDES.items():
+        env[f"MICROHUB_{name.upper()}"] = str(value)
+    databases = []
+    for service in ("booking", "dispatch", "reporting"):
+        name = await postgres_server.create_database()
+        databases.append(name)
+        env[f"MICROHUB_{service.upper()}_DATABASE_URL"] = postgres_server.url_for(name)
+    try:
+        urls = {}
+        for service in ("booking", "dispatch", "reporting"):
+            proc = Proc([MICROHUB, "serve", service], env, tmp_path)
+            procs.append(proc)
+            urls[service] = proc.wait_for(r"HTTP at\s+(http://\S+)", timeout=90).group(1)
+        out = tmp_path / "reports"
+        simulate = await asyncio.to_thread(
+            subprocess.run,
+            [
+                MICROHUB, "simulate",
+                "--bootstrap-servers", bootstrap,
+                "--api-url", urls["reporting"],
+                "--days", str(DAYS),
+                "--seed", str(SEED),
+                "--out", str(out),
+            ],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        for proc in procs[1:]:
+            assert proc.stop() == 0, "".join(proc.lines)[-2000:]
+    finally:
+        for proc in procs:
+            proc.stop()
+        for name in databases:
+            await postgres_server.drop_database(name)
+
+    assert summary["bookings"] == demo_run.summary["bookings"]
+    assert summary["routes"] == demo_run.summary["routes"]
+    assert summary["dead_lettered"] == demo_run.summary["dead_lettered"]
+    assert set(summary["reports"]) == set(demo_run.summary["reports"])
+    for key, report in summary["reports"].items():
+        assert report["totals"] == demo_run.summary["reports"][key]["totals"], key

@@ -1,0 +1,126 @@
+"""The simulated city's decisions are pure and seeded: same seed, same messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
+from contracts.common import GeoPoint
+from contracts.dispatch import RoutePlanned, RouteStop
+from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
+from services.booking.catalogue import load_catalogue
+from services.simulation import model
+from services.simulation.driver import next_monday
+
+HUBS = {h.id: h for h in load_catalogue(None)}
+MONDAY = next_monday(datetime(2026, 11, 21, tzinfo=UTC).date())
+
+
+def _day(hub_id: str):
+    hub = HUBS[hub_id]
+    return hub, datetime.combine(MONDAY, time(0), tzinfo=hub.zone)
+
+
+def _route(stops: int, vehicle_type: str = "e_cargo_bike") -> RoutePlanned:
+    return RoutePlanned(
+        route_id="ber-westhafen:w00001:ber-wh-bike-01",
+        hub_id="ber-westhafen",
+        vehicle_id="ber-wh-bike-01",
+        city_id="berlin",
+        vehicle_type=vehicle_type,
+        wave_id="w00001",
+        hub_location=GeoPoint(lat=52.538, lon=13.341),
+        stops=[
+            RouteStop(
+                sequence=i,
+                booking_id=f"b{i}",
+                carrier_id="parcelco",
+                stop_id=f"s{i}",
+                location=GeoPoint(lat=52.54, lon=13.35),
+                parcels=1,
+                weight_kg=2.0,
+                volume_m3=0.03,
+            )
+            for i in range(1, stops + 1)
+        ],
+        load_parcels=stops,
+        load_kg=2.0 * stops,
+        load_m3=0.03 * stops,
+        planned_km=12.5,
+        planned_duration_min=90,
+        solver="greedy-fallback",
+        objective_value=12.5,
+    )
+
+
+def test_the_same_seed_gives_the_same_day_and_another_seed_another() -> None:
+    hub, day = _day("ber-westhafen")
+    assert model.hub_day(7, hub, day) == model.hub_day(7, hub, day)
+    assert model.hub_day(7, hub, day) != model.hub_day(8, hub, day)
+
+
+def test_a_day_requests_real_slots_the_evening_before_and_checks_in_at_the_slot() -> None:
+    hub, day = _day("ber-suedkreuz")
+    actions = model.hub_day(3, hub, day)
+    requests = [m for a in actions for _, m, _ in a.messages if isinstance(m, BookingRequested)]
+    slots = set(model.booking_domain.slots_on(hub, MONDAY))
+    assert requests and all(r.slot_start in slots for r in requests)
+    assert all(
+        r.consignment.parcel_count == sum(s.parcels for s in r.consignment.stops) for r in requests
+    )
+    for action in actions:
+        for at, message, _ in action.messages:
+            if isinstance(message, BookingRequested):
+                assert at < day  # booked the evening before
+            if isinstance(message, CheckInReported):
+                slot = next(
+                    r.slot_start
+                    for r in requests
+                    if r.carrier_reference == message.carrier_reference
+                )
+                assert slot <= at <= slot + timedelta(minutes=21)
+
+
+def test_a_booking_is_checked_in_or_cancelled_or_missed_never_two_of_them() -> None:
+    hub, day = _day("ber-westhafen")
+    fates: dict[str, list[str]] = {}
+    for action in model.hub_day(11, hub, day):
+        for _, message, _ in action.messages:
+            if isinstance(message, CheckInReported | BookingCancellationRequested):
+                fates.setdefault(message.carrier_reference, []).append(type(message).__name__)
+    assert fates and all(len(f) == 1 for f in fates.values())
+
+
+def test_sundays_are_quiet_and_poison_is_counted_per_day() -> None:
+    hub = HUBS["ber-westhafen"]
+    sunday = datetime.combine(MONDAY - timedelta(days=1), time(0), tzinfo=hub.zone)
+    assert model.hub_day(1, hub, sunday) == []
+    poison = model.poison(1, sunday, 2, list(HUBS))
+    assert len(poison) == 2 and all(isinstance(a.messages[0][1], bytes) for a in poison)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 10**6), stops=st.integers(1, 30))
+def test_a_vehicle_reports_every_stop_once_then_finishes(seed: int, stops: int) -> None:
+    route = _route(stops)
+    at = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    start, finish = model.drive(seed, route, at)
+    assert start.time > at and isinstance(start.messages[0][1], VehicleStatusChanged)
+    reports = [m for _, m, _ in finish.messages]
+    assert isinstance(reports[-1], RouteFinished)
+    done = [
+        (m.booking_id, m.stop_id) for m in reports[:-1] if isinstance(m, StopDelivered | StopFailed)
+    ]
+    assert sorted(done) == sorted((s.booking_id, s.stop_id) for s in route.stops)
+    times = [t for t, _, _ in finish.messages]
+    assert times == sorted(times) and times[0] > start.time
+    assert 0.98 * route.planned_km <= reports[-1].actual_km <= 1.12 * route.planned_km
+    assert model.drive(seed, route, at) == [start, finish]
+
+
+def test_diesel_vans_report_no_energy() -> None:
+    _, finish = model.drive(1, _route(3, "diesel_van"), datetime(2026, 11, 23, tzinfo=UTC))
+    assert finish.messages[-1][1].energy_kwh is None
