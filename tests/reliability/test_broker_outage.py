@@ -53,20 +53,16 @@ async def test_burst_survives_all_brokers_down(
             TopicReader(faulty_kafka.bootstrap_servers, "microhub.booking.events.v1") as outcomes,
         ):
             loop = asyncio.get_running_loop()
-            for i in range(TOTAL):
+
+            def outage_at_300(i: int) -> None:
                 if i == 300:
                     # down for 3 s while the carrier keeps sending (its producer buffers)
                     faulty_kafka.all_brokers_down()
                     loop.call_later(3.0, faulty_kafka.all_brokers_up)
-                await carrier.request(
-                    f"b{i}",
-                    hub_id=TEST_HUB,
-                    slot_start=slot0 + timedelta(hours=i % 10),
-                    time=now,
-                    volume_m3=0.2,
-                    wait=False,
-                )
-            await carrier.producer.flush()
+
+            await carrier.burst(
+                TOTAL, hub_id=TEST_HUB, first_slot=slot0, time=now, before_each=outage_at_300
+            )
             await outcomes.wait_for(
                 lambda r: len(r.by_reference()) >= TOTAL, timeout=120, what=f"{TOTAL} outcomes"
             )

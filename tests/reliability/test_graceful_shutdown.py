@@ -85,16 +85,7 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
             Carrier(kafka_process, prefix=PREFIX) as carrier,
             TopicReader(kafka_process, PREFIX + "microhub.booking.events.v1") as outcomes,
         ):
-            for i in range(TOTAL):
-                await carrier.request(
-                    f"b{i}",
-                    hub_id=TEST_HUB,
-                    slot_start=slot0 + timedelta(hours=i % 10),
-                    time=now,
-                    volume_m3=0.2,
-                    wait=False,
-                )
-            await carrier.producer.flush()
+            await carrier.burst(TOTAL, hub_id=TEST_HUB, first_slot=slot0, time=now)
             await outcomes.wait_for(lambda r: len(r.events) >= 50, timeout=60, what="50 outcomes")
 
             assert await service.terminate() == 0, service.log.read_text()

@@ -111,6 +111,33 @@ class Carrier:
             wait=wait,
         )
 
+    async def burst(
+        self,
+        count: int,
+        *,
+        hub_id: str,
+        first_slot: datetime,
+        time: datetime,
+        slots: int = 10,
+        volume_m3: float = 0.2,
+        prefix: str = "b",
+        before_each=None,
+    ) -> None:
+        """``count`` requests spread round-robin over ``slots`` hourly slots, without
+        waiting for each ack (``before_each(i)`` runs before request i), then flushed."""
+        for i in range(count):
+            if before_each is not None:
+                before_each(i)
+            await self.request(
+                f"{prefix}{i}",
+                hub_id=hub_id,
+                slot_start=first_slot + timedelta(hours=i % slots),
+                time=time,
+                volume_m3=volume_m3,
+                wait=False,
+            )
+        await self.producer.flush()
+
     async def cancel(self, reference: str, *, hub_id: str, time: datetime) -> dict:
         data = {"carrier_id": self.carrier_id, "carrier_reference": reference, "hub_id": hub_id}
         return await self.send("microhub.booking.cancellation_requested.v1", data, time=time)
