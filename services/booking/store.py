@@ -19,15 +19,14 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     delete,
+    func,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
-from services.runtime.db import UTCDateTime, new_metadata
+from services.runtime.db import UTCDateTime, dialect_insert, new_metadata
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -82,10 +81,6 @@ outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)
 
 
-def _insert(session: AsyncSession):
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 # ------------------------------------------------------------------------- hubs --------
 
 
@@ -101,7 +96,7 @@ async def get_hub(session: AsyncSession, hub_id: str) -> HubConfig | None:
 
 
 async def upsert_hub(session: AsyncSession, hub: HubConfig) -> None:
-    insert = _insert(session)
+    insert = dialect_insert(session)
     values = {"id": hub.id, "config": hub.model_dump(mode="json"), "updated_at": datetime.now(UTC)}
     await session.execute(
         insert(hubs)
@@ -119,8 +114,6 @@ async def delete_hub(session: AsyncSession, hub_id: str) -> bool:
 
 
 async def active_bookings_at_hub(session: AsyncSession, hub_id: str, *, after: datetime) -> int:
-    from sqlalchemy import func
-
     return (
         await session.execute(
             select(func.count())
@@ -168,7 +161,7 @@ async def take_capacity(
 ) -> bool:
     """Atomically take one dock and ``volume_l`` of a slot, only if both still fit."""
     await session.execute(
-        _insert(session)(slot_usage)
+        dialect_insert(session)(slot_usage)
         .values(hub_id=hub.id, slot_start=slot_start, docks_used=0, volume_used_l=0)
         .on_conflict_do_nothing(index_elements=["hub_id", "slot_start"])
     )
@@ -279,16 +272,6 @@ async def insert_booking(session: AsyncSession, **values: Any) -> None:
     values.setdefault("updated_at", values["decided_at"])
     values["status"] = BookingStatus(values["status"]).value
     await session.execute(bookings.insert().values(**values))
-
-
-async def set_status(
-    session: AsyncSession, booking_id: str, status: BookingStatus, *, now: datetime, **values: Any
-) -> None:
-    await session.execute(
-        update(bookings)
-        .where(bookings.c.id == booking_id)
-        .values(status=status.value, updated_at=now, **values)
-    )
 
 
 async def due_no_shows(

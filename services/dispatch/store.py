@@ -20,14 +20,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.fleet import VehicleStatus
 from services.dispatch.domain import ACTIVE_ROUTE, RouteStatus, StopStatus, VehicleState
 from services.dispatch.fleet import VehicleConfig
-from services.runtime.db import UTCDateTime, new_metadata
+from services.runtime.db import UTCDateTime, dialect_insert, new_metadata
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -102,11 +100,6 @@ outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)
 
 
-def _insert(session: AsyncSession):
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
 # ------------------------------------------------------------------------------ hubs ---
 
 
@@ -135,7 +128,7 @@ async def upsert_hub(
 ) -> None:
     values = dict(name=name, city_id=city_id, timezone=timezone, lat=lat, lon=lon)
     await session.execute(
-        _insert(session)(hubs)
+        dialect_insert(session)(hubs)
         .values(id=hub_id, wave_seq=0, **values)
         .on_conflict_do_update(index_elements=["id"], set_=values)
     )
@@ -199,7 +192,7 @@ def _stop(row: Any) -> StopRow:
 async def add_stop(session: AsyncSession, **values: Any) -> bool:
     """Insert an expected stop; False when it is already known (a resent confirmation)."""
     result = await session.execute(
-        _insert(session)(stops)
+        dialect_insert(session)(stops)
         .values(attempts=0, **values)
         .on_conflict_do_nothing(index_elements=["booking_id", "stop_id"])
     )
@@ -269,7 +262,7 @@ async def remove_open_stops(session: AsyncSession, booking_id: str) -> int:
 async def upsert_vehicle(session: AsyncSession, hub_id: str, config: VehicleConfig) -> None:
     doc = config.model_dump(mode="json")
     await session.execute(
-        _insert(session)(vehicles)
+        dialect_insert(session)(vehicles)
         .values(
             id=config.id, hub_id=hub_id, config=doc, status=VehicleStatus.AVAILABLE.value, active=1
         )
@@ -358,7 +351,7 @@ def _route(row: Any) -> RouteRow:
 
 async def add_route(session: AsyncSession, **values: Any) -> bool:
     result = await session.execute(
-        _insert(session)(routes)
+        dialect_insert(session)(routes)
         .values(status=RouteStatus.PLANNED.value, **values)
         .on_conflict_do_nothing(index_elements=["id"])
     )

@@ -34,11 +34,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import new_metadata
+from services.runtime.db import dialect_insert, new_metadata
 from services.runtime.messaging_tables import add_inbox
 
 metadata = new_metadata()
@@ -147,11 +145,6 @@ Index("ix_input_events_booking", input_events.c.booking_id)
 Index("ix_input_events_route", input_events.c.route_id)
 
 
-def _insert(session: AsyncSession):
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
 def content_sha256(data: dict[str, Any]) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -170,7 +163,7 @@ async def record_input(
     booking_id: str | None = None,
     route_id: str | None = None,
 ) -> None:
-    insert = _insert(session)
+    insert = dialect_insert(session)
     sha = content_sha256(data)
     await session.execute(
         insert(input_events)
@@ -187,7 +180,7 @@ async def record_input(
 
 
 async def upsert_city(session: AsyncSession, **row: Any) -> None:
-    insert = _insert(session)
+    insert = dialect_insert(session)
     stmt = insert(cities).values(**row)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -198,7 +191,7 @@ async def upsert_city(session: AsyncSession, **row: Any) -> None:
 
 
 async def upsert_hub(session: AsyncSession, **row: Any) -> None:
-    insert = _insert(session)
+    insert = dialect_insert(session)
     stmt = insert(hubs).values(**row)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -210,7 +203,7 @@ async def upsert_hub(session: AsyncSession, **row: Any) -> None:
 
 async def add_consignment(session: AsyncSession, **row: Any) -> bool:
     """First confirmation wins: a re-sent confirmation of the same booking changes nothing."""
-    insert = _insert(session)
+    insert = dialect_insert(session)
     result = await session.execute(
         insert(consignments).values(**row).on_conflict_do_nothing(index_elements=["booking_id"])
     )
@@ -225,7 +218,7 @@ async def set_consignment_status(session: AsyncSession, booking_id: str, status:
 
 
 async def add_route(session: AsyncSession, **row: Any) -> bool:
-    insert = _insert(session)
+    insert = dialect_insert(session)
     result = await session.execute(
         insert(routes).values(**row).on_conflict_do_nothing(index_elements=["route_id"])
     )
@@ -237,7 +230,7 @@ async def claim_stop(
 ) -> bool:
     """A stop's baseline is counted on the first route that carries it, not again when a
     failed stop is planned on a later route."""
-    insert = _insert(session)
+    insert = dialect_insert(session)
     result = await session.execute(
         insert(stop_claims)
         .values(booking_id=booking_id, stop_id=stop_id, route_id=route_id)

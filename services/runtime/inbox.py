@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.runtime.db import dialect_insert
 
 
 async def claim(
@@ -22,10 +22,8 @@ async def claim(
     offset: int,
 ) -> bool:
     """True when this event is new for this consumer (and is now recorded)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(inbox)
+        dialect_insert(session)(inbox)
         .values(
             consumer=consumer,
             event_id=event_id,
