@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +14,43 @@ import pytest
 from services.runtime.settings import Settings
 from tests.support.kafka import KafkaUnderTest, kafka_chain
 from tests.support.postgres import PostgresUnderTest, postgres_chain
+
+_LINGERING: list[str] = []
+
+
+def _lingering_threads(wait_seconds: float) -> list[threading.Thread]:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        alive = [
+            t
+            for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()
+        ]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A non-daemon thread left running keeps the interpreter from exiting after the
+    summary: CI then waits for its timeout instead of reporting. Fail with the threads'
+    names instead (pytest_unconfigure ends the process)."""
+    alive = _lingering_threads(wait_seconds=10)
+    if alive:
+        _LINGERING.extend(f"{t.name} ({t._target!r})" for t in alive)  # type: ignore[attr-defined]
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _LINGERING:
+        print(
+            "\nERROR: the tests left non-daemon threads running, which would keep this "
+            "process from exiting: " + ", ".join(_LINGERING),
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        os._exit(int(pytest.ExitCode.INTERNAL_ERROR))
 
 
 @pytest.fixture(scope="session")

@@ -76,10 +76,13 @@ def serve(
         ..., help="A service, 'api' (HTTP only: no consumers), or 'all' in one process."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
 ) -> None:
     """Run one service (or all) until SIGINT/SIGTERM; the stop is graceful: stop
     consuming, finish the record in flight, flush the outbox, commit, exit 0."""
     _configure_logging(verbose)
+    if quiet and not verbose:
+        logging.getLogger().setLevel(logging.WARNING)
     settings = _settings()
     from services.runtime.platform import Platform, available_services
 
@@ -369,3 +372,7 @@ def print_keys(settings: Settings) -> None:
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m services.runtime.cli`
+    main()

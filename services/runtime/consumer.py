@@ -7,7 +7,10 @@ For each record:
    with headers saying why and where from; the consumer moves on.
 2. In one database transaction: record ``(consumer, event id)`` in the inbox (a
    redelivered event stops here) and apply the handler, which writes state and outbox.
-3. Only then is the Kafka offset committed (FastStream ``AckPolicy.NACK_ON_ERROR``: the
+3. The events the transaction wrote to the outbox are published (``after_commit``; with
+   ``outbox_publish_before_ack``, awaited, so a committed offset never runs ahead of the
+   events its record caused).
+4. Only then is the Kafka offset committed (FastStream ``AckPolicy.NACK_ON_ERROR``: the
    offset is committed after the handler returns; an exception seeks back).
 
 Transient failures (database unreachable, locked) are retried in place with backoff and
@@ -33,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.envelope import CloudEvent, ContractError, decode
 from contracts.topics import dead_letter_topic
 from services.runtime import inbox as inbox_module
+from services.runtime.db import writing
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,19 @@ class DeadLetters:
         )
 
 
+def rewind(kafka_consumer: Any, records: list[Any]) -> None:
+    """Seek every partition of a failed batch back to its first record, so that nothing
+    after an unprocessed record is committed."""
+    from aiokafka import TopicPartition
+
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        first[tp] = min(first.get(tp, record.offset), record.offset)
+    for tp, offset in first.items():
+        kafka_consumer.seek(tp, offset)
+
+
 @dataclass
 class ConsumerStats:
     processed: int = 0
@@ -122,9 +139,10 @@ class EventConsumer:
         sessionmaker: async_sessionmaker[AsyncSession],
         inbox: Table,
         handler: Handler,
-        after_commit: Callable[[], None] = lambda: None,
+        after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
         description: str | None = None,
         fetch_max_wait_ms: int = 500,
+        max_batch: int = 100,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -142,7 +160,19 @@ class EventConsumer:
         # apply_types=False and we validate ourselves, so poison reaches the DLQ.
         async def on_record(body: accepts) -> None:  # type: ignore[valid-type]
             message = broker.context.get_local("message")
-            await self.process(message.raw_message)
+            records = [message.raw_message]
+            kafka_consumer = getattr(message, "consumer", None)
+            if max_batch > 1 and kafka_consumer is not None:
+                # what the consumer has fetched already joins this record's transaction;
+                # FastStream's ack commits the consumer's position, so all of them
+                more = await kafka_consumer.getmany(timeout_ms=0, max_records=max_batch - 1)
+                records += [r for part in more.values() for r in part]
+            try:
+                await self.process_batch(records)
+            except BaseException:
+                if len(records) > 1:  # FastStream rewinds the first record's partition only
+                    rewind(kafka_consumer, records)
+                raise
 
         on_record.__name__ = f"on_{name.replace('-', '_')}"
         # postponed annotations would leave the string "accepts" for FastStream to resolve
@@ -158,13 +188,14 @@ class EventConsumer:
         )
         self.subscriber(on_record)
 
-    async def process(self, record: Any) -> None:
+    async def _decode(self, record: Any) -> Delivery | None:
+        """The record as a delivery, or None after dead-lettering it."""
         try:
             event = decode(record.value or b"", allowed=self.allowed_types)
         except ContractError as exc:
             await self.dead_letters.send(record, reason=exc.reason, error=exc)
-            return
-        delivery = Delivery(
+            return None
+        return Delivery(
             event=event,
             topic=record.topic,
             partition=record.partition,
@@ -172,11 +203,43 @@ class EventConsumer:
             timestamp_ms=record.timestamp,
             key=record.key.decode(errors="replace") if record.key else None,
         )
+
+    async def process_batch(self, records: list[Any]) -> None:
+        """Records fetched together, applied in one transaction (one commit, one outbox
+        publication, one offset commit for all). If any of them fails, nothing of the
+        batch is kept and each record goes through :meth:`process` on its own, with its
+        retries and dead-lettering."""
+        if len(records) == 1:
+            await self.process(records[0])
+            return
+        pairs = [(record, await self._decode(record)) for record in records]
+        valid = [(record, d) for record, d in pairs if d is not None]
+        if not valid:
+            return
+        try:
+            await self._apply_all([d for _, d in valid])
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.stopping:
+                raise
+            log.info("%s: batch of %d failed (%r): one by one", self.name, len(valid), exc)
+        for record, delivery in valid:
+            await self._process_delivery(record, delivery)
+
+    async def process(self, record: Any) -> None:
+        delivery = await self._decode(record)
+        if delivery is not None:
+            await self._process_delivery(record, delivery)
+
+    async def _process_delivery(self, record: Any, delivery: Delivery) -> None:
+        event = delivery.event
         backoff = 0.05
         failures = 0
         while True:
             try:
-                await self._apply(delivery)
+                await self._apply_all([delivery])
                 return
             except asyncio.CancelledError:
                 raise
@@ -200,20 +263,32 @@ class EventConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _apply(self, delivery: Delivery) -> None:
-        async with self.sessionmaker() as session, session.begin():
-            fresh = await inbox_module.claim(
-                session,
-                self.inbox,
-                consumer=self.name,
-                event_id=delivery.event.id,
-                topic=delivery.topic,
-                partition=delivery.partition,
-                offset=delivery.offset,
-            )
-            if not fresh:
-                self.stats.duplicates += 1
-                return
-            await self.handler(session, delivery)
-        self.stats.processed += 1
-        self.after_commit()
+    async def _apply_all(self, deliveries: list[Delivery]) -> None:
+        processed = duplicates = 0
+        async with (
+            writing(self.sessionmaker.kw["bind"]),
+            self.sessionmaker() as session,
+            session.begin(),
+        ):
+            for delivery in deliveries:
+                fresh = await inbox_module.claim(
+                    session,
+                    self.inbox,
+                    consumer=self.name,
+                    event_id=delivery.event.id,
+                    topic=delivery.topic,
+                    partition=delivery.partition,
+                    offset=delivery.offset,
+                )
+                if not fresh:
+                    duplicates += 1
+                    continue
+                await self.handler(session, delivery)
+                processed += 1
+        self.stats.processed += processed
+        self.stats.duplicates += duplicates
+        if not processed:
+            return
+        published = self.after_commit()
+        if published is not None:
+            await published

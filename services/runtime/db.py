@@ -6,9 +6,13 @@ tables, queries and migrations run on each.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
 from sqlalchemy.engine import make_url
@@ -57,13 +61,24 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, sqlite_inline: bool = False) -> AsyncEngine:
+    """An engine for ``url``. ``sqlite_inline``: run SQLite statements on the event loop's
+    thread (see services/runtime/sqlite_async.py; MICROHUB_SQLITE_INLINE_STATEMENTS)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        from services.runtime.sqlite_async import connector
+
+        # the file path as SQLAlchemy's pysqlite dialect would pass it to the driver
+        (database,), _ = create_async_engine(url).dialect.create_connect_args(parsed)
+        # inline, a wait for another connection's lock blocks the loop: keep it short
+        busy_ms = 5000 if sqlite_inline else 30000
+        creator = connector(
+            database, inline=sqlite_inline, timeout=busy_ms / 1000, check_same_thread=False
+        )
+        engine = create_async_engine(url, async_creator=creator)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -72,7 +87,7 @@ def make_engine(url: str) -> AsyncEngine:
             # default in SQLite.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
@@ -107,11 +122,60 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def dialect_insert(session: Any):
-    """The INSERT construct of the session's database, for ON CONFLICT clauses (the same
-    statement on PostgreSQL and SQLite)."""
+def dialect_name(session: Any) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def _insert_of(dialect: str) -> Callable[..., Any]:
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def dialect_insert(session: Any) -> Callable[..., Any]:
+    """The INSERT construct of the session's database, for ON CONFLICT clauses (the same
+    statement on PostgreSQL and SQLite)."""
+    return _insert_of(dialect_name(session))
+
+
+T = TypeVar("T")
+
+_STATEMENTS: dict[tuple[str, Hashable], Any] = {}
+
+
+def cached_statement(session: Any, key: Hashable, build: Callable[[Callable[..., Any]], T]) -> T:
+    """A statement built once per database dialect and ``key``, by ``build(insert)`` with
+    the dialect's INSERT construct (for ON CONFLICT clauses).
+
+    Building a statement, and hashing literal values into its cache key, costs more CPU
+    than running it on a hot path: prebuilt statements take their values as bind
+    parameters at execution (``session.execute(stmt, {...})``) instead. ``key`` names the
+    statement, with the Table when one function serves several services' tables.
+    """
+    dialect = dialect_name(session)
+    try:
+        return _STATEMENTS[dialect, key]
+    except KeyError:
+        statement = _STATEMENTS[dialect, key] = build(_insert_of(dialect))
+        return statement
+
+
+_WRITERS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold around a write transaction. SQLite has one writer at a time, and a connection
+    that finds the database locked waits by sleeping (1, 2, 5, … 100 ms steps), so two
+    consumers of one service writing at once cost tens of milliseconds each time. Writers
+    of one process queue on an asyncio lock instead and start the moment the previous
+    one commits. On PostgreSQL (row locks) this does nothing."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    lock = _WRITERS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITERS[engine.sync_engine] = asyncio.Lock()
+    async with lock:
+        yield

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import dialect_insert
+from services.runtime.db import cached_statement
 
 
 async def claim(
@@ -22,16 +22,22 @@ async def claim(
     offset: int,
 ) -> bool:
     """True when this event is new for this consumer (and is now recorded)."""
+    statement = cached_statement(
+        session,
+        ("inbox.claim", inbox),
+        lambda insert: insert(inbox).on_conflict_do_nothing(
+            index_elements=["consumer", "event_id"]
+        ),
+    )
     result = await session.execute(
-        dialect_insert(session)(inbox)
-        .values(
-            consumer=consumer,
-            event_id=event_id,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            processed_at=datetime.now(UTC),
-        )
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        statement,
+        {
+            "consumer": consumer,
+            "event_id": event_id,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "processed_at": datetime.now(UTC),
+        },
     )
     return result.rowcount == 1

@@ -21,7 +21,7 @@ from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import CloudEvent, encode
-from services.runtime.db import is_sqlite
+from services.runtime.db import cached_statement, is_sqlite, writing
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,16 @@ async def enqueue(
 ) -> None:
     """Add an event to the outbox inside the caller's transaction."""
     await session.execute(
-        insert(outbox).values(
-            topic=topic,
-            key=key,
-            event_id=event.id,
-            event_type=event.type,
-            payload=encode(event),
-            created_at=datetime.now(UTC),
-            attempts=0,
-        )
+        cached_statement(session, ("outbox.enqueue", outbox), lambda _: insert(outbox)),
+        {
+            "topic": topic,
+            "key": key,
+            "event_id": event.id,
+            "event_type": event.type,
+            "payload": encode(event),
+            "created_at": datetime.now(UTC),
+            "attempts": 0,
+        },
     )
 
 
@@ -78,6 +79,9 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
+        # one relay pass at a time: the loop and consumers publishing before they ack
+        self._pass = asyncio.Lock()
+        self._active = False  # this instance publishes (SQLite, or holds the PG lock)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.published = 0
@@ -86,6 +90,27 @@ class OutboxRelay:
     def notify(self) -> None:
         """Called after a transaction that enqueued events committed: publish soon."""
         self._wake.set()
+
+    async def publish_now(self, timeout: float) -> None:
+        """Publish what is pending before the caller acknowledges its input, so that a
+        consumer group's committed offset never runs ahead of the events its records
+        caused: once a record's offset is committed, its consequences are in Kafka.
+
+        Best effort: if this instance is not the active relay, or Kafka does not ack
+        within ``timeout``, the rows stay in the outbox and the relay loop retries them.
+        """
+        if not self._active:
+            self._wake.set()
+            return
+        try:
+            async with asyncio.timeout(timeout), self._pass:
+                while await self.relay_once() >= self.batch_size:
+                    pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # TimeoutError included: the loop takes over
+            log.warning("outbox of %s not published before ack: %r", self.service, exc)
+            self._wake.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -121,7 +146,11 @@ class OutboxRelay:
     async def _run(self) -> None:
         lock_key = zlib.crc32(f"microhub-outbox-{self.service}".encode())
         if is_sqlite(self.engine):
-            await self._loop()
+            self._active = True
+            try:
+                await self._loop()
+            finally:
+                self._active = False
             return
         while not self._stopping:
             async with self.engine.connect() as lock_conn:
@@ -131,9 +160,11 @@ class OutboxRelay:
                     )
                 ).scalar_one()
                 if got:
+                    self._active = True
                     try:
                         await self._loop()
                     finally:
+                        self._active = False
                         await lock_conn.execute(
                             text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key}
                         )
@@ -144,7 +175,8 @@ class OutboxRelay:
         backoff = 0.1
         while not self._stopping:
             try:
-                sent = await self.relay_once()
+                async with self._pass:
+                    sent = await self.relay_once()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -199,7 +231,7 @@ class OutboxRelay:
                     first_error = result
             else:
                 sent_ids.append(row.id)
-        async with AsyncSession(self.engine) as session, session.begin():
+        async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
             if sent_ids:
                 await session.execute(
                     update(o).where(o.c.id.in_(sent_ids)).values(sent_at=datetime.now(UTC))

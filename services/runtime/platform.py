@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import socket
+from collections.abc import Collection
 from typing import Any
 
 import uvicorn
@@ -55,7 +56,7 @@ class Platform:
         *,
         services: list[str] | None = None,
         http: bool = True,
-        consuming: bool = True,
+        consuming: bool | Collection[str] = True,
         cluster: KafkaCluster | None = None,
         extra_routers: list[Any] | None = None,
     ) -> None:
@@ -76,8 +77,13 @@ class Platform:
         if self.cluster is None:
             self.cluster = await KafkaCluster(self.settings).start()
         for name in self.names:
+            # ``consuming`` may name the services that consume here; the others only
+            # answer HTTP from their databases (their consumers run in another process)
+            consuming = (
+                self.consuming if isinstance(self.consuming, bool) else name in self.consuming
+            )
             service = service_class(name)(
-                self.settings, self.cluster.bootstrap, consuming=self.consuming
+                self.settings, self.cluster.bootstrap, consuming=consuming
             )
             await service.start()
             self.services[name] = service

@@ -45,7 +45,9 @@ class Service:
         self.consuming = consuming
         self.bootstrap = bootstrap
         self.database_url = database_url or settings.database_url(self.name)
-        self.engine = make_engine(self.database_url)
+        self.engine = make_engine(
+            self.database_url, sqlite_inline=settings.sqlite_inline_statements
+        )
         self.sessions = make_sessionmaker(self.engine)
         self.broker = make_broker(bootstrap, settings, client_id=self.name)
         self.relay: OutboxRelay | None = None
@@ -134,12 +136,24 @@ class Service:
             sessionmaker=self.sessions,
             inbox=self.inbox,
             handler=handler,
-            after_commit=self.relay.notify if self.relay else (lambda: None),
+            after_commit=self._after_commit,
             description=description,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            max_batch=self.settings.kafka_consumer_max_batch,
         )
         self.consumers.append(event_consumer)
         return event_consumer
+
+    def _after_commit(self) -> Awaitable[None] | None:
+        """What a consumer does after its transaction: publish the outbox before it acks
+        (see ``outbox_publish_before_ack_seconds``), or just wake the relay."""
+        if self.relay is None:
+            return None
+        wait = self.settings.outbox_publish_before_ack_seconds
+        if wait > 0:
+            return self.relay.publish_now(wait)
+        self.relay.notify()
+        return None
 
     def publishes(self, *, topic: str, schema: type[Any], description: str) -> None:
         """Declare what this service publishes (through its outbox) for the AsyncAPI

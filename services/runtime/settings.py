@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Topics as code (infra/topics.yaml format) applied on start and by "
         "`microhub topics apply`; default: the repository's infra/topics.yaml.",
     )
+    kafka_consumer_max_batch: int = Field(
+        default=100,
+        ge=1,
+        le=10000,
+        description="Records a consumer has fetched are applied together, up to this many "
+        "in one database transaction (1: a transaction per record).",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         default=500,
         ge=0,
@@ -91,8 +98,22 @@ class Settings(BaseSettings):
         "record timestamp is rejected.",
     )
     no_show_grace_minutes: int = Field(default=30, ge=0)
+    sqlite_inline_statements: bool = Field(
+        default=False,
+        description="SQLite only: run statements on the event loop's thread instead of "
+        "aiosqlite's worker thread (about 5x less time per statement, but a statement "
+        "waiting for another connection's lock blocks the process). For a process whose "
+        "databases no other process writes, such as the demo's.",
+    )
     outbox_batch_size: int = Field(default=200, ge=1)
     outbox_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    outbox_publish_before_ack_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="A consumer publishes the events its record caused before committing "
+        "the record's offset, waiting up to this long for Kafka's ack (then the relay "
+        "retries in the background); 0 commits at once and leaves publishing to the relay.",
+    )
     sweep_interval_seconds: float = Field(
         default=60.0,
         ge=0,

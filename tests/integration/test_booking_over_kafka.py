@@ -162,27 +162,38 @@ async def test_clock_skew_is_rejected(
 
 
 async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(
-    booking: BookingService,
     booking_settings,
+    topics: list[str],
     database_url: str,
     carrier: Carrier,
     outcomes: TopicReader,
 ) -> None:
-    slot = _local_grid(SLOT)
-    total = 120
-    for i in range(total):
-        # 2 docks per slot: spread over slots so most are confirmed, some rejected
-        await carrier.request(
-            f"r{i}",
-            hub_id=TEST_HUB,
-            slot_start=slot + timedelta(hours=i % 10),
-            time=NOW,
-            volume_m3=0.5,
-            wait=False,
-        )
-    await carrier.producer.flush()
-    await outcomes.wait_for(lambda r: len(r.events) >= 20, what="first outcomes")
-    await booking.stop()  # mid-stream
+    # small batches (still several records per transaction), so the 120 requests are
+    # not all decided before the stop below: it must land in the middle of the stream
+    small_batches = booking_settings.model_copy(update={"kafka_consumer_max_batch": 3})
+    booking = BookingService(
+        small_batches, small_batches.bootstrap_list(), database_url=database_url
+    )
+    await booking.start()
+    try:
+        slot = _local_grid(SLOT)
+        total = 120
+        for i in range(total):
+            # 2 docks per slot: spread over slots so most are confirmed, some rejected
+            await carrier.request(
+                f"r{i}",
+                hub_id=TEST_HUB,
+                slot_start=slot + timedelta(hours=i % 10),
+                time=NOW,
+                volume_m3=0.5,
+                wait=False,
+            )
+        await carrier.producer.flush()
+        await outcomes.wait_for(lambda r: len(r.events) >= 20, what="first outcomes")
+        await booking.stop()  # mid-stream
+    finally:
+        if booking.started:
+            await booking.stop()
     assert len(outcomes.events) < total, "the restart should happen while work is pending"
 
     restarted = BookingService(

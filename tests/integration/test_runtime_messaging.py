@@ -124,3 +124,108 @@ async def test_migrations_match_the_models(service: str, database_url: str) -> N
         assert service_class(service).name == service
     finally:
         await engine.dispose()
+
+
+async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losing(
+    engine,
+) -> None:
+    """What a consumer awaits before committing its offset: the rows are in Kafka when
+    it returns; a broker that never acks makes it give up, and the rows stay pending."""
+    sessions = make_sessionmaker(engine)
+    published: list[bytes] = []
+    acking = True
+
+    async def publish(topic, key, payload, headers):
+        future = asyncio.get_running_loop().create_future()
+        if acking:
+            published.append(payload)
+            future.set_result(None)
+        return future  # otherwise never acked
+
+    relay = OutboxRelay(
+        service="booking",
+        engine=engine,
+        outbox=booking_store.outbox,
+        publish=publish,
+        poll_interval=3600,  # the loop's own pass happens at start, then never again
+    )
+    relay.start()
+    await asyncio.sleep(0.2)
+    async with sessions() as session, session.begin():
+        await enqueue(session, booking_store.outbox, _event("a", "h"), topic="t", key="h")
+    await relay.publish_now(timeout=5)
+    assert [json.loads(p)["data"]["carrier_reference"] for p in published] == ["a"]
+
+    acking = False
+    async with sessions() as session, session.begin():
+        await enqueue(session, booking_store.outbox, _event("b", "h"), topic="t", key="h")
+    await relay.publish_now(timeout=0.3)
+    async with sessions() as session:
+        assert await pending_count(session, booking_store.outbox) == 1
+    acking = True
+    await relay.publish_now(timeout=5)
+    async with sessions() as session:
+        assert await pending_count(session, booking_store.outbox) == 0
+    await relay.stop()
+    assert [json.loads(p)["data"]["carrier_reference"] for p in published] == ["a", "b"]
+
+
+class _Record:
+    def __init__(self, offset: int, event) -> None:
+        self.topic, self.partition, self.offset = "microhub.booking.commands.v1", 0, offset
+        self.value = event.model_dump_json().encode()
+        self.key, self.timestamp = b"h", None
+
+
+async def test_a_batch_with_a_failing_record_keeps_the_others(engine, monkeypatch) -> None:
+    """Records fetched together share a transaction; when one fails for good, the batch
+    is redone record by record: the others are applied once, the bad one dead-lettered."""
+    from faststream.kafka import KafkaBroker
+
+    from services.runtime.consumer import EventConsumer
+
+    sessions = make_sessionmaker(engine)
+    applied: list[str] = []
+
+    async def handler(session, delivery) -> None:
+        ref = delivery.event.data.carrier_reference
+        if ref == "bad":
+            raise ValueError("a bug that fails every time")
+        applied.append(ref)
+
+    events = [_event(ref, "h") for ref in ("one", "bad", "two")]
+    consumer = EventConsumer(
+        KafkaBroker(),
+        name="test",
+        topic="microhub.booking.commands.v1",
+        group_id="test",
+        accepts=BookingCancellationRequested,
+        allowed_types={events[0].type},
+        sessionmaker=sessions,
+        inbox=booking_store.inbox,
+        handler=handler,
+    )
+    dead: list[int] = []
+
+    async def dead_letter(record, *, reason, error) -> None:
+        dead.append(record.offset)
+
+    monkeypatch.setattr(consumer.dead_letters, "send", dead_letter)
+    await consumer.process_batch([_Record(i, e) for i, e in enumerate(events)])
+    assert dead == [1]
+    # "one" ran in the failed batch too, but that transaction was rolled back
+    async with sessions() as session:
+        claimed = (
+            (
+                await session.execute(
+                    select(booking_store.inbox.c.event_id).where(
+                        booking_store.inbox.c.consumer == "test"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(claimed) == sorted([events[0].id, events[2].id])
+    assert consumer.stats.processed == 2
+    assert applied[-2:] == ["one", "two"]
