@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
@@ -62,6 +62,12 @@ def stored_payload(document: dict[str, Any]) -> Payload:
 
 def as_document(payload: Payload) -> dict[str, Any]:
     return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
+
+
+# built once, run for every transition; SET: the columns in the parameters
+_TRANSITION = update(store.bookings).where(
+    store.bookings.c.id == bindparam("b_id"), store.bookings.c.status == bindparam("b_expected")
+)
 
 
 class BookingHandlers:
@@ -377,8 +383,13 @@ class BookingHandlers:
     ) -> bool:
         """Compare-and-set on the status, so a timer sweep and a consumer never both win."""
         result = await session.execute(
-            update(store.bookings)
-            .where(store.bookings.c.id == booking_id, store.bookings.c.status == expected.value)
-            .values(status=new.value, updated_at=now, **values)
+            _TRANSITION,
+            {
+                "b_id": booking_id,
+                "b_expected": expected.value,
+                "status": new.value,
+                "updated_at": now,
+                **values,
+            },
         )
         return result.rowcount == 1

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     select,
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
-from services.runtime.db import UTCDateTime, dialect_insert, new_metadata
+from services.runtime.db import UTCDateTime, cached_statement, dialect_insert, new_metadata
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -80,6 +81,10 @@ slot_usage = Table(
 outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)
 
+# The statements of the command consumer's hot path are built once and take their values
+# as bind parameters (``b_…``, apart from column names): building a statement costs more
+# CPU than running it.
+
 
 # ------------------------------------------------------------------------- hubs --------
 
@@ -90,8 +95,11 @@ async def load_hubs(session: AsyncSession) -> dict[str, HubConfig]:
     return {hub.id: hub for hub in configs}
 
 
+_GET_HUB = select(hubs.c.config).where(hubs.c.id == bindparam("b_id"))
+
+
 async def get_hub(session: AsyncSession, hub_id: str) -> HubConfig | None:
-    config = (await session.execute(select(hubs.c.config).where(hubs.c.id == hub_id))).scalar()
+    config = (await session.execute(_GET_HUB, {"b_id": hub_id})).scalar()
     return HubConfig.model_validate(config) if config is not None else None
 
 
@@ -145,14 +153,28 @@ async def usage_between(
     return {row.slot_start: SlotUsage(row.docks_used, row.volume_used_l) for row in rows}
 
 
+_SLOT = (
+    slot_usage.c.hub_id == bindparam("b_hub_id"),
+    slot_usage.c.slot_start == bindparam("b_slot_start"),
+)
+_USAGE_OF = select(slot_usage.c.docks_used, slot_usage.c.volume_used_l).where(*_SLOT)
+_TAKE_CAPACITY = (
+    update(slot_usage)
+    .where(
+        *_SLOT,
+        slot_usage.c.docks_used + 1 <= bindparam("b_docks_per_slot"),
+        slot_usage.c.volume_used_l + bindparam("b_volume_l") <= bindparam("b_volume_per_slot_l"),
+    )
+    .values(
+        docks_used=slot_usage.c.docks_used + 1,
+        volume_used_l=slot_usage.c.volume_used_l + bindparam("b_volume_l"),
+    )
+)
+
+
 async def usage_of(session: AsyncSession, hub_id: str, slot_start: datetime) -> SlotUsage:
-    row = (
-        await session.execute(
-            select(slot_usage.c.docks_used, slot_usage.c.volume_used_l).where(
-                slot_usage.c.hub_id == hub_id, slot_usage.c.slot_start == slot_start
-            )
-        )
-    ).first()
+    params = {"b_hub_id": hub_id, "b_slot_start": slot_start}
+    row = (await session.execute(_USAGE_OF, params)).first()
     return SlotUsage(row.docks_used, row.volume_used_l) if row else SlotUsage()
 
 
@@ -160,23 +182,25 @@ async def take_capacity(
     session: AsyncSession, hub: HubConfig, slot_start: datetime, volume_l: int
 ) -> bool:
     """Atomically take one dock and ``volume_l`` of a slot, only if both still fit."""
+    add_slot = cached_statement(
+        session,
+        "booking.add_slot",
+        lambda insert: insert(slot_usage).on_conflict_do_nothing(
+            index_elements=["hub_id", "slot_start"]
+        ),
+    )
     await session.execute(
-        dialect_insert(session)(slot_usage)
-        .values(hub_id=hub.id, slot_start=slot_start, docks_used=0, volume_used_l=0)
-        .on_conflict_do_nothing(index_elements=["hub_id", "slot_start"])
+        add_slot, {"hub_id": hub.id, "slot_start": slot_start, "docks_used": 0, "volume_used_l": 0}
     )
     result = await session.execute(
-        update(slot_usage)
-        .where(
-            slot_usage.c.hub_id == hub.id,
-            slot_usage.c.slot_start == slot_start,
-            slot_usage.c.docks_used + 1 <= hub.docks_per_slot,
-            slot_usage.c.volume_used_l + volume_l <= hub.volume_per_slot_l,
-        )
-        .values(
-            docks_used=slot_usage.c.docks_used + 1,
-            volume_used_l=slot_usage.c.volume_used_l + volume_l,
-        )
+        _TAKE_CAPACITY,
+        {
+            "b_hub_id": hub.id,
+            "b_slot_start": slot_start,
+            "b_docks_per_slot": hub.docks_per_slot,
+            "b_volume_l": volume_l,
+            "b_volume_per_slot_l": hub.volume_per_slot_l,
+        },
     )
     return result.rowcount == 1
 
@@ -228,22 +252,23 @@ def _row_to_booking(row: Any) -> StoredBooking:
     return StoredBooking(**data)
 
 
+_FIND_BOOKING = select(bookings).where(
+    bookings.c.carrier_id == bindparam("b_carrier_id"),
+    bookings.c.carrier_reference == bindparam("b_carrier_reference"),
+)
+_GET_BOOKING = select(bookings).where(bookings.c.id == bindparam("b_id"))
+
+
 async def find_booking(
     session: AsyncSession, carrier_id: str, carrier_reference: str
 ) -> StoredBooking | None:
-    row = (
-        await session.execute(
-            select(bookings).where(
-                bookings.c.carrier_id == carrier_id,
-                bookings.c.carrier_reference == carrier_reference,
-            )
-        )
-    ).first()
+    params = {"b_carrier_id": carrier_id, "b_carrier_reference": carrier_reference}
+    row = (await session.execute(_FIND_BOOKING, params)).first()
     return _row_to_booking(row) if row else None
 
 
 async def get_booking(session: AsyncSession, booking_id: str) -> StoredBooking | None:
-    row = (await session.execute(select(bookings).where(bookings.c.id == booking_id))).first()
+    row = (await session.execute(_GET_BOOKING, {"b_id": booking_id})).first()
     return _row_to_booking(row) if row else None
 
 
@@ -268,24 +293,30 @@ async def list_bookings(
     return [_row_to_booking(row) for row in await session.execute(query)]
 
 
+_INSERT_BOOKING = bookings.insert()
+
+
 async def insert_booking(session: AsyncSession, **values: Any) -> None:
     values.setdefault("updated_at", values["decided_at"])
     values["status"] = BookingStatus(values["status"]).value
-    await session.execute(bookings.insert().values(**values))
+    await session.execute(_INSERT_BOOKING, values)
+
+
+_DUE_NO_SHOWS = (
+    select(bookings)
+    .where(
+        and_(
+            bookings.c.hub_id == bindparam("b_hub_id"),
+            bookings.c.status == BookingStatus.CONFIRMED.value,
+            bookings.c.slot_end < bindparam("b_slot_end_before"),
+        )
+    )
+    .order_by(bookings.c.slot_start, bookings.c.id)
+)
 
 
 async def due_no_shows(
     session: AsyncSession, hub_id: str, *, slot_end_before: datetime
 ) -> list[StoredBooking]:
-    rows = await session.execute(
-        select(bookings)
-        .where(
-            and_(
-                bookings.c.hub_id == hub_id,
-                bookings.c.status == BookingStatus.CONFIRMED.value,
-                bookings.c.slot_end < slot_end_before,
-            )
-        )
-        .order_by(bookings.c.slot_start, bookings.c.id)
-    )
-    return [_row_to_booking(row) for row in rows]
+    params = {"b_hub_id": hub_id, "b_slot_end_before": slot_end_before}
+    return [_row_to_booking(row) for row in await session.execute(_DUE_NO_SHOWS, params)]

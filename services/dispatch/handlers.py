@@ -8,8 +8,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
@@ -52,6 +52,14 @@ TELEMETRY_TYPES = {
     StopFailed.event_type,
     RouteFinished.event_type,
 }
+
+
+# built once: lock_hub runs for every event
+_LOCK_HUB = (
+    update(store.hubs)
+    .where(store.hubs.c.id == bindparam("b_id"))
+    .values(wave_seq=store.hubs.c.wave_seq)
+)
 
 
 class DispatchHandlers(RouteFollowing, WavePlanning):
@@ -111,11 +119,7 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
         """Serialise everything about one hub: the bookings and the telemetry consumers
         (and the wave timer) may touch the same hub at once. A no-op UPDATE takes the row
         lock on PostgreSQL and the write lock on SQLite, until commit."""
-        await session.execute(
-            update(store.hubs)
-            .where(store.hubs.c.id == hub_id)
-            .values(wave_seq=store.hubs.c.wave_seq)
-        )
+        await session.execute(_LOCK_HUB, {"b_id": hub_id})
 
     # ----------------------------------------------------------- booking events ------
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Column,
     Float,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    bindparam,
+    case,
     delete,
     func,
     select,
@@ -25,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.fleet import VehicleStatus
 from services.dispatch.domain import ACTIVE_ROUTE, RouteStatus, StopStatus, VehicleState
 from services.dispatch.fleet import VehicleConfig
-from services.runtime.db import UTCDateTime, dialect_insert, new_metadata
+from services.runtime.db import UTCDateTime, cached_statement, dialect_insert, new_metadata
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -66,6 +70,10 @@ stops = Table(
     Column("queued_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("booking_id", "stop_id"),
+    # after every event dispatch counts the hub's waiting stops; a route's stops are
+    # read as it starts and ends: without these, each is a scan of the hub's history
+    Index("ix_stops_hub_status", "hub_id", "status"),
+    Index("ix_stops_route_id", "route_id"),
 )
 
 vehicles = Table(
@@ -94,10 +102,15 @@ routes = Table(
     Column("completed_at", UTCDateTime(), nullable=True),
     Column("actual_km", Float, nullable=True),
     Column("energy_kwh", Float, nullable=True),
+    Index("ix_routes_vehicle_status", "vehicle_id", "status"),  # a vehicle's active route
 )
 
 outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)
+
+# The statements of the consumers' hot paths are built once and take their values as bind
+# parameters (``b_…``, apart from column names): building a statement costs more CPU than
+# running it. The dialect-specific INSERTs are built once per dialect (cached_statement).
 
 
 # ------------------------------------------------------------------------------ hubs ---
@@ -126,16 +139,27 @@ async def upsert_hub(
     lat: float,
     lon: float,
 ) -> None:
-    values = dict(name=name, city_id=city_id, timezone=timezone, lat=lat, lon=lon)
     await session.execute(
-        dialect_insert(session)(hubs)
-        .values(id=hub_id, wave_seq=0, **values)
-        .on_conflict_do_update(index_elements=["id"], set_=values)
+        cached_statement(session, "dispatch.upsert_hub", _upsert_hub),
+        dict(
+            id=hub_id, wave_seq=0, name=name, city_id=city_id, timezone=timezone, lat=lat, lon=lon
+        ),
     )
 
 
+def _upsert_hub(insert: Any) -> Any:
+    statement = insert(hubs)
+    return statement.on_conflict_do_update(
+        index_elements=["id"],
+        set_={k: statement.excluded[k] for k in ("name", "city_id", "timezone", "lat", "lon")},
+    )
+
+
+_GET_HUB = select(hubs).where(hubs.c.id == bindparam("b_id"))
+
+
 async def get_hub(session: AsyncSession, hub_id: str) -> HubRow | None:
-    row = (await session.execute(select(hubs).where(hubs.c.id == hub_id))).mappings().first()
+    row = (await session.execute(_GET_HUB, {"b_id": hub_id})).mappings().first()
     return HubRow(**row) if row else None
 
 
@@ -143,14 +167,15 @@ async def hub_ids(session: AsyncSession) -> list[str]:
     return list((await session.execute(select(hubs.c.id).order_by(hubs.c.id))).scalars())
 
 
+_ADVANCE_CLOCK = update(hubs).where(
+    hubs.c.id == bindparam("b_id"), hubs.c.clock.is_(None) | (hubs.c.clock < bindparam("b_now"))
+)
+
+
 async def advance_clock(session: AsyncSession, hub_id: str, now: datetime) -> None:
     """The hub's clock is the latest event time seen (events may arrive a little out of
     order across the two topics; the clock never goes back)."""
-    await session.execute(
-        update(hubs)
-        .where(hubs.c.id == hub_id, (hubs.c.clock.is_(None)) | (hubs.c.clock < now))
-        .values(clock=now)
-    )
+    await session.execute(_ADVANCE_CLOCK, {"b_id": hub_id, "b_now": now, "clock": now})
 
 
 async def next_wave(session: AsyncSession, hub_id: str, now: datetime) -> int:
@@ -191,27 +216,40 @@ def _stop(row: Any) -> StopRow:
 
 async def add_stop(session: AsyncSession, **values: Any) -> bool:
     """Insert an expected stop; False when it is already known (a resent confirmation)."""
-    result = await session.execute(
-        dialect_insert(session)(stops)
-        .values(attempts=0, **values)
-        .on_conflict_do_nothing(index_elements=["booking_id", "stop_id"])
+    statement = cached_statement(
+        session,
+        "dispatch.add_stop",
+        lambda insert: insert(stops).on_conflict_do_nothing(
+            index_elements=["booking_id", "stop_id"]
+        ),
     )
+    result = await session.execute(statement, {"attempts": 0, **values})
     return result.rowcount == 1
 
 
+_STOPS_OF_BOOKING = select(stops).where(stops.c.booking_id == bindparam("b_booking_id"))
+
+
 async def stops_of_booking(session: AsyncSession, booking_id: str) -> list[StopRow]:
-    rows = await session.execute(select(stops).where(stops.c.booking_id == booking_id))
+    rows = await session.execute(_STOPS_OF_BOOKING, {"b_booking_id": booking_id})
     return [_stop(r) for r in rows.mappings()]
+
+
+@cache
+def _stops_of_hub(statuses: tuple[StopStatus, ...]) -> Any:
+    return (
+        select(stops)
+        .where(
+            stops.c.hub_id == bindparam("b_hub_id"), stops.c.status.in_([s.value for s in statuses])
+        )
+        .order_by(stops.c.queued_at, stops.c.booking_id, stops.c.stop_id)
+    )
 
 
 async def stops_of_hub(
     session: AsyncSession, hub_id: str, statuses: tuple[StopStatus, ...]
 ) -> list[StopRow]:
-    rows = await session.execute(
-        select(stops)
-        .where(stops.c.hub_id == hub_id, stops.c.status.in_([s.value for s in statuses]))
-        .order_by(stops.c.queued_at, stops.c.booking_id, stops.c.stop_id)
-    )
+    rows = await session.execute(_stops_of_hub(statuses), {"b_hub_id": hub_id})
     return [_stop(r) for r in rows.mappings()]
 
 
@@ -220,16 +258,54 @@ async def stops_of_route(session: AsyncSession, route_id: str) -> list[StopRow]:
     return [_stop(r) for r in rows.mappings()]
 
 
+@dataclass(frozen=True)
+class WaitingQueue:
+    """A hub's waiting stops in numbers, what ``domain.wave_due`` decides on."""
+
+    waiting: int
+    fresh: int  # queued after the last wave (all queued ones when there was none)
+    oldest_queued_at: datetime | None
+
+
+_WAITING_OF_HUB = (
+    stops.c.hub_id == bindparam("b_hub_id"),
+    stops.c.status == StopStatus.WAITING.value,
+)
+# count(queued_at) counts the stops with a queue time, like the loop over the rows did
+_QUEUE = select(func.count(), func.count(stops.c.queued_at), func.min(stops.c.queued_at)).where(
+    *_WAITING_OF_HUB
+)
+_QUEUE_SINCE = select(
+    func.count(),
+    func.count(case((stops.c.queued_at > bindparam("b_since"), 1))),
+    func.min(stops.c.queued_at),
+).where(*_WAITING_OF_HUB)
+
+
+async def waiting_queue(
+    session: AsyncSession, hub_id: str, last_wave_at: datetime | None
+) -> WaitingQueue:
+    """The numbers of stops_of_hub(WAITING) in one aggregate row: most events plan no wave,
+    and deciding that needs no stop rows."""
+    if last_wave_at is None:
+        row = (await session.execute(_QUEUE, {"b_hub_id": hub_id})).one()
+    else:
+        params = {"b_hub_id": hub_id, "b_since": last_wave_at}
+        row = (await session.execute(_QUEUE_SINCE, params)).one()
+    return WaitingQueue(waiting=row[0], fresh=row[1], oldest_queued_at=row[2])
+
+
+_STOP_KEY = (
+    stops.c.booking_id == bindparam("b_booking_id"),
+    stops.c.stop_id == bindparam("b_stop_id"),
+)
+_GET_STOP = select(stops).where(*_STOP_KEY)
+_SET_STOP = update(stops).where(*_STOP_KEY)  # SET: the columns in the parameters
+
+
 async def get_stop(session: AsyncSession, booking_id: str, stop_id: str) -> StopRow | None:
-    row = (
-        (
-            await session.execute(
-                select(stops).where(stops.c.booking_id == booking_id, stops.c.stop_id == stop_id)
-            )
-        )
-        .mappings()
-        .first()
-    )
+    params = {"b_booking_id": booking_id, "b_stop_id": stop_id}
+    row = (await session.execute(_GET_STOP, params)).mappings().first()
     return _stop(row) if row else None
 
 
@@ -239,9 +315,8 @@ async def set_stop(
     if "status" in values:
         values["status"] = StopStatus(values["status"]).value
     await session.execute(
-        update(stops)
-        .where(stops.c.booking_id == booking_id, stops.c.stop_id == stop_id)
-        .values(updated_at=now, **values)
+        _SET_STOP,
+        {"b_booking_id": booking_id, "b_stop_id": stop_id, "updated_at": now, **values},
     )
 
 
@@ -279,12 +354,16 @@ async def deactivate_vehicle(session: AsyncSession, vehicle_id: str) -> bool:
     return result.rowcount == 1
 
 
+_VEHICLE_HUB = select(vehicles.c.hub_id).where(
+    vehicles.c.id == bindparam("b_id"), vehicles.c.active == 1
+)
+
+
 async def vehicle_hub(session: AsyncSession, vehicle_id: str) -> str | None:
-    return (
-        await session.execute(
-            select(vehicles.c.hub_id).where(vehicles.c.id == vehicle_id, vehicles.c.active == 1)
-        )
-    ).scalar_one_or_none()
+    return (await session.execute(_VEHICLE_HUB, {"b_id": vehicle_id})).scalar_one_or_none()
+
+
+_SET_VEHICLE = update(vehicles).where(vehicles.c.id == bindparam("b_id"))  # SET: parameters
 
 
 async def set_vehicle_status(
@@ -295,27 +374,27 @@ async def set_vehicle_status(
     now: datetime,
     battery_pct: float | None = None,
 ) -> None:
-    values: dict[str, Any] = dict(status=status.value, status_at=now)
+    values: dict[str, Any] = dict(b_id=vehicle_id, status=status.value, status_at=now)
     if battery_pct is not None:
         values["battery_pct"] = battery_pct
-    await session.execute(update(vehicles).where(vehicles.c.id == vehicle_id).values(**values))
+    await session.execute(_SET_VEHICLE, values)
+
+
+_BUSY_VEHICLES = select(routes.c.vehicle_id, routes.c.id).where(
+    routes.c.hub_id == bindparam("b_hub_id"),
+    routes.c.status.in_([s.value for s in ACTIVE_ROUTE]),
+)
+_VEHICLES_OF_HUB = (
+    select(vehicles)
+    .where(vehicles.c.hub_id == bindparam("b_hub_id"), vehicles.c.active == 1)
+    .order_by(vehicles.c.id)
+)
 
 
 async def fleet_of(session: AsyncSession, hub_id: str) -> list[VehicleState]:
-    busy = dict(
-        (
-            await session.execute(
-                select(routes.c.vehicle_id, routes.c.id).where(
-                    routes.c.hub_id == hub_id, routes.c.status.in_([s.value for s in ACTIVE_ROUTE])
-                )
-            )
-        ).all()
-    )
-    rows = await session.execute(
-        select(vehicles)
-        .where(vehicles.c.hub_id == hub_id, vehicles.c.active == 1)
-        .order_by(vehicles.c.id)
-    )
+    params = {"b_hub_id": hub_id}
+    busy = dict((await session.execute(_BUSY_VEHICLES, params)).all())
+    rows = await session.execute(_VEHICLES_OF_HUB, params)
     return [
         VehicleState(
             config=VehicleConfig.model_validate(r["config"]),
@@ -358,33 +437,33 @@ async def add_route(session: AsyncSession, **values: Any) -> bool:
     return result.rowcount == 1
 
 
+_GET_ROUTE = select(routes).where(routes.c.id == bindparam("b_id"))
+_ACTIVE_ROUTE_OF = (
+    select(routes)
+    .where(
+        routes.c.vehicle_id == bindparam("b_vehicle_id"),
+        routes.c.status.in_([s.value for s in ACTIVE_ROUTE]),
+    )
+    .order_by(routes.c.planned_at)
+)
+_SET_ROUTE = update(routes).where(routes.c.id == bindparam("b_id"))  # SET: parameters
+
+
 async def get_route(session: AsyncSession, route_id: str) -> RouteRow | None:
-    row = (await session.execute(select(routes).where(routes.c.id == route_id))).mappings().first()
+    row = (await session.execute(_GET_ROUTE, {"b_id": route_id})).mappings().first()
     return _route(row) if row else None
 
 
 async def active_route_of(session: AsyncSession, vehicle_id: str) -> RouteRow | None:
-    row = (
-        (
-            await session.execute(
-                select(routes)
-                .where(
-                    routes.c.vehicle_id == vehicle_id,
-                    routes.c.status.in_([s.value for s in ACTIVE_ROUTE]),
-                )
-                .order_by(routes.c.planned_at)
-            )
-        )
-        .mappings()
-        .first()
-    )
+    rows = await session.execute(_ACTIVE_ROUTE_OF, {"b_vehicle_id": vehicle_id})
+    row = rows.mappings().first()
     return _route(row) if row else None
 
 
 async def set_route(session: AsyncSession, route_id: str, **values: Any) -> None:
     if "status" in values:
         values["status"] = RouteStatus(values["status"]).value
-    await session.execute(update(routes).where(routes.c.id == route_id).values(**values))
+    await session.execute(_SET_ROUTE, {"b_id": route_id, **values})
 
 
 async def routes_of_hub(

@@ -37,19 +37,19 @@ class WavePlanning:
         hub = await store.get_hub(session, hub_id)
         if hub is None:
             return 0
-        waiting = await store.stops_of_hub(session, hub_id, (StopStatus.WAITING,))
-        queued = [s.queued_at for s in waiting if s.queued_at is not None]
-        fresh = sum(1 for q in queued if hub.last_wave_at is None or q > hub.last_wave_at)
+        # Decide on the numbers first: most events plan nothing, and need no stop rows.
+        queue = await store.waiting_queue(session, hub_id, hub.last_wave_at)
         why = domain.wave_due(
             now=now,
-            waiting=len(waiting),
-            fresh=fresh,
-            oldest_waiting_since=min(queued) if queued else None,
+            waiting=queue.waiting,
+            fresh=queue.fresh,
+            oldest_waiting_since=queue.oldest_queued_at,
             last_wave_at=hub.last_wave_at,
             policy=self.policy,
         )
         if why is None:
             return 0
+        waiting = await store.stops_of_hub(session, hub_id, (StopStatus.WAITING,))
         fleet = await store.fleet_of(session, hub_id)
         specs = [domain.vehicle_spec(v, now=now, timezone=hub.timezone) for v in fleet]
         free = [s for s in specs if s is not None]

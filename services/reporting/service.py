@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -65,8 +66,12 @@ class ReportingService(Service):
     name = "reporting"
     inbox = store.inbox
 
+    @cached_property
+    def catalogue(self) -> FactorCatalogue:
+        """The emission factors; also needed by an HTTP-only instance (no consumers)."""
+        return FactorCatalogue.load(self.settings.emission_factors_file)
+
     def setup(self) -> None:
-        self.catalogue = FactorCatalogue.load(self.settings.emission_factors_file)
         self.handlers = ReportingHandlers(self.catalogue)
         self.bookings = self.consume(
             topic=BOOKING_EVENTS.name,

@@ -31,12 +31,13 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import dialect_insert, new_metadata
+from services.runtime.db import cached_statement, new_metadata
 from services.runtime.messaging_tables import add_inbox
 
 metadata = new_metadata()
@@ -145,6 +146,28 @@ Index("ix_input_events_booking", input_events.c.booking_id)
 Index("ix_input_events_route", input_events.c.route_id)
 
 
+# The writes of the consumers' hot paths are built once (per dialect, for ON CONFLICT) and
+# take their values as bind parameters (``b_…``, apart from column names): building a
+# statement costs more CPU than running it.
+
+
+def _insert_new(table: Table, *key: str) -> Any:
+    """INSERT … ON CONFLICT (key) DO NOTHING, built by cached_statement."""
+    return lambda insert: insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+
+def _upsert(table: Table, key: str, *update_columns: str) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE of ``update_columns``, by cached_statement."""
+
+    def build(insert: Any) -> Any:
+        statement = insert(table)
+        return statement.on_conflict_do_update(
+            index_elements=[key], set_={k: statement.excluded[k] for k in update_columns}
+        )
+
+    return build
+
+
 def content_sha256(data: dict[str, Any]) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -163,66 +186,57 @@ async def record_input(
     booking_id: str | None = None,
     route_id: str | None = None,
 ) -> None:
-    insert = dialect_insert(session)
     sha = content_sha256(data)
     await session.execute(
-        insert(input_events)
-        .values(
+        cached_statement(session, "reporting.record_input", _insert_new(input_events, "event_id")),
+        dict(
             event_id=event_id,
             event_type=event_type,
             booking_id=booking_id,
             route_id=route_id,
             content_sha256=sha,
             digest_line=digest_line(event_id, sha),
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
+        ),
     )
 
 
 async def upsert_city(session: AsyncSession, **row: Any) -> None:
-    insert = dialect_insert(session)
-    stmt = insert(cities).values(**row)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["city_id"],
-            set_={k: stmt.excluded[k] for k in ("name", "country", "timezone")},
-        )
+    statement = cached_statement(
+        session, "reporting.upsert_city", _upsert(cities, "city_id", "name", "country", "timezone")
     )
+    await session.execute(statement, row)
 
 
 async def upsert_hub(session: AsyncSession, **row: Any) -> None:
-    insert = dialect_insert(session)
-    stmt = insert(hubs).values(**row)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["hub_id"],
-            set_={k: stmt.excluded[k] for k in ("city_id", "name", "lat", "lon")},
-        )
+    statement = cached_statement(
+        session, "reporting.upsert_hub", _upsert(hubs, "hub_id", "city_id", "name", "lat", "lon")
     )
+    await session.execute(statement, row)
 
 
 async def add_consignment(session: AsyncSession, **row: Any) -> bool:
     """First confirmation wins: a re-sent confirmation of the same booking changes nothing."""
-    insert = dialect_insert(session)
-    result = await session.execute(
-        insert(consignments).values(**row).on_conflict_do_nothing(index_elements=["booking_id"])
+    statement = cached_statement(
+        session, "reporting.add_consignment", _insert_new(consignments, "booking_id")
     )
-    return result.rowcount == 1
+    return (await session.execute(statement, row)).rowcount == 1
+
+
+_SET_CONSIGNMENT_STATUS = update(consignments).where(
+    consignments.c.booking_id == bindparam("b_booking_id")
+)
 
 
 async def set_consignment_status(session: AsyncSession, booking_id: str, status: str) -> bool:
     result = await session.execute(
-        update(consignments).where(consignments.c.booking_id == booking_id).values(status=status)
+        _SET_CONSIGNMENT_STATUS, {"b_booking_id": booking_id, "status": status}
     )
     return result.rowcount == 1
 
 
 async def add_route(session: AsyncSession, **row: Any) -> bool:
-    insert = dialect_insert(session)
-    result = await session.execute(
-        insert(routes).values(**row).on_conflict_do_nothing(index_elements=["route_id"])
-    )
-    return result.rowcount == 1
+    statement = cached_statement(session, "reporting.add_route", _insert_new(routes, "route_id"))
+    return (await session.execute(statement, row)).rowcount == 1
 
 
 async def claim_stop(
@@ -230,13 +244,11 @@ async def claim_stop(
 ) -> bool:
     """A stop's baseline is counted on the first route that carries it, not again when a
     failed stop is planned on a later route."""
-    insert = dialect_insert(session)
-    result = await session.execute(
-        insert(stop_claims)
-        .values(booking_id=booking_id, stop_id=stop_id, route_id=route_id)
-        .on_conflict_do_nothing(index_elements=["booking_id", "stop_id"])
+    statement = cached_statement(
+        session, "reporting.claim_stop", _insert_new(stop_claims, "booking_id", "stop_id")
     )
-    return result.rowcount == 1
+    row = dict(booking_id=booking_id, stop_id=stop_id, route_id=route_id)
+    return (await session.execute(statement, row)).rowcount == 1
 
 
 async def add_route_consignments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -244,20 +256,27 @@ async def add_route_consignments(session: AsyncSession, rows: Sequence[dict[str,
         await session.execute(route_consignments.insert(), list(rows))
 
 
+_FIND_ROUTE = select(routes).where(routes.c.route_id == bindparam("b_route_id"))
+_ROUTE_ALLOCATIONS = (
+    select(route_consignments)
+    .where(route_consignments.c.route_id == bindparam("b_route_id"))
+    .order_by(route_consignments.c.booking_id)
+)
+_COMPLETE_ROUTE = update(routes).where(routes.c.route_id == bindparam("b_route_id"))
+_UPDATE_ALLOCATION = update(route_consignments).where(  # SET: the columns in the parameters
+    and_(
+        route_consignments.c.route_id == bindparam("b_route_id"),
+        route_consignments.c.booking_id == bindparam("b_booking_id"),
+    )
+)
+
+
 async def find_route(session: AsyncSession, route_id: str) -> Any | None:
-    return (await session.execute(select(routes).where(routes.c.route_id == route_id))).first()
+    return (await session.execute(_FIND_ROUTE, {"b_route_id": route_id})).first()
 
 
 async def route_allocations(session: AsyncSession, route_id: str) -> list[Any]:
-    return list(
-        (
-            await session.execute(
-                select(route_consignments)
-                .where(route_consignments.c.route_id == route_id)
-                .order_by(route_consignments.c.booking_id)
-            )
-        ).all()
-    )
+    return list((await session.execute(_ROUTE_ALLOCATIONS, {"b_route_id": route_id})).all())
 
 
 async def complete_route(
@@ -269,9 +288,13 @@ async def complete_route(
     completed_at_ms: int,
 ) -> None:
     await session.execute(
-        update(routes)
-        .where(routes.c.route_id == route_id)
-        .values(actual_m=actual_m, energy_wh=energy_wh, completed_at_ms=completed_at_ms)
+        _COMPLETE_ROUTE,
+        dict(
+            b_route_id=route_id,
+            actual_m=actual_m,
+            energy_wh=energy_wh,
+            completed_at_ms=completed_at_ms,
+        ),
     )
 
 
@@ -279,14 +302,7 @@ async def update_allocation(
     session: AsyncSession, route_id: str, booking_id: str, **values: Any
 ) -> None:
     await session.execute(
-        update(route_consignments)
-        .where(
-            and_(
-                route_consignments.c.route_id == route_id,
-                route_consignments.c.booking_id == booking_id,
-            )
-        )
-        .values(**values)
+        _UPDATE_ALLOCATION, {"b_route_id": route_id, "b_booking_id": booking_id, **values}
     )
 
 

@@ -173,3 +173,32 @@ async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
         assert again.solver == SOLVER_ORTOOLS
     finally:
         await service.stop()
+
+
+async def test_the_waiting_queue_numbers_are_those_of_the_waiting_rows(
+    dispatch: DispatchService,
+) -> None:
+    """maybe_plan decides on an aggregate of the waiting stops and loads them only when a
+    wave is due: the aggregate must say what the rows say (the former code path)."""
+    await apply(dispatch, confirmed("b1", SLOT, consignment(6)), T0)
+    await apply(dispatch, confirmed("b2", SLOT, consignment(2)), T0)  # expected: not counted
+    queued = [SLOT + timedelta(minutes=m, microseconds=7) for m in (3, 1, 4, 1, 5)]
+    async with dispatch.sessions() as session, session.begin():
+        for i, at in enumerate(queued):
+            await store.set_stop(session, "b1", f"s{i}", now=at, status="waiting", queued_at=at)
+        # a waiting stop without a queue time counts as waiting, neither fresh nor oldest
+        await store.set_stop(session, "b1", "s5", now=SLOT, status="waiting")
+
+    async with dispatch.sessions() as session:
+        rows = await store.stops_of_hub(session, TEST_HUB, (StopStatus.WAITING,))
+        assert len(rows) == 6
+        for last_wave_at in (None, T0, queued[1], queued[0], queued[4], SLOT + timedelta(hours=1)):
+            times = [s.queued_at for s in rows if s.queued_at is not None]
+            fresh = sum(1 for q in times if last_wave_at is None or q > last_wave_at)
+            queue = await store.waiting_queue(session, TEST_HUB, last_wave_at)
+            assert queue == store.WaitingQueue(len(rows), fresh, min(times)), last_wave_at
+            assert queue.oldest_queued_at is not None
+            assert queue.oldest_queued_at.tzinfo is UTC
+        assert await store.waiting_queue(session, "no-such-hub", None) == store.WaitingQueue(
+            0, 0, None
+        )
