@@ -14,13 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 import contracts
+from services.runtime.auth import forbid
 
 STATIC = Path(__file__).parent / "static"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
-def _role(principal: Any) -> str:
-    return str(getattr(principal.role, "value", principal.role))
 
 
 def _page(title: str, body: str, *, script: str | None, data: dict[str, Any]) -> HTMLResponse:
@@ -59,8 +56,8 @@ def page_router(principal: Callable[..., Any]) -> APIRouter:
     async def hub_dashboard(
         hub_id: str, api_key: str = Query(""), who: Any = Depends(principal)
     ) -> HTMLResponse:
-        if not (_role(who) == "admin" or (_role(who) == "operator" and who.scope == hub_id)):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key does not operate {hub_id}")
+        if not who.may_operate_hub(hub_id):
+            raise forbid(f"this key does not operate {hub_id}")
         body = """
 <section class="status"><span id="conn" class="pill">connecting…</span>
 <span>event time <b id="clock">-</b></span><span>waves <b id="waves">0</b></span>
@@ -85,8 +82,8 @@ expected · lines: planned (dashed) and running routes</figcaption></figure>
         month: str | None = Query(None, description="YYYY-MM; default: this month"),
         who: Any = Depends(principal),
     ) -> HTMLResponse:
-        if not (_role(who) == "admin" or (_role(who) == "official" and who.scope == city_id)):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key may not read {city_id}")
+        if not who.may_read_city(city_id):
+            raise forbid(f"this key may not read {city_id}")
         month = month or datetime.now(UTC).strftime("%Y-%m")
         if not MONTH.match(month):
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "month must look like YYYY-MM")
@@ -106,8 +103,8 @@ expected · lines: planned (dashed) and running routes</figcaption></figure>
     async def carrier_page(
         carrier_id: str, api_key: str = Query(""), who: Any = Depends(principal)
     ) -> HTMLResponse:
-        if not (_role(who) == "admin" or (_role(who) == "carrier" and who.scope == carrier_id)):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key is not {carrier_id}'s")
+        if not who.may_act_as_carrier(carrier_id):
+            raise forbid(f"this key is not {carrier_id}'s")
         body = """<p id="count">loading…</p><table id="bookings"><thead><tr><th>reference</th>
 <th>hub</th><th>slot</th><th>status</th><th>updated</th></tr></thead><tbody></tbody></table>"""
         data = {"carrier": carrier_id, "key": api_key}
