@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# A simulated week takes ~2.5 min here; a month (--days 30) ~12 min (see docs/simulation.md).
-DEMO_DAYS ?= 7
+# A simulated month: about two and a half minutes here (see docs/simulation.md).
+DEMO_DAYS ?= 30
 
 .PHONY: demo test lint bench schemas clean
 

@@ -9,34 +9,126 @@ different plan from run to run), so the same seed gives the same report.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.runtime.platform import Platform
+from services.runtime.platform import Platform, available_services
 from services.runtime.settings import Settings
 from services.simulation import summary as summary_mod
 from services.simulation.driver import Simulation
 
 ADMIN_KEY = "demo-admin"
 
-# What the demo changes from the defaults, and why (see the module docstring).
+# What the demo changes from the defaults, and why (see the module docstring). A
+# multi-process deployment driven by `microhub simulate` needs the same values to give
+# the same results.
 DEMO_OVERRIDES = {
     "sweep_interval_seconds": 0,
     "dispatch_wave_nudge_seconds": 0,
     "dispatch_solver_time_limit_seconds": 0,
     "dispatch_wave_interval_minutes": 60,
-    # the embedded mock broker waits out a consumer's whole long poll: keep hops short
-    "kafka_fetch_max_wait_ms": 50,
 }
+# Speed only, no effect on the results: one embedded broker (a consumer fetches from
+# every broker that leads one of its partitions); short long-polls (the embedded mock
+# broker waits a fetch's whole timeout out, so each hop would cost up to that); the
+# relay's fallback poll rarely (consumers publish their outbox before they ack);
+# SQLite statements without a thread hand-over.
+DEMO_TUNING = {
+    "kafka_embedded_brokers": 1,
+    "kafka_fetch_max_wait_ms": 20,
+    "outbox_poll_interval_seconds": 1.0,
+    # each demo database has one writing process, its writers queue on db.writing()
+    "sqlite_inline_statements": True,
+}
+# These consume in processes of their own (the machine's other core); the demo's HTTP
+# server answers for them from their databases, like `microhub serve api` does.
+OWN_PROCESS = ("booking", "reporting")
+# Reporting is a projection nobody waits for until the end: it yields the CPU to the
+# services and the simulation on the critical path, and catches up when they idle.
+NICENESS = {"reporting": 10}
 
 
 def demo_settings(settings: Settings, data_dir: Path) -> Settings:
-    return settings.model_copy(update={"data_dir": data_dir, **DEMO_OVERRIDES})
+    return settings.model_copy(update={"data_dir": data_dir, **DEMO_OVERRIDES, **DEMO_TUNING})
+
+
+def as_environment(settings: Settings, bootstrap: list[str]) -> dict[str, str]:
+    """The environment of a child process that must see what this one sees."""
+    env = dict(os.environ)
+    for name in ("data_dir", *DEMO_OVERRIDES, *DEMO_TUNING):
+        env[f"MICROHUB_{name.upper()}"] = str(getattr(settings, name))
+    env["MICROHUB_KAFKA_BOOTSTRAP_SERVERS"] = ",".join(bootstrap)
+    env["MICROHUB_HTTP_PORT"] = "0"
+    return env
+
+
+class Child:
+    """A `microhub` subprocess of the demo. With ``capture``, its stderr (where the CLI
+    prints and logs) is read until it says it runs, then passed through."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+        self._drain: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        capture: bool = True,
+        niceness: int = 0,
+    ) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.runtime.cli",
+            *args,
+            env=env,
+            stderr=asyncio.subprocess.PIPE if capture else None,
+            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
+        )
+        return cls(name, proc)
+
+    async def wait_for(self, text: str, timeout: float = 120.0) -> None:
+        """Until the child prints a line containing ``text``."""
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(timeout):
+            while line := await self.proc.stderr.readline():
+                if text in line.decode(errors="replace"):
+                    # keep reading, or a full pipe would block the child
+                    self._drain = asyncio.create_task(self._pass_through())
+                    return
+                sys.stderr.write(line.decode(errors="replace"))
+        raise RuntimeError(f"the {self.name} process ended (exit {await self.proc.wait()})")
+
+    async def _pass_through(self) -> None:
+        assert self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            text = line.decode(errors="replace")
+            if text.strip() != "stopping…":
+                sys.stderr.write(text)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(30):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
 
 
 async def simulate_and_report(
@@ -93,21 +185,48 @@ async def run_demo(
     console.print("[bold]microhub demo[/]: starting embedded Kafka, services and HTTP …")
     from services.web import routers as web_routers
 
-    platform = await Platform(settings, extra_routers=web_routers(settings)).start()
-    console.print(
-        f"  services: {', '.join(platform.services)}; HTTP at [link]{platform.base_url}[/]"
-    )
+    here = [name for name in available_services() if name not in OWN_PROCESS]
+    platform = Platform(settings, extra_routers=web_routers(settings), consuming=here)
+    children: list[Child] = []
     try:
-        result = await simulate_and_report(
-            settings,
-            platform.cluster.bootstrap,
-            api_url=platform.base_url,
-            api_key=ADMIN_KEY,
-            days=days,
-            seed=seed,
-            out_dir=data_dir / "reports",
-            console=console,
+        await platform.start()
+        env = as_environment(settings, platform.cluster.bootstrap)
+        for name in OWN_PROCESS:
+            if name in platform.services:
+                child = await Child.start(
+                    name, ["serve", name, "--quiet"], env, niceness=NICENESS.get(name, 0)
+                )
+                children.append(child)
+        out_dir = data_dir / "reports"
+        # the simulation is a client like any other, in its own process
+        simulation = await Child.start(
+            "simulation",
+            [
+                "simulate",
+                "--bootstrap-servers", ",".join(platform.cluster.bootstrap),
+                "--api-url", str(platform.base_url),
+                "--api-key", ADMIN_KEY,
+                "--days", str(days),
+                "--seed", str(seed),
+                "--out", str(out_dir),
+            ],
+            env,
+            capture=False,
+        )  # fmt: skip
+        children.append(simulation)  # (stopped with the others if something fails)
+        # it starts while the services start: it waits for them, per hub, anyway
+        for child in children[:-1]:
+            await child.wait_for(" running: ")
+        console.print(
+            f"  services: {', '.join(platform.services)} "
+            f"({', '.join(c.name for c in children[:-1]) or 'none'} in their own processes); "
+            f"HTTP at [link]{platform.base_url}[/]"
         )
+        code = await simulation.proc.wait()
+        if code != 0:
+            console.print(f"[red]the simulation failed (exit {code})[/]")
+            return code
+        result = json.loads((out_dir / "summary.json").read_text())
         if serve:
             from services.runtime.cli import _wait_for_signal, print_keys
 
@@ -122,5 +241,6 @@ async def run_demo(
             )
             await _wait_for_signal()
     finally:
+        await asyncio.gather(*(child.stop() for child in children))
         await platform.stop()
     return 0

@@ -1,13 +1,14 @@
 """Send the simulated city over Kafka on a simulated clock, deterministically.
 
-The clock advances in ticks (30 simulated minutes). In each tick the carriers' commands
-are sent first and the simulator waits until the services have *settled*: every consumer
-group that matters has committed up to the end of its topics, and no new record appeared
-for a few polls (so outboxes are drained too). Then each hub's vehicles report, one
-vehicle per hub per round, each round settled. Booking events and telemetry of one hub
-are therefore never in flight at the same time, and a hub's telemetry never races
-another vehicle's: the dispatch service sees the same sequence of events in every run,
-plans the same waves, and the same seed gives the same report.
+The clock advances in ticks (2 simulated hours; quiet nights are skipped). Per hub, a
+tick is a sequence of steps: the carriers' commands for that hub (one batch), then its
+vehicles' reports, one vehicle at a time. A round sends every hub's next step, then
+waits until the services have *settled*: every consumer group that matters has
+committed up to the end of its topics, and the services publish what a record caused
+before they commit its offset, so nothing is in flight. A hub's booking events and
+telemetry are therefore never in flight at the same time, and a vehicle's reports never
+race another vehicle's of the same hub: dispatch sees the same sequence of events for
+each hub in every run, plans the same waves, and the same seed gives the same report.
 
 Only Kafka is used: the producer, a group-less reader of the event topics and DLQs, and
 the admin API for consumer-group offsets. No service internals, no databases.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.envelope import ContractError, Payload, decode, encode, new_event
@@ -43,11 +45,7 @@ from services.runtime.settings import Settings
 from services.simulation import model
 
 TICK = timedelta(hours=2)
-SETTLE_POLL_SECONDS = 0.04
-# Nothing new for this long after every group caught up: a handler's outbox rows are
-# committed before its offset, and the relay, woken by that commit, publishes them well
-# within this window even on a busy 2-core machine (0.06 s was measured too short there).
-SETTLE_QUIET_SECONDS = 0.15
+SETTLE_POLL_SECONDS = 0.01
 SETTLE_TIMEOUT_SECONDS = 20.0
 
 # consumer groups (by consumer name) that must have caught up before the next step
@@ -117,10 +115,15 @@ class Simulation:
         self.on_day = on_day
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.observed = Observed()
-        self._heap: list[tuple[datetime, int, model.Action]] = []
+        # per hub: what is due when (the hubs advance independently)
+        self._heaps: dict[str, list[tuple[datetime, int, model.Action]]] = defaultdict(list)
         self._seq = itertools.count()
         self._ids = itertools.count(1)
-        self._new_routes: list[tuple[RoutePlanned, datetime]] = []
+        self._new_routes: dict[str, list[tuple[RoutePlanned, datetime]]] = defaultdict(list)
+        self._snapshot: Snapshot | None = None  # the watcher's latest
+        self._snapshot_taken = asyncio.Condition()
+        self._waiting = 0
+        self._progress: dict[str, datetime] = {}
 
     # --- Kafka plumbing ---------------------------------------------------------------
     async def _open(self) -> None:
@@ -138,7 +141,7 @@ class Simulation:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,  # the default 500 ms long poll would slow every settle
+            fetch_max_wait_ms=20,  # the default 500 ms long poll would slow every settle
             **security,
         )
         # a consumer that never fetches: its offset look-ups don't queue behind a fetch
@@ -170,23 +173,28 @@ class Simulation:
             if obj is not None:
                 await obj.close() if client == "admin" else await obj.stop()
 
-    async def _send(self, action: model.Action) -> None:
+    async def _send(self, action: model.Action) -> list[tuple[str, TopicPartition]]:
+        """Send an action's records; returns (topic name, partition) of each, once acked."""
         if action.kind == "poison":
             name = BOOKING_COMMANDS.name if action.label == "booking" else FLEET_TELEMETRY.name
         else:
             name = BOOKING_COMMANDS.name if action.kind == "booking" else FLEET_TELEMETRY.name
+        acks = []
         for at, payload, event_id in action.messages:
             if isinstance(payload, bytes):
                 value = payload
             else:
                 value = encode(self._event(payload, action, at, event_id))
-            await self.producer.send(
-                self.settings.topic(name),
-                value,
-                key=action.key.encode(),
-                timestamp_ms=int(at.timestamp() * 1000),
+            acks.append(
+                await self.producer.send(
+                    self.settings.topic(name),
+                    value,
+                    key=action.key.encode(),
+                    timestamp_ms=int(at.timestamp() * 1000),
+                )
             )
             self.observed.sent += 1
+        return [(name, TopicPartition(m.topic, m.partition)) for m in await asyncio.gather(*acks)]
 
     def _event(self, payload: Payload, action: model.Action, at: datetime, event_id: str | None):
         who = getattr(payload, "carrier_id", None)
@@ -227,7 +235,7 @@ class Simulation:
                 obs.months_by_city[data.hub.city_id].add(zone_month)
         elif isinstance(data, RoutePlanned):
             obs.routes_planned += 1
-            self._new_routes.append((data, event.time))
+            self._new_routes[data.hub_id].append((data, event.time))
         elif isinstance(data, RouteCompleted):
             obs.routes_completed += 1
             obs.routes_by_city[data.city_id] += 1
@@ -235,8 +243,7 @@ class Simulation:
         elif kind == "stop_returned":
             obs.stops_returned += 1
 
-    async def _drain_reader(self) -> bool:
-        """Read what is there; True when the reader is at the end of every partition."""
+    async def _read_available(self) -> None:
         while True:
             batch = await self.reader.getmany(timeout_ms=0, max_records=5000)
             for records in batch.values():
@@ -244,58 +251,67 @@ class Simulation:
                     self._take(record)
             if not batch:
                 break
+
+    async def _drain_reader(self) -> bool:
+        """Read what is there; True when the reader is at the end of every partition."""
+        await self._read_available()
         ends = await self.offsets.end_offsets(list(self.reader.assignment()))
         for tp, end in ends.items():
             if await self.reader.position(tp) < end:
                 return False
         return True
 
+    async def _committed(self, group: str, topic_name: str) -> dict[TopicPartition, int]:
+        """A consumer group's committed offsets on a topic (0 where none yet)."""
+        found = await self.admin.list_consumer_group_offsets(
+            group, partitions=self.partitions[topic_name]
+        )
+        committed = {}
+        for tp in self.partitions[topic_name]:
+            meta = found.get(tp)
+            committed[tp] = meta.offset if meta is not None and meta.offset >= 0 else 0
+        return committed
+
     async def _lag(self, groups: dict[str, str], ends: dict[TopicPartition, int]) -> dict[str, int]:
-        lags = {}
-        for consumer, topic_name in groups.items():
+        async def lag_of(consumer: str, topic_name: str) -> tuple[str, int]:
             group = self.settings.group(consumer)
-            committed = await self.admin.list_consumer_group_offsets(
-                group, partitions=self.partitions[topic_name]
-            )
-            lag = 0
-            for tp in self.partitions[topic_name]:
-                meta = committed.get(tp)
-                done = meta.offset if meta is not None and meta.offset >= 0 else 0
-                lag += max(0, ends.get(tp, 0) - done)
-            lags[group] = lag
-        return lags
+            committed = await self._committed(group, topic_name)
+            return group, sum(max(0, ends.get(tp, 0) - done) for tp, done in committed.items())
+
+        return dict(await asyncio.gather(*(lag_of(c, t) for c, t in groups.items())))
 
     async def settle(self, groups: dict[str, str] = DRIVING_GROUPS) -> None:
-        """Wait until the services have consumed everything and published what follows."""
+        """Wait until the services have consumed everything and published what follows.
+
+        The services publish the events a record caused before they commit its offset
+        (``outbox_publish_before_ack_seconds``). So once every group has committed up to
+        the end offsets read *before* its committed offsets, and the end offsets read
+        *after* them are the same, nothing is in flight: every consumed record's
+        consequences are in those ends, and those ends are consumed."""
         await self.producer.flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
-        previous: dict[TopicPartition, int] | None = None
-        quiet_since: float | None = None
         while True:
-            ends = await self.offsets.end_offsets(self._all_tps)
-            lags = await self._lag(groups, ends)
-            caught_up = await self._drain_reader()
-            if caught_up and not any(lags.values()) and ends == previous:
-                quiet_since = quiet_since or loop.time()
-                if loop.time() - quiet_since >= SETTLE_QUIET_SECONDS:
+            before = await self.offsets.end_offsets(self._all_tps)
+            lags, caught_up = await asyncio.gather(self._lag(groups, before), self._drain_reader())
+            if caught_up and not any(lags.values()):
+                after = await self.offsets.end_offsets(self._all_tps)
+                if after == before:
                     self.observed.settles += 1
                     return
-            else:
-                quiet_since = None
-            previous = ends
             if loop.time() > deadline:
                 behind = ", ".join(f"{g}: {n}" for g, n in lags.items() if n) or "none"
                 raise SettleTimeout(
                     f"the services did not settle within {SETTLE_TIMEOUT_SECONDS:.0f} s "
                     f"(records not yet consumed per consumer group: {behind}); are booking, "
-                    "dispatch and reporting running against this Kafka and topic prefix?"
+                    "dispatch and reporting running against this Kafka and topic prefix, "
+                    "with MICROHUB_OUTBOX_PUBLISH_BEFORE_ACK_SECONDS above 0?"
                 )
             await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     # --- the simulated clock ------------------------------------------------------------
     def _push(self, action: model.Action) -> None:
-        heapq.heappush(self._heap, (action.time, next(self._seq), action))
+        heapq.heappush(self._heaps[action.hub_id], (action.time, next(self._seq), action))
 
     def plan(self) -> None:
         hub_ids = [h.id for h in self.hubs]
@@ -309,8 +325,8 @@ class Simulation:
             for action in model.poison(self.seed, midnight, self.rates.malformed_per_day, hub_ids):
                 self._push(action)
 
-    def _schedule_routes(self, not_before: datetime) -> None:
-        routes, self._new_routes = self._new_routes, []
+    def _schedule_routes(self, hub_id: str, not_before: datetime) -> None:
+        routes, self._new_routes[hub_id] = self._new_routes[hub_id], []
         for planned, at in sorted(routes, key=lambda r: (r[1], r[0].route_id)):
             for action in model.drive(self.seed, planned, at, self.rates):
                 if action.time < not_before:
@@ -324,53 +340,169 @@ class Simulation:
                     )
                 self._push(action)
 
+    # --- settling one hub ---------------------------------------------------------------
+    async def _watch(self) -> None:
+        """While a hub waits, take snapshots: the driving groups' committed offsets, what
+        the reader has read (it reads everything there is), then the end offsets."""
+        watched = {self.settings.group(c): t for c, t in DRIVING_GROUPS.items()}
+        while True:
+            if not self._waiting:
+                await asyncio.sleep(SETTLE_POLL_SECONDS)
+                continue
+            # how far things are consumed first, the end offsets after: whatever a
+            # consumed record caused was published before its offset was committed, so
+            # it lies below these ends
+            committed = await asyncio.gather(*(self._committed(g, t) for g, t in watched.items()))
+            await self._read_available()
+            done = {tp: await self.reader.position(tp) for tp in self.reader.assignment()}
+            for by_tp in committed:
+                done.update(by_tp)  # each partition is consumed by one driving group
+            ends = await self.offsets.end_offsets(self._all_tps)
+            async with self._snapshot_taken:
+                gen = self._snapshot.gen + 1 if self._snapshot else 1
+                self._snapshot = Snapshot(gen, ends, done)
+                self._snapshot_taken.notify_all()
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
+
+    def _partition_of_key(self, topic_name: str, key: str) -> TopicPartition:
+        """Where a record with this key goes (the producers' default partitioner); a hub's
+        events are keyed by the hub id, a vehicle's reports by the vehicle id."""
+        tps = self.partitions[topic_name]
+        index = self._partitioner(key.encode(), list(range(len(tps))), None)
+        return tps[index]
+
+    async def _settle_hub(self, hub_id: str, sent: list[tuple[str, TopicPartition]]) -> None:
+        """Wait until nothing caused by this hub's last step is in flight: in one snapshot
+        taken after the step was sent, every partition that can carry it (where its
+        records went, the hub's booking and dispatch events) is consumed (by its consumer
+        group, or the reader) up to the end offset read after that. The services publish
+        what a record caused before committing its offset, so those ends hold every
+        consequence of what was consumed."""
+        watch = {tp for _, tp in sent}
+        watch.add(self._partition_of_key(BOOKING_EVENTS.name, hub_id))
+        watch.add(self._partition_of_key(DISPATCH_EVENTS.name, hub_id))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
+        # a snapshot in the making may have read the consumed offsets before these
+        # records were sent: only the one after it counts
+        first_valid = (self._snapshot.gen if self._snapshot else 0) + 2
+
+        def settled() -> bool:
+            last = self._snapshot
+            return (
+                last is not None
+                and last.gen >= first_valid
+                and all(last.done.get(tp, 0) >= last.ends[tp] for tp in watch)
+            )
+
+        self._waiting += 1
+        try:
+            async with self._snapshot_taken:
+                while not settled():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        last = self._snapshot
+                        behind = (
+                            {
+                                f"{tp.topic}[{tp.partition}]": last.ends[tp] - last.done.get(tp, 0)
+                                for tp in watch
+                            }
+                            if last
+                            else "no snapshot yet"
+                        )
+                        raise SettleTimeout(
+                            f"hub {hub_id}: the services did not settle within "
+                            f"{SETTLE_TIMEOUT_SECONDS:.0f} s (records not yet consumed: "
+                            f"{behind}); are booking, dispatch and reporting running "
+                            "against this Kafka and topic prefix, with "
+                            "MICROHUB_OUTBOX_PUBLISH_BEFORE_ACK_SECONDS above 0?"
+                        )
+                    try:
+                        await asyncio.wait_for(self._snapshot_taken.wait(), remaining)
+                    except TimeoutError:
+                        continue
+        finally:
+            self._waiting -= 1
+        self.observed.settles += 1
+
+    # --- the simulated clock, per hub ---------------------------------------------------
+    async def _drive_hub(self, hub_id: str, first: datetime, drain_until: datetime) -> None:
+        heap = self._heaps[hub_id]
+        t = _floor(heap[0][0]) if heap else drain_until
+        while heap and t < drain_until:
+            self._progress[hub_id] = t
+            self._report_days(first)
+            t_next = t + TICK
+            due = []
+            while heap and heap[0][0] < t_next:
+                due.append(heapq.heappop(heap)[2])
+            # the hub's commands in this tick (one key, one partition, in order), then its
+            # vehicles' reports, each step settled before the next is sent. Reports of
+            # vehicles whose keys share a partition are one step: Kafka keeps their order
+            # and dispatch reads a partition in order, so nothing can race between them.
+            commands = sorted(
+                (a for a in due if a.kind != "telemetry"), key=lambda a: (a.time, a.key)
+            )
+            steps = [commands] if commands else []
+            by_partition: dict[TopicPartition, list[model.Action]] = {}
+            for action in due:
+                if action.kind == "telemetry":
+                    tp = self._partition_of_key(FLEET_TELEMETRY.name, action.key)
+                    by_partition.setdefault(tp, []).append(action)
+            steps += by_partition.values()
+            for step in steps:
+                sent = []
+                for action in step:
+                    sent += await self._send(action)
+                await self._settle_hub(hub_id, sent)
+                self._schedule_routes(hub_id, t_next)
+            t = t_next
+            if heap and heap[0][0] >= t_next + TICK:
+                t = _floor(heap[0][0])  # skip quiet nights
+        self._progress[hub_id] = drain_until
+        self._report_days(first)
+
+    def _report_days(self, first: datetime) -> None:
+        slowest = min(self._progress.values())
+        day = min(self.days, max(0, (slowest - first).days))
+        while self._reported_day < day:
+            self._reported_day += 1
+            self.on_day(self._reported_day)
+
     async def run(self) -> Observed:
         self.plan()
         await self._open()
+        self._partitioner = DefaultPartitioner()
+        watcher: asyncio.Task[None] | None = None
         try:
             await self.settle()
             first = datetime.combine(self.start, time(0), tzinfo=UTC)
-            end = first + timedelta(days=self.days)
-            drain_until = end + timedelta(hours=12)  # let the last routes come back
-            t = _floor(self._heap[0][0]) if self._heap else end
-            reported_day = 0
-            while self._heap and t < drain_until:
-                t_next = t + TICK
-                due = []
-                while self._heap and self._heap[0][0] < t_next:
-                    due.append(heapq.heappop(self._heap)[2])
-                commands = sorted(
-                    (a for a in due if a.kind != "telemetry"), key=lambda a: (a.time, a.key)
-                )
-                for action in commands:
-                    await self._send(action)
-                if commands:
-                    await self.settle()
-                    self._schedule_routes(t_next)
-                by_hub: dict[str, list[model.Action]] = defaultdict(list)
-                for action in due:
-                    if action.kind == "telemetry":
-                        by_hub[action.hub_id].append(action)
-                for round_ in itertools.zip_longest(*by_hub.values()):
-                    for action in round_:
-                        if action is not None:
-                            await self._send(action)
-                    await self.settle()
-                    self._schedule_routes(t_next)
-                t = t_next
-                if self._heap and self._heap[0][0] >= t_next + TICK:
-                    t = _floor(self._heap[0][0])  # skip quiet nights
-                day = min(self.days, max(0, (t - first).days))
-                if day > reported_day:
-                    for d in range(reported_day + 1, day + 1):
-                        self.on_day(d)
-                    reported_day = day
-            for d in range(reported_day + 1, self.days + 1):
+            drain_until = first + timedelta(days=self.days, hours=12)  # the last routes
+            self._reported_day = 0
+            self._progress = {hub_id: first for hub_id in self._heaps}
+            watcher = asyncio.create_task(self._watch(), name="simulation-watch")
+            drives = [self._drive_hub(h, first, drain_until) for h in list(self._heaps)]
+            await asyncio.gather(*drives)
+            watcher.cancel()
+            for d in range(self._reported_day + 1, self.days + 1):
                 self.on_day(d)
             await self.settle({**DRIVING_GROUPS, **REPORTING_GROUPS})
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             await self._close()
         return self.observed
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """How far each partition is consumed (by its driving consumer group, or for the
+    event topics by the simulation's own reader), and the end offsets read after."""
+
+    gen: int
+    ends: dict[TopicPartition, int]
+    done: dict[TopicPartition, int]
 
 
 def _floor(at: datetime) -> datetime:

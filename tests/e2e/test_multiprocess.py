@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.demo import DEMO_OVERRIDES
+from services.runtime.demo import DEMO_OVERRIDES, DEMO_TUNING
 from tests.e2e.conftest import DAYS, MICROHUB, SEED, DemoRun, base_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -77,7 +77,8 @@ async def test_separate_processes_give_the_demo_totals(
     procs.append(kafka)
     bootstrap = kafka.wait_for(r"^(\S+:\d+(,\S+:\d+)*)$").group(1)
     env["MICROHUB_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    for name, value in DEMO_OVERRIDES.items():
+    # the demo's result-relevant settings, and its speed-only ones (short polls)
+    for name, value in {**DEMO_OVERRIDES, **DEMO_TUNING}.items():
         env[f"MICROHUB_{name.upper()}"] = str(value)
     databases = []
     for service in ("booking", "dispatch", "reporting"):
