@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# A simulated month: about two and a half minutes here (see docs/simulation.md).
+# A simulated month: a little over a minute here (see docs/simulation.md, bench/demo_month.py).
 DEMO_DAYS ?= 30
 
 .PHONY: demo test lint bench schemas clean

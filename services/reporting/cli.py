@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from services.reporting.factors import FactorError
-from services.reporting.render import render
 from services.reporting.report import UnknownCity, build_report
 from services.runtime.settings import Settings
 
@@ -77,6 +76,9 @@ async def produce_report(
         async with service.sessions() as session:
             report = await build_report(session, service.catalogue, city, month, progress=step)
         step("rendering")
+        # imported here: matplotlib and reportlab cost every `microhub` command ~0.5 s
+        from services.reporting.render import render
+
         body = await asyncio.to_thread(render, report, fmt)
         if progress is not None and task is not None:
             progress.update(task, completed=len(REPORT_STEPS))

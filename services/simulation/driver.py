@@ -141,7 +141,7 @@ class Simulation:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,  # the default 500 ms long poll would slow every settle
+            fetch_max_wait_ms=5,  # a long poll delays every settle (see DEMO_TUNING)
             **security,
         )
         # a consumer that never fetches: its offset look-ups don't queue behind a fetch
@@ -173,28 +173,35 @@ class Simulation:
             if obj is not None:
                 await obj.close() if client == "admin" else await obj.stop()
 
-    async def _send(self, action: model.Action) -> list[tuple[str, TopicPartition]]:
-        """Send an action's records; returns (topic name, partition) of each, once acked."""
-        if action.kind == "poison":
-            name = BOOKING_COMMANDS.name if action.label == "booking" else FLEET_TELEMETRY.name
-        else:
-            name = BOOKING_COMMANDS.name if action.kind == "booking" else FLEET_TELEMETRY.name
+    async def _send(self, actions: list[model.Action]) -> list[tuple[str, TopicPartition]]:
+        """Send a step's records in order; returns (topic name, partition) of each, once
+        all are acked (the idempotent producer keeps their order per partition, so they
+        need not be acked one by one)."""
         acks = []
-        for at, payload, event_id in action.messages:
-            if isinstance(payload, bytes):
-                value = payload
+        for action in actions:
+            if action.kind == "poison":
+                booking = action.label == "booking"
             else:
-                value = encode(self._event(payload, action, at, event_id))
-            acks.append(
-                await self.producer.send(
+                booking = action.kind == "booking"
+            name = BOOKING_COMMANDS.name if booking else FLEET_TELEMETRY.name
+            for at, payload, event_id in action.messages:
+                if isinstance(payload, bytes):
+                    value = payload
+                else:
+                    value = encode(self._event(payload, action, at, event_id))
+                ack = await self.producer.send(
                     self.settings.topic(name),
                     value,
                     key=action.key.encode(),
                     timestamp_ms=int(at.timestamp() * 1000),
                 )
-            )
-            self.observed.sent += 1
-        return [(name, TopicPartition(m.topic, m.partition)) for m in await asyncio.gather(*acks)]
+                acks.append((name, ack))
+                self.observed.sent += 1
+        done = await asyncio.gather(*(ack for _, ack in acks))
+        return [
+            (name, TopicPartition(m.topic, m.partition))
+            for (name, _), m in zip(acks, done, strict=True)
+        ]
 
     def _event(self, payload: Payload, action: model.Action, at: datetime, event_id: str | None):
         who = getattr(payload, "carrier_id", None)
@@ -451,9 +458,7 @@ class Simulation:
                     by_partition.setdefault(tp, []).append(action)
             steps += by_partition.values()
             for step in steps:
-                sent = []
-                for action in step:
-                    sent += await self._send(action)
+                sent = await self._send(step)
                 await self._settle_hub(hub_id, sent)
                 self._schedule_routes(hub_id, t_next)
             t = t_next
