@@ -28,6 +28,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.dispatch import RouteCompleted, RoutePlanned
@@ -124,6 +125,7 @@ class Simulation:
         self._snapshot_taken = asyncio.Condition()
         self._waiting = 0
         self._progress: dict[str, datetime] = {}
+        self._coordinators: dict[str, int] = {}  # consumer group -> its coordinator
 
     # --- Kafka plumbing ---------------------------------------------------------------
     async def _open(self) -> None:
@@ -269,12 +271,27 @@ class Simulation:
         return True
 
     async def _committed(self, group: str, topic_name: str) -> dict[TopicPartition, int]:
-        """A consumer group's committed offsets on a topic (0 where none yet)."""
-        found = await self.admin.list_consumer_group_offsets(
-            group, partitions=self.partitions[topic_name]
-        )
+        """A consumer group's committed offsets on a topic (0 where none yet).
+
+        The group's coordinator is looked up once, not before every request (the watcher
+        asks ~100 times a second); when it moved, the request fails and it is asked again.
+        """
+        partitions = self.partitions[topic_name]
+        for attempt in (1, 2):
+            coordinator = self._coordinators.get(group)
+            if coordinator is None:
+                coordinator = self._coordinators[group] = await self.admin.find_coordinator(group)
+            try:
+                found = await self.admin.list_consumer_group_offsets(
+                    group, coordinator, partitions=partitions
+                )
+                break
+            except KafkaError:
+                self._coordinators.pop(group, None)
+                if attempt == 2:
+                    raise
         committed = {}
-        for tp in self.partitions[topic_name]:
+        for tp in partitions:
             meta = found.get(tp)
             committed[tp] = meta.offset if meta is not None and meta.offset >= 0 else 0
         return committed
