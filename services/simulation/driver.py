@@ -33,6 +33,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.envelope import ContractError, Payload, decode, encode, new_event
+from contracts.fleet import StopFailed
 from contracts.topics import (
     BOOKING_COMMANDS,
     BOOKING_EVENTS,
@@ -80,6 +81,7 @@ class Observed:
     routes_planned: int = 0
     routes_completed: int = 0
     stops_returned: int = 0
+    stops_failed: int = 0  # failed delivery attempts the vehicles reported
     km_by_city: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     routes_by_city: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
@@ -191,6 +193,7 @@ class Simulation:
                     value = payload
                 else:
                     value = encode(self._event(payload, action, at, event_id))
+                    self.observed.stops_failed += isinstance(payload, StopFailed)
                 ack = await self.producer.send(
                     self.settings.topic(name),
                     value,

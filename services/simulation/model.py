@@ -55,6 +55,13 @@ class Rates:
     no_show: float = 0.03
     stop_failure: float = 0.04
     malformed_per_day: int = 2  # poison records per day, to the commands and telemetry topics
+    # the day's first slot is the one every carrier wants ...
+    peak_fill: float = 0.9
+    # ... and when all of a slot's docks are asked for, one more carrier may try it: the
+    # hub turns it away (slot_docks_full); the carrier sends nothing more for it
+    overflow: float = 0.5
+    # a carrier system's rounding bug: a slot time off the hub's grid (slot_not_on_grid)
+    off_grid_per_day: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,9 @@ def hub_day(
     seed: int, hub: booking_domain.HubConfig, day: datetime, rates: Rates = Rates()
 ) -> list[Action]:
     """The carriers' traffic for one hub on one local day: requests the evening before
-    (21:00 local), some retried, some cancelled early or late, check-ins at the slot."""
+    (21:00 local), some retried, some cancelled early or late, check-ins at the slot. The
+    first slot is the popular one; a fully asked-for slot may draw one request too many,
+    and now and then a carrier asks for a time off the hub's grid: both are turned away."""
     local_day = day.date()
     slots = booking_domain.slots_on(hub, local_day)
     if not slots:
@@ -118,11 +127,30 @@ def hub_day(
     ) + timedelta(hours=21)
     actions: list[Action] = []
     n = 0
-    for slot in slots:
+
+    def turned_away(slot_start: datetime) -> None:
+        """A request the hub will reject: the carrier follows it with nothing."""
+        nonlocal n
+        n += 1
+        request = BookingRequested(
+            carrier_id=rng.choice(CARRIERS),
+            carrier_reference=f"{hub.id}-{slot_start.astimezone(hub.zone):%m%d%H%M}-{n:03d}",
+            hub_id=hub.id,
+            slot_start=slot_start,
+            consignment=consignment(rng, hub),
+        )
+        at = evening + timedelta(seconds=n)
+        event_id = f"sim-{seed}-{hub.id}-{local_day:%Y%m%d}-{n:03d}"
+        actions.append(Action(at, "booking", hub.id, hub.id, ((at, request, event_id),), "request"))
+
+    for index, slot in enumerate(slots):
+        fill = rates.peak_fill if index == 0 else rates.slot_fill
+        asked = 0
         for _ in range(hub.docks_per_slot):
-            if rng.random() >= rates.slot_fill:
+            if rng.random() >= fill:
                 continue
             n += 1
+            asked += 1
             carrier = rng.choice(CARRIERS)
             ref = f"{hub.id}-{slot.astimezone(hub.zone):%m%d%H%M}-{n:03d}"
             request = BookingRequested(
@@ -158,6 +186,10 @@ def hub_day(
                 actions.append(
                     Action(t, "booking", hub.id, hub.id, ((t, check_in, None),), "check_in")
                 )
+        if asked == hub.docks_per_slot and rng.random() < rates.overflow:
+            turned_away(slot)  # every dock is taken (early cancellations come later)
+    if rng.random() < rates.off_grid_per_day:
+        turned_away(rng.choice(slots) + timedelta(minutes=rng.choice((5, 10, 20))))
     return actions
 
 

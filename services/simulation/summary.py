@@ -74,6 +74,7 @@ def as_dict(observed: Observed, reports: list[CityMonth]) -> dict[str, Any]:
         "routes": {
             "planned": observed.routes_planned,
             "completed": observed.routes_completed,
+            "stops_failed": observed.stops_failed,
             "stops_returned": observed.stops_returned,
             "km_by_city": {c: round(k, 1) for c, k in sorted(observed.km_by_city.items())},
         },
@@ -107,6 +108,8 @@ def print_summary(console: Console, summary: dict[str, Any], title: str) -> None
     table.add_row("cancellations (late)", f"{b['cancelled']} ({b['cancelled_late']})")
     table.add_row("checked in / no-shows", f"{b['checked_in']} / {b['no_shows']}")
     table.add_row("routes planned / completed", f"{r['planned']} / {r['completed']}")
+    # a failed stop is planned again, and returned to the carrier after its last attempt
+    table.add_row("failed stop attempts / returned", f"{r['stops_failed']} / {r['stops_returned']}")
     for city, km in r["km_by_city"].items():
         table.add_row(f"last-mile km, {city}", f"{km:.1f}")
     for city, kg in summary["co2e_saved_kg_by_city"].items():

@@ -124,3 +124,36 @@ def test_a_vehicle_reports_every_stop_once_then_finishes(seed: int, stops: int) 
 def test_diesel_vans_report_no_energy() -> None:
     _, finish = model.drive(1, _route(3, "diesel_van"), datetime(2026, 11, 23, tzinfo=UTC))
     assert finish.messages[-1][1].energy_kwh is None
+
+
+def test_carriers_ask_too_much_of_full_slots_and_now_and_then_off_the_grid() -> None:
+    """What the hub must turn away: one request more than a slot has docks (only when all
+    of its docks are asked for), and slot times off the grid; neither is followed by a
+    check-in or a cancellation."""
+    overflowing = off_grid = 0
+    for hub_id in ("ber-westhafen", "osl-alnabru"):
+        hub = HUBS[hub_id]
+        for d in range(14):
+            day = datetime.combine(MONDAY + timedelta(days=d), time(0), tzinfo=hub.zone)
+            grid = set(model.booking_domain.slots_on(hub, day.date()))
+            requests: dict[str, BookingRequested] = {}
+            followed: set[str] = set()
+            for action in model.hub_day(7, hub, day):
+                for _, m, _ in action.messages:
+                    if isinstance(m, BookingRequested):
+                        requests[m.carrier_reference] = m
+                    elif isinstance(m, CheckInReported | BookingCancellationRequested):
+                        followed.add(m.carrier_reference)
+            per_slot: dict[datetime, list[str]] = {}
+            for ref, r in requests.items():
+                if r.slot_start not in grid:
+                    off_grid += 1
+                    assert ref not in followed
+                else:
+                    per_slot.setdefault(r.slot_start, []).append(ref)
+            for refs in per_slot.values():
+                assert len(refs) <= hub.docks_per_slot + 1
+                if len(refs) > hub.docks_per_slot:
+                    overflowing += 1
+                    assert refs[-1] not in followed  # the last one asked is turned away
+    assert overflowing > 0 and off_grid > 0
