@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
-from services.runtime.db import UTCDateTime, cached_statement, dialect_insert, new_metadata
+from services.runtime.db import UTCDateTime, dialect_insert, insert_ignoring, new_metadata
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -182,15 +182,9 @@ async def take_capacity(
     session: AsyncSession, hub: HubConfig, slot_start: datetime, volume_l: int
 ) -> bool:
     """Atomically take one dock and ``volume_l`` of a slot, only if both still fit."""
-    add_slot = cached_statement(
-        session,
-        "booking.add_slot",
-        lambda insert: insert(slot_usage).on_conflict_do_nothing(
-            index_elements=["hub_id", "slot_start"]
-        ),
-    )
     await session.execute(
-        add_slot, {"hub_id": hub.id, "slot_start": slot_start, "docks_used": 0, "volume_used_l": 0}
+        insert_ignoring(session, slot_usage, "hub_id", "slot_start"),
+        {"hub_id": hub.id, "slot_start": slot_start, "docks_used": 0, "volume_used_l": 0},
     )
     result = await session.execute(
         _TAKE_CAPACITY,

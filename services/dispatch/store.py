@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.fleet import VehicleStatus
 from services.dispatch.domain import ACTIVE_ROUTE, RouteStatus, StopStatus, VehicleState
 from services.dispatch.fleet import VehicleConfig
-from services.runtime.db import UTCDateTime, cached_statement, dialect_insert, new_metadata
+from services.runtime.db import UTCDateTime, dialect_insert, insert_ignoring, new_metadata, upsert
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -110,7 +110,8 @@ inbox = add_inbox(metadata)
 
 # The statements of the consumers' hot paths are built once and take their values as bind
 # parameters (``b_…``, apart from column names): building a statement costs more CPU than
-# running it. The dialect-specific INSERTs are built once per dialect (cached_statement).
+# running it. The dialect-specific INSERTs are built once per dialect (db.insert_ignoring,
+# db.upsert).
 
 
 # ------------------------------------------------------------------------------ hubs ---
@@ -140,18 +141,10 @@ async def upsert_hub(
     lon: float,
 ) -> None:
     await session.execute(
-        cached_statement(session, "dispatch.upsert_hub", _upsert_hub),
+        upsert(session, hubs, "id", "name", "city_id", "timezone", "lat", "lon"),
         dict(
             id=hub_id, wave_seq=0, name=name, city_id=city_id, timezone=timezone, lat=lat, lon=lon
         ),
-    )
-
-
-def _upsert_hub(insert: Any) -> Any:
-    statement = insert(hubs)
-    return statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={k: statement.excluded[k] for k in ("name", "city_id", "timezone", "lat", "lon")},
     )
 
 
@@ -216,14 +209,9 @@ def _stop(row: Any) -> StopRow:
 
 async def add_stop(session: AsyncSession, **values: Any) -> bool:
     """Insert an expected stop; False when it is already known (a resent confirmation)."""
-    statement = cached_statement(
-        session,
-        "dispatch.add_stop",
-        lambda insert: insert(stops).on_conflict_do_nothing(
-            index_elements=["booking_id", "stop_id"]
-        ),
+    result = await session.execute(
+        insert_ignoring(session, stops, "booking_id", "stop_id"), {"attempts": 0, **values}
     )
-    result = await session.execute(statement, {"attempts": 0, **values})
     return result.rowcount == 1
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import cached_statement, new_metadata
+from services.runtime.db import insert_ignoring, new_metadata, upsert
 from services.runtime.messaging_tables import add_inbox
 
 metadata = new_metadata()
@@ -146,26 +146,9 @@ Index("ix_input_events_booking", input_events.c.booking_id)
 Index("ix_input_events_route", input_events.c.route_id)
 
 
-# The writes of the consumers' hot paths are built once (per dialect, for ON CONFLICT) and
-# take their values as bind parameters (``b_…``, apart from column names): building a
-# statement costs more CPU than running it.
-
-
-def _insert_new(table: Table, *key: str) -> Any:
-    """INSERT … ON CONFLICT (key) DO NOTHING, built by cached_statement."""
-    return lambda insert: insert(table).on_conflict_do_nothing(index_elements=list(key))
-
-
-def _upsert(table: Table, key: str, *update_columns: str) -> Any:
-    """INSERT … ON CONFLICT (key) DO UPDATE of ``update_columns``, by cached_statement."""
-
-    def build(insert: Any) -> Any:
-        statement = insert(table)
-        return statement.on_conflict_do_update(
-            index_elements=[key], set_={k: statement.excluded[k] for k in update_columns}
-        )
-
-    return build
+# The writes of the consumers' hot paths are built once (per dialect, for ON CONFLICT:
+# db.insert_ignoring, db.upsert) and take their values as bind parameters (``b_…``, apart
+# from column names): building a statement costs more CPU than running it.
 
 
 def content_sha256(data: dict[str, Any]) -> str:
@@ -188,7 +171,7 @@ async def record_input(
 ) -> None:
     sha = content_sha256(data)
     await session.execute(
-        cached_statement(session, "reporting.record_input", _insert_new(input_events, "event_id")),
+        insert_ignoring(session, input_events, "event_id"),
         dict(
             event_id=event_id,
             event_type=event_type,
@@ -201,24 +184,18 @@ async def record_input(
 
 
 async def upsert_city(session: AsyncSession, **row: Any) -> None:
-    statement = cached_statement(
-        session, "reporting.upsert_city", _upsert(cities, "city_id", "name", "country", "timezone")
-    )
+    statement = upsert(session, cities, "city_id", "name", "country", "timezone")
     await session.execute(statement, row)
 
 
 async def upsert_hub(session: AsyncSession, **row: Any) -> None:
-    statement = cached_statement(
-        session, "reporting.upsert_hub", _upsert(hubs, "hub_id", "city_id", "name", "lat", "lon")
-    )
+    statement = upsert(session, hubs, "hub_id", "city_id", "name", "lat", "lon")
     await session.execute(statement, row)
 
 
 async def add_consignment(session: AsyncSession, **row: Any) -> bool:
     """First confirmation wins: a re-sent confirmation of the same booking changes nothing."""
-    statement = cached_statement(
-        session, "reporting.add_consignment", _insert_new(consignments, "booking_id")
-    )
+    statement = insert_ignoring(session, consignments, "booking_id")
     return (await session.execute(statement, row)).rowcount == 1
 
 
@@ -235,7 +212,7 @@ async def set_consignment_status(session: AsyncSession, booking_id: str, status:
 
 
 async def add_route(session: AsyncSession, **row: Any) -> bool:
-    statement = cached_statement(session, "reporting.add_route", _insert_new(routes, "route_id"))
+    statement = insert_ignoring(session, routes, "route_id")
     return (await session.execute(statement, row)).rowcount == 1
 
 
@@ -244,9 +221,7 @@ async def claim_stop(
 ) -> bool:
     """A stop's baseline is counted on the first route that carries it, not again when a
     failed stop is planned on a later route."""
-    statement = cached_statement(
-        session, "reporting.claim_stop", _insert_new(stop_claims, "booking_id", "stop_id")
-    )
+    statement = insert_ignoring(session, stop_claims, "booking_id", "stop_id")
     row = dict(booking_id=booking_id, stop_id=stop_id, route_id=route_id)
     return (await session.execute(statement, row)).rowcount == 1
 

@@ -161,6 +161,29 @@ def cached_statement(session: Any, key: Hashable, build: Callable[[Callable[...,
         return statement
 
 
+def insert_ignoring(session: Any, table: Any, *key: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` into ``table``, built once per dialect;
+    the values come as parameters at execution. ``rowcount`` is 1 when the row is new."""
+    return cached_statement(
+        session,
+        ("insert_ignoring", table, key),
+        lambda insert: insert(table).on_conflict_do_nothing(index_elements=list(key)),
+    )
+
+
+def upsert(session: Any, table: Any, key: str, *update_columns: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of ``update_columns``, built once per
+    dialect; the values come as parameters at execution."""
+
+    def build(insert: Callable[..., Any]) -> Any:
+        statement = insert(table)
+        return statement.on_conflict_do_update(
+            index_elements=[key], set_={c: statement.excluded[c] for c in update_columns}
+        )
+
+    return cached_statement(session, ("upsert", table, key, update_columns), build)
+
+
 _WRITERS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import cached_statement
+from services.runtime.db import insert_ignoring
 
 
 async def claim(
@@ -22,15 +22,8 @@ async def claim(
     offset: int,
 ) -> bool:
     """True when this event is new for this consumer (and is now recorded)."""
-    statement = cached_statement(
-        session,
-        ("inbox.claim", inbox),
-        lambda insert: insert(inbox).on_conflict_do_nothing(
-            index_elements=["consumer", "event_id"]
-        ),
-    )
     result = await session.execute(
-        statement,
+        insert_ignoring(session, inbox, "consumer", "event_id"),
         {
             "consumer": consumer,
             "event_id": event_id,
