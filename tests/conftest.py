@@ -8,14 +8,37 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from services.runtime.settings import Settings
+from tests.support import kafka as kafka_support
+from tests.support import postgres as postgres_support
 from tests.support.kafka import KafkaUnderTest, kafka_chain
 from tests.support.postgres import PostgresUnderTest, postgres_chain
 
 _LINGERING: list[str] = []
+# what the session's fixtures started, and how long it took (printed after the run)
+_STARTED: list[str] = []
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The broker and database this run uses: the same links the fixtures take."""
+    return [
+        f"kafka: {kafka_support.describe_choice(kafka_support.chosen_kind())}",
+        f"postgresql: {postgres_support.describe_choice(postgres_support.chosen_kind())}",
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _STARTED:
+        terminalreporter.write_line(line)
+
+
+def _say(line: str) -> None:
+    # the fixtures' output is captured; Maven's first resolution deserves to be seen
+    print(f"\n{line}", file=sys.__stderr__, flush=True)
 
 
 def _lingering_threads(wait_seconds: float) -> list[threading.Thread]:
@@ -55,12 +78,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[KafkaUnderTest]:
-    yield from kafka_chain()
+    began = time.monotonic()
+    for cluster in kafka_chain(say=_say):
+        _STARTED.append(
+            f"kafka: {cluster.description} at {cluster.bootstrap_string}, "
+            f"ready in {time.monotonic() - began:.1f} s"
+        )
+        yield cluster
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresUnderTest]:
-    yield from postgres_chain()
+    began = time.monotonic()
+    for server in postgres_chain():
+        _STARTED.append(f"postgresql: {server.kind}, ready in {time.monotonic() - began:.1f} s")
+        yield server
 
 
 @pytest.fixture
@@ -95,6 +127,8 @@ def settings(tmp_path: Path, kafka_cluster: KafkaUnderTest) -> Settings:
         data_dir=tmp_path / "data",
         sweep_interval_seconds=3600,
         outbox_poll_interval_seconds=0.05,
+        # tests live in simulated time (next week's slots); the skew test turns it on
+        max_clock_skew_seconds=0,
     )
 
 

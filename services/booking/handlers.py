@@ -109,7 +109,7 @@ class BookingHandlers:
             raise TypeError(f"booking cannot handle {type(command).__name__}")
 
     def _skewed(self, delivery: Delivery) -> bool:
-        if delivery.timestamp_ms is None or delivery.timestamp_ms < 0:
+        if not self.max_clock_skew or delivery.timestamp_ms is None or delivery.timestamp_ms < 0:
             return False
         record_time = datetime.fromtimestamp(delivery.timestamp_ms / 1000, UTC)
         return abs(delivery.event.time - record_time) > self.max_clock_skew

@@ -32,6 +32,8 @@ ADMIN_KEY = "demo-admin"
 # multi-process deployment driven by `microhub simulate` needs the same values to give
 # the same results.
 DEMO_OVERRIDES = {
+    # simulated time is not the wall clock: decide on the envelope's time alone
+    "max_clock_skew_seconds": 0,
     "sweep_interval_seconds": 0,
     "dispatch_wave_nudge_seconds": 0,
     "dispatch_solver_time_limit_seconds": 0,

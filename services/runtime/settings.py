@@ -95,7 +95,10 @@ class Settings(BaseSettings):
         default=300,
         ge=0,
         description="A command whose envelope time is further than this from its Kafka "
-        "record timestamp is rejected.",
+        "record timestamp is rejected. 0 turns the check off: only for simulations and "
+        "replays, whose event time is not the wall clock (a real Kafka refuses record "
+        "timestamps more than an hour ahead, so such clients leave the record timestamp "
+        "to the producer).",
     )
     no_show_grace_minutes: int = Field(default=30, ge=0)
     sqlite_inline_statements: bool = Field(

@@ -46,6 +46,8 @@ NOT_SETTINGS = {
     "MICROHUB_LIBRDKAFKA": "path override for the embedded (development) broker only",
     "MICROHUB_URL": "client side: `microhub queue` talks to a running API",
     "MICROHUB_API_KEY": "client side: `microhub queue`'s key",
+    "MICROHUB_APACHE_KAFKA_CACHE": "development broker (`microhub kafka apache`): jar cache",
+    "MICROHUB_APACHE_KAFKA_JVM_OPTS": "development broker (`microhub kafka apache`): JVM flags",
 }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from services.booking import store
 from services.booking.service import BookingService
+from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader, monday_after
 from tests.support.hubs import TEST_HUB
 
@@ -121,7 +122,7 @@ async def test_malformed_messages_go_to_the_dlq_and_the_next_one_is_confirmed(
     booking: BookingService, booking_settings, carrier: Carrier, outcomes: TopicReader
 ) -> None:
     slot = _local_grid(SLOT)
-    await carrier.send_raw(b"{not json", key=TEST_HUB, time=NOW)
+    await carrier.send_raw(b"{not json", key=TEST_HUB)
     invalid = carrier.request_data("bad", hub_id=TEST_HUB, slot_start=slot)
     invalid["consignment"]["parcel_count"] = 999  # stops carry fewer parcels
     await carrier.send("microhub.booking.requested.v1", invalid, time=NOW)
@@ -149,16 +150,29 @@ async def test_malformed_messages_go_to_the_dlq_and_the_next_one_is_confirmed(
 
 
 async def test_clock_skew_is_rejected(
-    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+    booking_settings: Settings,
+    topics: list[str],
+    database_url: str,
+    carrier: Carrier,
+    outcomes: TopicReader,
 ) -> None:
-    slot = _local_grid(SLOT)
-    doc = carrier.request_data("skewed", hub_id=TEST_HUB, slot_start=slot)
-    from tests.support.carrier import envelope
+    """A command backdated by an hour against its record timestamp (the producer's clock)
+    is refused, with the check on (the other tests run in simulated time, check off)."""
+    skew_checked = booking_settings.model_copy(update={"max_clock_skew_seconds": 300})
+    service = BookingService(skew_checked, skew_checked.bootstrap_list(), database_url=database_url)
+    await service.start()
+    try:
+        slot = _local_grid(SLOT)
+        doc = carrier.request_data("skewed", hub_id=TEST_HUB, slot_start=slot)
+        from tests.support.carrier import envelope
 
-    body = envelope("microhub.booking.requested.v1", doc, time=NOW, subject=TEST_HUB)
-    await carrier.send_raw(json.dumps(body).encode(), key=TEST_HUB, time=NOW + timedelta(hours=1))
-    [rejected] = await outcomes.wait_count(1, suffix="rejected.v1")
-    assert rejected["data"]["reason"] == "clock_skew"
+        backdated = datetime.now(UTC) - timedelta(hours=1)
+        body = envelope("microhub.booking.requested.v1", doc, time=backdated, subject=TEST_HUB)
+        await carrier.send_raw(json.dumps(body).encode(), key=TEST_HUB)
+        [rejected] = await outcomes.wait_count(1, suffix="rejected.v1")
+        assert rejected["data"]["reason"] == "clock_skew"
+    finally:
+        await service.stop()
 
 
 async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(

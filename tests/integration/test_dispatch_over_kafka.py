@@ -233,9 +233,7 @@ async def test_stops_no_vehicle_can_take_wait_with_a_reason_and_poison_goes_to_t
     start_dispatch: StartDispatch, publisher: Publisher, dispatched: TopicReader, settings: Settings
 ) -> None:
     dispatch = await start_dispatch(bike("bike-1", capacity={"parcels": 40, "kg": 20, "m3": 1.5}))
-    await publisher.send_raw(
-        b"{not json", topic="microhub.fleet.telemetry.v1", key="bike-1", time=NOW
-    )
+    await publisher.send_raw(b"{not json", topic="microhub.fleet.telemetry.v1", key="bike-1")
     await publisher.send(confirmed("b5", SLOT, consignment(3, kg_per_stop=30)), time=NOW)
     await publisher.send(checked_in("b5", SLOT, SLOT), time=SLOT)
     await publisher.send(confirmed("b6", SLOT, consignment(3)), time=SLOT + timedelta(minutes=1))

@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -68,9 +68,11 @@ class Carrier:
         await self.producer.stop()
 
     async def send_raw(
-        self, value: bytes, *, key: str, time: datetime | None = None, wait: bool = True
+        self, value: bytes, *, key: str, record_time: datetime | None = None, wait: bool = True
     ):
-        ts = int((time or datetime.now(UTC)).timestamp() * 1000)
+        """``record_time``: the Kafka record timestamp (default: the producer's clock, as
+        a real carrier's; tests in simulated time run the service with the skew check off)."""
+        ts = int(record_time.timestamp() * 1000) if record_time is not None else None
         future = await self.producer.send(
             self.prefix + COMMANDS, value, key=key.encode(), timestamp_ms=ts
         )
@@ -80,7 +82,7 @@ class Carrier:
         self, event_type: str, data: dict[str, Any], *, time: datetime, wait: bool = True
     ) -> dict:
         doc = envelope(event_type, data, time=time, subject=data["hub_id"])
-        await self.send_raw(json.dumps(doc).encode(), key=data["hub_id"], time=time, wait=wait)
+        await self.send_raw(json.dumps(doc).encode(), key=data["hub_id"], wait=wait)
         return doc
 
     def request_data(

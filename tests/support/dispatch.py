@@ -135,12 +135,11 @@ class Publisher:
         return event
 
     async def resend(self, event: CloudEvent[Any], *, key: str) -> None:
-        await self.send_raw(encode(event), topic=event.data.topic, key=key, time=event.time)
+        await self.send_raw(encode(event), topic=event.data.topic, key=key)
 
-    async def send_raw(self, value: bytes, *, topic: str, key: str, time: datetime) -> None:
-        await self.producer.send_and_wait(
-            self.topic_of(topic), value, key=key.encode(), timestamp_ms=int(time.timestamp() * 1000)
-        )
+    async def send_raw(self, value: bytes, *, topic: str, key: str) -> None:
+        # the record timestamp is the producer's clock: event time lives in the envelope
+        await self.producer.send_and_wait(self.topic_of(topic), value, key=key.encode())
 
 
 def payloads(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

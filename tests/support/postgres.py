@@ -149,19 +149,58 @@ def throwaway_cluster() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def postgres_chain() -> Iterator[PostgresUnderTest]:
-    configured = os.environ.get(ENV)
-    if configured:
-        yield PostgresUnderTest("configured", configured)
-        return
+def chosen_kind() -> str:
+    """Which link of the chain this session uses (decided without starting anything)."""
+    if os.environ.get(ENV):
+        return "configured"
     if docker_engine_answers():
+        return "testcontainers"
+    if not os.environ.get("MICROHUB_TEST_NO_LOCAL_POSTGRES") and _answers(LOCAL):
+        return "local"
+    return "throwaway"
+
+
+def describe_choice(kind: str) -> str:
+    """For the session header: which server, and its version where it can be told now."""
+    if kind in ("configured", "local"):
+        url = os.environ[ENV] if kind == "configured" else LOCAL
+        return f"postgresql {_server_version(url)} ({kind}: {make_url(url).render_as_string()})"
+    if kind == "testcontainers":
+        return "postgresql 16 in a container (testcontainers)"
+    try:
+        done = subprocess.run([_pg_bin("postgres"), "--version"], capture_output=True, text=True)
+        version = done.stdout.strip().rsplit(" ", 1)[-1]
+    except (RuntimeError, OSError) as exc:
+        return f"throwaway cluster, but {exc}"
+    return f"postgresql {version} (throwaway cluster: initdb/pg_ctl)"
+
+
+def _server_version(url: str) -> str:
+    async def probe() -> str:
+        conn = await asyncpg.connect(_plain(url), timeout=3)
+        try:
+            return str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            return pool.submit(asyncio.run, probe()).result()
+        except Exception as exc:
+            return f"(version unknown: {exc})"
+
+
+def postgres_chain() -> Iterator[PostgresUnderTest]:
+    kind = chosen_kind()
+    if kind == "configured":
+        yield PostgresUnderTest(kind, os.environ[ENV])
+    elif kind == "testcontainers":
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield PostgresUnderTest("testcontainers", container.get_connection_url())
-        return
-    if not os.environ.get("MICROHUB_TEST_NO_LOCAL_POSTGRES") and _answers(LOCAL):
-        yield PostgresUnderTest("local", LOCAL)
-        return
-    with throwaway_cluster() as url:
-        yield PostgresUnderTest("throwaway", url)
+            yield PostgresUnderTest(kind, container.get_connection_url())
+    elif kind == "local":
+        yield PostgresUnderTest(kind, LOCAL)
+    else:
+        with throwaway_cluster() as url:
+            yield PostgresUnderTest(kind, url)
