@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.settings import Settings
 from tests.support import kafka as kafka_support
 from tests.support import postgres as postgres_support
@@ -85,6 +86,36 @@ def kafka_cluster() -> Iterator[KafkaUnderTest]:
             f"ready in {time.monotonic() - began:.1f} s"
         )
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def real_kafka(kafka_cluster: KafkaUnderTest) -> Iterator[KafkaUnderTest]:
+    """A real Apache Kafka (consumer groups with several members, the admin API): the
+    session's broker when it is one, else a one-node cluster from Maven Central."""
+    if kafka_cluster.is_real:
+        yield kafka_cluster
+        return
+    kafka_support.real_kafka_or_skip()
+    from services.runtime.apache_kafka import ApacheKafka
+
+    with ApacheKafka(nodes=1, say=_say) as apache:
+        yield KafkaUnderTest("apache", apache.bootstrap_servers, apache=apache)
+
+
+@pytest.fixture(scope="session")
+def apache_three_nodes() -> Iterator[ApacheKafka]:
+    """Three KRaft nodes, replication 3 and min.insync.replicas 2: a broker can die."""
+    kafka_support.real_kafka_or_skip()
+    began = time.monotonic()
+    with ApacheKafka(nodes=3, say=_say) as apache:
+        _STARTED.append(f"kafka: {apache.describe()}, ready in {time.monotonic() - began:.1f} s")
+        yield apache
+
+
+@pytest.fixture
+def real_settings(settings: Settings, real_kafka: KafkaUnderTest) -> Settings:
+    """``settings`` on the real broker."""
+    return settings.model_copy(update={"kafka_bootstrap_servers": real_kafka.bootstrap_string})
 
 
 @pytest.fixture(scope="session")

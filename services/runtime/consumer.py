@@ -287,8 +287,9 @@ class EventConsumer:
                 processed += 1
         self.stats.processed += processed
         self.stats.duplicates += duplicates
-        if not processed:
-            return
+        # Also after redelivered records only: what they caused may still sit in the
+        # outbox (a crash after the commit, before the publish), and their offsets must
+        # not be committed ahead of it.
         published = self.after_commit()
         if published is not None:
             await published

@@ -81,11 +81,14 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         # one relay pass at a time: the loop and consumers publishing before they ack
         self._pass = asyncio.Lock()
+        self._drains: set[asyncio.Task[None]] = set()  # passes consumers started
         self._active = False  # this instance publishes (SQLite, or holds the PG lock)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.published = 0
         self.failures = 0
+        self.passes = 0  # reads of the outbox (observability; tests await it)
+        self.acks_late = 0  # consumers that acked before their events were published
 
     def notify(self) -> None:
         """Called after a transaction that enqueued events committed: publish soon."""
@@ -97,19 +100,35 @@ class OutboxRelay:
         caused: once a record's offset is committed, its consequences are in Kafka.
 
         Best effort: if this instance is not the active relay, or Kafka does not ack
-        within ``timeout``, the rows stay in the outbox and the relay loop retries them.
+        within ``timeout``, the caller goes on and the pass goes on without it: it marks
+        its rows when their acks come. It is never cancelled halfway, which would leave
+        records in the producer's buffer that a later pass sends again (duplicates).
         """
         if not self._active:
             self._wake.set()
             return
+        drain = asyncio.create_task(self._drain(), name=f"outbox-drain-{self.service}")
+        self._drains.add(drain)
+        drain.add_done_callback(self._drain_done)
         try:
-            async with asyncio.timeout(timeout), self._pass:
-                while await self.relay_once() >= self.batch_size:
-                    pass
+            await asyncio.wait_for(asyncio.shield(drain), timeout)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # TimeoutError included: the loop takes over
+        except TimeoutError:
+            self.acks_late += 1
+            log.warning("outbox of %s not published within %.1f s of ack", self.service, timeout)
+        except Exception as exc:  # counted in _drain_done; the loop retries the rows
             log.warning("outbox of %s not published before ack: %r", self.service, exc)
+
+    async def _drain(self) -> None:
+        async with self._pass:
+            while await self.relay_once() >= self.batch_size:
+                pass
+
+    def _drain_done(self, drain: asyncio.Task[None]) -> None:
+        self._drains.discard(drain)
+        if not drain.cancelled() and drain.exception() is not None:
+            self.failures += 1  # the rows stay pending: the loop retries them
             self._wake.set()
 
     def start(self) -> None:
@@ -125,6 +144,9 @@ class OutboxRelay:
             await asyncio.wait_for(self.flush(), timeout=flush_timeout)
         except (TimeoutError, Exception) as exc:
             log.warning("outbox of %s not fully flushed on stop: %s", self.service, exc)
+        for drain in list(self._drains):
+            drain.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
         self._stopping = True
         self._wake.set()
         self._task.cancel()
@@ -198,6 +220,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows in order; returns how many were sent."""
         o = self.outbox
+        self.passes += 1
         async with AsyncSession(self.engine) as session:
             rows = (
                 await session.execute(

@@ -1,8 +1,11 @@
 """Property: whatever carriers send, and however often they resend it, no slot's docks
-or volume is ever exceeded and every request gets exactly one outcome.
+or volume is ever exceeded and every request gets exactly one outcome — also while two
+consumers overlap on one partition, as during a rebalance: the old owner still works
+through records the new owner starts again from the last committed offset.
 
-Runs the real handlers against the real databases (SQLite and PostgreSQL); Kafka is left
-out so that hypothesis can try many sequences.
+Runs the real handlers, through the consumer's own apply path (inbox claim and handler
+in one transaction, retries), against the real databases (SQLite and PostgreSQL); Kafka
+is left out so that hypothesis can try many sequences.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from services.booking import store
 from services.booking.domain import HubConfig
 from services.booking.handlers import BookingHandlers
 from services.runtime import migrations
-from services.runtime.consumer import Delivery
+from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.kafka import make_broker
+from services.runtime.settings import Settings
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -39,6 +44,8 @@ requests = st.builds(
 )
 cancellations = st.builds(lambda ref: ("cancel", f"r{ref}", None, None), st.integers(0, 11))
 operations = st.lists(st.one_of(requests, requests, cancellations), min_size=1, max_size=25)
+# where the old owner stops and the new owner starts, as fractions of the partition
+overlaps = st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda t: (max(t), min(t)))
 
 
 def _delivery(payload, offset: int) -> Delivery:
@@ -46,6 +53,30 @@ def _delivery(payload, offset: int) -> Delivery:
         payload, source="test", subject=payload.hub_id, time=NOW, event_id=str(uuid.uuid4())
     )
     return Delivery(event, "commands", 0, offset, int(NOW.timestamp() * 1000), payload.hub_id)
+
+
+class _Record:
+    """What the consumer would dead-letter if a record kept failing (it must not)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.topic, self.partition, self.offset = "commands", 0, delivery.offset
+        self.key, self.value = None, b""
+
+
+def _consumer(sessions, handlers: BookingHandlers) -> EventConsumer:
+    """The consumer's apply path on its own engine (one per instance, like two processes);
+    its broker is never started: nothing here touches Kafka."""
+    return EventConsumer(
+        make_broker(["127.0.0.1:9"], Settings(), client_id="property"),
+        name="booking",
+        topic="commands",
+        group_id="booking",
+        accepts=dict,
+        allowed_types=set(),
+        sessionmaker=sessions,
+        inbox=store.inbox,
+        handler=handlers.handle,
+    )
 
 
 def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_url: str) -> None:
@@ -57,15 +88,29 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
     )
     runner.run(migrations.upgrade(engine, "booking"))
 
+    # the instance that owned the partition, and the one it moved to (its own engine)
+    other_engine = make_engine(database_url)
+    instances = [
+        _consumer(sessions, handlers),
+        _consumer(make_sessionmaker(other_engine), handlers),
+    ]
+
     async def reset() -> None:
         async with sessions() as session, session.begin():
-            for table in (store.outbox, store.bookings, store.slot_usage, store.hubs):
+            for table in (store.outbox, store.bookings, store.slot_usage, store.hubs, store.inbox):
                 await session.execute(delete(table))
             await store.upsert_hub(session, HUB)
 
-    async def run(ops) -> None:
+    async def check_capacity() -> None:
+        async with sessions() as session:
+            for row in await session.execute(select(store.slot_usage)):
+                assert 0 <= row.docks_used <= HUB.docks_per_slot
+                assert 0 <= row.volume_used_l <= HUB.volume_per_slot_l
+
+    async def run(ops, overlap: tuple[float, float]) -> None:
         await reset()
         sent_requests: dict[str, int] = {}
+        deliveries = []
         for offset, (kind, ref, slot, volume) in enumerate(ops):
             if kind == "request":
                 payload = BookingRequested(
@@ -80,13 +125,21 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
                 payload = BookingCancellationRequested(
                     carrier_id="acme", carrier_reference=ref, hub_id=HUB.id
                 )
-            async with sessions() as session, session.begin():
-                await handlers.handle(session, _delivery(payload, offset))
-            # the invariant holds after every single command, not only at the end
-            async with sessions() as session:
-                for row in await session.execute(select(store.slot_usage)):
-                    assert 0 <= row.docks_used <= HUB.docks_per_slot
-                    assert 0 <= row.volume_used_l <= HUB.volume_per_slot_l
+            deliveries.append(_delivery(payload, offset))
+        # the old owner works up to ``stop``; the new one starts again at ``start`` (its
+        # last committed offset), so both apply the records in between, concurrently
+        stop, start = (round(f * len(deliveries)) for f in overlap)
+
+        async def work(instance: EventConsumer, part: list[Delivery]) -> None:
+            for delivery in part:
+                await instance._process_delivery(_Record(delivery), delivery)
+                # the invariant holds after every single command, not only at the end
+                await check_capacity()
+
+        await asyncio.gather(
+            work(instances[0], deliveries[:stop]), work(instances[1], deliveries[start:])
+        )
+        assert sum(i.dead_letters.count for i in instances) == 0
 
         async with sessions() as session:
             events = [
@@ -111,12 +164,13 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
     @settings(
         max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
-    @given(ops=operations)
-    def check(ops) -> None:
-        runner.run(run(ops))
+    @given(ops=operations, overlap=overlaps)
+    def check(ops, overlap) -> None:
+        runner.run(run(ops, overlap))
 
     try:
         check()
     finally:
         runner.run(engine.dispose())
+        runner.run(other_engine.dispose())
         runner.close()

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
@@ -18,6 +19,9 @@ from services.runtime import inbox, migrations
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.outbox import OutboxRelay, enqueue, pending_count
 from services.runtime.platform import available_services, service_class
+from services.runtime.settings import Settings
+from tests.support.carrier import TopicReader
+from tests.support.waiting import eventually
 
 
 def _event(ref: str, hub: str):
@@ -85,14 +89,66 @@ async def test_relay_publishes_in_order_retries_and_marks_sent(engine) -> None:
         assert max(attempts) >= 1
 
 
-async def test_nothing_is_published_before_its_transaction_commits(engine) -> None:
+async def test_nothing_is_published_before_its_transaction_commits(
+    engine, settings: Settings
+) -> None:
+    """A running relay, publishing to the real Kafka, polls the outbox again and again
+    while a transaction that enqueued an event is open: nothing goes out until it
+    commits, and what a rolled-back transaction enqueued never does."""
+    topic = settings.topic("outbox.order")
     sessions = make_sessionmaker(engine)
-    async with sessions() as session:
-        async with session.begin():
-            await enqueue(session, booking_store.outbox, _event("x", "h"), topic="t", key="h")
-            await session.rollback()
-    async with sessions() as session:
-        assert await pending_count(session, booking_store.outbox) == 0
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_list(), enable_idempotence=True, acks="all"
+    )
+    await producer.start()
+    published: list[str] = []
+
+    async def publish(topic_name, key, payload, headers):
+        published.append(json.loads(payload)["data"]["carrier_reference"])
+        return await producer.send(topic_name, payload, key=key)
+
+    relay = OutboxRelay(
+        service="booking",
+        engine=engine,
+        outbox=booking_store.outbox,
+        publish=publish,
+        poll_interval=0.01,
+    )
+
+    async def passes(more: int) -> None:
+        target = relay.passes + more
+        await eventually(lambda: relay.passes >= target, what=f"{more} relay passes")
+
+    relay.start()
+    try:
+        async with TopicReader(settings.bootstrap_list(), topic) as reader:
+            # one writer at a time (SQLite allows no more): first one that is rolled back
+            async with sessions() as session:
+                async with session.begin():
+                    await enqueue(
+                        session, booking_store.outbox, _event("undone", "h"), topic=topic, key="h"
+                    )
+                    await passes(5)  # the relay looked while it was open
+                    await session.rollback()
+            in_flight = sessions()
+            await in_flight.begin()
+            await enqueue(
+                in_flight, booking_store.outbox, _event("kept", "h"), topic=topic, key="h"
+            )
+            await passes(5)
+            assert published == [] and reader.events == []
+
+            await in_flight.commit()
+            await in_flight.close()
+            [event] = await reader.wait_count(1)
+            assert event["data"]["carrier_reference"] == "kept"
+            await passes(5)
+            assert published == ["kept"]
+            async with sessions() as session:
+                assert await pending_count(session, booking_store.outbox) == 0
+    finally:
+        await relay.stop()
+        await producer.stop()
 
 
 async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:
@@ -130,9 +186,13 @@ async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losi
     engine,
 ) -> None:
     """What a consumer awaits before committing its offset: the rows are in Kafka when
-    it returns; a broker that never acks makes it give up, and the rows stay pending."""
+    it returns. A broker that does not ack in time makes it give up waiting, but the pass
+    is not cancelled halfway (that would leave records in the producer that a later pass
+    sends again): it goes on, and when the producer finally fails the records, the rows
+    are still pending and the relay sends them again, once."""
     sessions = make_sessionmaker(engine)
     published: list[bytes] = []
+    unacked: list[asyncio.Future[None]] = []
     acking = True
 
     async def publish(topic, key, payload, headers):
@@ -140,17 +200,19 @@ async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losi
         if acking:
             published.append(payload)
             future.set_result(None)
-        return future  # otherwise never acked
+        else:
+            unacked.append(future)  # in the producer's hands, no answer yet
+        return future
 
     relay = OutboxRelay(
         service="booking",
         engine=engine,
         outbox=booking_store.outbox,
         publish=publish,
-        poll_interval=3600,  # the loop's own pass happens at start, then never again
+        poll_interval=3600,  # the loop's own pass happens at start, then only when woken
     )
     relay.start()
-    await asyncio.sleep(0.2)
+    await eventually(lambda: relay.passes >= 1, what="the relay's first pass")
     async with sessions() as session, session.begin():
         await enqueue(session, booking_store.outbox, _event("a", "h"), topic="t", key="h")
     await relay.publish_now(timeout=5)
@@ -160,13 +222,21 @@ async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losi
     async with sessions() as session, session.begin():
         await enqueue(session, booking_store.outbox, _event("b", "h"), topic="t", key="h")
     await relay.publish_now(timeout=0.3)
+    assert relay.acks_late == 1 and len(unacked) == 1
     async with sessions() as session:
         assert await pending_count(session, booking_store.outbox) == 1
+
+    # the producer gives up on the record (its request timeout); Kafka is back
     acking = True
-    await relay.publish_now(timeout=5)
-    async with sessions() as session:
-        assert await pending_count(session, booking_store.outbox) == 0
+    unacked[0].set_exception(TimeoutError("no ack within the request timeout"))
+
+    async def nothing_pending() -> bool:
+        async with sessions() as session:
+            return await pending_count(session, booking_store.outbox) == 0
+
+    await eventually(nothing_pending, what="the relay to send the row again")
     await relay.stop()
+    assert relay.failures == 1
     assert [json.loads(p)["data"]["carrier_reference"] for p in published] == ["a", "b"]
 
 

@@ -1,11 +1,17 @@
-"""`microhub topics apply` as an operator runs it, against
-an embedded cluster in another process (as against a remote Kafka)."""
+"""`microhub topics apply` as an operator runs it: against Apache Kafka through the real
+admin API (create, grow, config drift, dry run), and against an embedded mock cluster in
+another process (which cannot create topics through the admin API: a clear failure)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from services.runtime.topics import load_topics, topics_file
+from tests.support.kafka import KafkaUnderTest
 from tests.support.processes import MICROHUB, clean_env, embedded_kafka_process
 
 PREFIX = "cli."
@@ -15,17 +21,88 @@ async def run(*args: str, env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         MICROHUB,
         *args,
-        env=env,
+        env=env | {"COLUMNS": "200"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=90)
     return process.returncode, out.decode()
 
 
-async def test_apply_is_idempotent_and_a_topic_it_cannot_create_is_a_clear_failure(
-    tmp_path: Path,
+async def describe(bootstrap: list[str], names: list[str]) -> dict[str, tuple[int, str]]:
+    """topic -> (partitions, retention.ms), for the topics that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = [n for n in names if n in set(await admin.list_topics())]
+        if not existing:
+            return {}
+        partitions = {
+            t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(existing)
+        }
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in existing]
+        )
+        retention = {
+            resource[3]: dict((entry[0], entry[1]) for entry in resource[4])["retention.ms"]
+            for response in configs
+            for resource in response.resources
+        }
+        return {n: (partitions[n], retention[n]) for n in existing}
+    finally:
+        await admin.close()
+
+
+async def test_apply_through_the_admin_api_creates_grows_reports_drift_and_dry_runs(
+    real_kafka: KafkaUnderTest, tmp_path: Path
 ) -> None:
+    prefix = real_kafka.new_prefix()
+    env = clean_env(kafka_bootstrap_servers=real_kafka.bootstrap_string, kafka_topic_prefix=prefix)
+    names = [prefix + s.name for s in load_topics(topics_file(None))]
+
+    # a dry run on an empty cluster says what it would create, and creates nothing
+    code, out = await run("topics", "apply", "--dry-run", env=env)
+    assert code == 0, out
+    assert "(dry run)" in out and out.count("create") >= len(names)
+    assert await describe(real_kafka.bootstrap, names) == {}
+
+    code, out = await run("topics", "apply", env=env)
+    assert code == 0, out
+    assert f"{len(names)} created, 0 grown, 0 drifted, 0 unchanged" in out
+    created = await describe(real_kafka.bootstrap, names)
+    assert {n: p for n, (p, _) in created.items()} == {
+        prefix + s.name: s.partitions for s in load_topics(topics_file(None))
+    }
+    assert created[prefix + "microhub.booking.commands.v1"][1] == "604800000"
+
+    code, out = await run("topics", "apply", env=env)
+    assert code == 0, out
+    assert f"0 created, 0 grown, 0 drifted, {len(names)} unchanged" in out
+
+    # the file now wants more partitions and another retention for one topic
+    changed = tmp_path / "topics.yaml"
+    changed.write_text(
+        "topics:\n"
+        "  - name: microhub.booking.commands.v1\n"
+        "    partitions: 8\n"
+        "    replication_factor: 1\n"
+        "    configs:\n"
+        '      retention.ms: "86400000"\n'
+    )
+    commands = prefix + "microhub.booking.commands.v1"
+    code, out = await run("topics", "apply", "--file", str(changed), "--dry-run", env=env)
+    assert code == 0, out
+    assert "grow" in out and "retention.ms is '604800000', the file says '86400000'" in out
+    assert (await describe(real_kafka.bootstrap, [commands]))[commands] == (6, "604800000")
+
+    code, out = await run("topics", "apply", "--file", str(changed), "--fail-on-drift", env=env)
+    assert code == 1, out  # grown, but the drift is reported and fails the job
+    assert "0 created, 1 grown, 1 drifted" in out
+    # grown through CreatePartitions; the drifted config reported, never changed
+    assert (await describe(real_kafka.bootstrap, [commands]))[commands] == (8, "604800000")
+
+
+async def test_on_the_mock_apply_is_idempotent_and_cannot_create_topics(tmp_path: Path) -> None:
     async with embedded_kafka_process(PREFIX) as bootstrap:
         env = clean_env(kafka_bootstrap_servers=",".join(bootstrap), kafka_topic_prefix=PREFIX)
 

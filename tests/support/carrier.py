@@ -184,6 +184,15 @@ class TopicReader:
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(r.value) for r in self.records]
 
+    async def at_end(self) -> bool:
+        """Has the reader read everything the topic holds now (its end offsets)?"""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return False
+        ends = await self.consumer.end_offsets(list(assigned))
+        positions = {tp: await self.consumer.position(tp) for tp in ends}
+        return all(positions[tp] >= end for tp, end in ends.items())
+
     def of_type(self, suffix: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"].endswith(suffix)]
 

@@ -1,0 +1,86 @@
+"""The capacity guard docs/architecture.md claims: two transactions racing for the last
+dock of a slot on PostgreSQL (two booking instances overlapping during a rebalance) —
+exactly one gets it, and the slot is never over capacity.
+
+The race is forced, not hoped for: the second transaction's conditional UPDATE is shown
+waiting on the first one's row lock (pg_stat_activity) before the first commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from services.booking import store
+from services.booking.domain import HubConfig
+from services.runtime import migrations
+from services.runtime.db import make_engine, make_sessionmaker
+from tests.support.hubs import hub_config
+
+pytestmark = pytest.mark.postgres
+
+SLOT = datetime(2027, 3, 2, 8, tzinfo=UTC)
+
+
+async def _waiting_on_a_lock(engine, application_name: str) -> bool:
+    async with engine.connect() as conn:
+        waiting = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = :name AND wait_event_type = 'Lock'"
+            ),
+            {"name": application_name},
+        )
+        return bool(waiting.scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("docks", "volume_l"),
+    [(2, 500), (5, 4_000)],
+    ids=["the-last-dock", "the-last-volume"],
+)
+async def test_two_transactions_racing_for_the_last_capacity_one_wins(
+    postgres_url: str, docks: int, volume_l: int
+) -> None:
+    # 5 m3 a slot; one booking of 1 000 l holds a dock already
+    hub = HubConfig.model_validate(hub_config(docks_per_slot=docks, volume_per_slot_m3=5.0))
+    engine = make_engine(postgres_url)
+    await migrations.upgrade(engine, "booking")
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as session, session.begin():
+            await store.upsert_hub(session, hub)
+            assert await store.take_capacity(session, hub, SLOT, 1_000)
+
+        first = sessions()
+        await first.begin()
+        assert await store.take_capacity(first, hub, SLOT, volume_l)  # holds the row lock
+
+        async def second_instance() -> bool:
+            async with sessions() as session, session.begin():
+                await session.execute(text("SET application_name = 'second-instance'"))
+                return await store.take_capacity(session, hub, SLOT, volume_l)
+
+        racing = asyncio.create_task(second_instance())
+        # the second UPDATE really runs while the first transaction is open: it waits
+        for _ in range(500):
+            if await _waiting_on_a_lock(engine, "second-instance"):
+                break
+            assert not racing.done(), "the second transaction did not wait for the first"
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the second transaction never waited on the row lock")
+        await first.commit()
+        await first.close()
+
+        assert await asyncio.wait_for(racing, timeout=10) is False
+        async with sessions() as session:
+            usage = await store.usage_of(session, hub.id, SLOT)
+        assert usage.docks_used <= hub.docks_per_slot
+        assert usage.volume_used_l <= hub.volume_per_slot_l
+        assert (usage.docks_used, usage.volume_used_l) == (2, 1_000 + volume_l)
+    finally:
+        await engine.dispose()
