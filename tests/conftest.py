@@ -165,9 +165,4 @@ def settings(tmp_path: Path, kafka_cluster: KafkaUnderTest) -> Settings:
 
 @pytest.fixture
 async def topics(settings: Settings, kafka_cluster: KafkaUnderTest) -> list[str]:
-    from services.runtime.kafka import KafkaCluster
-
-    cluster = KafkaCluster(
-        settings, bootstrap=kafka_cluster.bootstrap, embedded=kafka_cluster.embedded
-    )
-    return await cluster.create_topics(settings)
+    return await kafka_support.create_topics(settings, kafka_cluster)

@@ -11,46 +11,16 @@ tests/reliability/test_scale_out.py and the multi-process e2e test.
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader, monday_after
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
-from tests.support.processes import MICROHUB, clean_env
+from tests.support.processes import ServeProcess, clean_env
 
 TOTAL = 2000
 DOCKS = 100  # per slot; 10 slots: half the requests are confirmed
-
-
-class ServeProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.log.write_text("")
-        with self.log.open("ab") as sink:
-            self.process = await asyncio.create_subprocess_exec(
-                MICROHUB, "serve", "booking", env=self.env, stdout=sink, stderr=sink
-            )
-        deadline = asyncio.get_running_loop().time() + 60
-        while "booking running" not in self.log.read_text():
-            assert self.process.returncode is None, self.log.read_text()
-            assert asyncio.get_running_loop().time() < deadline, self.log.read_text()
-            await asyncio.sleep(0.1)
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), timeout=45)
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
 
 
 async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
@@ -71,7 +41,7 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
         http_port="0",
         sweep_interval_seconds="3600",
     )
-    service = ServeProcess(env, tmp_path / "serve.log")
+    service = ServeProcess("booking", env, tmp_path / "serve.log")
     now = monday_after(datetime.now(UTC)) + timedelta(hours=5)
     slot0 = now + timedelta(days=1, hours=3)
     try:

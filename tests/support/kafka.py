@@ -24,6 +24,7 @@ import pytest
 
 from services.runtime.apache_kafka import ApacheKafka, kafka_version, missing_tools
 from services.runtime.embedded_kafka import EmbeddedKafka
+from services.runtime.settings import Settings
 from tests.support.docker import docker_engine_answers
 
 ENV = "MICROHUB_TEST_KAFKA_BOOTSTRAP_SERVERS"
@@ -120,3 +121,13 @@ def real_kafka_or_skip() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"this test needs Apache Kafka, and CI must have it: {reason}")
         pytest.skip(f"needs Apache Kafka from Maven Central: {reason}")
+
+
+async def create_topics(settings: Settings, cluster: KafkaUnderTest | None = None) -> list[str]:
+    """The topics file applied with ``settings``' prefix (through the admin API, or the
+    mock's C API when ``cluster`` is the embedded one); returns the topic names."""
+    from services.runtime.kafka import KafkaCluster
+
+    embedded = cluster.embedded if cluster is not None else None
+    kafka = KafkaCluster(settings, bootstrap=settings.bootstrap_list(), embedded=embedded)
+    return await kafka.create_topics(settings)

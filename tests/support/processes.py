@@ -1,4 +1,5 @@
-"""`microhub` subprocesses for tests: an embedded Kafka cluster in its own process."""
+"""`microhub` subprocesses for tests: an embedded Kafka cluster in its own process, and
+`microhub serve` processes."""
 
 from __future__ import annotations
 
@@ -41,3 +42,41 @@ async def embedded_kafka_process(prefix: str) -> AsyncIterator[list[str]]:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+
+
+class ServeProcess:
+    """`microhub serve <target>` as a child process, its output in ``log``: started and
+    awaited until it says it runs, SIGKILLed (a crash) or SIGTERMed (a graceful stop)."""
+
+    def __init__(self, target: str, env: dict[str, str], log: Path) -> None:
+        self.target = target
+        self.env = env
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self, timeout: float = 90) -> None:
+        self.log.write_text("")
+        with self.log.open("ab") as sink:
+            self.process = await asyncio.create_subprocess_exec(
+                MICROHUB, "serve", self.target, env=self.env, stdout=sink, stderr=sink
+            )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while f"{self.target} running" not in self.log.read_text():
+            assert self.process.returncode is None, self.log.read_text()
+            assert asyncio.get_running_loop().time() < deadline, self.log.read_text()
+            await asyncio.sleep(0.05)
+
+    async def terminate(self, timeout: float = 45) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout=timeout)
+
+    async def kill(self) -> None:
+        """SIGKILL: nothing flushed, nothing committed, no goodbye to the group."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
