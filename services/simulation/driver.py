@@ -48,7 +48,9 @@ from services.simulation import model
 
 TICK = timedelta(hours=2)
 SETTLE_POLL_SECONDS = 0.01
-SETTLE_TIMEOUT_SECONDS = 20.0
+# A crashed service's partitions move after its consumer group's session timeout (10 s)
+# and its restart: a settle waits that out rather than failing the run.
+SETTLE_TIMEOUT_SECONDS = 60.0
 
 # consumer groups (by consumer name) that must have caught up before the next step
 DRIVING_GROUPS = {
@@ -90,6 +92,7 @@ class Observed:
     settles: int = 0
     _seen: set[str] = field(default_factory=set)
     _outcomes: set[tuple[str, str]] = field(default_factory=set)
+    _dead: set[tuple[bytes, ...]] = field(default_factory=set)
 
 
 class Simulation:
@@ -218,6 +221,16 @@ class Simulation:
     def _take(self, record) -> None:
         name = record.topic[len(self.settings.kafka_topic_prefix) :]
         if name.endswith(".dlq"):
+            # at-least-once too: a consumer that crashed after dead-lettering a record,
+            # before committing it, dead-letters it again; its origin identifies it
+            headers = dict(record.headers or ())
+            origin = tuple(
+                headers.get(f"x-microhub-original-{h}", b"")
+                for h in ("topic", "partition", "offset")
+            )
+            if origin in self.observed._dead:
+                return
+            self.observed._dead.add(origin)
             self.observed.dead_lettered[name[: -len(".dlq")]] += 1
             return
         try:

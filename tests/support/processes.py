@@ -70,6 +70,12 @@ class ServeProcess:
             assert asyncio.get_running_loop().time() < deadline, self.log.read_text()
             await asyncio.sleep(0.05)
 
+    def url(self) -> str:
+        """Where its HTTP server answers (from the line it printed when it started)."""
+        found = re.search(r"HTTP at\s+(http://\S+)", self.log.read_text())
+        assert found, self.log.read_text()
+        return found.group(1)
+
     async def terminate(self, timeout: float = 45) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
