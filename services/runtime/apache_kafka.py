@@ -38,12 +38,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from services.runtime import apache_kafka_sasl as sasl
+from services.runtime.apache_kafka_sasl import ADMIN_USER
+
 DATA = resources.files("services.runtime") / "data" / "apache-kafka"
 READY_LINE = "Kafka Server started"
-ADMIN_USER = "admin"
-SCRAM_MECHANISM = "SCRAM-SHA-512"
-SCRAM_ITERATIONS = 4096  # Kafka's minimum: a test cluster, not a password store
-ADMIN_PASSWORD_UNSAFE = ',]["\\'
 DEFAULT_JVM_OPTS = (
     "-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "
     "-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
@@ -255,17 +254,7 @@ class ApacheKafka:
         if self.users is not None:
             if ADMIN_USER not in self.users:
                 self.users = {ADMIN_USER: "admin-secret", **self.users}
-            # The admin's password goes into the format tool's --add-scram and into JAAS
-            # configs, neither of which can carry these characters (the format tool splits
-            # on ',' and ']' and drops quotes, silently storing another password). The
-            # other users are created through the admin API, which takes any password.
-            unsafe = set(self.users[ADMIN_USER]) & set(ADMIN_PASSWORD_UNSAFE)
-            if unsafe or not self.users[ADMIN_USER]:
-                raise ValueError(
-                    f"users['{ADMIN_USER}']: the super user's password must be non-empty "
-                    f"and free of {' '.join(ADMIN_PASSWORD_UNSAFE)} "
-                    f"(found {' '.join(sorted(unsafe)) or 'an empty password'})"
-                )
+            sasl.check_admin_password(self.users[ADMIN_USER])
 
     # --- what clients need ------------------------------------------------------------
 
@@ -289,12 +278,7 @@ class ApacheKafka:
         """librdkafka (confluent-kafka) settings for a client of this cluster."""
         config: dict[str, Any] = {"bootstrap.servers": ",".join(self.bootstrap_servers)}
         if self.users is not None:
-            config |= {
-                "security.protocol": "SASL_PLAINTEXT",
-                "sasl.mechanism": SCRAM_MECHANISM,
-                "sasl.username": user,
-                "sasl.password": self.users[user],
-            }
+            config |= sasl.client_settings(user, self.users[user])
         return config
 
     def broker(self, node_id: int) -> BrokerNode:
@@ -330,7 +314,14 @@ class ApacheKafka:
             for broker in self.brokers:
                 self.start_node(broker.node_id)
             self.wait_until_ready()
-            self._create_users()
+            if self.users is not None:
+                sasl.create_users(
+                    self.client_config(),
+                    self.users,
+                    [b.address for b in self.brokers if b.alive],
+                    timeout=self.ready_timeout,
+                    failed=ApacheKafkaError,
+                )
         except BaseException:
             self.stop()
             raise
@@ -426,12 +417,8 @@ class ApacheKafka:
         ]
 
     def _format_all(self) -> None:
-        # Only the super user is in the bootstrap metadata: brokers need it to talk to
-        # each other before any admin request can be served. The rest: _create_users.
-        scram: list[str] = []
-        if self.users is not None:
-            password = self.users[ADMIN_USER]
-            scram = ["--add-scram", f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={password}]"]
+        # only the admin: see apache_kafka_sasl for why the other users come later
+        scram = sasl.format_arguments(self.users[ADMIN_USER]) if self.users is not None else []
         for broker in self.brokers:
             done = subprocess.run(
                 [
@@ -452,55 +439,6 @@ class ApacheKafka:
                 tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
                 raise ApacheKafkaError(f"formatting node {broker.node_id} failed:\n{tail}")
 
-    def _create_users(self) -> None:
-        """Every user but the admin, through AlterUserScramCredentials (any password
-        works there), then wait until each one can authenticate on every broker: the
-        credential reaches the brokers through the metadata log, a moment after the
-        controller accepted it."""
-        from confluent_kafka.admin import (
-            AdminClient,
-            ScramCredentialInfo,
-            ScramMechanism,
-            UserScramCredentialUpsertion,
-        )
-
-        users = {n: p for n, p in (self.users or {}).items() if n != ADMIN_USER}
-        if not users:
-            return
-        admin = AdminClient(self.client_config() | {"log_level": 0})
-        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-        futures = admin.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion(n, info, p.encode()) for n, p in users.items()]
-        )
-        for name, future in futures.items():
-            try:
-                future.result(timeout=30)
-            except Exception as exc:
-                raise ApacheKafkaError(f"creating the SCRAM user {name!r} failed: {exc}") from exc
-        deadline = time.monotonic() + self.ready_timeout
-        pending = [(name, b) for name in users for b in self.brokers if b.alive]
-        while pending:
-            name, broker = pending[0]
-            if self._authenticates(name, broker):
-                pending.pop(0)
-                continue
-            if time.monotonic() > deadline:
-                raise ApacheKafkaError(
-                    f"the SCRAM user {name!r} cannot authenticate on node {broker.node_id} "
-                    f"{self.ready_timeout:.0f} s after it was created"
-                )
-            time.sleep(0.1)
-
-    def _authenticates(self, user: str, broker: BrokerNode) -> bool:
-        from confluent_kafka.admin import AdminClient
-
-        config = self.client_config(user) | {"bootstrap.servers": broker.address, "log_level": 0}
-        try:
-            AdminClient(config).list_topics(timeout=2)
-        except Exception:
-            return False
-        return True
-
     def _check_alive(self) -> None:
         for broker in self.brokers:
             if broker.process is not None and broker.process.poll() is not None:
@@ -517,8 +455,8 @@ class ApacheKafka:
         replication = min(3, self.nodes)
         min_isr = 2 if self.nodes >= 3 else 1
         voters = ",".join(f"{b.node_id}@127.0.0.1:{b.controller_port}" for b in self.brokers)
-        listener = "SASL_PLAINTEXT" if self.sasl else "PLAINTEXT"
-        controller = "SASL_PLAINTEXT" if self.sasl else "PLAINTEXT"
+        # with SASL the controller listener authenticates too (apache_kafka_sasl)
+        listener = controller = sasl.LISTENER if self.sasl else "PLAINTEXT"
         props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(broker.node_id),
@@ -547,32 +485,7 @@ class ApacheKafka:
             "background.threads": "2",
         }
         if self.sasl:
-            admin_password = self.users[ADMIN_USER]  # type: ignore[index]
-            scram_jaas = (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required "
-                f'username="{ADMIN_USER}" password="{admin_password}";'
-            )
-            # KRaft controllers cannot use SCRAM (its credentials live in the metadata
-            # they serve), so nodes and controllers authenticate to the controller
-            # listener with PLAIN as the admin: loopback only, and no peer is anonymous.
-            plain_jaas = (
-                "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                f'username="{ADMIN_USER}" password="{admin_password}" '
-                f'user_{ADMIN_USER}="{admin_password}";'
-            )
-            props |= {
-                "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-                "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-                f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
-                    scram_jaas
-                ),
-                "sasl.mechanism.controller.protocol": "PLAIN",
-                "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-                "listener.name.controller.plain.sasl.jaas.config": plain_jaas,
-                "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-                "super.users": f"User:{ADMIN_USER}",
-                "allow.everyone.if.no.acl.found": "false",
-            }
+            props |= sasl.broker_properties(self.users[ADMIN_USER])  # type: ignore[index]
         props |= dict(self.extra_config)
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
