@@ -7,6 +7,7 @@ ACL file, not with the rest of the command line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -41,15 +42,15 @@ def acls_apply(
     the file does not list. Runs as a super user (MICROHUB_KAFKA_SASL_USERNAME/_PASSWORD)."""
     from services.runtime.acl_admin import apply_acls
     from services.runtime.acls import AclsError, load_acls, load_passwords
-    from services.runtime.cli import _settings, console
+    from services.runtime.cli import _settings
 
     settings = _settings()
     if settings.kafka_is_embedded:
-        console.print(
-            "[red]MICROHUB_KAFKA_BOOTSTRAP_SERVERS is 'embedded'[/]: the embedded mock "
-            "cluster has no ACLs; point it at a real cluster"
+        _fail(
+            "MICROHUB_KAFKA_BOOTSTRAP_SERVERS is 'embedded': the embedded mock cluster has "
+            "no ACLs; point it at a real cluster",
+            code=2,
         )
-        raise typer.Exit(2)
     try:
         principals = load_acls(file)
         secrets = load_passwords(passwords, principals) if passwords else None
@@ -63,8 +64,7 @@ def acls_apply(
             mechanism=scram_mechanism,
         )
     except (AclsError, ValueError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
     out = Console(width=160)
     table = Table(title="ACLs and users" + (" (dry run)" if dry_run else ""))
     for column in ("principal", "change", "what", "done"):
@@ -85,10 +85,19 @@ def acls_apply(
         )
     if table.rows:
         out.print(table)
-    users_created = sum(1 for u in plan.users if u.done)
-    extra = f"{len(plan.deleted)} deleted" if delete_extra else f"{len(plan.extra)} extra (kept)"
+    if dry_run:
+        users = sum(1 for u in plan.users if u.state == "create")
+        typer.echo(
+            f"dry run: {users} users and {len(plan.missing)} ACLs to create, "
+            f"{len(plan.present)} ACLs present, {len(plan.extra)} extra"
+        )
+        return
+    users = sum(1 for u in plan.users if u.done)
+    extra = (
+        f"{len(plan.deleted)} extra deleted" if delete_extra else f"{len(plan.extra)} extra kept"
+    )
     typer.echo(
-        f"{users_created} users created, {len(plan.created) if not dry_run else 0} ACLs created, "
+        f"{users} users created, {len(plan.created)} ACLs created, "
         f"{len(plan.present)} present, {extra}"
     )
 
@@ -97,16 +106,20 @@ def _done(grant: object, done: list) -> str:
     return "yes" if grant in done else "no"
 
 
+def _fail(message: str, *, code: int = 1) -> NoReturn:
+    # typer.secho, not rich: one line however narrow the terminal (or a log) is
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
 @acls_app.command("table")
 def acls_table(
     file: Path | None = typer.Option(None, "--file", "-f", help="ACL file."),
 ) -> None:
     """Print the file as the Markdown table docs/deploy.md shows (a test compares them)."""
     from services.runtime.acls import AclsError, load_acls, markdown_table
-    from services.runtime.cli import console
 
     try:
         typer.echo(markdown_table(load_acls(file)), nl=False)
     except AclsError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
