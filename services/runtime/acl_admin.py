@@ -56,8 +56,11 @@ def _operation(name: str) -> AclOperation:
 
 
 def to_binding(grant: Grant) -> AclBinding:
+    # the file only has topics, groups and the cluster; an extra found on the cluster may
+    # be on another kind (a transactional id) and must be deletable all the same
+    resource = _RESOURCES.get(grant.resource) or ResourceType[grant.resource.upper()]
     return AclBinding(
-        _RESOURCES[grant.resource],
+        resource,
         grant.name,
         ResourcePatternType[grant.pattern.upper()],
         grant.principal,
@@ -229,7 +232,6 @@ def apply_acls(
     )
     if dry_run:
         return result
-    by_key = {p.key: p for p in principals}
     to_create = {
         u.user: (passwords or {})[u.principal] for u in result.users if u.state == "create"
     }
@@ -237,7 +239,7 @@ def apply_acls(
     for user in result.users:
         if user.state == "create":
             user.done = True
-            log.info("created the SCRAM user %s (%s)", user.user, by_key[user.principal].key)
+            log.info("created the SCRAM user %s (principal %s)", user.user, user.principal)
     admin.create(result.missing)
     result.created = list(result.missing)
     for grant in result.created:
@@ -253,7 +255,9 @@ def apply_acls(
     return result
 
 
-def _wait_until_seen(admin: KafkaAclAdmin, result: AclPlan, users: set[str], timeout: float):
+def _wait_until_seen(
+    admin: KafkaAclAdmin, result: AclPlan, users: set[str], timeout: float
+) -> None:
     """Until a broker answers with the created ACLs and users and without the deleted
     ACLs: from then on, its authorizer decides by them."""
     created, deleted = set(result.created), set(result.deleted)

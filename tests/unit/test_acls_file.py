@@ -13,6 +13,7 @@ import yaml
 
 from contracts.topics import BOOKING_COMMANDS, FLEET_TELEMETRY, all_topic_names, dead_letter_topic
 from services.runtime.acls import (
+    OPERATIONS,
     REPO_ACLS_FILE,
     AclsError,
     Grant,
@@ -228,3 +229,20 @@ def test_passwords_must_belong_to_principals_of_the_file(tmp_path: Path) -> None
 
 def test_the_repository_file_is_the_default() -> None:
     assert REPO_ACLS_FILE.is_file() and load_acls(REPO_ACLS_FILE) == PRINCIPALS
+
+
+def test_grants_and_the_admin_clients_bindings_convert_both_ways() -> None:
+    from services.runtime.acl_admin import to_binding, to_grant
+
+    every = [
+        Grant("User:u", resource, "n", pattern, operation)
+        for resource, operations in OPERATIONS.items()
+        for operation in operations
+        for pattern in ("literal", "prefixed")
+    ]
+    unusual = [
+        Grant("User:u", "transactional_id", "tx", "literal", "Write"),
+        Grant("User:u", "topic", "t", "literal", "Read", "10.0.0.1", "Deny"),
+    ]
+    for grant in every + unusual:
+        assert to_grant(to_binding(grant)) == grant
