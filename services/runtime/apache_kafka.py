@@ -38,10 +38,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from services.runtime import apache_kafka_sasl as sasl
+from services.runtime.apache_kafka_sasl import ADMIN_USER
+
 DATA = resources.files("services.runtime") / "data" / "apache-kafka"
 READY_LINE = "Kafka Server started"
-ADMIN_USER = "admin"
-SCRAM_MECHANISM = "SCRAM-SHA-512"
 DEFAULT_JVM_OPTS = (
     "-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "
     "-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
@@ -227,7 +228,9 @@ class ApacheKafka:
 
     ``users`` (name -> password) turns on SASL/SCRAM (SCRAM-SHA-512) on the client
     listener with the standard authorizer: ``admin`` is the super user (its password is
-    ``users['admin']``, added when missing), every other principal needs ACLs.
+    ``users['admin']``, added when missing), every other principal needs ACLs. The
+    controller listener authenticates too (SASL/PLAIN, as ``admin``), so no
+    unauthenticated connection is a super user.
     """
 
     nodes: int = 1
@@ -248,8 +251,10 @@ class ApacheKafka:
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 9:
             raise ValueError("nodes must be 1 to 9")
-        if self.users is not None and ADMIN_USER not in self.users:
-            self.users = {ADMIN_USER: "admin-secret", **self.users}
+        if self.users is not None:
+            if ADMIN_USER not in self.users:
+                self.users = {ADMIN_USER: "admin-secret", **self.users}
+            sasl.check_admin_password(self.users[ADMIN_USER])
 
     # --- what clients need ------------------------------------------------------------
 
@@ -273,12 +278,7 @@ class ApacheKafka:
         """librdkafka (confluent-kafka) settings for a client of this cluster."""
         config: dict[str, Any] = {"bootstrap.servers": ",".join(self.bootstrap_servers)}
         if self.users is not None:
-            config |= {
-                "security.protocol": "SASL_PLAINTEXT",
-                "sasl.mechanism": SCRAM_MECHANISM,
-                "sasl.username": user,
-                "sasl.password": self.users[user],
-            }
+            config |= sasl.client_settings(user, self.users[user])
         return config
 
     def broker(self, node_id: int) -> BrokerNode:
@@ -314,6 +314,14 @@ class ApacheKafka:
             for broker in self.brokers:
                 self.start_node(broker.node_id)
             self.wait_until_ready()
+            if self.users is not None:
+                sasl.create_users(
+                    self.client_config(),
+                    self.users,
+                    [b.address for b in self.brokers if b.alive],
+                    timeout=self.ready_timeout,
+                    failed=ApacheKafkaError,
+                )
         except BaseException:
             self.stop()
             raise
@@ -409,9 +417,8 @@ class ApacheKafka:
         ]
 
     def _format_all(self) -> None:
-        scram: list[str] = []
-        for name, password in (self.users or {}).items():
-            scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        # only the admin: see apache_kafka_sasl for why the other users come later
+        scram = sasl.format_arguments(self.users[ADMIN_USER]) if self.users is not None else []
         for broker in self.brokers:
             done = subprocess.run(
                 [
@@ -448,7 +455,8 @@ class ApacheKafka:
         replication = min(3, self.nodes)
         min_isr = 2 if self.nodes >= 3 else 1
         voters = ",".join(f"{b.node_id}@127.0.0.1:{b.controller_port}" for b in self.brokers)
-        listener = "SASL_PLAINTEXT" if self.sasl else "PLAINTEXT"
+        # with SASL the controller listener authenticates too (apache_kafka_sasl)
+        listener = controller = sasl.LISTENER if self.sasl else "PLAINTEXT"
         props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(broker.node_id),
@@ -458,7 +466,7 @@ class ApacheKafka:
             "advertised.listeners": f"{listener}://127.0.0.1:{broker.port}",
             "inter.broker.listener.name": listener,
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+            "listener.security.protocol.map": f"CONTROLLER:{controller},{listener}:{listener}",
             "log.dirs": str(broker.directory / "data"),
             "offsets.topic.replication.factor": str(replication),
             "offsets.topic.num.partitions": "3",
@@ -477,20 +485,7 @@ class ApacheKafka:
             "background.threads": "2",
         }
         if self.sasl:
-            admin_password = self.users[ADMIN_USER]  # type: ignore[index]
-            jaas = (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required "
-                f'username="{ADMIN_USER}" password="{admin_password}";'
-            )
-            props |= {
-                "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-                "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-                f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
-                "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-                # the controller listener is PLAINTEXT: its peers appear as ANONYMOUS
-                "super.users": f"User:{ADMIN_USER};User:ANONYMOUS",
-                "allow.everyone.if.no.acl.found": "false",
-            }
+            props |= sasl.broker_properties(self.users[ADMIN_USER])  # type: ignore[index]
         props |= dict(self.extra_config)
         return "".join(f"{k}={v}\n" for k, v in props.items())
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from services.runtime.acls_cli import acls_app
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ topics_app = typer.Typer(help="Topics as code (infra/topics.yaml).", no_args_is_
 kafka_app = typer.Typer(help="Kafka for development and tests.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(acls_app, name="acls")
 console = Console(stderr=True)
 
 

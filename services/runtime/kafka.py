@@ -62,6 +62,24 @@ def aiokafka_security_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+def librdkafka_security_config(settings: Settings) -> dict[str, Any]:
+    """The same security settings for confluent-kafka (librdkafka) clients, such as the
+    admin client ``microhub acls apply`` uses (aiokafka's admin has no SCRAM user API)."""
+    protocol = settings.kafka_security_protocol
+    config: dict[str, Any] = {"security.protocol": protocol}
+    if protocol in {"SSL", "SASL_SSL"}:
+        # "probe": the wheel's own OpenSSL looks for the system CAs where distributions keep them
+        config["ssl.ca.location"] = settings.kafka_ssl_cafile or "probe"
+    if protocol.startswith("SASL"):
+        security_from(settings)  # the same clear error when a SASL setting is missing
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_sasl_username,
+            "sasl.password": settings.kafka_sasl_password,
+        }
+    return config
+
+
 def make_broker(bootstrap: list[str], settings: Settings, *, client_id: str) -> KafkaBroker:
     """A FastStream broker with our delivery guarantees: idempotent producer, acks=all.
 

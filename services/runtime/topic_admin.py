@@ -9,6 +9,7 @@ are in ``topics.plan``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from services.runtime.topics import (
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+TOPIC_AUTHORIZATION_FAILED = 29
 
 
 # --- observing and executing ------------------------------------------------------------
@@ -115,6 +117,14 @@ class KafkaTopicAdmin:
             ) from exc
         for error in response.topic_errors:
             name, code = error[0], error[1]
+            if code == TOPIC_AUTHORIZATION_FAILED:
+                # A service's own principal lands here: it may describe the topics but
+                # not create them (infra/acls.yaml), and the topic is not there.
+                raise TopicsError(
+                    f"topic {name} is missing (or this principal may not describe it) and "
+                    "this principal may not create it: create the topics first with "
+                    "`microhub topics apply` as the migration principal"
+                )
             if code and code != TOPIC_ALREADY_EXISTS:
                 message = error[2] if len(error) > 2 else ""
                 raise TopicsError(f"creating {name} failed: error {code} {message}")
@@ -159,6 +169,19 @@ class EmbeddedTopicAdmin:
             f"cannot grow {name} to {partitions} partitions: the embedded mock cluster "
             "cannot add partitions to a topic (a real Kafka can)"
         )
+
+
+async def _until_listed(admin: AIOKafkaAdminClient, names: set[str], timeout: float = 30.0):
+    """Until the brokers' metadata lists the topics just created: the controller accepted
+    them a moment before. Without this a service started right after the migration job
+    could miss one, try to create it and, with its ACLs, stop as if it were missing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not names <= set(await admin.list_topics()):
+        if loop.time() > deadline:
+            log.warning("created topics not yet listed by the brokers after %.0f s", timeout)
+            return
+        await asyncio.sleep(0.05)
 
 
 def _prefixed(specs: Iterable[TopicSpec], settings: Settings) -> list[TopicSpec]:
@@ -217,6 +240,8 @@ async def apply_topics(
                 log.warning(
                     "topic %s drifted from the topics file: %s", change.topic, change.detail
                 )
+        if embedded is None and result.created:
+            await _until_listed(admin_client, set(result.created))
         return result
     finally:
         await admin_client.close()

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from services.booking.service import BookingService
+from services.runtime.acls import load_acls
+from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader
 from tests.support.hubs import write_catalogue
+from tests.support.kafka import real_kafka_or_skip
+from tests.support.secured_kafka import INTRUDER, INTRUDER_PASSWORD, SecuredKafka
 
 
 @pytest.fixture
@@ -44,3 +48,12 @@ async def outcomes(booking_settings: Settings, topics: list[str]) -> AsyncIterat
     topic = booking_settings.topic("microhub.booking.events.v1")
     async with TopicReader(booking_settings.bootstrap_list(), topic) as reader:
         yield reader
+
+
+@pytest.fixture(scope="session")
+def secured_kafka() -> Iterator[SecuredKafka]:
+    """Apache Kafka with SASL/SCRAM and ACLs (its own node, whatever the session's Kafka
+    is): only the admin and a user without ACLs exist until a test applies the file."""
+    real_kafka_or_skip()
+    with ApacheKafka(nodes=1, users={INTRUDER: INTRUDER_PASSWORD}) as apache:
+        yield SecuredKafka(apache, load_acls())

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,12 +53,21 @@ def envelope(
 
 
 class Carrier:
-    def __init__(self, bootstrap: list[str], *, prefix: str = "", carrier_id: str = "acme") -> None:
+    def __init__(
+        self,
+        bootstrap: list[str],
+        *,
+        prefix: str = "",
+        carrier_id: str = "acme",
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``security``: aiokafka's security keywords (``aiokafka_security_kwargs``), to
+        send as a SASL principal."""
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.carrier_id = carrier_id
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **(security or {})
         )
 
     async def __aenter__(self) -> Carrier:
@@ -152,13 +162,16 @@ class Carrier:
 class TopicReader:
     """Reads a topic from the beginning in the background and keeps what it saw."""
 
-    def __init__(self, bootstrap: list[str], topic: str) -> None:
+    def __init__(
+        self, bootstrap: list[str], topic: str, *, security: Mapping[str, Any] | None = None
+    ) -> None:
         self.topic = topic
         self.consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            **(security or {}),
         )
         self.records: list[Any] = []
         self._task: asyncio.Task[None] | None = None

@@ -4,6 +4,7 @@ vehicles as publishers of contract events over plain aiokafka."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,12 @@ class Publisher:
     """Publishes contract events as their producers would: the booking service keyed by
     hub id, vehicles keyed by vehicle id."""
 
-    def __init__(self, bootstrap: list[str], topic_of) -> None:
+    def __init__(
+        self, bootstrap: list[str], topic_of, *, security: Mapping[str, Any] | None = None
+    ) -> None:
+        """``security``: aiokafka's security keywords, to publish as a SASL principal."""
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **(security or {})
         )
         self.topic_of = topic_of
 
