@@ -63,10 +63,15 @@ class Service:
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
+        self.prepare()
         if consuming:
             self.setup()
 
     # --- for subclasses -------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """What both kinds of process need, the consuming one and the HTTP API (called
+        from __init__, before ``setup``)."""
 
     def setup(self) -> None:
         """Register consumers (called from __init__, before the broker starts)."""
