@@ -73,7 +73,19 @@ async def _wait_for_signal() -> None:
 @app.command()
 def serve(
     target: ServeTarget = typer.Argument(
-        ..., help="A service, 'api' (HTTP only: no consumers), or 'all' in one process."
+        ...,
+        help="A service (consumes; answers only /healthz and /readyz on its health port), "
+        "'api' (the public HTTP API of every service, no consumers), or 'all' (everything "
+        "in one process, with the public API).",
+    ),
+    health_port: int | None = typer.Option(
+        None,
+        "--health-port",
+        min=0,
+        max=65535,
+        help="Health port of a service (default: MICROHUB_HEALTH_PORT, else booking 8081, "
+        "dispatch 8082, reporting 8083); 0 picks a free one. Not for 'api' and 'all', which "
+        "answer /healthz and /readyz on MICROHUB_HTTP_PORT.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
@@ -84,9 +96,16 @@ def serve(
     if quiet and not verbose:
         logging.getLogger().setLevel(logging.WARNING)
     settings = _settings()
-    from services.runtime.platform import Platform, available_services
+    from services.runtime.platform import Platform, PortUnavailable, available_services
 
-    if target in (ServeTarget.all, ServeTarget.api):
+    public = target in (ServeTarget.all, ServeTarget.api)
+    if public and health_port is not None:
+        console.print(
+            f"[red]--health-port is for a single service[/]: '{target.value}' answers "
+            "/healthz and /readyz on MICROHUB_HTTP_PORT with the API"
+        )
+        raise typer.Exit(2)
+    if public:
         names = available_services()
     else:
         if target.value not in available_services():
@@ -94,21 +113,41 @@ def serve(
             raise typer.Exit(2)
         names = [target.value]
 
-    async def main() -> None:
-        platform = Platform(settings, services=names, consuming=target is not ServeTarget.api)
-        await platform.start()
-        kafka = ",".join(platform.cluster.bootstrap)
-        kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
-        console.print(
-            f"[green]{target.value}[/] running: {kind} at {kafka}, HTTP at {platform.base_url}"
+    async def main() -> int:
+        platform = Platform(
+            settings,
+            services=names,
+            consuming=target is not ServeTarget.api,
+            http=public,
+            health_port=None
+            if public
+            else (
+                health_port if health_port is not None else settings.health_port_of(target.value)
+            ),
         )
         try:
+            try:
+                await platform.start()
+            except PortUnavailable as exc:
+                console.print(f"[red]{exc}[/]")
+                return 2
+            kafka = ",".join(platform.cluster.bootstrap)
+            kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
+            served = (
+                f"HTTP at {platform.base_url}"
+                if public
+                else f"health at {platform.health_url} (/healthz, /readyz)"
+            )
+            console.print(f"[green]{target.value}[/] running: {kind} at {kafka}, {served}")
             await _wait_for_signal()
         finally:
             console.print("stopping…")
             await platform.stop()
+        return 0
 
-    asyncio.run(main())
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -81,6 +81,8 @@ def as_environment(
         env[f"MICROHUB_{name.upper()}"] = str(value)
     env["MICROHUB_KAFKA_BOOTSTRAP_SERVERS"] = ",".join(bootstrap)
     env["MICROHUB_HTTP_PORT"] = "0"
+    # the children only consume: a free health port each, never one another demo holds
+    env["MICROHUB_HEALTH_PORT"] = "0"
     return env
 
 

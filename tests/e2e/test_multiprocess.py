@@ -1,6 +1,7 @@
 """The multi-process deployment: the embedded Kafka cluster, booking, dispatch and
-reporting each in its own process on PostgreSQL, driven by `microhub simulate`, gives
-the same report totals as the single-process demo with the same seed."""
+reporting each in its own process on PostgreSQL, the HTTP API in another (`serve api`),
+driven by `microhub simulate`, gives the same report totals as the single-process demo
+with the same seed."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ async def test_separate_processes_give_the_demo_totals(
     demo_run: DemoRun, postgres_server, procs: list[Proc], tmp_path: Path
 ) -> None:
     assert demo_run.returncode == 0, demo_run.output[-3000:]
-    env = base_env(tmp_path) | {"COLUMNS": "300"}
+    # the consumers' health ports: free ones (fixed defaults could be taken on this host)
+    env = base_env(tmp_path) | {"COLUMNS": "300", "MICROHUB_HEALTH_PORT": "0"}
     kafka = Proc([MICROHUB, "kafka", "embedded"], env, tmp_path)
     procs.append(kafka)
     bootstrap = kafka.wait_for(r"^(\S+:\d+(,\S+:\d+)*)$").group(1)
@@ -86,18 +88,21 @@ async def test_separate_processes_give_the_demo_totals(
         databases.append(name)
         env[f"MICROHUB_{service.upper()}_DATABASE_URL"] = postgres_server.url_for(name)
     try:
-        urls = {}
         for service in ("booking", "dispatch", "reporting"):
             proc = Proc([MICROHUB, "serve", service], env, tmp_path)
             procs.append(proc)
-            urls[service] = proc.wait_for(r"HTTP at\s+(http://\S+)", timeout=90).group(1)
+            proc.wait_for(r"health at\s+http://\S+", timeout=90)
+        # the reports come through the public API, in a process that consumes nothing
+        api = Proc([MICROHUB, "serve", "api"], env, tmp_path)
+        procs.append(api)
+        api_url = api.wait_for(r"HTTP at\s+(http://\S+)", timeout=90).group(1)
         out = tmp_path / "reports"
         simulate = await asyncio.to_thread(
             subprocess.run,
             [
                 MICROHUB, "simulate",
                 "--bootstrap-servers", bootstrap,
-                "--api-url", urls["reporting"],
+                "--api-url", api_url,
                 "--days", str(DAYS),
                 "--seed", str(SEED),
                 "--out", str(out),
