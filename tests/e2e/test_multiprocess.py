@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,46 +15,9 @@ import pytest
 
 from services.runtime.demo import DEMO_OVERRIDES, DEMO_TUNING
 from tests.e2e.conftest import DAYS, MICROHUB, SEED, DemoRun, base_env
+from tests.support.processes import Proc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-class Proc:
-    """A child process whose output is collected by a thread (so its pipe never fills)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.args = args
-        self.popen = subprocess.Popen(
-            args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            # rich may wrap a long line: search the whole output
-            if found := re.search(pattern, "".join(self.lines), re.MULTILINE):
-                return found
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{' '.join(self.args)}: no {pattern!r} in:\n{''.join(self.lines)}")
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
 
 
 @pytest.fixture
