@@ -246,7 +246,8 @@ async def run_demo(
             return code
         result = json.loads((out_dir / "summary.json").read_text())
         if serve:
-            from services.runtime.cli import _wait_for_signal, print_keys
+            from services.runtime.cli import print_keys
+            from services.runtime.cli_common import wait_for_signal
 
             print_keys(settings)
             base = platform.base_url
@@ -257,7 +258,7 @@ async def run_demo(
                 f"carrier: {base}/ui/carriers/parcelco?api_key=demo-carrier-parcelco\n"
                 f"OpenAPI: {base}/docs, AsyncAPI: {base}/ui/asyncapi — Ctrl-C to stop"
             )
-            await _wait_for_signal()
+            await wait_for_signal()
     finally:
         await asyncio.gather(*(child.stop() for child in children))
         await platform.stop()
