@@ -39,6 +39,9 @@ async def test_burst_survives_all_brokers_down(
             tmp_path / "hubs.yaml", hub_config(docks_per_slot=50, volume_per_slot_m3=500)
         ),
         sweep_interval_seconds=3600,
+        # simulated time (next week's slots) in the envelope, the producer's clock on the
+        # record: the skew check would reject every request
+        max_clock_skew_seconds=0,
     )
     await KafkaCluster(
         settings, bootstrap=faulty_kafka.bootstrap_servers, embedded=faulty_kafka
