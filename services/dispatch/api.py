@@ -73,16 +73,18 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
         hub_id: str, request: Request, who: Any = Depends(principal)
     ) -> EventSourceResponse:
         operator_of(hub_id, who)
-        # Subscribe before reading the first snapshot: nothing can slip in between.
-        queue = service.feed.subscribe(hub_id)
+        # Follow the hub's change log from its head *before* reading the first snapshot:
+        # nothing committed in between can slip through.
+        subscription = await service.changes.subscribe(hub_id)
         try:
             first = await snapshot_or_404(hub_id)
         except HTTPException:
-            service.feed.unsubscribe(hub_id, queue)
+            service.changes.unsubscribe(subscription)
             raise
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             seq = 0
+            queue = subscription.queue
             try:
                 yield {"event": "snapshot", "id": str(seq), "data": json.dumps(first)}
                 while True:
@@ -98,7 +100,7 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
                         "data": json.dumps({"changes": changes, "snapshot": snap}),
                     }
             finally:
-                service.feed.unsubscribe(hub_id, queue)
+                service.changes.unsubscribe(subscription)
 
         return EventSourceResponse(events(), ping=15)
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
@@ -28,8 +27,8 @@ from contracts.fleet import (
 )
 from contracts.topics import DISPATCH_EVENTS
 from services.dispatch import domain, store
+from services.dispatch.changes import ChangeLog
 from services.dispatch.domain import RouteStatus, StopStatus, WavePolicy
-from services.dispatch.feed import QueueFeed
 from services.dispatch.fleet import FleetFile
 from services.dispatch.routes import RouteFollowing
 from services.dispatch.waves import Planner, WavePlanning, plan_in_process
@@ -72,14 +71,14 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
         policy: WavePolicy,
         solver_time_limit_s: float,
         fleet: FleetFile,
-        feed: QueueFeed,
+        changes: ChangeLog,
         planner: Planner = plan_in_process,
         events_topic: str = DISPATCH_EVENTS.name,
     ) -> None:
         self.policy = policy
         self.solver_time_limit_s = solver_time_limit_s
         self.fleet = fleet
-        self.feed = feed
+        self.changes = changes
         self.planner = planner
         self.events_topic = events_topic
 
@@ -92,27 +91,9 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
         await enqueue(session, store.outbox, event, topic=self.events_topic, key=hub_id)
 
     def changed(self, session: AsyncSession, hub_id: str, kind: str, **detail: Any) -> None:
-        """Note a change for the live queue views; published only once the transaction
-        commits, so a viewer never sees what was rolled back."""
-        pending: list[tuple[str, dict[str, Any]]] | None = session.info.get("dispatch_changes")
-        if pending is None:
-            pending = session.info["dispatch_changes"] = []
-            feed = self.feed
-
-            def publish(_session: Any) -> None:
-                changes = session.info.pop("dispatch_changes", [])
-                by_hub: dict[str, list[dict[str, Any]]] = {}
-                for hub, change in changes:
-                    by_hub.setdefault(hub, []).append(change)
-                for hub, hub_changes in by_hub.items():
-                    feed.publish(hub, hub_changes)
-
-            def forget(_session: Any) -> None:
-                session.info.pop("dispatch_changes", None)
-
-            sa_event.listen(session.sync_session, "after_commit", publish, once=True)
-            sa_event.listen(session.sync_session, "after_rollback", forget, once=True)
-        pending.append((hub_id, {"kind": kind, **detail}))
+        """Note a change for the live queue views: written to the change log in this
+        transaction, so a viewer (in any process) never sees what was rolled back."""
+        self.changes.record(session, hub_id, kind, **detail)
 
     @staticmethod
     async def lock_hub(session: AsyncSession, hub_id: str) -> None:

@@ -24,8 +24,8 @@ from contracts.envelope import REGISTRY, CloudEvent
 from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
 from services.dispatch import store, views
+from services.dispatch.changes import PRUNE_EVERY_SECONDS, ChangeLog
 from services.dispatch.domain import WavePolicy
-from services.dispatch.feed import QueueFeed
 from services.dispatch.fleet import FleetFile, VehicleConfig, load_fleet
 from services.dispatch.handlers import DispatchHandlers
 from services.dispatch.solver import Plan, WaveInstance, plan_wave
@@ -58,8 +58,12 @@ class DispatchService(Service):
     outbox = store.outbox
     inbox = store.inbox
 
+    def prepare(self) -> None:
+        # the live queue's changes, in the database: the HTTP process follows them
+        # whichever instance consumes the hub, and the fleet admin writes them from there
+        self.changes = ChangeLog(self.engine)
+
     def setup(self) -> None:
-        self.feed = QueueFeed()
         self.fleet: FleetFile = load_fleet(self.settings.fleet_file)
         self._pool: ProcessPoolExecutor | None = None
         self.handlers = DispatchHandlers(
@@ -69,7 +73,7 @@ class DispatchService(Service):
             ),
             solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
             fleet=self.fleet,
-            feed=self.feed,
+            changes=self.changes,
             planner=self.plan,
             events_topic=self.settings.topic(DISPATCH_EVENTS.name),
         )
@@ -100,15 +104,19 @@ class DispatchService(Service):
         self._warm_up_solver()
         if self.settings.dispatch_wave_nudge_seconds > 0:
             self.every(self.settings.dispatch_wave_nudge_seconds, self.nudge, "wave-nudge")
+        # the instances that write the log keep it short (wall clock: it only serves
+        # viewers catching up)
+        self.every(PRUNE_EVERY_SECONDS, self.changes.prune, "change-log-prune")
 
     def http_routers(self) -> list:
+        """The queue, its stream and the fleet admin: from dispatch's database, so any
+        process serves them, consuming or not (`serve api`)."""
         from services.dispatch import api
 
-        if not self.consuming:  # the live queue lives in the process that consumes
-            return []
         return [lambda principal: api.router(self, principal)]
 
     async def stop(self) -> None:
+        await self.changes.stop()
         await super().stop()
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -135,7 +143,7 @@ class DispatchService(Service):
             if current is not None and current != hub_id:
                 return False
             await store.upsert_vehicle(session, hub_id, vehicle)
-            self.handlers.changed(session, hub_id, "fleet", vehicle_id=vehicle.id, action="put")
+            self.changes.record(session, hub_id, "fleet", vehicle_id=vehicle.id, action="put")
         return True
 
     async def remove_vehicle(self, hub_id: str, vehicle_id: str) -> str | None:
@@ -150,7 +158,7 @@ class DispatchService(Service):
                     "wait until it is completed"
                 )
             await store.deactivate_vehicle(session, vehicle_id)
-            self.handlers.changed(session, hub_id, "fleet", vehicle_id=vehicle_id, action="removed")
+            self.changes.record(session, hub_id, "fleet", vehicle_id=vehicle_id, action="removed")
         return None
 
     async def fleet_of(self, hub_id: str) -> list[dict[str, Any]]:

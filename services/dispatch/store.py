@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     Index,
@@ -103,6 +104,30 @@ routes = Table(
     Column("actual_km", Float, nullable=True),
     Column("energy_kwh", Float, nullable=True),
     Index("ix_routes_vehicle_status", "vehicle_id", "status"),  # a vehicle's active route
+)
+
+# The live queue's change log (services/dispatch/changes.py): a row per hub and
+# transaction that changed the hub's queue, numbered per hub without gaps, read by every
+# process that serves the queue over HTTP. The number comes from the hub's head row, which
+# the writing transaction updates and so holds locked until it commits: numbers of one
+# hub become visible in order. (A head table, not a column of ``hubs``: the fleet admin
+# changes hubs that no booking has brought into ``hubs`` yet.)
+hub_change_heads = Table(
+    "hub_change_heads",
+    metadata,
+    Column("hub_id", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False, comment="the hub's latest change number"),
+)
+
+hub_changes = Table(
+    "hub_changes",
+    metadata,
+    Column("hub_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("at", UTCDateTime(), nullable=False, comment="wall clock of the write: pruning"),
+    Column("changes", JSON, nullable=False, comment="what changed, as the SSE stream sends it"),
+    PrimaryKeyConstraint("hub_id", "version"),
+    Index("ix_hub_changes_at", "at"),
 )
 
 outbox = add_outbox(metadata)

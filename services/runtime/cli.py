@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import signal
 from enum import StrEnum
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from services.runtime.acls_cli import acls_app
+from services.runtime.cli_common import (
+    configure_logging,
+    console,
+    load_settings,
+    wait_for_signal,
+)
+from services.runtime.kafka_cli import kafka_app
 from services.runtime.settings import Settings
+from services.runtime.topics_cli import topics_app
 
 app = typer.Typer(
     help="microhub: event-driven booking platform for urban micro-hubs.",
@@ -28,12 +33,9 @@ contracts_app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(keys_app, name="keys")
-topics_app = typer.Typer(help="Topics as code (infra/topics.yaml).", no_args_is_help=True)
-kafka_app = typer.Typer(help="Kafka for development and tests.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(acls_app, name="acls")
-console = Console(stderr=True)
 
 
 class ServeTarget(StrEnum):
@@ -44,51 +46,42 @@ class ServeTarget(StrEnum):
     all = "all"
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # aiokafka logs every reconnect attempt at ERROR; our own retry logs say enough
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if not verbose else logging.INFO)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        console.print("[red]invalid configuration[/] (MICROHUB_… environment variables):")
-        for error in exc.errors():
-            name = "MICROHUB_" + "_".join(str(p) for p in error["loc"]).upper()
-            console.print(f"  {name}: {error['msg']}")
-        raise typer.Exit(2) from exc
-
-
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 @app.command()
 def serve(
     target: ServeTarget = typer.Argument(
-        ..., help="A service, 'api' (HTTP only: no consumers), or 'all' in one process."
+        ...,
+        help="A service (consumes; answers only /healthz and /readyz on its health port), "
+        "'api' (the public HTTP API of every service, no consumers), or 'all' (everything "
+        "in one process, with the public API).",
+    ),
+    health_port: int | None = typer.Option(
+        None,
+        "--health-port",
+        min=0,
+        max=65535,
+        help="Health port of a service (default: MICROHUB_HEALTH_PORT, else booking 8081, "
+        "dispatch 8082, reporting 8083); 0 picks a free one. Not for 'api' and 'all', which "
+        "answer /healthz and /readyz on MICROHUB_HTTP_PORT.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
 ) -> None:
     """Run one service (or all) until SIGINT/SIGTERM; the stop is graceful: stop
     consuming, finish the record in flight, flush the outbox, commit, exit 0."""
-    _configure_logging(verbose)
+    configure_logging(verbose)
     if quiet and not verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    settings = _settings()
-    from services.runtime.platform import Platform, available_services
+    settings = load_settings()
+    from services.runtime.platform import Platform, PortUnavailable, available_services
 
-    if target in (ServeTarget.all, ServeTarget.api):
+    public = target in (ServeTarget.all, ServeTarget.api)
+    if public and health_port is not None:
+        console.print(
+            f"[red]--health-port is for a single service[/]: '{target.value}' answers "
+            "/healthz and /readyz on MICROHUB_HTTP_PORT with the API"
+        )
+        raise typer.Exit(2)
+    if public:
         names = available_services()
     else:
         if target.value not in available_services():
@@ -96,21 +89,41 @@ def serve(
             raise typer.Exit(2)
         names = [target.value]
 
-    async def main() -> None:
-        platform = Platform(settings, services=names, consuming=target is not ServeTarget.api)
-        await platform.start()
-        kafka = ",".join(platform.cluster.bootstrap)
-        kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
-        console.print(
-            f"[green]{target.value}[/] running: {kind} at {kafka}, HTTP at {platform.base_url}"
+    async def main() -> int:
+        platform = Platform(
+            settings,
+            services=names,
+            consuming=target is not ServeTarget.api,
+            http=public,
+            health_port=None
+            if public
+            else (
+                health_port if health_port is not None else settings.health_port_of(target.value)
+            ),
         )
         try:
-            await _wait_for_signal()
+            try:
+                await platform.start()
+            except PortUnavailable as exc:
+                console.print(f"[red]{exc}[/]")
+                return 2
+            kafka = ",".join(platform.cluster.bootstrap)
+            kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
+            served = (
+                f"HTTP at {platform.base_url}"
+                if public
+                else f"health at {platform.health_url} (/healthz, /readyz)"
+            )
+            console.print(f"[green]{target.value}[/] running: {kind} at {kafka}, {served}")
+            await wait_for_signal()
         finally:
             console.print("stopping…")
             await platform.stop()
+        return 0
 
-    asyncio.run(main())
+    code = asyncio.run(main())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -118,7 +131,7 @@ def migrate(
     service: list[str] = typer.Argument(None, help="Services to migrate (default: all)."),
 ) -> None:
     """Apply the database migrations of each service to its own database."""
-    settings = _settings()
+    settings = load_settings()
     from services.runtime import migrations
     from services.runtime.db import make_engine
     from services.runtime.platform import available_services
@@ -188,82 +201,14 @@ def demo(
 ) -> None:
     """Run the whole platform on this machine (embedded Kafka, SQLite) and drive it with
     the city simulation; then serve the dashboards until Ctrl-C."""
-    _configure_logging(verbose)
+    configure_logging(verbose)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
     from services.runtime.demo import run_demo
 
-    settings = _settings()
+    settings = load_settings()
     code = asyncio.run(run_demo(settings, days=days, seed=seed, serve=serve, console=console))
     raise typer.Exit(code)
-
-
-@topics_app.command("apply")
-def topics_apply(
-    file: Path | None = typer.Option(
-        None, "--file", "-f", help="Topics file (default: MICROHUB_TOPICS_FILE, infra/topics.yaml)."
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would change."),
-    fail_on_drift: bool = typer.Option(
-        False, "--fail-on-drift", help="Exit 1 when a topic's configs differ from the file."
-    ),
-) -> None:
-    """Create missing topics, grow partitions, report drift; never delete or shrink."""
-    from services.runtime.topic_admin import apply_topics
-    from services.runtime.topics import TopicsError, load_topics, topics_file
-
-    settings = _settings()
-    if settings.kafka_is_embedded:
-        console.print(
-            "[red]MICROHUB_KAFKA_BOOTSTRAP_SERVERS is 'embedded'[/]: point it at a cluster "
-            "(the embedded one applies the file itself on start)"
-        )
-        raise typer.Exit(2)
-    try:
-        specs = load_topics(file or topics_file(settings))
-        plan = asyncio.run(
-            apply_topics(settings, settings.bootstrap_list(), specs=specs, dry_run=dry_run)
-        )
-    except TopicsError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
-    out = Console(width=160)
-    table = Table(title="topics" + (" (dry run)" if dry_run else ""))
-    for column in ("topic", "change", "detail", "done"):
-        table.add_column(column)
-    notes = {"capped": set(), "configs-unknown": set()}
-    for change in plan.changes:
-        if change.kind in notes:
-            notes[change.kind].add(change.detail.split(":")[0])
-            continue
-        table.add_row(change.topic, change.kind, change.detail, "yes" if change.done else "no")
-    if table.rows:
-        out.print(table)
-    for kind, details in notes.items():
-        for detail in sorted(details):
-            out.print(f"[yellow]note[/] ({kind}, every topic concerned): {detail}")
-    typer.echo(
-        f"{len(plan.created)} created, {len(plan.grown)} grown, {len(plan.drift)} drifted, "
-        f"{plan.unchanged} unchanged"
-    )
-    if (plan.failed and not dry_run) or (fail_on_drift and plan.drift):
-        raise typer.Exit(1)
-
-
-@topics_app.command("strimzi")
-def topics_strimzi(
-    cluster: str = typer.Option("microhub", help="The Strimzi Kafka cluster's name."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
-) -> None:
-    """Strimzi KafkaTopic resources generated from the topics file."""
-    from services.runtime.topics import load_topics, strimzi_manifest, topics_file
-
-    text = strimzi_manifest(load_topics(topics_file(_settings())), cluster=cluster)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text)
-        console.print(f"wrote {output}")
 
 
 @app.command()
@@ -285,10 +230,10 @@ def simulate(
     """Drive an already running deployment (booking, dispatch, reporting) over Kafka with
     the city simulation; the services must run with the demo's timers off (see
     services/runtime/demo.py: DEMO_OVERRIDES)."""
-    _configure_logging(verbose)
+    configure_logging(verbose)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    settings = _settings()
+    settings = load_settings()
     bootstrap = bootstrap_servers or settings.kafka_bootstrap_servers
     if bootstrap == "embedded":
         console.print("[red]--bootstrap-servers (or MICROHUB_KAFKA_BOOTSTRAP_SERVERS) is needed[/]")
@@ -308,93 +253,6 @@ def simulate(
             console=console,
         )
     )
-
-
-@kafka_app.command("embedded")
-def kafka_embedded(
-    brokers: int = typer.Option(3, min=1, max=9),
-) -> None:
-    """Run the embedded (librdkafka mock) cluster in its own process, with the platform's
-    topics: prints the bootstrap list on stdout, runs until SIGINT/SIGTERM. For several
-    `microhub serve` processes on one machine without a real Kafka."""
-    import sys
-
-    from services.runtime.kafka import KafkaCluster
-
-    settings = _settings().model_copy(
-        update={"kafka_bootstrap_servers": "embedded", "kafka_embedded_brokers": brokers}
-    )
-
-    async def main() -> None:
-        cluster = KafkaCluster(settings)
-        await cluster.start()
-        typer.echo(",".join(cluster.bootstrap))
-        sys.stdout.flush()
-        try:
-            await _wait_for_signal()
-        finally:
-            cluster.stop()
-
-    asyncio.run(main())
-
-
-@kafka_app.command("apache")
-def kafka_apache(
-    nodes: int = typer.Option(1, min=1, max=9, help="1, or 3 for replication 3."),
-    directory: Path | None = typer.Option(
-        None, "--dir", help="Keep the brokers' logs and data here (default: a temporary folder)."
-    ),
-    resolve_only: bool = typer.Option(
-        False, "--resolve-only", help="Only fetch the broker's jars from Maven Central."
-    ),
-) -> None:
-    """Run Apache Kafka itself (KRaft) from its Maven Central jars, as child processes on
-    free loopback ports: needs Java 17+ and Maven, no Docker. Prints the bootstrap list on
-    stdout, applies the platform's topics, runs until SIGINT/SIGTERM."""
-    import sys
-    import time
-
-    from services.runtime.apache_kafka import (
-        ApacheKafka,
-        ApacheKafkaError,
-        ApacheKafkaUnavailable,
-        resolve_classpath,
-    )
-    from services.runtime.kafka import ensure_topics
-
-    def say(line: str) -> None:
-        console.print(line)
-
-    try:
-        if resolve_only:
-            began = time.monotonic()
-            lib = resolve_classpath(say=say)
-            console.print(f"broker classpath: {lib} ({time.monotonic() - began:.1f} s)")
-            return
-        cluster = ApacheKafka(nodes=nodes, directory=directory, say=say).start()
-    except (ApacheKafkaUnavailable, ApacheKafkaError) as exc:
-        console.print(f"[red]cannot start Apache Kafka:[/] {exc}")
-        raise typer.Exit(2) from exc
-    settings = _settings().model_copy(
-        update={"kafka_bootstrap_servers": ",".join(cluster.bootstrap_servers)}
-    )
-
-    async def main() -> None:
-        await ensure_topics(cluster.bootstrap_servers, settings)
-        typer.echo(",".join(cluster.bootstrap_servers))
-        sys.stdout.flush()
-        where = cluster.directory if directory else "a temporary folder"
-        console.print(
-            f"{cluster.describe()} on {', '.join(cluster.bootstrap_servers)} "
-            f"(logs and data in {where}); Ctrl-C stops it"
-        )
-        await _wait_for_signal()
-
-    try:
-        asyncio.run(main())
-    finally:
-        console.print("stopping Apache Kafka…")
-        cluster.stop()
 
 
 def _mount_optional_commands() -> None:

@@ -81,6 +81,8 @@ def as_environment(
         env[f"MICROHUB_{name.upper()}"] = str(value)
     env["MICROHUB_KAFKA_BOOTSTRAP_SERVERS"] = ",".join(bootstrap)
     env["MICROHUB_HTTP_PORT"] = "0"
+    # the children only consume: a free health port each, never one another demo holds
+    env["MICROHUB_HEALTH_PORT"] = "0"
     return env
 
 
@@ -244,7 +246,8 @@ async def run_demo(
             return code
         result = json.loads((out_dir / "summary.json").read_text())
         if serve:
-            from services.runtime.cli import _wait_for_signal, print_keys
+            from services.runtime.cli import print_keys
+            from services.runtime.cli_common import wait_for_signal
 
             print_keys(settings)
             base = platform.base_url
@@ -255,7 +258,7 @@ async def run_demo(
                 f"carrier: {base}/ui/carriers/parcelco?api_key=demo-carrier-parcelco\n"
                 f"OpenAPI: {base}/docs, AsyncAPI: {base}/ui/asyncapi — Ctrl-C to stop"
             )
-            await _wait_for_signal()
+            await wait_for_signal()
     finally:
         await asyncio.gather(*(child.stop() for child in children))
         await platform.stop()

@@ -1,5 +1,9 @@
 """Run several services (and the HTTP server) in one process: the embedded default, and
-what `microhub serve` uses for a single service."""
+what `microhub serve` uses for a single service.
+
+A process serves the public API (every service's routes, on MICROHUB_HTTP_PORT) or, when
+it only consumes, a health port (``/healthz``, ``/readyz``) for its orchestrator: several
+such processes then share a host with the API process without fighting over one port."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from services.runtime.auth import ApiKeys
-from services.runtime.http import create_app
+from services.runtime.http import create_app, create_health_app
 from services.runtime.kafka import KafkaCluster
 from services.runtime.service import Service
 from services.runtime.settings import Settings
@@ -49,6 +53,10 @@ def service_class(name: str) -> type[Service]:
     return getattr(importlib.import_module(module), cls)
 
 
+class PortUnavailable(RuntimeError):
+    """A port to serve on is taken (another process) or not ours to bind."""
+
+
 class Platform:
     def __init__(
         self,
@@ -56,42 +64,68 @@ class Platform:
         *,
         services: list[str] | None = None,
         http: bool = True,
+        health_port: int | None = None,
         consuming: bool | Collection[str] = True,
         cluster: KafkaCluster | None = None,
         extra_routers: list[Any] | None = None,
     ) -> None:
+        """``http``: serve the public API on MICROHUB_HTTP_PORT; ``health_port``: serve
+        only /healthz and /readyz there (0: a free port)."""
         self.settings = settings
         self.names = services if services is not None else available_services()
         self.http = http
+        self.health_port = health_port
         self.consuming = consuming
         self.cluster = cluster
         # router factories beyond the services' own (e.g. services.web's pages)
         self.extra_routers = list(extra_routers or [])
         self._own_cluster = cluster is None
         self.services: dict[str, Service] = {}
-        self.server: uvicorn.Server | None = None
-        self._server_task: asyncio.Task[Any] | None = None
-        self.base_url: str | None = None
+        self._servers: list[tuple[uvicorn.Server, asyncio.Task[Any]]] = []
+        self.base_url: str | None = None  # the public API
+        self.health_url: str | None = None  # the health port
 
     async def start(self) -> Platform:
-        if self.cluster is None:
-            self.cluster = await KafkaCluster(self.settings).start()
-        for name in self.names:
-            # ``consuming`` may name the services that consume here; the others only
-            # answer HTTP from their databases (their consumers run in another process)
-            consuming = (
-                self.consuming if isinstance(self.consuming, bool) else name in self.consuming
-            )
-            service = service_class(name)(
-                self.settings, self.cluster.bootstrap, consuming=consuming
-            )
-            await service.start()
-            self.services[name] = service
-        if self.http:
-            await self._start_http()
+        # ports first: a process that cannot serve stops before it joins consumer groups
+        sockets: list[socket.socket] = []
+        try:
+            api_socket = health_socket = None
+            if self.http:
+                api_socket = self._bind(
+                    self.settings.http_port, "the public API", "MICROHUB_HTTP_PORT"
+                )
+                sockets.append(api_socket)
+            if self.health_port is not None:
+                health_socket = self._bind(
+                    self.health_port, "the health port", "MICROHUB_HEALTH_PORT or --health-port"
+                )
+                sockets.append(health_socket)
+            if self.cluster is None:
+                self.cluster = await KafkaCluster(self.settings).start()
+            for name in self.names:
+                # ``consuming`` may name the services that consume here; the others only
+                # answer HTTP from their databases (their consumers run in another process)
+                consuming = (
+                    self.consuming if isinstance(self.consuming, bool) else name in self.consuming
+                )
+                service = service_class(name)(
+                    self.settings, self.cluster.bootstrap, consuming=consuming
+                )
+                await service.start()
+                self.services[name] = service
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        if api_socket is not None:
+            self.app = self._public_app()
+            self.base_url = await self._serve(self.app, api_socket)
+        if health_socket is not None:
+            app = create_health_app(health=self.health, ready=self.readiness)
+            self.health_url = await self._serve(app, health_socket)
         return self
 
-    async def _start_http(self) -> None:
+    def _public_app(self) -> Any:
         keys = ApiKeys.load(self.settings.api_keys_file)
         routers = [r for s in self.services.values() for r in s.http_routers()]
         routers += self.extra_routers
@@ -100,19 +134,33 @@ class Platform:
             attach = getattr(service, "attach_to_app", None)
             if attach is not None:
                 attach(app)
+        return app
+
+    def _bind(self, port: int, what: str, setting: str) -> socket.socket:
+        host = self.settings.http_host
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.http_host, self.settings.http_port))
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise PortUnavailable(
+                f"cannot listen on {host}:{port} for {what}: {exc.strerror or exc} "
+                f"(another process has it? choose another with {setting}; 0 picks a free one)"
+            ) from exc
+        return sock
+
+    async def _serve(self, app: Any, sock: socket.socket) -> str:
+        """Serve ``app`` on the bound ``sock``; returns its base URL."""
         port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self._server_task = asyncio.create_task(self.server.serve(sockets=[sock]))
-        self.base_url = f"http://{self.settings.http_host}:{port}"
-        while not self.server.started:
-            if self._server_task.done():
-                self._server_task.result()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        self._servers.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
             await asyncio.sleep(0.02)
-        self.app = app
+        return f"http://{self.settings.http_host}:{port}"
 
     def health(self) -> dict[str, Any]:
         report = {name: s.health() for name, s in self.services.items()}
@@ -126,11 +174,10 @@ class Platform:
         return {"status": "ready" if ok else "not ready", "services": report}
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-            if self._server_task is not None:
-                await asyncio.gather(self._server_task, return_exceptions=True)
-            self.server = None
+        for server, _ in self._servers:
+            server.should_exit = True
+        await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
+        self._servers.clear()
         for service in reversed(list(self.services.values())):
             await service.stop()
         self.services.clear()

@@ -63,10 +63,15 @@ class Service:
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
+        self.prepare()
         if consuming:
             self.setup()
 
     # --- for subclasses -------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """What both kinds of process need, the consuming one and the HTTP API (called
+        from __init__, before ``setup``)."""
 
     def setup(self) -> None:
         """Register consumers (called from __init__, before the broker starts)."""
@@ -101,12 +106,15 @@ class Service:
             checks["database"] = False
             checks["database_error"] = f"{type(exc).__name__}: {exc}"[:300]
         checks["kafka"] = bool(self.started) and await self.broker.ping(timeout)
-        assigned = {}
+        assigned, partitions = {}, {}
         for consumer in self.consumers:
             kafka_consumer = getattr(consumer.subscriber, "consumer", None)
-            partitions = kafka_consumer.assignment() if kafka_consumer is not None else set()
-            assigned[consumer.name] = len(partitions)
+            mine = kafka_consumer.assignment() if kafka_consumer is not None else set()
+            assigned[consumer.name] = len(mine)
+            # which ones: with several replicas, this one decides the keys hashed there
+            partitions[consumer.name] = sorted(tp.partition for tp in mine)
         checks["assigned_partitions"] = assigned
+        checks["partitions"] = partitions
         checks["ready"] = bool(
             self.started
             and checks["database"]

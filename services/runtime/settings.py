@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
 DATA_DIR = Path(".microhub")
+# health ports of `serve <service>` when MICROHUB_HEALTH_PORT is not set: one each, next
+# to the public API's 8000, so a whole deployment fits on one host
+DEFAULT_HEALTH_PORTS = {"booking": 8081, "dispatch": 8082, "reporting": 8083}
 
 
 class Settings(BaseSettings):
@@ -74,8 +77,26 @@ class Settings(BaseSettings):
     reporting_database_url: str | None = None
 
     # --- HTTP ---------------------------------------------------------------------------
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=0, le=65535)
+    http_host: str = Field(
+        default="127.0.0.1", description="Where the public API and the health ports listen."
+    )
+    http_port: int = Field(
+        default=8000,
+        ge=0,
+        le=65535,
+        description="The public API (`serve api`, `serve all`): every service's routes, "
+        "/healthz and /readyz. 0: a free port (printed on start).",
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="A consuming service without the API (`serve booking|dispatch|"
+        "reporting`) answers only /healthz and /readyz, here. Default per service (see "
+        "DEFAULT_HEALTH_PORTS), so that the three and `serve api` share one host; 0: a "
+        "free port (printed on start). A second replica of a service on the same host "
+        "needs a port of its own (`serve --health-port`).",
+    )
     api_keys_file: Path | None = Field(
         default=None,
         description="YAML file mapping API keys (or their sha256) to scopes; defaults to "
@@ -167,6 +188,11 @@ class Settings(BaseSettings):
 
     def group(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}microhub-{name}"
+
+    def health_port_of(self, service: str) -> int:
+        if self.health_port is not None:
+            return self.health_port
+        return DEFAULT_HEALTH_PORTS[service]
 
     def database_url(self, service: str) -> str:
         explicit = getattr(self, f"{service}_database_url", None)

@@ -105,7 +105,13 @@ def test_compose_runs_every_service_after_the_migration_job_on_healthy_dependenc
         assert (
             depends["kafka"]["condition"] == depends["postgres"]["condition"] == "service_healthy"
         )
-        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert "/readyz" in probe
+        # `serve api` answers on the public port, a consuming service only on its health port
+        port_setting = "MICROHUB_HTTP_PORT" if name == "api" else "MICROHUB_HEALTH_PORT"
+        assert f"127.0.0.1:{services[name]['environment'][port_setting]}/" in probe, name
+    assert set(services["api"]["ports"]) == {"8000:8000"}
+    assert all("ports" not in services[name] for name in available_services())
     for name in ("kafka", "postgres", "kafka-2", "kafka-3"):
         assert services[name]["healthcheck"]["test"]
     assert services["kafka"]["image"].startswith("apache/kafka:")
@@ -142,6 +148,12 @@ def test_dockerfile_is_multi_stage_pinned_non_root_with_a_healthcheck() -> None:
     user = re.findall(r"^USER (\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0"))
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M)
+    # the check tries the health port (a service) and the public port (api, all): the
+    # inline program must at least compile
+    command = json.loads(re.search(r"^\s*CMD (\[.*\])$", text, re.M).group(1))
+    assert command[:2] == ["python", "-c"]
+    compile(command[2], "HEALTHCHECK", "exec")
+    assert "MICROHUB_HEALTH_PORT" in command[2] and "MICROHUB_HTTP_PORT" in command[2]
     assert re.search(r'^ENTRYPOINT \["microhub"\]', text, re.M)
     assert re.search(r'^CMD \["serve", "all"\]', text, re.M)
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
@@ -200,11 +212,21 @@ def test_every_setting_is_in_the_configmap_or_the_secret_and_every_pod_reads_bot
 def test_deployments_probe_the_real_health_endpoints_and_request_resources() -> None:
     deployments = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
     assert set(deployments) == {*available_services(), "api"}
+    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
     for name, deployment in deployments.items():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["args"] == ["serve", name]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # the probed port is the one the process serves: the public API for `serve api`,
+        # the health port (only /healthz and /readyz) for a consuming service
+        port_name, setting = (
+            ("http", "MICROHUB_HTTP_PORT") if name == "api" else ("health", "MICROHUB_HEALTH_PORT")
+        )
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {port_name: int(config["data"][setting])}, name
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] == port_name, (name, probe)
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     [job] = of_kind("Job")
     [container] = job["spec"]["template"]["spec"]["containers"]

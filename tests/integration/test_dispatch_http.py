@@ -63,6 +63,7 @@ async def dispatch(
     await service.migrate()  # the HTTP side needs no broker
     await service.load_fleet()
     yield service
+    await service.changes.stop()
     await service.engine.dispose()
 
 
@@ -144,7 +145,7 @@ async def test_the_stream_delivers_a_change_to_a_connected_client(
 
 async def _unsubscribed(dispatch: DispatchService) -> bool:
     for _ in range(100):  # the server notices the closed connection shortly after
-        if dispatch.feed.subscribers(TEST_HUB) == 0:
+        if dispatch.changes.subscribers(TEST_HUB) == 0:
             return True
         await asyncio.sleep(0.05)
     return False
@@ -214,7 +215,7 @@ async def test_the_terminal_view_follows_the_stream(
         watch_queue(base_url, TEST_HUB, f"operator:{TEST_HUB}", stop_after=2, live=live)
     )
     for _ in range(100):
-        if dispatch.feed.subscribers(TEST_HUB):
+        if dispatch.changes.subscribers(TEST_HUB):
             break
         await asyncio.sleep(0.05)
     await confirm_booking(dispatch, "b4", 1)

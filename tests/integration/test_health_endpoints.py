@@ -1,17 +1,23 @@
 """`/healthz` (liveness) and `/readyz` (readiness: Kafka and the database reachable,
-every consumer assigned) on a running platform, and what a broken database does."""
+every consumer assigned) on a running platform, and what a broken database does; a
+consuming service without the API serves them alone on its health port, and a taken
+port stops a process with a clear message before it consumes."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.runtime.platform import Platform
+from services.runtime.platform import Platform, PortUnavailable
 from services.runtime.settings import Settings
 from tests.support.hubs import write_catalogue
+from tests.support.processes import MICROHUB, clean_env
 
 
 async def wait_ready(client: httpx.AsyncClient, timeout: float = 30.0) -> httpx.Response:
@@ -51,3 +57,57 @@ async def test_ready_once_assigned_and_not_ready_without_its_database(
             assert (await client.get("/healthz")).status_code == 200
     finally:
         await platform.stop()
+
+
+async def test_a_consuming_service_without_the_api_serves_only_its_health_port(
+    settings: Settings, topics: list[str], tmp_path: Path
+) -> None:
+    """`serve booking` next to `serve api` on one host: the service answers /healthz and
+    /readyz on its health port and binds nothing else (no public API routes)."""
+    settings = settings.model_copy(update={"hubs_file": write_catalogue(tmp_path / "hubs.yaml")})
+    platform = await Platform(settings, services=["booking"], http=False, health_port=0).start()
+    try:
+        assert platform.base_url is None and platform.health_url is not None
+        async with httpx.AsyncClient(base_url=platform.health_url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            ready = await wait_ready(client)
+            assert ready.status_code == 200, ready.text
+            booking = ready.json()["services"]["booking"]
+            # which partitions: with replicas, the one owning a hub's key decides it
+            assert booking["partitions"]["booking"] == [0, 1, 2, 3, 4, 5]
+            for path in ("/v1/hubs", "/docs", "/openapi.json"):
+                assert (await client.get(path)).status_code == 404, path
+    finally:
+        await platform.stop()
+
+
+async def test_a_taken_port_stops_the_process_before_it_consumes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        platform = Platform(settings, services=["booking"], http=False, health_port=port)
+        with pytest.raises(PortUnavailable, match=f"127.0.0.1:{port} for the health port"):
+            await platform.start()
+        assert platform.services == {}  # never joined a consumer group
+
+        env = clean_env(
+            kafka_bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path), http_port=str(port)
+        )
+        for args, message in (
+            (["booking", "--health-port", str(port)], "MICROHUB_HEALTH_PORT or --health-port"),
+            (["api"], "MICROHUB_HTTP_PORT"),
+            (["api", "--health-port", "0"], "--health-port is for a single service"),
+        ):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [MICROHUB, "serve", *args],
+                env=env | {"COLUMNS": "300"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 2, (args, done.stdout, done.stderr)
+            assert message in done.stderr, (args, done.stderr)

@@ -38,7 +38,7 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
         booking_database_url=database_url,
         hubs_file=str(hubs),
         data_dir=str(tmp_path / "data"),
-        http_port="0",
+        health_port="0",  # `serve booking` answers only /healthz and /readyz, on a free port
         sweep_interval_seconds="3600",
     )
     service = ServeProcess("booking", env, tmp_path / "serve.log")

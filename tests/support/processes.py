@@ -1,5 +1,6 @@
 """`microhub` subprocesses for tests: an embedded Kafka cluster in its own process, and
-`microhub serve` processes."""
+any command whose output is collected while it runs (`Proc`), and `microhub serve`
+processes (`ServeProcess`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +46,52 @@ async def embedded_kafka_process(prefix: str) -> AsyncIterator[list[str]]:
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+
+
+class Proc:
+    """A child process whose output is collected by a thread (so its pipe never fills)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.args = args
+        self.popen = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # rich may wrap a long line: search the whole output
+            if found := re.search(pattern, "".join(self.lines), re.MULTILINE):
+                return found
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{' '.join(self.args)}: no {pattern!r} in:\n{''.join(self.lines)}")
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+    async def wait_for_async(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """:meth:`wait_for` off the event loop (streams and clients keep running)."""
+        return await asyncio.to_thread(self.wait_for, pattern, timeout)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
 
 
 class ServeProcess:
