@@ -6,6 +6,12 @@ order per key), in batches, marks them sent, and retries with backoff while Kafk
 unreachable. Nothing is published before its transaction commits. A crash between
 publishing and marking re-publishes the same event ids: consumers dedupe them in their
 inbox.
+
+A relay that takes over from one that died (a SIGKILLed process, a lost PostgreSQL
+lock) first *reconciles*: every record it publishes carries the row's id in a header, so
+it reads the outbox topics back from the oldest pending row's time and marks the rows
+already there as sent. Without that, the rows its predecessor published but had not yet
+marked would reach consumers (and carriers) a second time.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ log = logging.getLogger(__name__)
 
 # (topic, key, payload, headers) -> awaitable that completes when the broker acked it
 Publish = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Any]]
+# {topic: oldest pending row's creation time} -> the outbox ids of this service found on
+# those topics since then (see outbox_tail.published_outbox_ids)
+FindPublished = Callable[[dict[str, datetime]], Awaitable[set[int]]]
+
+OUTBOX_HEADER = "x-microhub-outbox"  # the publishing service
+OUTBOX_ID_HEADER = "x-microhub-outbox-id"  # the row's id in that service's outbox
 
 
 async def enqueue(
@@ -70,6 +82,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 0.05,
         max_backoff: float = 5.0,
+        find_published: FindPublished | None = None,
     ) -> None:
         self.service = service
         self.engine = engine
@@ -78,6 +91,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        self.find_published = find_published
         self._wake = asyncio.Event()
         # one relay pass at a time: the loop and consumers publishing before they ack
         self._pass = asyncio.Lock()
@@ -89,6 +103,7 @@ class OutboxRelay:
         self.failures = 0
         self.passes = 0  # reads of the outbox (observability; tests await it)
         self.acks_late = 0  # consumers that acked before their events were published
+        self.reconciled = 0  # rows found already published when this relay took over
 
     def notify(self) -> None:
         """Called after a transaction that enqueued events committed: publish soon."""
@@ -168,6 +183,7 @@ class OutboxRelay:
     async def _run(self) -> None:
         lock_key = zlib.crc32(f"microhub-outbox-{self.service}".encode())
         if is_sqlite(self.engine):
+            await self._take_over()
             self._active = True
             try:
                 await self._loop()
@@ -182,8 +198,9 @@ class OutboxRelay:
                     )
                 ).scalar_one()
                 if got:
-                    self._active = True
                     try:
+                        await self._take_over()
+                        self._active = True
                         await self._loop()
                     finally:
                         self._active = False
@@ -192,6 +209,58 @@ class OutboxRelay:
                         )
                     return
             await asyncio.sleep(1.0)  # another instance relays; stand by
+
+    async def _take_over(self) -> None:
+        """Reconcile before the first pass, retrying while Kafka is away: publishing
+        before knowing what the predecessor published would publish it twice."""
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                self.reconciled += await self.reconcile()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                log.warning(
+                    "outbox of %s not reconciled, retrying in %.1fs: %r", self.service, backoff, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    async def reconcile(self) -> int:
+        """Mark pending rows that are already in Kafka as sent; returns how many."""
+        if self.find_published is None:
+            return 0
+        o = self.outbox
+        async with AsyncSession(self.engine) as session:
+            oldest = dict(
+                (
+                    await session.execute(
+                        select(o.c.topic, func.min(o.c.created_at))
+                        .where(o.c.sent_at.is_(None))
+                        .group_by(o.c.topic)
+                    )
+                ).all()
+            )
+        if not oldest:
+            return 0
+        found = await self.find_published(oldest)
+        if not found:
+            return 0
+        async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
+            marked = 0
+            ids = sorted(found)
+            for start in range(0, len(ids), 1000):  # bounded IN lists
+                result = await session.execute(
+                    update(o)
+                    .where(o.c.id.in_(ids[start : start + 1000]), o.c.sent_at.is_(None))
+                    .values(sent_at=datetime.now(UTC))
+                )
+                marked += result.rowcount
+        if marked:
+            log.info("outbox of %s: %d rows were already published", self.service, marked)
+        return marked
 
     async def _loop(self) -> None:
         backoff = 0.1
@@ -234,7 +303,14 @@ class OutboxRelay:
             return 0
         pending = [
             await self.publish(
-                row.topic, row.key.encode(), row.payload, {"ce_type": row.event_type}
+                row.topic,
+                row.key.encode(),
+                row.payload,
+                {
+                    "ce_type": row.event_type,
+                    OUTBOX_HEADER: self.service,
+                    OUTBOX_ID_HEADER: str(row.id),
+                },
             )
             for row in rows
         ]

@@ -4,6 +4,7 @@ consumers, and an orderly start and stop."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from services.runtime.consumer import EventConsumer, Handler
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.kafka import make_broker
 from services.runtime.outbox import OutboxRelay
+from services.runtime.outbox_tail import published_outbox_ids
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ class Service:
                 publish=self._publish,
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval_seconds,
+                find_published=functools.partial(
+                    published_outbox_ids, bootstrap, settings, self.name
+                ),
             )
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
