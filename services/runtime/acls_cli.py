@@ -42,9 +42,9 @@ def acls_apply(
     the file does not list. Runs as a super user (MICROHUB_KAFKA_SASL_USERNAME/_PASSWORD)."""
     from services.runtime.acl_admin import apply_acls
     from services.runtime.acls import AclsError, load_acls, load_passwords
-    from services.runtime.cli import _settings
+    from services.runtime.cli_common import load_settings
 
-    settings = _settings()
+    settings = load_settings()
     if settings.kafka_is_embedded:
         _fail(
             "MICROHUB_KAFKA_BOOTSTRAP_SERVERS is 'embedded': the embedded mock cluster has "
