@@ -58,7 +58,7 @@ def run_demo(case: str, *, days: int, seed: int, cpus: set[int] | None) -> Run:
         started = time.monotonic()
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "services.runtime.cli", "demo"),
+                *(sys.executable, "-m", "services.app.cli", "demo"),
                 *("--days", str(days), "--seed", str(seed), "--no-serve"),
             ],
             env=env,

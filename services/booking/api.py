@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.booking import (
     BookingCancellationRequested,
@@ -25,6 +24,7 @@ from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.auth import Principal, Role, forbid
+from services.runtime.uow import UnitsOfWork
 
 # (payload, hub id, time) -> published
 PublishCommand = Callable[[Payload, str, datetime], Awaitable[None]]
@@ -94,7 +94,7 @@ def view(booking: store.StoredBooking) -> BookingView:
 
 def router(
     *,
-    sessions: async_sessionmaker[AsyncSession],
+    units: UnitsOfWork,
     publish: PublishCommand,
     principal: Callable[..., Awaitable[Principal]],
     max_wait_seconds: float = 10.0,
@@ -102,6 +102,7 @@ def router(
 ) -> APIRouter:
     api = APIRouter()
     Caller = Annotated[Principal, Depends(principal)]
+    sessions = units.sessions  # reads; every write goes through a unit of work
 
     async def send(payload: Payload, hub_id: str, time: datetime) -> None:
         """Publish a command, or answer 503: the caller may retry (the booking id is
@@ -280,13 +281,15 @@ def router(
         wait: Annotated[float, Query(ge=0, le=max_wait_seconds)] = 2.0,
     ) -> Accepted:
         booking = await owned(booking_id, caller)
-        if booking.status not in {BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN}:
+        async with sessions() as session:
+            hub = await store.get_hub(session, booking.hub_id)
+        # the service's own rule, asked before the command is sent: a refusal is a 409 now
+        problem = domain.check_check_in(
+            booking.state, hub, hub_id=booking.hub_id, now=datetime.now(UTC)
+        )
+        if problem is not None:
             raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                {
-                    "reason": "booking_not_confirmed",
-                    "message": f"the booking is {booking.status.value}",
-                },
+                status.HTTP_409_CONFLICT, {"reason": problem[0].value, "message": problem[1]}
             )
         command = CheckInReported(
             carrier_id=booking.carrier_id,
@@ -349,15 +352,16 @@ def router(
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, f"body id {hub.id!r} != path id {hub_id!r}"
             )
-        async with sessions() as session, session.begin():
-            await store.upsert_hub(session, hub)
+        async with units() as uow:
+            await store.upsert_hub(uow.session, hub)
         return hub.model_dump(mode="json")
 
     @api.delete("/v1/admin/hubs/{hub_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
     async def delete_hub(hub_id: str, caller: Caller) -> Response:
         if not caller.is_admin():
             raise forbid("only admins manage hubs")
-        async with sessions() as session, session.begin():
+        async with units() as uow:
+            session = uow.session
             active = await store.active_bookings_at_hub(session, hub_id, after=datetime.now(UTC))
             if active:
                 raise HTTPException(

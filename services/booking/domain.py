@@ -7,124 +7,20 @@ replay or a simulated month decides exactly as the live run did.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import math
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.booking import BookingRequested, RejectionReason
 from contracts.booking.events import CommandRejectionReason
-from contracts.common import GeoPoint, Identifier
+from contracts.hubs import WEEKDAYS, City, HubConfig, OpeningInterval, litres
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+__all__ = ["WEEKDAYS", "City", "HubConfig", "OpeningInterval", "litres"]  # the catalogue
+
 BOOKING_ID_NAMESPACE = uuid.UUID("8d0f7c8e-3c5e-4a8e-9d43-6f1f0c2b7a11")
-
-
-# --------------------------------------------------------------------------- hubs ------
-
-
-class City(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: Identifier
-    name: str = Field(min_length=1, max_length=100)
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
-    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
-
-
-class OpeningInterval(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    opens: time
-    closes: time
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: object) -> object:
-        # "07:00-19:00" is how people write opening hours in YAML
-        if isinstance(value, str):
-            try:
-                opens, closes = value.split("-")
-            except ValueError as exc:
-                raise ValueError(f"opening hours {value!r}: expected 'HH:MM-HH:MM'") from exc
-            return {"opens": opens.strip(), "closes": closes.strip()}
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> OpeningInterval:
-        if self.closes <= self.opens:
-            raise ValueError(f"closes ({self.closes}) must be after opens ({self.opens})")
-        return self
-
-
-class HubConfig(BaseModel):
-    """A micro-hub as the booking service knows it (YAML catalogue / admin API)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: Identifier
-    name: str = Field(min_length=1, max_length=200)
-    city: City
-    location: GeoPoint
-    opening_hours: dict[str, list[OpeningInterval]] = Field(
-        description="Per weekday (mon…sun); a missing or empty day is closed."
-    )
-    closed_dates: list[date] = Field(default_factory=list)
-    slot_minutes: int = Field(ge=5, le=24 * 60)
-    docks_per_slot: int = Field(ge=1, le=1000)
-    volume_per_slot_m3: float = Field(gt=0, le=10_000, allow_inf_nan=False)
-    booking_horizon_days: int = Field(ge=1, le=366)
-    cancellation_cutoff_minutes: int = Field(ge=0, le=7 * 24 * 60)
-    check_in_early_minutes: int = Field(
-        default=120, ge=0, le=24 * 60, description="How early before its slot a truck may check in."
-    )
-
-    @field_validator("opening_hours")
-    @classmethod
-    def _weekdays(cls, value: dict[str, list[OpeningInterval]]) -> dict[str, list[OpeningInterval]]:
-        unknown = set(value) - set(WEEKDAYS)
-        if unknown:
-            raise ValueError(f"unknown weekday(s) {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
-        for day, intervals in value.items():
-            ordered = sorted(intervals, key=lambda i: i.opens)
-            for earlier, later in itertools.pairwise(ordered):
-                if later.opens < earlier.closes:
-                    raise ValueError(f"{day}: opening intervals overlap")
-        return {day: sorted(v, key=lambda i: i.opens) for day, v in value.items()}
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.city.timezone)
-
-    @property
-    def volume_per_slot_l(self) -> int:
-        return litres(self.volume_per_slot_m3)
-
-    @property
-    def slot_length(self) -> timedelta:
-        return timedelta(minutes=self.slot_minutes)
-
-
-def litres(volume_m3: float) -> int:
-    """Capacity is counted in whole litres so that sums never drift; a consignment's
-    volume is rounded up (it cannot take less room than it declares)."""
-    return math.ceil(round(volume_m3 * 1000, 6))
 
 
 # ---------------------------------------------------------------------- slot grid ------

@@ -6,6 +6,7 @@ capacity and the outgoing event (outbox). Decisions use the command's event time
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,20 +28,11 @@ from contracts.booking import (
     SlotOffer,
 )
 from contracts.booking.events import CommandRejectionReason
-from contracts.envelope import REGISTRY, Payload, new_event
-from contracts.topics import BOOKING_EVENTS
+from contracts.envelope import REGISTRY, Payload
 from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.consumer import Delivery
-from services.runtime.outbox import enqueue
-
-SOURCE = "microhub/booking"
-
-COMMAND_TYPES = {
-    BookingRequested.event_type,
-    BookingCancellationRequested.event_type,
-    CheckInReported.event_type,
-}
+from services.runtime.uow import UnitOfWork
 
 
 def hub_summary(hub: HubConfig) -> HubSummary:
@@ -76,37 +68,38 @@ class BookingHandlers:
         *,
         max_clock_skew: timedelta,
         no_show_grace: timedelta,
-        events_topic: str = BOOKING_EVENTS.name,
     ) -> None:
-        self.events_topic = events_topic
         self.max_clock_skew = max_clock_skew
         self.no_show_grace = no_show_grace
 
-    async def emit(
-        self, session: AsyncSession, payload: Payload, *, hub_id: str, now: datetime
-    ) -> None:
-        event = new_event(payload, source=SOURCE, subject=hub_id, time=now)
-        await enqueue(session, store.outbox, event, topic=self.events_topic, key=hub_id)
-
     # ------------------------------------------------------------------ entry point ----
 
-    async def handle(self, session: AsyncSession, delivery: Delivery) -> None:
+    async def on_request(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await self._decide(uow, delivery, self.request)
+
+    async def on_cancellation(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await self._decide(uow, delivery, self.cancel)
+
+    async def on_check_in(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await self._decide(uow, delivery, self.check_in)
+
+    async def _decide(
+        self,
+        uow: UnitOfWork,
+        delivery: Delivery,
+        decision: Callable[[UnitOfWork, Any, datetime], Awaitable[None]],
+    ) -> None:
+        """What every command goes through before its own rule: the clock check, then the
+        hub's no-shows settled up to the command's event time."""
         command = delivery.event.data
         now = delivery.event.time.astimezone(UTC)
         if self._skewed(delivery):
-            await self._reject_skewed(session, command, now, delivery)
+            await self._reject_skewed(uow, command, now, delivery)
             return
         # Event time moved on for this hub: settle no-shows first, so that what follows
         # sees the hub as it is at `now` (same code path as the wall-clock sweep).
-        await self.sweep_no_shows(session, command.hub_id, now=now)
-        if isinstance(command, BookingRequested):
-            await self.request(session, command, now)
-        elif isinstance(command, BookingCancellationRequested):
-            await self.cancel(session, command, now)
-        elif isinstance(command, CheckInReported):
-            await self.check_in(session, command, now)
-        else:  # pragma: no cover - the consumer only lets COMMAND_TYPES through
-            raise TypeError(f"booking cannot handle {type(command).__name__}")
+        await self.sweep_no_shows(uow, command.hub_id, now=now)
+        await decision(uow, command, now)
 
     def _skewed(self, delivery: Delivery) -> bool:
         if not self.max_clock_skew or delivery.timestamp_ms is None or delivery.timestamp_ms < 0:
@@ -115,7 +108,7 @@ class BookingHandlers:
         return abs(delivery.event.time - record_time) > self.max_clock_skew
 
     async def _reject_skewed(
-        self, session: AsyncSession, command: Any, now: datetime, delivery: Delivery
+        self, uow: UnitOfWork, command: Any, now: datetime, delivery: Delivery
     ) -> None:
         record_time = datetime.fromtimestamp((delivery.timestamp_ms or 0) / 1000, UTC)
         message = (
@@ -137,7 +130,7 @@ class BookingHandlers:
             payload = self._command_rejected(
                 command, None, CommandRejectionReason.CLOCK_SKEW, message
             )
-        await self.emit(session, payload, hub_id=command.hub_id, now=record_time)
+        await uow.emit(payload, key=command.hub_id, time=record_time)
 
     @staticmethod
     def _command_rejected(
@@ -155,20 +148,17 @@ class BookingHandlers:
 
     # ------------------------------------------------------------------- requests ------
 
-    async def request(
-        self, session: AsyncSession, command: BookingRequested, now: datetime
-    ) -> None:
+    async def request(self, uow: UnitOfWork, command: BookingRequested, now: datetime) -> None:
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
-        existing = await store.find_booking(session, command.carrier_id, command.carrier_reference)
+        existing = await store.find_booking(
+            uow.session, command.carrier_id, command.carrier_reference
+        )
         if existing is not None:
             if existing.request_fingerprint == domain.fingerprint(command):
                 # A resend: the carrier gets the original outcome again.
-                await self.emit(
-                    session, stored_payload(existing.outcome), hub_id=command.hub_id, now=now
-                )
+                await uow.emit(stored_payload(existing.outcome), key=command.hub_id, time=now)
             else:
-                await self.emit(
-                    session,
+                await uow.emit(
                     BookingRejected(
                         booking_id=existing.id,
                         carrier_id=command.carrier_id,
@@ -182,19 +172,19 @@ class BookingHandlers:
                             f"{existing.status.value}); use a new reference for a new booking"
                         ),
                     ),
-                    hub_id=command.hub_id,
-                    now=now,
+                    key=command.hub_id,
+                    time=now,
                 )
             return
 
-        hub = await store.get_hub(session, command.hub_id)
+        hub = await store.get_hub(uow.session, command.hub_id)
         slot = command.slot_start.astimezone(UTC)
         volume_l = domain.litres(command.consignment.volume_m3)
-        usage = await store.usage_of(session, hub.id, slot) if hub else domain.SlotUsage()
+        usage = await store.usage_of(uow.session, hub.id, slot) if hub else domain.SlotUsage()
         rejection = domain.check_request(hub, command, now=now, usage=usage)
-        if rejection is None and not await store.take_capacity(session, hub, slot, volume_l):
+        if rejection is None and not await store.take_capacity(uow.session, hub, slot, volume_l):
             # Someone else took it between our read and our write (overlapping consumers).
-            usage = await store.usage_of(session, hub.id, slot)
+            usage = await store.usage_of(uow.session, hub.id, slot)
             rejection = domain.check_request(
                 hub, command, now=now, usage=usage
             ) or domain.Rejection(RejectionReason.DOCKS_FULL, "the slot was taken concurrently")
@@ -222,11 +212,11 @@ class BookingHandlers:
                 requested_slot_start=command.slot_start,
                 reason=rejection.reason,
                 message=rejection.message,
-                next_slots=await self._next_slots(session, hub, slot, now, volume_l),
+                next_slots=await self._next_slots(uow.session, hub, slot, now, volume_l),
             )
             status = BookingStatus.REJECTED
         await store.insert_booking(
-            session,
+            uow.session,
             id=booking_id,
             carrier_id=command.carrier_id,
             carrier_reference=command.carrier_reference,
@@ -242,7 +232,7 @@ class BookingHandlers:
             outcome=as_document(payload),
             decided_at=now,
         )
-        await self.emit(session, payload, hub_id=command.hub_id, now=now)
+        await uow.emit(payload, key=command.hub_id, time=now)
 
     async def _next_slots(
         self,
@@ -273,15 +263,17 @@ class BookingHandlers:
     # --------------------------------------------------------------- cancellations -----
 
     async def cancel(
-        self, session: AsyncSession, command: BookingCancellationRequested, now: datetime
+        self, uow: UnitOfWork, command: BookingCancellationRequested, now: datetime
     ) -> None:
-        booking = await store.find_booking(session, command.carrier_id, command.carrier_reference)
+        booking = await store.find_booking(
+            uow.session, command.carrier_id, command.carrier_reference
+        )
         problem = domain.check_cancellation(
             booking.state if booking else None, hub_id=command.hub_id
         )
-        if await self._refused_or_repeated(session, command, booking, problem, now, "cancellation"):
+        if await self._refused_or_repeated(uow, command, booking, problem, now, "cancellation"):
             return
-        hub = await store.get_hub(session, booking.hub_id)
+        hub = await store.get_hub(uow.session, booking.hub_id)
         payload = BookingCancelled(
             booking_id=booking.id,
             carrier_id=booking.carrier_id,
@@ -292,25 +284,25 @@ class BookingHandlers:
             reason=command.reason,
         )
         if await self._transition(
-            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CANCELLED, now,
+            uow.session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CANCELLED, now,
             cancellation=as_document(payload),
         ):  # fmt: skip
             await store.release_capacity(
-                session, booking.hub_id, booking.slot_start, booking.volume_l
+                uow.session, booking.hub_id, booking.slot_start, booking.volume_l
             )
-            await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+            await uow.emit(payload, key=booking.hub_id, time=now)
 
     # ------------------------------------------------------------------- check-in ------
 
-    async def check_in(
-        self, session: AsyncSession, command: CheckInReported, now: datetime
-    ) -> None:
-        booking = await store.find_booking(session, command.carrier_id, command.carrier_reference)
-        hub = await store.get_hub(session, booking.hub_id) if booking else None
+    async def check_in(self, uow: UnitOfWork, command: CheckInReported, now: datetime) -> None:
+        booking = await store.find_booking(
+            uow.session, command.carrier_id, command.carrier_reference
+        )
+        hub = await store.get_hub(uow.session, booking.hub_id) if booking else None
         problem = domain.check_check_in(
             booking.state if booking else None, hub, hub_id=command.hub_id, now=now
         )
-        if await self._refused_or_repeated(session, command, booking, problem, now, "check_in"):
+        if await self._refused_or_repeated(uow, command, booking, problem, now, "check_in"):
             return
         payload = ConsignmentCheckedIn(
             booking_id=booking.id,
@@ -321,14 +313,14 @@ class BookingHandlers:
             checked_in_at=now,
         )
         if await self._transition(
-            session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, now,
+            uow.session, booking.id, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, now,
             check_in=as_document(payload),
         ):  # fmt: skip
-            await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+            await uow.emit(payload, key=booking.hub_id, time=now)
 
     async def _refused_or_repeated(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         command: Any,
         booking: store.StoredBooking | None,
         problem: tuple[CommandRejectionReason, str] | None,
@@ -339,25 +331,27 @@ class BookingHandlers:
         reason), or already applied (the stored outcome again). True when answered."""
         if problem is not None:
             rejected = self._command_rejected(command, booking.id if booking else None, *problem)
-            await self.emit(session, rejected, hub_id=command.hub_id, now=now)
+            await uow.emit(rejected, key=command.hub_id, time=now)
             return True
         assert booking is not None
         previous = getattr(booking, stored)
         if previous is not None:
-            await self.emit(session, stored_payload(previous), hub_id=booking.hub_id, now=now)
+            await uow.emit(stored_payload(previous), key=booking.hub_id, time=now)
             return True
         return False
 
     # ------------------------------------------------------------------- no-shows ------
 
-    async def sweep_no_shows(self, session: AsyncSession, hub_id: str, *, now: datetime) -> int:
+    async def sweep_no_shows(self, uow: UnitOfWork, hub_id: str, *, now: datetime) -> int:
         """Mark confirmed bookings whose slot ended more than the grace period before
         ``now`` as no-shows. Called with each command's event time, and by the timer."""
-        due = await store.due_no_shows(session, hub_id, slot_end_before=now - self.no_show_grace)
+        due = await store.due_no_shows(
+            uow.session, hub_id, slot_end_before=now - self.no_show_grace
+        )
         marked = 0
         for booking in due:
             if await self._transition(
-                session, booking.id, BookingStatus.CONFIRMED, BookingStatus.NO_SHOW, now
+                uow.session, booking.id, BookingStatus.CONFIRMED, BookingStatus.NO_SHOW, now
             ):
                 payload = BookingNoShow(
                     booking_id=booking.id,
@@ -368,7 +362,7 @@ class BookingHandlers:
                     slot_end=booking.slot_end,
                     detected_at=now,
                 )
-                await self.emit(session, payload, hub_id=booking.hub_id, now=now)
+                await uow.emit(payload, key=booking.hub_id, time=now)
                 marked += 1
         return marked
 

@@ -2,8 +2,7 @@
 Events) for its operators, and fleet management for admins.
 
 ``principal`` is the FastAPI dependency that authenticates the caller (the platform's API
-keys); it yields an object with ``.role`` (carrier, operator, official, admin) and
-``.scope`` (the hub id for operators).
+keys); it yields a :class:`~services.runtime.auth.Principal`.
 """
 
 from __future__ import annotations
@@ -11,35 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from sse_starlette.sse import EventSourceResponse
 
 from services.dispatch.fleet import VehicleConfig
-
-if TYPE_CHECKING:
-    from services.dispatch.service import DispatchService
+from services.dispatch.queue import HubQueues
+from services.runtime.auth import Principal
 
 # Several changes that arrive while a client is being served are sent as one event with
 # one fresh snapshot, so a burst of telemetry does not turn into a burst of queries.
 COALESCE_SECONDS = 0.05
 
 
-def _role(principal: Any) -> str:
-    return str(getattr(principal.role, "value", principal.role))
-
-
-def may_watch(principal: Any, hub_id: str) -> bool:
-    role = _role(principal)
-    return role == "admin" or (role == "operator" and principal.scope == hub_id)
-
-
-def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter:
+def router(service: HubQueues, principal: Callable[..., Any]) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["dispatch"])
 
     def operator_of(hub_id: str, who: Any) -> None:
-        if not may_watch(who, hub_id):
+        if not who.may_operate_hub(hub_id):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"the dispatch queue of hub {hub_id} is for its operators (operator:{hub_id} "
@@ -47,7 +36,7 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
             )
 
     def admin(who: Any) -> None:
-        if _role(who) != "admin":
+        if not who.is_admin():
             raise HTTPException(status.HTTP_403_FORBIDDEN, "managing fleets needs an admin key")
 
     async def snapshot_or_404(hub_id: str) -> dict[str, Any]:
@@ -60,7 +49,7 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
         return snap
 
     @api.get("/hubs/{hub_id}/dispatch", summary="The dispatch queue of a hub, now")
-    async def dispatch_snapshot(hub_id: str, who: Any = Depends(principal)) -> dict[str, Any]:
+    async def dispatch_snapshot(hub_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:
         operator_of(hub_id, who)
         return await snapshot_or_404(hub_id)
 
@@ -70,7 +59,7 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
         "and the new snapshot) after every committed change of the hub's queue",
     )
     async def dispatch_stream(
-        hub_id: str, request: Request, who: Any = Depends(principal)
+        hub_id: str, request: Request, who: Principal = Depends(principal)
     ) -> EventSourceResponse:
         operator_of(hub_id, who)
         # Follow the hub's change log from its head *before* reading the first snapshot:
@@ -105,7 +94,7 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
         return EventSourceResponse(events(), ping=15)
 
     @api.get("/hubs/{hub_id}/fleet", summary="The hub's vehicles, their limits and state")
-    async def get_fleet(hub_id: str, who: Any = Depends(principal)) -> list[dict[str, Any]]:
+    async def get_fleet(hub_id: str, who: Principal = Depends(principal)) -> list[dict[str, Any]]:
         operator_of(hub_id, who)
         return await service.fleet_of(hub_id)
 
@@ -115,7 +104,7 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
         status_code=status.HTTP_200_OK,
     )
     async def put_vehicle(
-        hub_id: str, vehicle_id: str, vehicle: VehicleConfig, who: Any = Depends(principal)
+        hub_id: str, vehicle_id: str, vehicle: VehicleConfig, who: Principal = Depends(principal)
     ) -> dict[str, Any]:
         admin(who)
         if vehicle.id != vehicle_id:
@@ -135,7 +124,9 @@ def router(service: DispatchService, principal: Callable[..., Any]) -> APIRouter
         summary="Take a vehicle out of the hub's fleet (admin)",
         status_code=status.HTTP_204_NO_CONTENT,
     )
-    async def delete_vehicle(hub_id: str, vehicle_id: str, who: Any = Depends(principal)) -> None:
+    async def delete_vehicle(
+        hub_id: str, vehicle_id: str, who: Principal = Depends(principal)
+    ) -> None:
         admin(who)
         problem = await service.remove_vehicle(hub_id, vehicle_id)
         if problem is not None:

@@ -5,11 +5,9 @@ transaction, and decisions use the event's time, never the wall clock."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import bindparam, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
     BookingCancelled,
@@ -17,121 +15,75 @@ from contracts.booking import (
     BookingNoShow,
     ConsignmentCheckedIn,
 )
-from contracts.envelope import Payload, new_event
-from contracts.fleet import (
-    RouteFinished,
-    StopDelivered,
-    StopFailed,
-    VehicleStatus,
-    VehicleStatusChanged,
-)
-from contracts.topics import DISPATCH_EVENTS
+from contracts.fleet import VehicleStatus, VehicleStatusChanged
 from services.dispatch import domain, store
 from services.dispatch.changes import ChangeLog
-from services.dispatch.domain import RouteStatus, StopStatus, WavePolicy
-from services.dispatch.fleet import FleetFile
+from services.dispatch.domain import RouteStatus, StopStatus
 from services.dispatch.routes import RouteFollowing
-from services.dispatch.waves import Planner, WavePlanning, plan_in_process
+from services.dispatch.waves import WavePlanning
 from services.runtime.consumer import Delivery
-from services.runtime.outbox import enqueue
+from services.runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SOURCE = "microhub/dispatch"
 
-BOOKING_TYPES = {
-    BookingConfirmed.event_type,
-    ConsignmentCheckedIn.event_type,
-    BookingCancelled.event_type,
-    BookingNoShow.event_type,
-}
-TELEMETRY_TYPES = {
-    VehicleStatusChanged.event_type,
-    StopDelivered.event_type,
-    StopFailed.event_type,
-    RouteFinished.event_type,
-}
+class DispatchHandlers:
+    """Entry points of both consumers, a handler per message type. Route following and
+    wave planning are objects of their own (routes.py, waves.py)."""
 
-
-# built once: lock_hub runs for every event
-_LOCK_HUB = (
-    update(store.hubs)
-    .where(store.hubs.c.id == bindparam("b_id"))
-    .values(wave_seq=store.hubs.c.wave_seq)
-)
-
-
-class DispatchHandlers(RouteFollowing, WavePlanning):
-    """Entry points of both consumers; route following and wave planning live in
-    routes.py and waves.py."""
-
-    def __init__(
-        self,
-        *,
-        policy: WavePolicy,
-        solver_time_limit_s: float,
-        fleet: FleetFile,
-        changes: ChangeLog,
-        planner: Planner = plan_in_process,
-        events_topic: str = DISPATCH_EVENTS.name,
-    ) -> None:
-        self.policy = policy
-        self.solver_time_limit_s = solver_time_limit_s
-        self.fleet = fleet
+    def __init__(self, *, routes: RouteFollowing, waves: WavePlanning, changes: ChangeLog) -> None:
+        self.routes = routes
+        self.waves = waves
         self.changes = changes
-        self.planner = planner
-        self.events_topic = events_topic
 
-    # ----------------------------------------------------------------- plumbing ------
-
-    async def emit(
-        self, session: AsyncSession, payload: Payload, *, hub_id: str, now: datetime
-    ) -> None:
-        event = new_event(payload, source=SOURCE, subject=hub_id, time=now)
-        await enqueue(session, store.outbox, event, topic=self.events_topic, key=hub_id)
-
-    def changed(self, session: AsyncSession, hub_id: str, kind: str, **detail: Any) -> None:
-        """Note a change for the live queue views: written to the change log in this
-        transaction, so a viewer (in any process) never sees what was rolled back."""
-        self.changes.record(session, hub_id, kind, **detail)
-
-    @staticmethod
-    async def lock_hub(session: AsyncSession, hub_id: str) -> None:
-        """Serialise everything about one hub: the bookings and the telemetry consumers
-        (and the wave timer) may touch the same hub at once. A no-op UPDATE takes the row
-        lock on PostgreSQL and the write lock on SQLite, until commit."""
-        await session.execute(_LOCK_HUB, {"b_id": hub_id})
+    async def _then_plan(self, uow: UnitOfWork, hub_id: str, now: datetime) -> None:
+        """After every event of a hub: its clock moves to the event's time, and a wave is
+        planned if one is due (so a replay plans what the live run planned)."""
+        await store.advance_clock(uow.session, hub_id, now)
+        await self.waves.maybe_plan(uow, hub_id, now)
 
     # ----------------------------------------------------------- booking events ------
 
-    async def on_booking_event(self, session: AsyncSession, delivery: Delivery) -> None:
+    async def on_confirmed(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        event: BookingConfirmed = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        await self.expect(uow, event, now)
+        await self._then_plan(uow, event.hub_id, now)
+
+    async def on_checked_in(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        event: ConsignmentCheckedIn = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        await store.lock_hub(uow.session, event.hub_id)
+        await self.check_in(uow, event, now)
+        await self._then_plan(uow, event.hub_id, now)
+
+    async def on_cancelled_or_no_show(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        event: BookingCancelled | BookingNoShow = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        await store.lock_hub(uow.session, event.hub_id)
+        removed = await store.remove_open_stops(uow.session, event.booking_id)
+        if removed:
+            self.changes.record(
+                uow.session,
+                event.hub_id,
+                "stops_removed",
+                booking_id=event.booking_id,
+                stops=removed,
+                why="cancelled" if isinstance(event, BookingCancelled) else "no_show",
+            )
+        await self._then_plan(uow, event.hub_id, now)
+
+    async def on_other_booking_event(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        """Rejections: nothing to dispatch, but the hub's event time moves on."""
         event = delivery.event.data
         now = delivery.event.time.astimezone(UTC)
-        if isinstance(event, BookingConfirmed):
-            await self.expect(session, event, now)
-        else:
-            await self.lock_hub(session, event.hub_id)
-            if isinstance(event, ConsignmentCheckedIn):
-                await self.check_in(session, event, now)
-            elif isinstance(event, BookingCancelled | BookingNoShow):
-                removed = await store.remove_open_stops(session, event.booking_id)
-                if removed:
-                    kind = "cancelled" if isinstance(event, BookingCancelled) else "no_show"
-                    self.changed(
-                        session,
-                        event.hub_id,
-                        "stops_removed",
-                        booking_id=event.booking_id,
-                        stops=removed,
-                        why=kind,
-                    )
-        await store.advance_clock(session, event.hub_id, now)
-        await self.maybe_plan(session, event.hub_id, now)
+        await store.lock_hub(uow.session, event.hub_id)
+        await self._then_plan(uow, event.hub_id, now)
 
-    async def expect(self, session: AsyncSession, event: BookingConfirmed, now: datetime) -> None:
+    async def expect(self, uow: UnitOfWork, event: BookingConfirmed, now: datetime) -> None:
         hub = event.hub
         await store.upsert_hub(
-            session,
+            uow.session,
             hub_id=hub.hub_id,
             name=hub.name,
             city_id=hub.city_id,
@@ -139,12 +91,12 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
             lat=hub.location.lat,
             lon=hub.location.lon,
         )
-        await self.lock_hub(session, hub.hub_id)
+        await store.lock_hub(uow.session, hub.hub_id)
         added = 0
         slot = event.slot_start.astimezone(UTC)
         for load in domain.split_consignment(event.consignment):
             added += await store.add_stop(
-                session,
+                uow.session,
                 booking_id=event.booking_id,
                 stop_id=load.stop_id,
                 hub_id=event.hub_id,
@@ -160,14 +112,16 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
                 updated_at=now,
             )
         if added:
-            self.changed(
-                session, event.hub_id, "stops_expected", booking_id=event.booking_id, stops=added
+            self.changes.record(
+                uow.session,
+                event.hub_id,
+                "stops_expected",
+                booking_id=event.booking_id,
+                stops=added,
             )
 
-    async def check_in(
-        self, session: AsyncSession, event: ConsignmentCheckedIn, now: datetime
-    ) -> None:
-        known = await store.stops_of_booking(session, event.booking_id)
+    async def check_in(self, uow: UnitOfWork, event: ConsignmentCheckedIn, now: datetime) -> None:
+        known = await store.stops_of_booking(uow.session, event.booking_id)
         if not known:
             log.warning(
                 "check-in of booking %s that dispatch never saw confirmed: ignored",
@@ -178,7 +132,7 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
         for stop in known:
             if stop.status is StopStatus.EXPECTED:
                 await store.set_stop(
-                    session,
+                    uow.session,
                     stop.booking_id,
                     stop.stop_id,
                     now=now,
@@ -188,19 +142,22 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
                 )
                 queued += 1
         if queued:
-            self.changed(
-                session, event.hub_id, "stops_waiting", booking_id=event.booking_id, stops=queued
+            self.changes.record(
+                uow.session,
+                event.hub_id,
+                "stops_waiting",
+                booking_id=event.booking_id,
+                stops=queued,
             )
 
     # --------------------------------------------------------------- telemetry ------
 
-    async def on_telemetry(self, session: AsyncSession, delivery: Delivery) -> None:
-        t = delivery.event.data
-        now = delivery.event.time.astimezone(UTC)
-        hub_id = await store.vehicle_hub(session, t.vehicle_id)
+    async def _vehicle_hub(self, uow: UnitOfWork, t: Any) -> str | None:
+        """The hub of the reporting vehicle (locked), or None: not in any fleet."""
+        hub_id = await store.vehicle_hub(uow.session, t.vehicle_id)
         if hub_id is None:
             log.warning("telemetry from vehicle %s, not in any hub's fleet: ignored", t.vehicle_id)
-            return
+            return None
         if hub_id != t.hub_id:
             log.warning(
                 "vehicle %s reports hub %s but belongs to %s: using %s",
@@ -209,43 +166,67 @@ class DispatchHandlers(RouteFollowing, WavePlanning):
                 hub_id,
                 hub_id,
             )
-        await self.lock_hub(session, hub_id)
-        if isinstance(t, VehicleStatusChanged):
-            await store.set_vehicle_status(
-                session, t.vehicle_id, status=t.status, now=now, battery_pct=t.battery_pct
+        await store.lock_hub(uow.session, hub_id)
+        return hub_id
+
+    async def on_vehicle_status(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        t: VehicleStatusChanged = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        hub_id = await self._vehicle_hub(uow, t)
+        if hub_id is None:
+            return
+        await store.set_vehicle_status(
+            uow.session, t.vehicle_id, status=t.status, now=now, battery_pct=t.battery_pct
+        )
+        self.changes.record(
+            uow.session,
+            hub_id,
+            "vehicle",
+            vehicle_id=t.vehicle_id,
+            status=t.status.value,
+            battery_pct=t.battery_pct,
+        )
+        if t.status is VehicleStatus.ON_ROUTE:
+            route = await store.active_route_of(uow.session, t.vehicle_id)
+            if route is not None and route.status is RouteStatus.PLANNED:
+                await self.routes.start(uow, route, now)
+        await self._then_plan(uow, hub_id, now)
+
+    async def on_stop_delivered(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await self._on_route_report(uow, delivery, self.routes.delivered)
+
+    async def on_stop_failed(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await self._on_route_report(uow, delivery, self.routes.failed)
+
+    async def on_route_finished(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await self._on_route_report(uow, delivery, self.routes.finish)
+
+    async def _on_route_report(
+        self,
+        uow: UnitOfWork,
+        delivery: Delivery,
+        follow: Callable[[UnitOfWork, store.RouteRow, Any, datetime], Awaitable[None]],
+    ) -> None:
+        """A report about one of the vehicle's routes: the route starts if it had not
+        (the first report of a route is its start), then ``follow``."""
+        t = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        hub_id = await self._vehicle_hub(uow, t)
+        if hub_id is None:
+            return
+        route = await store.get_route(uow.session, t.route_id)
+        if route is None or route.vehicle_id != t.vehicle_id:
+            log.warning(
+                "%s for route %s of vehicle %s that dispatch did not plan: ignored",
+                type(t).__name__,
+                t.route_id,
+                t.vehicle_id,
             )
-            self.changed(
-                session,
-                hub_id,
-                "vehicle",
-                vehicle_id=t.vehicle_id,
-                status=t.status.value,
-                battery_pct=t.battery_pct,
-            )
-            if t.status is VehicleStatus.ON_ROUTE:
-                route = await store.active_route_of(session, t.vehicle_id)
-                if route is not None and route.status is RouteStatus.PLANNED:
-                    await self.start(session, route, now)
-        else:
-            route = await store.get_route(session, t.route_id)
-            if route is None or route.vehicle_id != t.vehicle_id:
-                log.warning(
-                    "%s for route %s of vehicle %s that dispatch did not plan: ignored",
-                    type(t).__name__,
-                    t.route_id,
-                    t.vehicle_id,
-                )
-                return
-            if route.status is RouteStatus.COMPLETED:
-                log.warning("%s for completed route %s: ignored", type(t).__name__, route.id)
-                return
-            if route.status is RouteStatus.PLANNED:
-                await self.start(session, route, now)
-            if isinstance(t, StopDelivered):
-                await self.delivered(session, route, t, now)
-            elif isinstance(t, StopFailed):
-                await self.failed(session, route, t, now)
-            elif isinstance(t, RouteFinished):
-                await self.finish(session, route, t, now)
-        await store.advance_clock(session, hub_id, now)
-        await self.maybe_plan(session, hub_id, now)
+            return
+        if route.status is RouteStatus.COMPLETED:
+            log.warning("%s for completed route %s: ignored", type(t).__name__, route.id)
+            return
+        if route.status is RouteStatus.PLANNED:
+            await self.routes.start(uow, route, now)
+        await follow(uow, route, t, now)
+        await self._then_plan(uow, hub_id, now)

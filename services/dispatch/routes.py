@@ -1,12 +1,10 @@
 """Routes followed through telemetry: started, stops delivered or failed, finished
-(part of :class:`services.dispatch.handlers.DispatchHandlers`)."""
+(used by :class:`services.dispatch.handlers.DispatchHandlers`)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.dispatch import (
     RouteCompleted,
@@ -21,55 +19,59 @@ from contracts.fleet import (
     VehicleStatus,
 )
 from services.dispatch import domain, store
+from services.dispatch.changes import ChangeLog
 from services.dispatch.domain import MAX_ATTEMPTS, RouteStatus, StopStatus
+from services.runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 class RouteFollowing:
-    """Mixin: needs ``emit`` and ``changed`` from DispatchHandlers."""
+    """A route's life after planning, as its vehicle reports it."""
 
-    async def start(self, session: AsyncSession, route: store.RouteRow, now: datetime) -> None:
-        await store.set_route(session, route.id, status=RouteStatus.RUNNING, started_at=now)
-        for stop in await store.stops_of_route(session, route.id):
+    def __init__(self, changes: ChangeLog) -> None:
+        self.changes = changes
+
+    async def start(self, uow: UnitOfWork, route: store.RouteRow, now: datetime) -> None:
+        await store.set_route(uow.session, route.id, status=RouteStatus.RUNNING, started_at=now)
+        for stop in await store.stops_of_route(uow.session, route.id):
             if stop.status is StopStatus.PLANNED:
                 await store.set_stop(
-                    session,
+                    uow.session,
                     stop.booking_id,
                     stop.stop_id,
                     now=now,
                     status=StopStatus.ON_ROUTE,
                     reason=None,
                 )
-        await self.emit(
-            session,
+        await uow.emit(
             RouteStarted(
                 route_id=route.id, hub_id=route.hub_id, vehicle_id=route.vehicle_id, started_at=now
             ),
-            hub_id=route.hub_id,
-            now=now,
+            key=route.hub_id,
+            time=now,
         )
-        self.changed(session, route.hub_id, "route_started", route_id=route.id)
+        self.changes.record(uow.session, route.hub_id, "route_started", route_id=route.id)
 
     async def delivered(
-        self, session: AsyncSession, route: store.RouteRow, t: StopDelivered, now: datetime
+        self, uow: UnitOfWork, route: store.RouteRow, t: StopDelivered, now: datetime
     ) -> None:
-        stop = await store.get_stop(session, t.booking_id, t.stop_id)
+        stop = await store.get_stop(uow.session, t.booking_id, t.stop_id)
         if stop is None or stop.route_id != route.id:
             log.warning(
                 "delivery of stop %s/%s not on route %s: ignored", t.booking_id, t.stop_id, route.id
             )
             return
         await store.set_stop(
-            session,
+            uow.session,
             stop.booking_id,
             stop.stop_id,
             now=now,
             status=StopStatus.DELIVERED,
             reason=None,
         )
-        self.changed(
-            session,
+        self.changes.record(
+            uow.session,
             route.hub_id,
             "stop_delivered",
             route_id=route.id,
@@ -78,9 +80,9 @@ class RouteFollowing:
         )
 
     async def failed(
-        self, session: AsyncSession, route: store.RouteRow, t: StopFailed, now: datetime
+        self, uow: UnitOfWork, route: store.RouteRow, t: StopFailed, now: datetime
     ) -> None:
-        stop = await store.get_stop(session, t.booking_id, t.stop_id)
+        stop = await store.get_stop(uow.session, t.booking_id, t.stop_id)
         if stop is None or stop.route_id != route.id or stop.status is StopStatus.FAILED:
             log.warning(
                 "failure of stop %s/%s not open on route %s: ignored",
@@ -91,7 +93,7 @@ class RouteFollowing:
             return
         attempts = stop.attempts + 1
         await store.set_stop(
-            session,
+            uow.session,
             stop.booking_id,
             stop.stop_id,
             now=now,
@@ -100,8 +102,8 @@ class RouteFollowing:
             reason=f"delivery failed ({t.reason}), attempt {attempts} of {MAX_ATTEMPTS}; "
             "back in the queue when its vehicle returns",
         )
-        self.changed(
-            session,
+        self.changes.record(
+            uow.session,
             route.hub_id,
             "stop_failed",
             route_id=route.id,
@@ -111,11 +113,11 @@ class RouteFollowing:
         )
 
     async def finish(
-        self, session: AsyncSession, route: store.RouteRow, t: RouteFinished, now: datetime
+        self, uow: UnitOfWork, route: store.RouteRow, t: RouteFinished, now: datetime
     ) -> None:
         delivered: list[StopRef] = []
         failed: list[StopRef] = []
-        for stop in await store.stops_of_route(session, route.id):
+        for stop in await store.stops_of_route(uow.session, route.id):
             ref = StopRef(booking_id=stop.booking_id, stop_id=stop.stop_id)
             if stop.status is StopStatus.DELIVERED:
                 delivered.append(ref)
@@ -128,15 +130,14 @@ class RouteFollowing:
             if next_status is StopStatus.RETURNED:
                 reason = f"returned to the carrier after {stop.attempts} failed deliveries"
                 await store.set_stop(
-                    session,
+                    uow.session,
                     stop.booking_id,
                     stop.stop_id,
                     now=now,
                     status=StopStatus.RETURNED,
                     reason=reason,
                 )
-                await self.emit(
-                    session,
+                await uow.emit(
                     StopReturned(
                         hub_id=route.hub_id,
                         booking_id=stop.booking_id,
@@ -145,11 +146,11 @@ class RouteFollowing:
                         attempts=stop.attempts,
                         reason=reason,
                     ),
-                    hub_id=route.hub_id,
-                    now=now,
+                    key=route.hub_id,
+                    time=now,
                 )
-                self.changed(
-                    session,
+                self.changes.record(
+                    uow.session,
                     route.hub_id,
                     "stop_returned",
                     booking_id=stop.booking_id,
@@ -158,7 +159,7 @@ class RouteFollowing:
             else:
                 what = "failed" if stop.status is StopStatus.FAILED else "not attempted"
                 await store.set_stop(
-                    session,
+                    uow.session,
                     stop.booking_id,
                     stop.stop_id,
                     now=now,
@@ -167,15 +168,15 @@ class RouteFollowing:
                     queued_at=now,
                     reason=f"back from route {route.id} ({what}, {stop.attempts} failed so far)",
                 )
-                self.changed(
-                    session,
+                self.changes.record(
+                    uow.session,
                     route.hub_id,
                     "stop_requeued",
                     booking_id=stop.booking_id,
                     stop_id=stop.stop_id,
                 )
         await store.set_route(
-            session,
+            uow.session,
             route.id,
             status=RouteStatus.COMPLETED,
             completed_at=now,
@@ -183,11 +184,10 @@ class RouteFollowing:
             energy_kwh=t.energy_kwh,
         )
         await store.set_vehicle_status(
-            session, route.vehicle_id, status=VehicleStatus.AVAILABLE, now=now
+            uow.session, route.vehicle_id, status=VehicleStatus.AVAILABLE, now=now
         )
         planned = route.planned
-        await self.emit(
-            session,
+        await uow.emit(
             RouteCompleted(
                 route_id=route.id,
                 hub_id=route.hub_id,
@@ -201,11 +201,11 @@ class RouteFollowing:
                 delivered=delivered,
                 failed=failed,
             ),
-            hub_id=route.hub_id,
-            now=now,
+            key=route.hub_id,
+            time=now,
         )
-        self.changed(
-            session,
+        self.changes.record(
+            uow.session,
             route.hub_id,
             "route_completed",
             route_id=route.id,

@@ -3,58 +3,75 @@ and the live queue of every hub for its operators."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
-from typing import Any, Union
+from pathlib import Path
+from typing import Any
 
 from contracts.booking import (
     BookingCancelled,
-    BookingCommandRejected,
     BookingConfirmed,
     BookingNoShow,
-    BookingRejected,
     ConsignmentCheckedIn,
 )
-from contracts.dispatch import RouteCompleted, RoutePlanned, RouteStarted, StopReturned
-from contracts.envelope import REGISTRY, CloudEvent
 from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
-from services.dispatch import store, views
+from services.dispatch import store
 from services.dispatch.changes import PRUNE_EVERY_SECONDS, ChangeLog
 from services.dispatch.domain import WavePolicy
-from services.dispatch.fleet import FleetFile, VehicleConfig, load_fleet
+from services.dispatch.fleet import FleetFile, load_fleet
 from services.dispatch.handlers import DispatchHandlers
-from services.dispatch.solver import Plan, WaveInstance, plan_wave
+from services.dispatch.planner import SolverProcess
+from services.dispatch.queue import HubQueues
+from services.dispatch.routes import RouteFollowing
+from services.dispatch.waves import WavePlanning
 from services.runtime.service import Service
+from services.runtime.wiring import Consumes, Publishes, ServiceSpec
 
 log = logging.getLogger(__name__)
 
-SOLVER_GRACE_SECONDS = 30.0
-
-BookingEvent = CloudEvent[
-    Union[  # noqa: UP007 - FastStream documents the union
-        BookingConfirmed,
-        ConsignmentCheckedIn,
-        BookingCancelled,
-        BookingNoShow,
-        BookingRejected,
-        BookingCommandRejected,
-    ]
-]
-Telemetry = CloudEvent[Union[VehicleStatusChanged, StopDelivered, StopFailed, RouteFinished]]  # noqa: UP007
-
-# Every type on the booking topic is accepted (the ones dispatch has no use for still move
-# the hub's clock); only what is no contract at all goes to the DLQ.
-BOOKING_TOPIC_TYPES = {t for t, model in REGISTRY.items() if model.topic == BOOKING_EVENTS.name}
-TELEMETRY_TOPIC_TYPES = {t for t, model in REGISTRY.items() if model.topic == FLEET_TELEMETRY.name}
+SPEC = ServiceSpec(
+    name="dispatch",
+    migrations=Path(__file__).parent / "migrations",
+    health_port=8082,
+    description="Fleet, waves, routing, and the live queue of every hub.",
+    consumes=(
+        Consumes(
+            BOOKING_EVENTS,
+            consumer="dispatch-bookings",
+            handlers={
+                BookingConfirmed: DispatchHandlers.on_confirmed,
+                ConsignmentCheckedIn: DispatchHandlers.on_checked_in,
+                BookingCancelled: DispatchHandlers.on_cancelled_or_no_show,
+                BookingNoShow: DispatchHandlers.on_cancelled_or_no_show,
+            },
+            # rejections: nothing to dispatch, but they move the hub's event time
+            otherwise=DispatchHandlers.on_other_booking_event,
+            description="Confirmed bookings become expected load, check-ins dispatchable stops.",
+        ),
+        Consumes(
+            FLEET_TELEMETRY,
+            consumer="dispatch-telemetry",
+            handlers={
+                VehicleStatusChanged: DispatchHandlers.on_vehicle_status,
+                StopDelivered: DispatchHandlers.on_stop_delivered,
+                StopFailed: DispatchHandlers.on_stop_failed,
+                RouteFinished: DispatchHandlers.on_route_finished,
+            },
+            description="Vehicle status, deliveries, failures and finished routes.",
+        ),
+    ),
+    publishes=(
+        Publishes(
+            DISPATCH_EVENTS,
+            description="Planned, started and completed routes and returned stops, keyed by hub id.",
+        ),
+    ),
+)
 
 
 class DispatchService(Service):
-    name = "dispatch"
+    spec = SPEC
     outbox = store.outbox
     inbox = store.inbox
 
@@ -62,152 +79,59 @@ class DispatchService(Service):
         # the live queue's changes, in the database: the HTTP process follows them
         # whichever instance consumes the hub, and the fleet admin writes them from there
         self.changes = ChangeLog(self.engine)
+        self.queues = HubQueues(
+            sessions=self.sessions, unit_of_work=self.unit_of_work, changes=self.changes
+        )
+        self.solver = SolverProcess(in_subprocess=self.settings.dispatch_solver_in_subprocess)
 
-    def setup(self) -> None:
+    def make_handlers(self) -> DispatchHandlers:
         self.fleet: FleetFile = load_fleet(self.settings.fleet_file)
-        self._pool: ProcessPoolExecutor | None = None
-        self.handlers = DispatchHandlers(
+        self.waves = WavePlanning(
             policy=WavePolicy(
                 min_stops=self.settings.dispatch_wave_min_stops,
                 interval=timedelta(minutes=self.settings.dispatch_wave_interval_minutes),
             ),
-            solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
             fleet=self.fleet,
             changes=self.changes,
-            planner=self.plan,
-            events_topic=self.settings.topic(DISPATCH_EVENTS.name),
+            planner=self.solver.plan,
+            solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
         )
-        self.bookings = self.consume(
-            topic=BOOKING_EVENTS.name,
-            accepts=BookingEvent,
-            allowed_types=BOOKING_TOPIC_TYPES,
-            handler=self.handlers.on_booking_event,
-            consumer="dispatch-bookings",
-            description="Confirmed bookings become expected load, check-ins dispatchable stops.",
-        )
-        self.telemetry = self.consume(
-            topic=FLEET_TELEMETRY.name,
-            accepts=Telemetry,
-            allowed_types=TELEMETRY_TOPIC_TYPES,
-            handler=self.handlers.on_telemetry,
-            consumer="dispatch-telemetry",
-            description="Vehicle status, deliveries, failures and finished routes.",
-        )
-        self.publishes(
-            topic=DISPATCH_EVENTS.name,
-            schema=CloudEvent[RoutePlanned | RouteStarted | RouteCompleted | StopReturned],
-            description="Planned, started and completed routes and returned stops, keyed by hub id.",
+        return DispatchHandlers(
+            routes=RouteFollowing(self.changes), waves=self.waves, changes=self.changes
         )
 
     async def on_start(self) -> None:
         await self.load_fleet()
-        self._warm_up_solver()
+        self.solver.warm_up(self.settings.dispatch_solver_time_limit_seconds)
         if self.settings.dispatch_wave_nudge_seconds > 0:
             self.every(self.settings.dispatch_wave_nudge_seconds, self.nudge, "wave-nudge")
         # the instances that write the log keep it short (wall clock: it only serves
         # viewers catching up)
         self.every(PRUNE_EVERY_SECONDS, self.changes.prune, "change-log-prune")
 
-    def http_routers(self) -> list:
+    def http_routers(self) -> list[Any]:
         """The queue, its stream and the fleet admin: from dispatch's database, so any
         process serves them, consuming or not (`serve api`)."""
         from services.dispatch import api
 
-        return [lambda principal: api.router(self, principal)]
+        return [lambda principal: api.router(self.queues, principal)]
 
     async def stop(self) -> None:
         await self.changes.stop()
         await super().stop()
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    # ------------------------------------------------------------------- fleet -------
+        self.solver.shutdown()
 
     async def load_fleet(self) -> int:
         count = 0
-        async with self.sessions() as session, session.begin():
+        async with self.unit_of_work() as uow:
             for hub in self.fleet.hubs:
                 for vehicle in hub.vehicles:
-                    await store.upsert_vehicle(session, hub.hub_id, vehicle)
+                    await store.upsert_vehicle(uow.session, hub.hub_id, vehicle)
                     count += 1
         log.info(
             "loaded %d vehicles from %s", count, self.settings.fleet_file or "the sample fleet"
         )
         return count
-
-    async def put_vehicle(self, hub_id: str, vehicle: VehicleConfig) -> bool:
-        """Add or replace a vehicle (admin). False when it belongs to another hub."""
-        async with self.sessions() as session, session.begin():
-            current = await store.vehicle_hub(session, vehicle.id)
-            if current is not None and current != hub_id:
-                return False
-            await store.upsert_vehicle(session, hub_id, vehicle)
-            self.changes.record(session, hub_id, "fleet", vehicle_id=vehicle.id, action="put")
-        return True
-
-    async def remove_vehicle(self, hub_id: str, vehicle_id: str) -> str | None:
-        """Take a vehicle out of the fleet (admin); a reason when it cannot be."""
-        async with self.sessions() as session, session.begin():
-            if await store.vehicle_hub(session, vehicle_id) != hub_id:
-                return f"hub {hub_id} has no vehicle {vehicle_id}"
-            route = await store.active_route_of(session, vehicle_id)
-            if route is not None:
-                return (
-                    f"vehicle {vehicle_id} has route {route.id} ({route.status.value}): "
-                    "wait until it is completed"
-                )
-            await store.deactivate_vehicle(session, vehicle_id)
-            self.changes.record(session, hub_id, "fleet", vehicle_id=vehicle_id, action="removed")
-        return None
-
-    async def fleet_of(self, hub_id: str) -> list[dict[str, Any]]:
-        async with self.sessions() as session:
-            return [
-                {
-                    **v.config.model_dump(mode="json"),
-                    "status": v.status.value,
-                    "battery_pct": v.battery_pct,
-                    "route_id": v.busy_route,
-                }
-                for v in await store.fleet_of(session, hub_id)
-            ]
-
-    # ------------------------------------------------------------------- waves -------
-
-    def _solver_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: this process runs threads (Kafka clients, the event loop).
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
-            )
-        return self._pool
-
-    def _warm_up_solver(self) -> None:
-        """Start the worker and import OR-Tools now, not inside the first wave's budget."""
-        if self.settings.dispatch_solver_in_subprocess and (
-            self.settings.dispatch_solver_time_limit_seconds > 0
-        ):
-            self._warm_up = self._solver_pool().submit(_import_solver)
-
-    async def plan(self, instance: WaveInstance, time_limit_s: float) -> Plan:
-        if time_limit_s <= 0 or not self.settings.dispatch_solver_in_subprocess:
-            return plan_wave(instance, time_limit_s=time_limit_s)
-        loop = asyncio.get_running_loop()
-        try:
-            # OR-Tools keeps to its limit; the margin covers spawning and importing it.
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._solver_pool(), _plan, instance, time_limit_s),
-                timeout=time_limit_s + SOLVER_GRACE_SECONDS,
-            )
-        except (BrokenProcessPool, TimeoutError) as exc:
-            log.error("the solver process failed (%r): greedy fallback for this wave", exc)
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-            plan = plan_wave(instance, time_limit_s=0)
-            plan.notes.append(f"solver process failed ({type(exc).__name__}): greedy fallback")
-            return plan
 
     async def nudge(self, now: datetime | None = None) -> int:
         """The wall-clock nudge for quiet hubs: the same code path as after an event."""
@@ -216,26 +140,7 @@ class DispatchService(Service):
         async with self.sessions() as session:
             hub_ids = await store.hub_ids(session)
         for hub_id in hub_ids:
-            async with self.sessions() as session, session.begin():
-                await self.handlers.lock_hub(session, hub_id)
-                planned += await self.handlers.maybe_plan(session, hub_id, now)
-        if planned and self.relay is not None:
-            self.relay.notify()
+            async with self.unit_of_work() as uow:
+                await store.lock_hub(uow.session, hub_id)
+                planned += await self.waves.maybe_plan(uow, hub_id, now)
         return planned
-
-    # ------------------------------------------------------------------- views -------
-
-    async def snapshot(self, hub_id: str) -> dict[str, Any] | None:
-        async with self.sessions() as session:
-            return await views.snapshot(session, hub_id)
-
-    def known_hub(self, hub_id: str) -> bool:
-        return any(h.hub_id == hub_id for h in self.fleet.hubs)
-
-
-def _plan(instance: WaveInstance, time_limit_s: float) -> Plan:
-    return plan_wave(instance, time_limit_s=time_limit_s)
-
-
-def _import_solver() -> None:
-    import ortools.constraint_solver.pywrapcp  # noqa: F401 - the import is the warm-up

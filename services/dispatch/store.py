@@ -190,6 +190,17 @@ _ADVANCE_CLOCK = update(hubs).where(
 )
 
 
+# built once: lock_hub runs for every event
+_LOCK_HUB = update(hubs).where(hubs.c.id == bindparam("b_id")).values(wave_seq=hubs.c.wave_seq)
+
+
+async def lock_hub(session: AsyncSession, hub_id: str) -> None:
+    """Serialise everything about one hub: the bookings and the telemetry consumers (and
+    the wave timer, the fleet admin) may touch the same hub at once. A no-op UPDATE takes
+    the row lock on PostgreSQL and the write lock on SQLite, until commit."""
+    await session.execute(_LOCK_HUB, {"b_id": hub_id})
+
+
 async def advance_clock(session: AsyncSession, hub_id: str, now: datetime) -> None:
     """The hub's clock is the latest event time seen (events may arrive a little out of
     order across the two topics; the clock never goes back)."""

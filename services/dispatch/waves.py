@@ -1,4 +1,5 @@
-"""Wave planning at event time (part of :class:`services.dispatch.handlers.DispatchHandlers`)."""
+"""Wave planning at event time: when a wave is due, solve it and plan its routes (used by
+:class:`services.dispatch.handlers.DispatchHandlers` and the wave timer)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from contracts.common import GeoPoint
 from contracts.dispatch import (
     RoutePlanned,
     RouteStop,
 )
 from services.dispatch import domain, store
-from services.dispatch.domain import StopStatus
+from services.dispatch.changes import ChangeLog
+from services.dispatch.domain import StopStatus, WavePolicy
+from services.dispatch.fleet import FleetFile
 from services.dispatch.solver import Plan, Point, StopDemand, WaveInstance, check_plan, plan_wave
+from services.runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,31 @@ async def plan_in_process(instance: WaveInstance, time_limit_s: float) -> Plan:
 
 
 class WavePlanning:
-    """Mixin: needs ``policy``, ``fleet``, ``planner``, ``solver_time_limit_s``, ``emit`` and
-    ``changed`` from DispatchHandlers."""
+    """Plans a hub's wave when its policy says one is due."""
 
-    async def maybe_plan(self, session: AsyncSession, hub_id: str, now: datetime) -> int:
+    def __init__(
+        self,
+        *,
+        policy: WavePolicy,
+        fleet: FleetFile,
+        changes: ChangeLog,
+        planner: Planner = plan_in_process,
+        solver_time_limit_s: float,
+    ) -> None:
+        self.policy = policy
+        self.fleet = fleet
+        self.changes = changes
+        self.planner = planner
+        self.solver_time_limit_s = solver_time_limit_s
+
+    async def maybe_plan(self, uow: UnitOfWork, hub_id: str, now: datetime) -> int:
         """Plan a wave at ``now`` if one is due; returns the number of routes planned.
         Called after every event for the hub (event time) and by the wave timer."""
-        hub = await store.get_hub(session, hub_id)
+        hub = await store.get_hub(uow.session, hub_id)
         if hub is None:
             return 0
         # Decide on the numbers first: most events plan nothing, and need no stop rows.
-        queue = await store.waiting_queue(session, hub_id, hub.last_wave_at)
+        queue = await store.waiting_queue(uow.session, hub_id, hub.last_wave_at)
         why = domain.wave_due(
             now=now,
             waiting=queue.waiting,
@@ -49,8 +65,8 @@ class WavePlanning:
         )
         if why is None:
             return 0
-        waiting = await store.stops_of_hub(session, hub_id, (StopStatus.WAITING,))
-        fleet = await store.fleet_of(session, hub_id)
+        waiting = await store.stops_of_hub(uow.session, hub_id, (StopStatus.WAITING,))
+        fleet = await store.fleet_of(uow.session, hub_id)
         specs = [domain.vehicle_spec(v, now=now, timezone=hub.timezone) for v in fleet]
         free = [s for s in specs if s is not None]
         if not free:
@@ -62,7 +78,7 @@ class WavePlanning:
             detail = "; ".join(busy[:6]) + (" …" if len(busy) > 6 else "")
             reason = "no_vehicle_free: " + (detail or "the hub has no vehicles")
             await self._set_reasons(
-                session,
+                uow,
                 hub_id,
                 waiting,
                 {domain.stop_key(s.booking_id, s.stop_id): reason for s in waiting},
@@ -86,7 +102,7 @@ class WavePlanning:
         if problems:  # a guard that should never fire: publish nothing that breaks a limit
             log.error("plan for %s breaks limits (%s): using the greedy instead", hub_id, problems)
             plan = plan_wave(instance, time_limit_s=0)
-        seq = await store.next_wave(session, hub_id, now)
+        seq = await store.next_wave(uow.session, hub_id, now)
         wave_id = domain.wave_id_for(hub_id, seq)
         types = {v.config.id: v.config.type for v in fleet}
         planned = 0
@@ -123,7 +139,7 @@ class WavePlanning:
                 objective_value=round(plan.objective, 3),
             )
             if not await store.add_route(
-                session,
+                uow.session,
                 id=route_id,
                 hub_id=hub_id,
                 wave_id=wave_id,
@@ -135,7 +151,7 @@ class WavePlanning:
                 continue
             for s in route_stops:
                 await store.set_stop(
-                    session,
+                    uow.session,
                     s.booking_id,
                     s.stop_id,
                     now=now,
@@ -143,10 +159,10 @@ class WavePlanning:
                     route_id=route_id,
                     reason=None,
                 )
-            await self.emit(session, payload, hub_id=hub_id, now=now)
+            await uow.emit(payload, key=hub_id, time=now)
             planned += 1
-            self.changed(
-                session,
+            self.changes.record(
+                uow.session,
                 hub_id,
                 "route_planned",
                 route_id=route_id,
@@ -155,7 +171,7 @@ class WavePlanning:
                 km=round(route.km, 2),
             )
         reasons = {u.key: f"{u.code}: {u.message}" for u in plan.unserved}
-        await self._set_reasons(session, hub_id, waiting, reasons, now)
+        await self._set_reasons(uow, hub_id, waiting, reasons, now)
         log.info(
             "%s: wave %s (%s) planned %d routes, %d stops left, solver %s",
             hub_id,
@@ -165,8 +181,8 @@ class WavePlanning:
             len(plan.unserved),
             plan.solver,
         )
-        self.changed(
-            session,
+        self.changes.record(
+            uow.session,
             hub_id,
             "wave",
             wave_id=wave_id,
@@ -179,7 +195,7 @@ class WavePlanning:
 
     async def _set_reasons(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         hub_id: str,
         waiting: list[store.StopRow],
         reasons: dict[str, str],
@@ -189,7 +205,7 @@ class WavePlanning:
         for s in waiting:
             reason = reasons.get(domain.stop_key(s.booking_id, s.stop_id))
             if reason is not None and reason != s.reason:
-                await store.set_stop(session, s.booking_id, s.stop_id, now=now, reason=reason)
+                await store.set_stop(uow.session, s.booking_id, s.stop_id, now=now, reason=reason)
                 changed += 1
         if changed:
-            self.changed(session, hub_id, "reasons", stops=changed)
+            self.changes.record(uow.session, hub_id, "reasons", stops=changed)

@@ -16,22 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
 from contracts.dispatch import RouteCompleted, RoutePlanned
-from contracts.envelope import REGISTRY
-from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
 from services.reporting import domain, store
 from services.reporting.factors import FactorCatalogue
 from services.runtime.consumer import Delivery
+from services.runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-
-def types_on(topic: str) -> set[str]:
-    """Every type published on a topic: the ones reporting ignores must not be poison."""
-    return {t for t, model in REGISTRY.items() if model.topic == topic}
-
-
-BOOKING_TYPES = types_on(BOOKING_EVENTS.name)
-DISPATCH_TYPES = types_on(DISPATCH_EVENTS.name)
 
 
 def _point(p: Any) -> domain.Point:
@@ -44,7 +34,8 @@ class ReportingHandlers:
 
     # --- booking events ----------------------------------------------------------------
 
-    async def on_booking_event(self, session: AsyncSession, delivery: Delivery) -> None:
+    async def on_booking_event(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        session = uow.session
         event = delivery.event
         data = event.data
         if isinstance(data, BookingConfirmed):
@@ -124,7 +115,8 @@ class ReportingHandlers:
 
     # --- dispatch events ---------------------------------------------------------------
 
-    async def on_dispatch_event(self, session: AsyncSession, delivery: Delivery) -> None:
+    async def on_dispatch_event(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        session = uow.session
         event = delivery.event
         data = event.data
         if isinstance(data, RoutePlanned):

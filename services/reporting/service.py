@@ -3,67 +3,61 @@ projection, and the monthly report built from it."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Union
+from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import func, select
-
-from contracts.booking.events import (
-    BookingCancelled,
-    BookingCommandRejected,
-    BookingConfirmed,
-    BookingNoShow,
-    BookingRejected,
-    ConsignmentCheckedIn,
-)
-from contracts.dispatch import RouteCompleted, RoutePlanned, RouteStarted, StopReturned
-from contracts.envelope import CloudEvent, ContractError, decode
+from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
+from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
 from services.reporting import store
 from services.reporting.factors import FactorCatalogue
-from services.reporting.handlers import BOOKING_TYPES, DISPATCH_TYPES, ReportingHandlers
+from services.reporting.handlers import ReportingHandlers
 from services.reporting.report import build_report
-from services.runtime import inbox as inbox_module
-from services.runtime.consumer import Delivery, Handler
-from services.runtime.kafka import aiokafka_security_kwargs
+from services.runtime.replay import ReplayStats, replay
 from services.runtime.service import Service
+from services.runtime.wiring import Consumes, ServiceSpec
 
 log = logging.getLogger(__name__)
-
-BookingEvent = CloudEvent[
-    Union[  # noqa: UP007 - a runtime type for AsyncAPI, as in services/booking
-        BookingConfirmed,
-        BookingRejected,
-        BookingCancelled,
-        ConsignmentCheckedIn,
-        BookingNoShow,
-        BookingCommandRejected,
-    ]
-]
-DispatchEvent = CloudEvent[Union[RoutePlanned, RouteStarted, RouteCompleted, StopReturned]]  # noqa: UP007
 
 BOOKINGS_CONSUMER = "reporting-bookings"
 DISPATCH_CONSUMER = "reporting-dispatch"
 
-
-@dataclass
-class ReplayStats:
-    records: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    skipped_poison: int = 0
-    per_topic: dict[str, int] = field(default_factory=dict)
+SPEC = ServiceSpec(
+    name="reporting",
+    migrations=Path(__file__).parent / "migrations",
+    health_port=8083,
+    description="Projections of everything that happened, and the monthly emissions report.",
+    consumes=(
+        Consumes(
+            BOOKING_EVENTS,
+            consumer=BOOKINGS_CONSUMER,
+            # rejections and check-ins are not part of the emissions flows: recorded only
+            handlers={
+                BookingConfirmed: ReportingHandlers.on_booking_event,
+                BookingCancelled: ReportingHandlers.on_booking_event,
+                BookingNoShow: ReportingHandlers.on_booking_event,
+            },
+            description="Confirmed consignments (baseline), cancellations and no-shows.",
+        ),
+        Consumes(
+            DISPATCH_EVENTS,
+            consumer=DISPATCH_CONSUMER,
+            handlers={
+                RoutePlanned: ReportingHandlers.on_dispatch_event,
+                RouteCompleted: ReportingHandlers.on_dispatch_event,
+            },
+            description="Planned and completed last-mile routes (actual flows).",
+        ),
+    ),
+)
 
 
 class ReportingService(Service):
-    name = "reporting"
+    spec = SPEC
     inbox = store.inbox
 
     @cached_property
@@ -71,43 +65,13 @@ class ReportingService(Service):
         """The emission factors; also needed by an HTTP-only instance (no consumers)."""
         return FactorCatalogue.load(self.settings.emission_factors_file)
 
-    def setup(self) -> None:
-        self.handlers = ReportingHandlers(self.catalogue)
-        self.bookings = self.consume(
-            topic=BOOKING_EVENTS.name,
-            accepts=BookingEvent,
-            allowed_types=BOOKING_TYPES,
-            handler=self.handlers.on_booking_event,
-            consumer=BOOKINGS_CONSUMER,
-            description="Confirmed consignments (baseline), cancellations and no-shows.",
-        )
-        self.dispatch = self.consume(
-            topic=DISPATCH_EVENTS.name,
-            accepts=DispatchEvent,
-            allowed_types=DISPATCH_TYPES,
-            handler=self.handlers.on_dispatch_event,
-            consumer=DISPATCH_CONSUMER,
-            description="Planned and completed last-mile routes (actual flows).",
-        )
+    def make_handlers(self) -> ReportingHandlers:
+        return ReportingHandlers(self.catalogue)
 
-    def http_routers(self) -> list:
+    def http_routers(self) -> list[Any]:
         from services.reporting import api
 
         return [lambda principal: api.router(self, principal)]
-
-    def _routes(self) -> dict[str, tuple[str, set[str], Handler]]:
-        return {
-            self.settings.topic(BOOKING_EVENTS.name): (
-                BOOKINGS_CONSUMER,
-                BOOKING_TYPES,
-                self.handlers.on_booking_event,
-            ),
-            self.settings.topic(DISPATCH_EVENTS.name): (
-                DISPATCH_CONSUMER,
-                DISPATCH_TYPES,
-                self.handlers.on_dispatch_event,
-            ),
-        }
 
     async def report(
         self, city_id: str, month: str, *, now: datetime | None = None
@@ -121,108 +85,6 @@ class ReportingService(Service):
         progress: Callable[[int, int], None] | None = None,
         idle_timeout: float = 30.0,
     ) -> ReplayStats:
-        """Re-read both topics from the beginning into this service's (fresh) database, with
-        the same handlers and inbox discipline as the live consumers, up to the end offsets
-        seen when the replay starts. Poison records are skipped (the live consumer already
-        dead-lettered them). Returns when caught up."""
-        await self.migrate()
-        async with self.sessions() as session:
-            already = (
-                await session.execute(select(func.count()).select_from(self.inbox))
-            ).scalar_one()
-        if already:
-            raise ValueError(
-                f"{self.engine.url.render_as_string()} already holds a projection "
-                f"({already} events): a rebuild needs a fresh database"
-            )
-        routes = self._routes()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"{self.settings.kafka_client_id}-reporting-rebuild",
-            **aiokafka_security_kwargs(self.settings),
-        )
-        await consumer.start()
-        stats = ReplayStats()
-        try:
-            partitions = await self._partitions(sorted(routes))
-            if not partitions:
-                return stats
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            starts = await consumer.beginning_offsets(partitions)
-            ends = await consumer.end_offsets(partitions)
-            total = sum(ends[tp] - starts[tp] for tp in partitions)
-            pending = {tp for tp in partitions if ends[tp] > starts[tp]}
-            loop = asyncio.get_running_loop()
-            last_progress = loop.time()
-            while pending:
-                batch = await consumer.getmany(*pending, timeout_ms=500, max_records=2000)
-                if batch:
-                    last_progress = loop.time()
-                elif loop.time() - last_progress > idle_timeout:
-                    raise TimeoutError(f"replay stalled with {len(pending)} partitions behind")
-                for tp, records in batch.items():
-                    name, allowed, handler = routes[tp.topic]
-                    for record in records:
-                        if record.offset >= ends[tp]:
-                            break
-                        await self._replay_one(record, name, allowed, handler, stats)
-                        stats.per_topic[tp.topic] = stats.per_topic.get(tp.topic, 0) + 1
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-                if progress is not None:
-                    progress(stats.records, total)
-        finally:
-            await consumer.stop()
-        return stats
-
-    async def _partitions(self, topics: list[str]) -> list[TopicPartition]:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, **aiokafka_security_kwargs(self.settings)
-        )
-        await admin.start()
-        try:
-            described = await admin.describe_topics(topics)
-        finally:
-            await admin.close()
-        return sorted(
-            TopicPartition(t["topic"], p["partition"])
-            for t in described
-            if not t.get("error_code")
-            for p in t["partitions"]
-        )
-
-    async def _replay_one(
-        self, record: Any, consumer: str, allowed: set[str], handler: Handler, stats: ReplayStats
-    ) -> None:
-        stats.records += 1
-        try:
-            event = decode(record.value or b"", allowed=allowed)
-        except ContractError:
-            stats.skipped_poison += 1
-            return
-        delivery = Delivery(
-            event=event,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp,
-            key=record.key.decode(errors="replace") if record.key else None,
-        )
-        async with self.sessions() as session, session.begin():
-            fresh = await inbox_module.claim(
-                session,
-                self.inbox,
-                consumer=consumer,
-                event_id=event.id,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
-            if not fresh:
-                stats.duplicates += 1
-                return
-            await handler(session, delivery)
-        stats.applied += 1
+        """Re-read both topics from the beginning into this service's (fresh) database,
+        through the live consumers' apply path (services/runtime/replay.py)."""
+        return await replay(self, progress=progress, idle_timeout=idle_timeout)

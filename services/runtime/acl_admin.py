@@ -30,6 +30,7 @@ from confluent_kafka.admin import (
 )
 
 from services.runtime.acls import AclPlan, AclsError, Grant, Principal, plan
+from services.runtime.kafka_security import librdkafka_security_config
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,6 @@ def _as_filter(binding: AclBinding) -> AclBindingFilter:
 
 
 def admin_config(settings: Settings, bootstrap: list[str]) -> dict[str, Any]:
-    from services.runtime.kafka import librdkafka_security_config
-
     return {"bootstrap.servers": ",".join(bootstrap)} | librdkafka_security_config(settings)
 
 

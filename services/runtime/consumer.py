@@ -31,12 +31,11 @@ from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent, ContractError, decode
 from contracts.topics import dead_letter_topic
 from services.runtime import inbox as inbox_module
-from services.runtime.db import writing
+from services.runtime.uow import UnitOfWork, UnitsOfWork
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ class Delivery:
     key: str | None
 
 
-Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+# what a consumer calls for each fresh delivery, inside the batch's unit of work
+Handler = Callable[[UnitOfWork, Delivery], Awaitable[None]]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -69,9 +69,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class DeadLetters:
-    """Publishes poison records, unchanged, to ``<topic>.dlq`` with diagnostic headers."""
+    """Publishes poison records, unchanged, to ``<topic>.dlq`` with diagnostic headers.
+    Without a broker (a replay: the live consumer dead-lettered them already) it only
+    counts them."""
 
-    def __init__(self, broker: KafkaBroker, *, consumer: str) -> None:
+    def __init__(self, broker: KafkaBroker | None, *, consumer: str) -> None:
         self.broker = broker
         self.consumer = consumer
         self.count = 0
@@ -87,13 +89,15 @@ class DeadLetters:
             "x-microhub-original-offset": str(record.offset),
             "x-microhub-consumer": self.consumer,
         }
+        self.count += 1
+        if self.broker is None:
+            return
         await self.broker.publish(
             record.value if record.value is not None else b"",
             dead_letter_topic(record.topic),
             key=record.key,
             headers=headers,
         )
-        self.count += 1
         log.warning(
             "dead-lettered %s[%s]@%s (%s): %s",
             record.topic,
@@ -124,69 +128,31 @@ class ConsumerStats:
     retries: int = 0
 
 
-class EventConsumer:
-    """Binds a handler to a topic with the inbox/outbox/DLQ discipline above."""
+class RecordApplier:
+    """Applies records of one topic for one consumer: decode (poison is dead-lettered),
+    claim in the inbox, run the handler, all of a batch in one unit of work; retries and
+    dead-letters a record that keeps failing. The live consumer and a replay share it."""
 
     def __init__(
         self,
-        broker: KafkaBroker,
         *,
         name: str,
-        topic: str,
-        group_id: str,
-        accepts: type[Any],
-        allowed_types: set[str],
-        sessionmaker: async_sessionmaker[AsyncSession],
+        allowed_types: frozenset[str] | set[str],
+        units: UnitsOfWork,
         inbox: Table,
         handler: Handler,
+        dead_letters: DeadLetters,
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
-        description: str | None = None,
-        fetch_max_wait_ms: int = 500,
-        max_batch: int = 100,
     ) -> None:
         self.name = name
-        self.topic = topic
-        self.allowed_types = allowed_types
-        self.sessionmaker = sessionmaker
+        self.allowed_types = set(allowed_types)
+        self.units = units
         self.inbox = inbox
         self.handler = handler
         self.after_commit = after_commit
-        self.dead_letters = DeadLetters(broker, consumer=name)
+        self.dead_letters = dead_letters
         self.stats = ConsumerStats()
         self.stopping = False
-        self._broker = broker
-
-        # ``accepts`` only documents the payload in AsyncAPI: the broker runs with
-        # apply_types=False and we validate ourselves, so poison reaches the DLQ.
-        async def on_record(body: accepts) -> None:  # type: ignore[valid-type]
-            message = broker.context.get_local("message")
-            records = [message.raw_message]
-            kafka_consumer = getattr(message, "consumer", None)
-            if max_batch > 1 and kafka_consumer is not None:
-                # what the consumer has fetched already joins this record's transaction;
-                # FastStream's ack commits the consumer's position, so all of them
-                more = await kafka_consumer.getmany(timeout_ms=0, max_records=max_batch - 1)
-                records += [r for part in more.values() for r in part]
-            try:
-                await self.process_batch(records)
-            except BaseException:
-                if len(records) > 1:  # FastStream rewinds the first record's partition only
-                    rewind(kafka_consumer, records)
-                raise
-
-        on_record.__name__ = f"on_{name.replace('-', '_')}"
-        # postponed annotations would leave the string "accepts" for FastStream to resolve
-        on_record.__annotations__ = {"body": accepts, "return": None}
-        self.subscriber = broker.subscriber(
-            topic,
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            title=f"{name}:{topic}",
-            description=description,
-        )
-        self.subscriber(on_record)
 
     async def _decode(self, record: Any) -> Delivery | None:
         """The record as a delivery, or None after dead-lettering it."""
@@ -217,7 +183,7 @@ class EventConsumer:
         if not valid:
             return
         try:
-            await self._apply_all([d for _, d in valid])
+            await self.apply([d for _, d in valid])
             return
         except asyncio.CancelledError:
             raise
@@ -239,7 +205,7 @@ class EventConsumer:
         failures = 0
         while True:
             try:
-                await self._apply_all([delivery])
+                await self.apply([delivery])
                 return
             except asyncio.CancelledError:
                 raise
@@ -263,16 +229,14 @@ class EventConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _apply_all(self, deliveries: list[Delivery]) -> None:
+    async def apply(self, deliveries: list[Delivery]) -> None:
+        """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
+        there) and handed to the handler; then what they caused is published."""
         processed = duplicates = 0
-        async with (
-            writing(self.sessionmaker.kw["bind"]),
-            self.sessionmaker() as session,
-            session.begin(),
-        ):
+        async with self.units(notify=False) as uow:
             for delivery in deliveries:
                 fresh = await inbox_module.claim(
-                    session,
+                    uow.session,
                     self.inbox,
                     consumer=self.name,
                     event_id=delivery.event.id,
@@ -283,7 +247,7 @@ class EventConsumer:
                 if not fresh:
                     duplicates += 1
                     continue
-                await self.handler(session, delivery)
+                await self.handler(uow, delivery)
                 processed += 1
         self.stats.processed += processed
         self.stats.duplicates += duplicates
@@ -293,3 +257,67 @@ class EventConsumer:
         published = self.after_commit()
         if published is not None:
             await published
+
+
+class EventConsumer(RecordApplier):
+    """A :class:`RecordApplier` bound to a topic through a FastStream subscriber."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        name: str,
+        topic: str,
+        group_id: str,
+        accepts: Any,
+        allowed_types: frozenset[str] | set[str],
+        units: UnitsOfWork,
+        inbox: Table,
+        handler: Handler,
+        after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
+        description: str | None = None,
+        fetch_max_wait_ms: int = 500,
+        max_batch: int = 100,
+    ) -> None:
+        super().__init__(
+            name=name,
+            allowed_types=allowed_types,
+            units=units,
+            inbox=inbox,
+            handler=handler,
+            dead_letters=DeadLetters(broker, consumer=name),
+            after_commit=after_commit,
+        )
+        self.topic = topic
+
+        # ``accepts`` only documents the payload in AsyncAPI: the broker runs with
+        # apply_types=False and we validate ourselves, so poison reaches the DLQ.
+        async def on_record(body: Any) -> None:
+            message = broker.context.get_local("message")
+            records = [message.raw_message]
+            kafka_consumer = getattr(message, "consumer", None)
+            if max_batch > 1 and kafka_consumer is not None:
+                # what the consumer has fetched already joins this record's transaction;
+                # FastStream's ack commits the consumer's position, so all of them
+                more = await kafka_consumer.getmany(timeout_ms=0, max_records=max_batch - 1)
+                records += [r for part in more.values() for r in part]
+            try:
+                await self.process_batch(records)
+            except BaseException:
+                if len(records) > 1:  # FastStream rewinds the first record's partition only
+                    rewind(kafka_consumer, records)
+                raise
+
+        on_record.__name__ = f"on_{name.replace('-', '_')}"
+        # postponed annotations would leave the string "Any" for FastStream to resolve
+        on_record.__annotations__ = {"body": accepts, "return": None}
+        self.subscriber = broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            title=f"{name}:{topic}",
+            description=description,
+        )
+        self.subscriber(on_record)

@@ -6,7 +6,6 @@ async engine lends Alembic a sync connection, so no second (sync) driver is need
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from alembic import command
@@ -19,9 +18,8 @@ def version_table(service: str) -> str:
     return f"alembic_version_{service}"
 
 
-def alembic_config(service: str) -> Config:
-    package = importlib.import_module(f"services.{service}")
-    location = Path(package.__file__).parent / "migrations"
+def alembic_config(service: str, location: Path) -> Config:
+    """``location``: the service's Alembic scripts (its ``ServiceSpec.migrations``)."""
     config = Config()
     config.set_main_option("script_location", str(location))
     config.set_main_option("version_table", version_table(service))
@@ -29,8 +27,10 @@ def alembic_config(service: str) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, service: str, revision: str = "head") -> None:
-    config = alembic_config(service)
+async def upgrade(
+    engine: AsyncEngine, service: str, location: Path, revision: str = "head"
+) -> None:
+    config = alembic_config(service, location)
 
     def run(sync_connection) -> None:
         config.attributes["connection"] = sync_connection

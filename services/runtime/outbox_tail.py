@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.runtime.kafka import aiokafka_security_kwargs
+from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER
 from services.runtime.settings import Settings
 

@@ -1,23 +1,28 @@
 """What every microhub service process has: its database, broker, outbox relay and
-consumers, and an orderly start and stop."""
+consumers (built from the service's declaration, ``spec``), units of work, and an
+orderly start and stop."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Table, text
 
+from contracts.envelope import CloudEvent
 from services.runtime import migrations
-from services.runtime.consumer import EventConsumer, Handler
+from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.kafka import make_broker
 from services.runtime.outbox import OutboxRelay
 from services.runtime.outbox_tail import published_outbox_ids
 from services.runtime.settings import Settings
+from services.runtime.uow import UnitOfWork, UnitsOfWork
+from services.runtime.wiring import Consumes, ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +30,14 @@ log = logging.getLogger(__name__)
 class Service:
     """Base of the booking, dispatch and reporting services.
 
-    Subclasses set ``name``, ``outbox`` and ``inbox`` (their tables) and register their
-    consumers in ``setup()``.
+    Subclasses set ``spec`` (what they consume and publish), ``outbox`` and ``inbox``
+    (their tables), and build the object whose methods ``spec``'s handlers are in
+    :meth:`make_handlers`. The consumers are derived from ``spec``.
     """
 
-    name: str
-    outbox: Table | None = None
-    inbox: Table
+    spec: ClassVar[ServiceSpec]
+    outbox: ClassVar[Table | None] = None
+    inbox: ClassVar[Table]
 
     def __init__(
         self,
@@ -43,6 +49,7 @@ class Service:
     ) -> None:
         """``consuming=False`` gives the HTTP API process of a multi-process deployment:
         the service's database and a producer, but no consumers, relay or timers."""
+        self.name = self.spec.name
         self.settings = settings
         self.consuming = consuming
         self.bootstrap = bootstrap
@@ -65,12 +72,21 @@ class Service:
                     published_outbox_ids, bootstrap, settings, self.name
                 ),
             )
+        self.units = UnitsOfWork(
+            self.sessions,
+            source=self.spec.source,
+            outbox=self.outbox,
+            topic=settings.topic,
+            emitted=self._wake_relay,
+        )
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = False
         self.prepare()
         if consuming:
-            self.setup()
+            self.handlers = self.make_handlers()
+            for consumes in self.spec.consumes:
+                self._consume(consumes)
 
     # --- for subclasses -------------------------------------------------------------
 
@@ -78,8 +94,10 @@ class Service:
         """What both kinds of process need, the consuming one and the HTTP API (called
         from __init__, before ``setup``)."""
 
-    def setup(self) -> None:
-        """Register consumers (called from __init__, before the broker starts)."""
+    def make_handlers(self) -> Any:
+        """The object whose methods ``spec``'s handlers are (called once, in a consuming
+        process, before the broker starts)."""
+        return None
 
     async def on_start(self) -> None:
         """Runs after migrations, before consuming (load reference data, timers, …)."""
@@ -128,34 +146,53 @@ class Service:
         )
         return checks
 
-    def consume(
-        self,
-        *,
-        topic: str,
-        accepts: type[Any],
-        allowed_types: set[str],
-        handler: Handler,
-        consumer: str | None = None,
-        description: str | None = None,
-    ) -> EventConsumer:
-        name = consumer or self.name
+    def unit_of_work(
+        self, *, notify: bool = True
+    ) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        """A transaction of this service (see services/runtime/uow.py): what timers,
+        admin routes and start-up work go through, like the consumers."""
+        return self.units(notify=notify)
+
+    def consumer(self, name: str) -> EventConsumer:
+        for consumer in self.consumers:
+            if consumer.name == name:
+                return consumer
+        raise KeyError(f"{self.name} has no consumer {name!r}")
+
+    async def handle(
+        self, event: CloudEvent[Any], *, offset: int = 0, timestamp_ms: int | None = None
+    ) -> None:
+        """Apply one event exactly as the consumer of its topic would (inbox, handler, one
+        unit of work, the outbox published), without Kafka: for tests and tools."""
+        topic = self.settings.topic(event.data.topic)
+        consumer = next((c for c in self.consumers if c.topic == topic), None)
+        if consumer is None:
+            raise ValueError(f"{self.name} consumes no {event.data.topic} here")
+        delivery = Delivery(event, topic, 0, offset, timestamp_ms, event.subject)
+        await consumer.apply([delivery])
+
+    def _consume(self, consumes: Consumes) -> EventConsumer:
         event_consumer = EventConsumer(
             self.broker,
-            name=name,
-            topic=self.settings.topic(topic),
-            group_id=self.settings.group(name),
-            accepts=accepts,
-            allowed_types=allowed_types,
-            sessionmaker=self.sessions,
+            name=consumes.consumer,
+            topic=self.settings.topic(consumes.topic.name),
+            group_id=self.settings.group(consumes.consumer),
+            accepts=consumes.envelope,
+            allowed_types=consumes.accepts,
+            units=self.units,
             inbox=self.inbox,
-            handler=handler,
+            handler=consumes.bind(self.handlers),
             after_commit=self._after_commit,
-            description=description,
+            description=consumes.description,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             max_batch=self.settings.kafka_consumer_max_batch,
         )
         self.consumers.append(event_consumer)
         return event_consumer
+
+    def _wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
 
     def _after_commit(self) -> Awaitable[None] | None:
         """What a consumer does after its transaction: publish the outbox before it acks
@@ -167,16 +204,6 @@ class Service:
             return self.relay.publish_now(wait)
         self.relay.notify()
         return None
-
-    def publishes(self, *, topic: str, schema: type[Any], description: str) -> None:
-        """Declare what this service publishes (through its outbox) for the AsyncAPI
-        document; the relay does the actual publishing."""
-        self.broker.publisher(
-            self.settings.topic(topic),
-            schema=schema,
-            title=f"{self.name}:{topic}",
-            description=description,
-        )
 
     def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
         """Run ``job`` periodically while the service runs (failures are logged)."""
@@ -205,7 +232,7 @@ class Service:
         )
 
     async def migrate(self) -> None:
-        await migrations.upgrade(self.engine, self.name)
+        await migrations.upgrade(self.engine, self.name, self.spec.migrations)
 
     async def start(self) -> None:
         if self.consuming:

@@ -7,18 +7,18 @@ service.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import logging
+import warnings
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+log = logging.getLogger(__name__)
+
 EMBEDDED = "embedded"
 DATA_DIR = Path(".microhub")
-# health ports of `serve <service>` when MICROHUB_HEALTH_PORT is not set: one each, next
-# to the public API's 8000, so a whole deployment fits on one host
-DEFAULT_HEALTH_PORTS = {"booking": 8081, "dispatch": 8082, "reporting": 8083}
 
 
 class Settings(BaseSettings):
@@ -72,9 +72,18 @@ class Settings(BaseSettings):
 
     # --- databases (one per service; never shared) ------------------------------------
     data_dir: Path = DATA_DIR
-    booking_database_url: str | None = None
-    dispatch_database_url: str | None = None
-    reporting_database_url: str | None = None
+    database_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="One database per service, by service name: "
+        "MICROHUB_DATABASE_URLS__BOOKING=postgresql://…, …__DISPATCH, …__REPORTING (or "
+        "MICROHUB_DATABASE_URLS as a JSON object). A service without an entry uses "
+        "SQLite under MICROHUB_DATA_DIR.",
+    )
+    # Deprecated (one release): MICROHUB_<SERVICE>_DATABASE_URL, read when database_urls
+    # has no entry for the service, with a warning.
+    booking_database_url: str | None = Field(default=None, deprecated=True)
+    dispatch_database_url: str | None = Field(default=None, deprecated=True)
+    reporting_database_url: str | None = Field(default=None, deprecated=True)
 
     # --- HTTP ---------------------------------------------------------------------------
     http_host: str = Field(
@@ -92,8 +101,9 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         description="A consuming service without the API (`serve booking|dispatch|"
-        "reporting`) answers only /healthz and /readyz, here. Default per service (see "
-        "DEFAULT_HEALTH_PORTS), so that the three and `serve api` share one host; 0: a "
+        "reporting`) answers only /healthz and /readyz, here. Default per service (its "
+        "ServiceSpec.health_port: 8081, 8082, 8083), so that the three and `serve api` share "
+        "one host; 0: a "
         "free port (printed on start). A second replica of a service on the same host "
         "needs a port of its own (`serve --health-port`).",
     )
@@ -189,18 +199,22 @@ class Settings(BaseSettings):
     def group(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}microhub-{name}"
 
-    def health_port_of(self, service: str) -> int:
-        if self.health_port is not None:
-            return self.health_port
-        return DEFAULT_HEALTH_PORTS[service]
-
     def database_url(self, service: str) -> str:
-        explicit = getattr(self, f"{service}_database_url", None)
-        if explicit:
-            return explicit
+        if service in self.database_urls:
+            return self.database_urls[service]
+        old = f"{service}_database_url"
+        legacy = self.__dict__.get(old)  # not getattr: that warns on every read
+        if legacy:
+            warnings.warn(
+                f"MICROHUB_{old.upper()} is deprecated and will be removed in the next "
+                f"release: use MICROHUB_DATABASE_URLS__{service.upper()}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            log.warning(
+                "MICROHUB_%s is deprecated: use MICROHUB_DATABASE_URLS__%s",
+                old.upper(),
+                service.upper(),
+            )
+            return str(legacy)
         return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

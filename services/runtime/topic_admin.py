@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IncompatibleBrokerVersion, KafkaError
 
+from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.settings import Settings
 from services.runtime.topics import (
     ObservedTopic,
@@ -200,8 +201,6 @@ async def apply_topics(
     dry_run: bool = False,
 ) -> Plan:
     """Bring the cluster's topics up to the file (with ``settings.kafka_topic_prefix``)."""
-    from services.runtime.kafka import aiokafka_security_kwargs
-
     if specs is None:
         specs = load_topics(topics_file(settings))
     desired = _prefixed(specs, settings)

@@ -24,7 +24,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -41,10 +40,11 @@ from contracts.topics import (
     FLEET_TELEMETRY,
     TOPICS,
 )
-from services.booking.catalogue import load_catalogue
-from services.runtime.kafka import aiokafka_security_kwargs, ensure_topics
+from services.runtime.kafka import ensure_topics
+from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.settings import Settings
 from services.simulation import model
+from services.simulation.catalogue import PublishedHubs
 
 TICK = timedelta(hours=2)
 SETTLE_POLL_SECONDS = 0.01
@@ -52,16 +52,11 @@ SETTLE_POLL_SECONDS = 0.01
 # and its restart: a settle waits that out rather than failing the run.
 SETTLE_TIMEOUT_SECONDS = 60.0
 
-# consumer groups (by consumer name) that must have caught up before the next step
-DRIVING_GROUPS = {
-    "booking": BOOKING_COMMANDS.name,
-    "dispatch-bookings": BOOKING_EVENTS.name,
-    "dispatch-telemetry": FLEET_TELEMETRY.name,
-}
-REPORTING_GROUPS = {
-    "reporting-bookings": BOOKING_EVENTS.name,
-    "reporting-dispatch": DISPATCH_EVENTS.name,
-}
+# Consumer groups (by consumer name) and their topics, from whoever runs the simulation
+# (the app derives them from the services' declarations): the ones whose records cause
+# events must have caught up before the next step ("driving"), the projections only
+# before the reports are fetched.
+Groups = dict[str, str]
 
 
 class SettleTimeout(RuntimeError):
@@ -104,8 +99,10 @@ class Simulation:
         days: int,
         seed: int,
         start: date | None = None,
+        hubs: PublishedHubs,
+        driving_groups: Groups,
+        projection_groups: Groups,
         rates: model.Rates = model.Rates(),
-        hubs_file: Path | None = None,
         on_day: Callable[[int], None] = lambda day: None,
         run_id: str | None = None,
     ) -> None:
@@ -117,7 +114,10 @@ class Simulation:
         self.seed = seed
         self.start = start or next_monday(datetime.now(UTC).date())
         self.rates = rates
-        self.hubs = load_catalogue(hubs_file or settings.hubs_file)
+        self.published = hubs
+        self.hubs = hubs.hubs
+        self.driving_groups = driving_groups
+        self.projection_groups = projection_groups
         self.on_day = on_day
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.observed = Observed()
@@ -321,7 +321,7 @@ class Simulation:
 
         return dict(await asyncio.gather(*(lag_of(c, t) for c, t in groups.items())))
 
-    async def settle(self, groups: dict[str, str] = DRIVING_GROUPS) -> None:
+    async def settle(self, groups: Groups | None = None) -> None:
         """Wait until the services have consumed everything and published what follows.
 
         The services publish the events a record caused before they commit its offset
@@ -329,6 +329,7 @@ class Simulation:
         the end offsets read *before* its committed offsets, and the end offsets read
         *after* them are the same, nothing is in flight: every consumed record's
         consequences are in those ends, and those ends are consumed."""
+        groups = self.driving_groups if groups is None else groups
         await self.producer.flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
@@ -360,7 +361,8 @@ class Simulation:
             day = self.start + timedelta(days=d)
             for hub in self.hubs:
                 local = datetime.combine(day, time(0), tzinfo=hub.zone)
-                for action in model.hub_day(self.seed, hub, local, self.rates):
+                slots = self.published.slots(hub, local.date())
+                for action in model.hub_day(self.seed, hub, local, slots, self.rates):
                     self._push(action)
             midnight = datetime.combine(day, time(0), tzinfo=UTC)
             for action in model.poison(self.seed, midnight, self.rates.malformed_per_day, hub_ids):
@@ -385,7 +387,7 @@ class Simulation:
     async def _watch(self) -> None:
         """While a hub waits, take snapshots: the driving groups' committed offsets, what
         the reader has read (it reads everything there is), then the end offsets."""
-        watched = {self.settings.group(c): t for c, t in DRIVING_GROUPS.items()}
+        watched = {self.settings.group(c): t for c, t in self.driving_groups.items()}
         while True:
             if not self._waiting:
                 await asyncio.sleep(SETTLE_POLL_SECONDS)
@@ -525,7 +527,7 @@ class Simulation:
             watcher.cancel()
             for d in range(self._reported_day + 1, self.days + 1):
                 self.on_day(d)
-            await self.settle({**DRIVING_GROUPS, **REPORTING_GROUPS})
+            await self.settle({**self.driving_groups, **self.projection_groups})
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -31,7 +31,7 @@ from contracts.fleet import (
     VehicleStatusChanged,
     VehicleType,
 )
-from services.booking import domain as booking_domain
+from contracts.hubs import HubConfig
 
 CARRIERS = ("parcelco", "swiftpost", "nordfrakt")
 FAIL_REASONS = ("recipient_absent", "access_denied", "address_not_found")
@@ -82,7 +82,7 @@ def _rng(seed: int, *names: object) -> random.Random:
     return random.Random(f"{seed}:" + ":".join(str(n) for n in names))
 
 
-def consignment(rng: random.Random, hub: booking_domain.HubConfig) -> Consignment:
+def consignment(rng: random.Random, hub: HubConfig) -> Consignment:
     stops = []
     for i in range(rng.randint(2, 8)):
         stops.append(
@@ -111,14 +111,14 @@ def consignment(rng: random.Random, hub: booking_domain.HubConfig) -> Consignmen
 
 
 def hub_day(
-    seed: int, hub: booking_domain.HubConfig, day: datetime, rates: Rates = Rates()
+    seed: int, hub: HubConfig, day: datetime, slots: list[datetime], rates: Rates = Rates()
 ) -> list[Action]:
     """The carriers' traffic for one hub on one local day: requests the evening before
     (21:00 local), some retried, some cancelled early or late, check-ins at the slot. The
     first slot is the popular one; a fully asked-for slot may draw one request too many,
-    and now and then a carrier asks for a time off the hub's grid: both are turned away."""
+    and now and then a carrier asks for a time off the hub's grid: both are turned away.
+    ``slots``: the hub's published slot grid that day (`GET /v1/hubs/{hub}/slots`)."""
     local_day = day.date()
-    slots = booking_domain.slots_on(hub, local_day)
     if not slots:
         return []
     rng = _rng(seed, hub.id, local_day.isoformat())

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
-from services.runtime.demo import demo_settings
+from services.app.demo import demo_settings, new_simulation
+from services.app.platform import Platform
 from services.runtime.kafka import KafkaCluster
-from services.runtime.platform import Platform
 from services.runtime.settings import Settings
-from services.simulation.driver import Simulation
 from services.web import routers as web_routers
 from tests.e2e.conftest import ARTIFACTS, CHROMIUM_ARGS
 
@@ -57,7 +56,14 @@ async def test_pages_in_chromium(platform: Platform, chromium: Path, tmp_path: P
             navigations: list[str] = []
             page.on("framenavigated", lambda frame: navigations.append(frame.url))
 
-            sim = Simulation(platform.settings, platform.cluster.bootstrap, days=1, seed=5)
+            sim = await new_simulation(
+                platform.settings,
+                platform.cluster.bootstrap,
+                api_url=str(platform.base_url),
+                api_key="demo-admin",
+                days=1,
+                seed=5,
+            )
             run = asyncio.create_task(sim.run())
             try:
                 await page.wait_for_selector("#routes tbody tr", timeout=120_000)

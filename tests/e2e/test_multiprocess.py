@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.demo import DEMO_OVERRIDES, DEMO_TUNING
+from services.app.demo import DEMO_OVERRIDES, DEMO_TUNING
 from services.runtime.settings import Settings
 from tests.e2e.conftest import DAYS, MICROHUB, SEED, DemoRun, base_env
 from tests.support.carrier import TopicReader
@@ -63,7 +63,7 @@ async def test_separate_processes_killed_mid_run_give_the_demo_totals(
         env[f"MICROHUB_{name.upper()}"] = str(value)
     databases = {s: await postgres_server.create_database() for s in SERVICES}
     for service, name in databases.items():
-        env[f"MICROHUB_{service.upper()}_DATABASE_URL"] = postgres_server.url_for(name)
+        env[f"MICROHUB_DATABASE_URLS__{service.upper()}"] = postgres_server.url_for(name)
     processes = {
         name: ServeProcess(name, env, tmp_path / f"{name}.log") for name in (*SERVICES, "api")
     }

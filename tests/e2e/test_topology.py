@@ -159,7 +159,7 @@ async def test_operators_follow_every_hub_through_the_api_whichever_dispatch_own
         dispatch_wave_nudge_seconds="0",
         dispatch_solver_time_limit_seconds="0",
         kafka_fetch_max_wait_ms="100",
-        **{f"{s}_database_url": postgres_server.url_for(db) for s, db in databases.items()},
+        **{f"database_urls__{s}": postgres_server.url_for(db) for s, db in databases.items()},
     ) | {"COLUMNS": "300"}
     procs: dict[str, Proc] = {}
     try:

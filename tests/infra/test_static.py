@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from contracts.topics import TOPICS, all_topic_names
-from services.runtime.cli import ServeTarget
-from services.runtime.platform import available_services, service_class
+from services.app.cli import serve_targets
+from services.app.registry import service_class, service_names
 from services.runtime.settings import Settings
 from services.runtime.topics import load_topics, strimzi_manifest
 
@@ -52,7 +52,17 @@ NOT_SETTINGS = {
 
 
 def setting_names() -> set[str]:
-    return {f"MICROHUB_{name.upper()}" for name in Settings.model_fields}
+    """Every setting's variable; a mapping by service (database_urls) is one variable per
+    service (MICROHUB_DATABASE_URLS__BOOKING, …); deprecated ones are wired nowhere."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        if field.deprecated:
+            continue
+        if name == "database_urls":
+            names |= {f"MICROHUB_DATABASE_URLS__{s.upper()}" for s in service_names()}
+        else:
+            names.add(f"MICROHUB_{name.upper()}")
+    return names
 
 
 def manifests() -> list[tuple[str, dict[str, Any]]]:
@@ -96,8 +106,8 @@ def test_a_broken_compose_file_fails_validation() -> None:
 def test_compose_runs_every_service_after_the_migration_job_on_healthy_dependencies() -> None:
     services = compose()["services"]
     served = {s["command"][1] for s in services.values() if s.get("command", [""])[0] == "serve"}
-    assert served == {*available_services(), "api"}
-    assert served <= {t.value for t in ServeTarget}
+    assert served == {*service_names(), "api"}
+    assert served <= set(serve_targets())
     assert "microhub migrate && microhub topics apply" in services["migrate"]["entrypoint"][-1]
     for name in served:
         depends = services[name]["depends_on"]
@@ -111,7 +121,7 @@ def test_compose_runs_every_service_after_the_migration_job_on_healthy_dependenc
         port_setting = "MICROHUB_HTTP_PORT" if name == "api" else "MICROHUB_HEALTH_PORT"
         assert f"127.0.0.1:{services[name]['environment'][port_setting]}/" in probe, name
     assert set(services["api"]["ports"]) == {"8000:8000"}
-    assert all("ports" not in services[name] for name in available_services())
+    assert all("ports" not in services[name] for name in service_names())
     for name in ("kafka", "postgres", "kafka-2", "kafka-3"):
         assert services[name]["healthcheck"]["test"]
     assert services["kafka"]["image"].startswith("apache/kafka:")
@@ -122,7 +132,7 @@ def test_compose_runs_every_service_after_the_migration_job_on_healthy_dependenc
 
 def test_every_setting_is_wired_in_compose() -> None:
     services = compose()["services"]
-    for name in [*available_services(), "api", "migrate"]:
+    for name in [*service_names(), "api", "migrate"]:
         environment = services[name]["environment"]
         assert set(environment) == setting_names(), name
 
@@ -131,8 +141,8 @@ def test_postgres_gets_one_database_per_service() -> None:
     script = (INFRA / "postgres" / "init-databases.sh").read_text()
     assert "for service in booking dispatch reporting" in script
     env = compose()["services"]["booking"]["environment"]
-    for service in available_services():
-        url = env[f"MICROHUB_{service.upper()}_DATABASE_URL"]
+    for service in service_names():
+        url = env[f"MICROHUB_DATABASE_URLS__{service.upper()}"]
         assert url.startswith(f"postgresql://{service}:") and url.endswith(f"/{service}")
 
 
@@ -201,7 +211,7 @@ def test_every_setting_is_in_the_configmap_or_the_secret_and_every_pod_reads_bot
         not any(word in name for word in ("PASSWORD", "DATABASE_URL")) for name in config["data"]
     )
     pods = [d["spec"]["template"]["spec"] for d in of_kind("Deployment") + of_kind("Job")]
-    assert len(pods) == len(available_services()) + 2  # + api + migration job
+    assert len(pods) == len(service_names()) + 2  # + api + migration job
     for pod in pods:
         [container] = pod["containers"]
         refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
@@ -211,7 +221,7 @@ def test_every_setting_is_in_the_configmap_or_the_secret_and_every_pod_reads_bot
 
 def test_deployments_probe_the_real_health_endpoints_and_request_resources() -> None:
     deployments = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
-    assert set(deployments) == {*available_services(), "api"}
+    assert set(deployments) == {*service_names(), "api"}
     [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
     for name, deployment in deployments.items():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
@@ -237,7 +247,7 @@ def consumer_groups() -> dict[str, dict[str, str]]:
     """service -> {consumer group: topic}, from the services' own registrations."""
     settings = Settings()
     groups = {}
-    for name in available_services():
+    for name in service_names():
         service = service_class(name)(
             settings, ["localhost:9092"], database_url="sqlite+aiosqlite:///:memory:"
         )
@@ -290,4 +300,7 @@ def test_every_microhub_variable_in_the_code_is_a_setting_or_known_not_to_be() -
             used |= set(re.findall(r"\b(MICROHUB_[A-Z0-9_]*[A-Z0-9])\b", path.read_text()))
     # prefixes quoted in docstrings (MICROHUB_KAFKA_…) are not variables
     used = {name for name in used if not any(s.startswith(name + "_") for s in setting_names())}
+    used -= {  # the deprecated spellings, still read (with a warning) for one release
+        f"MICROHUB_{n.upper()}" for n, f in Settings.model_fields.items() if f.deprecated
+    }
     assert used - setting_names() <= set(NOT_SETTINGS), used - setting_names()

@@ -18,10 +18,10 @@ from aiokafka.errors import (
 )
 
 from contracts.topics import all_topic_names
+from services.app.platform import Platform
 from services.runtime.acl_admin import KafkaAclAdmin, admin_config
 from services.runtime.acls import REPO_ACLS_FILE, Grant, grants
-from services.runtime.kafka import aiokafka_security_kwargs
-from services.runtime.platform import Platform
+from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.topic_admin import apply_topics
 from services.runtime.topics import REPO_TOPICS_FILE, TopicsError
 from tests.support.carrier import Carrier

@@ -25,8 +25,8 @@ from aiokafka.errors import (
 
 from contracts.fleet import VehicleStatus, VehicleStatusChanged
 from contracts.topics import all_topic_names
+from services.app.platform import Platform
 from services.reporting.cli import rebuild_projection
-from services.runtime.platform import Platform
 from services.runtime.topic_admin import apply_topics
 from tests.support.carrier import Carrier, TopicReader, consignment
 from tests.support.dispatch import ALL_DAY, Publisher, write_fleet
@@ -76,8 +76,8 @@ async def platforms(
     shared = {
         "data_dir": tmp_path,
         # the API process answers from the services' databases, as in a deployment
-        **{
-            f"{name}_database_url": f"sqlite+aiosqlite:///{tmp_path / name}.db"
+        "database_urls": {
+            name: f"sqlite+aiosqlite:///{tmp_path / name}.db"
             for name in ("booking", "dispatch", "reporting")
         },
         "hubs_file": write_catalogue(tmp_path / "hubs.yaml", hub),
@@ -155,8 +155,14 @@ async def test_each_service_works_with_exactly_its_acls(
         assert started["data"]["route_id"] == planned["data"]["route_id"]
 
         # reporting read the booking events and both route events
-        await until(lambda: reporting.bookings.stats.processed >= 2, "reporting's booking events")
-        await until(lambda: reporting.dispatch.stats.processed >= 2, "reporting's route events")
+        await until(
+            lambda: reporting.consumer("reporting-bookings").stats.processed >= 2,
+            "reporting's booking events",
+        )
+        await until(
+            lambda: reporting.consumer("reporting-dispatch").stats.processed >= 2,
+            "reporting's route events",
+        )
 
     # every consumer may write its dead letters: one poison record on each input topic,
     # written by whoever may write there (the admin stands in for booking and dispatch)
@@ -170,11 +176,11 @@ async def test_each_service_works_with_exactly_its_acls(
         for name in ("microhub.booking.events.v1", "microhub.dispatch.events.v1"):
             await harness.send_raw(b"not json", topic=name, key=TEST_HUB)
     consumers = {
-        "booking": booking.commands,
-        "dispatch-bookings": dispatch.bookings,
-        "dispatch-telemetry": dispatch.telemetry,
-        "reporting-bookings": reporting.bookings,
-        "reporting-dispatch": reporting.dispatch,
+        "booking": booking.consumer("booking"),
+        "dispatch-bookings": dispatch.consumer("dispatch-bookings"),
+        "dispatch-telemetry": dispatch.consumer("dispatch-telemetry"),
+        "reporting-bookings": reporting.consumer("reporting-bookings"),
+        "reporting-dispatch": reporting.consumer("reporting-dispatch"),
     }
     await until(
         lambda: all(c.dead_letters.count == 1 for c in consumers.values()),
@@ -204,7 +210,8 @@ async def test_each_service_works_with_exactly_its_acls(
     assert replayed["skipped_poison"] == 2
     assert (
         replayed["applied"]
-        == reporting.bookings.stats.processed + reporting.dispatch.stats.processed
+        == reporting.consumer("reporting-bookings").stats.processed
+        + reporting.consumer("reporting-dispatch").stats.processed
     )
 
     # and nothing beyond the file was granted to make this work

@@ -24,11 +24,10 @@ from contracts.envelope import new_event
 from services.booking import store
 from services.booking.domain import HubConfig
 from services.booking.handlers import BookingHandlers
-from services.runtime import migrations
-from services.runtime.consumer import Delivery, EventConsumer
+from services.booking.service import BookingService
+from services.runtime.consumer import DeadLetters, Delivery, RecordApplier
 from services.runtime.db import make_engine, make_sessionmaker
-from services.runtime.kafka import make_broker
-from services.runtime.settings import Settings
+from services.runtime.uow import UnitsOfWork
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -63,19 +62,19 @@ class _Record:
         self.key, self.value = None, b""
 
 
-def _consumer(sessions, handlers: BookingHandlers) -> EventConsumer:
-    """The consumer's apply path on its own engine (one per instance, like two processes);
-    its broker is never started: nothing here touches Kafka."""
-    return EventConsumer(
-        make_broker(["127.0.0.1:9"], Settings(), client_id="property"),
-        name="booking",
-        topic="commands",
-        group_id="booking",
-        accepts=dict,
-        allowed_types=set(),
-        sessionmaker=sessions,
+def _consumer(sessions, handlers: BookingHandlers) -> RecordApplier:
+    """The consumer's apply path on its own engine (one per instance, like two processes),
+    with the service's declared handlers: nothing here touches Kafka."""
+    [commands] = BookingService.spec.consumes
+    return RecordApplier(
+        name=commands.consumer,
+        allowed_types=commands.accepts,
+        units=UnitsOfWork(
+            sessions, source="microhub/booking", outbox=store.outbox, topic=lambda t: t
+        ),
         inbox=store.inbox,
-        handler=handlers.handle,
+        handler=commands.bind(handlers),
+        dead_letters=DeadLetters(None, consumer=commands.consumer),
     )
 
 
@@ -86,7 +85,7 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
     handlers = BookingHandlers(
         max_clock_skew=timedelta(minutes=5), no_show_grace=timedelta(minutes=30)
     )
-    runner.run(migrations.upgrade(engine, "booking"))
+    runner.run(BookingService.spec.migrate(engine))
 
     # the instance that owned the partition, and the one it moved to (its own engine)
     other_engine = make_engine(database_url)
@@ -130,7 +129,7 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
         # last committed offset), so both apply the records in between, concurrently
         stop, start = (round(f * len(deliveries)) for f in overlap)
 
-        async def work(instance: EventConsumer, part: list[Delivery]) -> None:
+        async def work(instance: RecordApplier, part: list[Delivery]) -> None:
             for delivery in part:
                 await instance._process_delivery(_Record(delivery), delivery)
                 # the invariant holds after every single command, not only at the end

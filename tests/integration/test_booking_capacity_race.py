@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from services.booking import store
 from services.booking.domain import HubConfig
-from services.runtime import migrations
+from services.booking.service import BookingService
 from services.runtime.db import make_engine, make_sessionmaker
 from tests.support.hubs import hub_config
 
@@ -48,7 +48,7 @@ async def test_two_transactions_racing_for_the_last_capacity_one_wins(
     # 5 m3 a slot; one booking of 1 000 l holds a dock already
     hub = HubConfig.model_validate(hub_config(docks_per_slot=docks, volume_per_slot_m3=5.0))
     engine = make_engine(postgres_url)
-    await migrations.upgrade(engine, "booking")
+    await BookingService.spec.migrate(engine)
     sessions = make_sessionmaker(engine)
     try:
         async with sessions() as session, session.begin():

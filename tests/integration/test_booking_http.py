@@ -182,9 +182,7 @@ async def test_a_broker_failure_is_a_clear_503_and_nothing_is_booked(
     keys_file = tmp_path / "keys.yaml"
     keys_file.write_text(yaml.safe_dump({"keys": [{"key": "k-acme", "scope": "carrier:acme"}]}))
     keys = ApiKeys.load(keys_file)
-    router = api.router(
-        sessions=booking.sessions, publish=broken, principal=keys.principal_dependency()
-    )
+    router = api.router(units=booking.units, publish=broken, principal=keys.principal_dependency())
     app = create_app(keys=keys, routers=[lambda _principal: router])
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"

@@ -19,15 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatch import changes as changes_module
 from services.dispatch.changes import RESYNC, ChangeLog, Subscription
+from services.dispatch.service import DispatchService
 from services.dispatch.store import hub_change_heads, hub_changes
-from services.runtime import migrations
 from services.runtime.db import make_engine, make_sessionmaker
 
 
 @pytest.fixture
 async def engines(database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     writer, reader = make_engine(database_url), make_engine(database_url)
-    await migrations.upgrade(writer, "dispatch")
+    await DispatchService.spec.migrate(writer)
     yield writer, reader
     await writer.dispose()
     await reader.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from contracts.envelope import new_event
 from services.dispatch import api
 from services.dispatch.cli import render_queue, sse_events, watch_queue
 from services.dispatch.service import DispatchService
-from services.runtime.consumer import Delivery
+from services.runtime.auth import Principal, Role
 from services.runtime.settings import Settings
 from tests.support.dispatch import bike, confirmed, consignment, write_fleet
 from tests.support.hubs import TEST_HUB
@@ -32,21 +31,14 @@ OPERATOR = {"X-Test-Principal": f"operator:{TEST_HUB}"}
 ADMIN = {"X-Test-Principal": "admin"}
 
 
-@dataclass(frozen=True)
-class StandInPrincipal:
-    """What the platform's auth yields: a role and a scope."""
-
-    role: str
-    scope: str | None
-
-
-async def stand_in_principal(request: Request) -> StandInPrincipal:
+async def stand_in_principal(request: Request) -> Principal:
+    """The platform's Principal, from a `role:scope` header (no key file needed)."""
     raw = request.headers.get("x-test-principal") or request.headers.get("authorization", "")
     raw = raw.removeprefix("Bearer ")
     if not raw:
         raise HTTPException(401, "no principal")
     role, _, scope = raw.partition(":")
-    return StandInPrincipal(role, scope or None)
+    return Principal(Role(role), scope or None, name=raw)
 
 
 @pytest.fixture
@@ -70,7 +62,7 @@ async def dispatch(
 @pytest.fixture
 async def base_url(dispatch: DispatchService) -> AsyncIterator[str]:
     app = FastAPI()
-    app.include_router(api.router(dispatch, stand_in_principal))
+    app.include_router(api.router(dispatch.queues, stand_in_principal))
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -98,11 +90,7 @@ async def confirm_booking(dispatch: DispatchService, booking_id: str, stops: int
         subject=TEST_HUB,
         time=NOW,
     )
-    delivery = Delivery(
-        event=event, topic="t", partition=0, offset=0, timestamp_ms=None, key=TEST_HUB
-    )
-    async with dispatch.sessions() as session, session.begin():
-        await dispatch.handlers.on_booking_event(session, delivery)
+    await dispatch.handle(event)
 
 
 async def test_the_stream_delivers_a_change_to_a_connected_client(
@@ -224,7 +212,7 @@ async def test_the_terminal_view_follows_the_stream(
     assert "bike-1" in text and "expected 3 stops" in text  # the change after b4 was drawn
 
     rendered = Console(record=True, width=140)
-    rendered.print(render_queue(await dispatch.snapshot(TEST_HUB)))
+    rendered.print(render_queue(await dispatch.queues.snapshot(TEST_HUB)))
     out = rendered.export_text()
     assert "test-hub" in out and "Vehicles" in out and "bike-2" in out
     assert "expected 3 stops" in out

@@ -91,8 +91,8 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     dispatch = await start_dispatch(dispatch_solver_in_subprocess=True)
     await publisher.send(confirmed("b1", SLOT, consignment(4)), time=NOW)
     # expected load is shown but not dispatchable: nothing is planned before the check-in
-    await _until(lambda: dispatch.bookings.stats.processed == 1)
-    before = await dispatch.snapshot(TEST_HUB)
+    await _until(lambda: dispatch.consumer("dispatch-bookings").stats.processed == 1)
+    before = await dispatch.queues.snapshot(TEST_HUB)
     assert [s["status"] for s in before["stops"]] == ["expected"] * 4
     assert before["routes"] == [] and dispatched.of_type("route_planned.v1") == []
     await publisher.send(checked_in("b1", SLOT, SLOT), time=SLOT)
@@ -108,7 +108,9 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     assert 0 < route["planned_km"] < 30
 
     vehicle, route_id = route["vehicle_id"], route["route_id"]
-    states = {v["vehicle_id"]: v["state"] for v in (await dispatch.snapshot(TEST_HUB))["vehicles"]}
+    states = {
+        v["vehicle_id"]: v["state"] for v in (await dispatch.queues.snapshot(TEST_HUB))["vehicles"]
+    }
     assert states[vehicle] == "loading" and list(states.values()).count("free") == 1
     t = SLOT + timedelta(minutes=5)
     await publisher.send(
@@ -119,7 +121,7 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     )
     [started] = await dispatched.wait_count(1, suffix="route_started.v1")
     assert started["data"]["route_id"] == route_id
-    running = await dispatch.snapshot(TEST_HUB)
+    running = await dispatch.queues.snapshot(TEST_HUB)
     assert {v["vehicle_id"]: v["state"] for v in running["vehicles"]}[vehicle] == "on_route"
     assert running["routes"][0]["status"] == "running"
     for i, stop in enumerate(route["stops"]):
@@ -147,7 +149,7 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     assert data["failed"] == []
     assert len(dispatched.of_type("route_started.v1")) == 1  # deliveries do not restart it
 
-    snapshot = await dispatch.snapshot(TEST_HUB)
+    snapshot = await dispatch.queues.snapshot(TEST_HUB)
     assert snapshot["stops"] == [] and snapshot["routes"] == []
     assert snapshot["completed"][0]["actual_km"] == 12.5
     assert {v["vehicle_id"]: v["free"] for v in snapshot["vehicles"]} == {
@@ -222,7 +224,7 @@ async def test_redelivered_and_resent_events_plan_nothing_twice(
     await dispatch.relay.flush()
     assert len(dispatched.of_type("route_planned.v1")) == 2
     assert sorted({s["booking_id"] for p in plans for s in p["data"]["stops"]}) == ["b3", "b4"]
-    assert dispatch.bookings.stats.duplicates == 2
+    assert dispatch.consumer("dispatch-bookings").stats.duplicates == 2
     async with dispatch.sessions() as session:
         assert await store.count_routes(session, TEST_HUB) == 2
         stops = await store.stops_of_booking(session, "b3")
@@ -240,7 +242,7 @@ async def test_stops_no_vehicle_can_take_wait_with_a_reason_and_poison_goes_to_t
     await publisher.send(checked_in("b6", SLOT, SLOT), time=SLOT + timedelta(minutes=2))
     [planned] = await dispatched.wait_count(1, suffix="route_planned.v1")
     assert {s["booking_id"] for s in planned["data"]["stops"]} == {"b6"}
-    snapshot = await dispatch.snapshot(TEST_HUB)
+    snapshot = await dispatch.queues.snapshot(TEST_HUB)
     waiting = [s for s in snapshot["stops"] if s["booking_id"] == "b5"]
     assert len(waiting) == 3
     assert all(s["status"] == "waiting" and s["reason"].startswith("too_heavy") for s in waiting)

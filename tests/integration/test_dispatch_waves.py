@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,7 +25,6 @@ from services.dispatch.solver import (
     VehicleSpec,
     WaveInstance,
 )
-from services.runtime.consumer import Delivery
 from services.runtime.settings import Settings
 from tests.support.dispatch import bike, checked_in, confirmed, consignment, write_fleet
 from tests.support.hubs import TEST_HUB
@@ -57,15 +55,7 @@ async def dispatch(
 
 async def apply(dispatch: DispatchService, payload: Payload, at: datetime) -> None:
     """One record as the consumer applies it: handler and state in one transaction."""
-    event = new_event(payload, source="test", subject=TEST_HUB, time=at)
-    delivery = Delivery(event=event, topic="t", partition=0, offset=0, timestamp_ms=None, key=None)
-    handler: Any = (
-        dispatch.handlers.on_telemetry
-        if hasattr(payload, "vehicle_id")
-        else dispatch.handlers.on_booking_event
-    )
-    async with dispatch.sessions() as session, session.begin():
-        await handler(session, delivery)
+    await dispatch.handle(new_event(payload, source="test", subject=TEST_HUB, time=at))
 
 
 async def routes(dispatch: DispatchService) -> int:
@@ -87,7 +77,7 @@ async def test_the_interval_is_measured_in_event_time(dispatch: DispatchService)
     # ... 10 minutes after the stops were queued is
     await apply(dispatch, status, SLOT + timedelta(minutes=10))
     assert await routes(dispatch) == 1
-    snapshot = await dispatch.snapshot(TEST_HUB)
+    snapshot = await dispatch.queues.snapshot(TEST_HUB)
     [route] = snapshot["routes"]
     assert route["route_id"] == f"{TEST_HUB}:w00001:bike-1"
     assert route["solver"] == "greedy-fallback"
@@ -143,8 +133,8 @@ async def test_the_nudge_timer_is_on_by_default_and_can_be_turned_off(
         finally:
             for task in service._tasks:
                 task.cancel()
-            if service._pool is not None:  # the solver's warm-up: its threads end with it
-                service._pool.shutdown(wait=True)
+            if service.solver._pool is not None:  # the solver's warm-up: its threads end with it
+                service.solver._pool.shutdown(wait=True)
             await service.engine.dispose()
 
 
@@ -166,15 +156,15 @@ async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
         [VehicleSpec("bike-1", 40, 150, 1.5, 60, 15, 480)],
     )
     try:
-        healthy = await service.plan(instance, 0.5)
+        healthy = await service.solver.plan(instance, 0.5)
         assert healthy.solver == SOLVER_ORTOOLS and not healthy.notes
         with pytest.raises(BrokenProcessPool):  # the worker dies
-            await asyncio.wrap_future(service._solver_pool().submit(os._exit, 1))
-        fallback = await service.plan(instance, 0.5)
+            await asyncio.wrap_future(service.solver._solver_pool().submit(os._exit, 1))
+        fallback = await service.solver.plan(instance, 0.5)
         assert fallback.solver == SOLVER_GREEDY
         assert "solver process failed" in fallback.notes[0]
         assert [r.stop_keys for r in fallback.routes] == [("a",)]
-        again = await service.plan(instance, 0.5)  # a fresh worker for the next wave
+        again = await service.solver.plan(instance, 0.5)  # a fresh worker for the next wave
         assert again.solver == SOLVER_ORTOOLS
     finally:
         await service.stop()

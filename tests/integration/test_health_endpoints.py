@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.runtime.platform import Platform, PortUnavailable
+from services.app.platform import Platform, PortUnavailable
 from services.runtime.settings import Settings
 from tests.support.hubs import write_catalogue
 from tests.support.processes import MICROHUB, clean_env

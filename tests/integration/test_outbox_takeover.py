@@ -16,7 +16,7 @@ from sqlalchemy import select
 from contracts.booking import BookingCancellationRequested
 from contracts.envelope import new_event
 from services.booking import store as booking_store
-from services.runtime import migrations
+from services.booking.service import BookingService
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER, OutboxRelay, enqueue
 from services.runtime.outbox_tail import published_outbox_ids
@@ -31,7 +31,7 @@ PUBLISHED_BEFORE_THE_CRASH = 6
 @pytest.fixture
 async def engine(database_url: str):
     engine = make_engine(database_url)
-    await migrations.upgrade(engine, "booking")
+    await BookingService.spec.migrate(engine)
     yield engine
     await engine.dispose()
 

@@ -74,14 +74,17 @@ async def test_month_flows_in_over_kafka_and_a_rebuild_reproduces_it(
     bookings = sum(1 for e in EVENTS if e.data.topic != DISPATCH_EVENTS.name)
     await wait_until(
         lambda: (
-            reporting.bookings.stats.processed + reporting.bookings.stats.duplicates == 2 * bookings
-            and reporting.dispatch.stats.processed + reporting.dispatch.stats.duplicates
+            reporting.consumer("reporting-bookings").stats.processed
+            + reporting.consumer("reporting-bookings").stats.duplicates
+            == 2 * bookings
+            and reporting.consumer("reporting-dispatch").stats.processed
+            + reporting.consumer("reporting-dispatch").stats.duplicates
             == 2 * (len(EVENTS) - bookings)
             and reporting.dead_lettered == 1
         ),
         what="every record consumed and the poison one dead-lettered",
     )
-    assert reporting.bookings.stats.processed == bookings
+    assert reporting.consumer("reporting-bookings").stats.processed == bookings
 
     live = to_json(await reporting.report("berlin", "2026-10", now=CLOSED))
     report = json.loads(live)

@@ -14,12 +14,14 @@ from sqlalchemy import select
 
 from contracts.booking import BookingCancellationRequested
 from contracts.envelope import new_event
+from services.app.registry import service_class, service_names
 from services.booking import store as booking_store
+from services.booking.service import BookingService
 from services.runtime import inbox, migrations
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.outbox import OutboxRelay, enqueue, pending_count
-from services.runtime.platform import available_services, service_class
 from services.runtime.settings import Settings
+from services.runtime.uow import UnitsOfWork
 from tests.support.carrier import TopicReader
 from tests.support.waiting import eventually
 
@@ -32,7 +34,7 @@ def _event(ref: str, hub: str):
 @pytest.fixture
 async def engine(database_url: str):
     engine = make_engine(database_url)
-    await migrations.upgrade(engine, "booking")
+    await BookingService.spec.migrate(engine)
     yield engine
     await engine.dispose()
 
@@ -160,12 +162,13 @@ async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:
         assert await inbox.claim(session, booking_store.inbox, consumer="b", **claim)
 
 
-@pytest.mark.parametrize("service", available_services())
+@pytest.mark.parametrize("service", service_names())
 async def test_migrations_match_the_models(service: str, database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        await migrations.upgrade(engine, service)
-        await migrations.upgrade(engine, service)  # idempotent
+        spec = service_class(service).spec
+        await spec.migrate(engine)
+        await spec.migrate(engine)  # idempotent
         metadata = __import__(f"services.{service}.store", fromlist=["metadata"]).metadata
 
         def diff(connection):
@@ -177,7 +180,7 @@ async def test_migrations_match_the_models(service: str, database_url: str) -> N
         async with engine.connect() as connection:
             changes = await connection.run_sync(diff)
         assert changes == [], f"{service}: models and migrations differ: {changes}"
-        assert service_class(service).name == service
+        assert service_class(service).spec.name == service
     finally:
         await engine.dispose()
 
@@ -257,7 +260,7 @@ async def test_a_batch_with_a_failing_record_keeps_the_others(engine, monkeypatc
     sessions = make_sessionmaker(engine)
     applied: list[str] = []
 
-    async def handler(session, delivery) -> None:
+    async def handler(uow, delivery) -> None:
         ref = delivery.event.data.carrier_reference
         if ref == "bad":
             raise ValueError("a bug that fails every time")
@@ -271,7 +274,7 @@ async def test_a_batch_with_a_failing_record_keeps_the_others(engine, monkeypatc
         group_id="test",
         accepts=BookingCancellationRequested,
         allowed_types={events[0].type},
-        sessionmaker=sessions,
+        units=UnitsOfWork(sessions, source="test", outbox=booking_store.outbox, topic=str),
         inbox=booking_store.inbox,
         handler=handler,
     )

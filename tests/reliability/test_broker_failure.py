@@ -83,7 +83,7 @@ async def test_the_leading_broker_dies_under_load_and_nothing_is_lost_or_repeate
         dispatch_wave_nudge_seconds="0",
         dispatch_solver_time_limit_seconds="0",
         max_clock_skew_seconds="0",  # simulated time: next week's slots
-        **{f"{s}_database_url": postgres_server.url_for(d) for s, d in databases.items()},
+        **{f"database_urls__{s}": postgres_server.url_for(d) for s, d in databases.items()},
     )
     services = {
         name: ServeProcess(name, env, tmp_path / f"{name}.log")

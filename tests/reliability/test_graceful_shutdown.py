@@ -35,7 +35,7 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
         kafka_bootstrap_servers=",".join(kafka_process),
         kafka_topic_prefix=prefix,
         max_clock_skew_seconds="0",  # simulated time: next week's slots
-        booking_database_url=database_url,
+        database_urls__booking=database_url,
         hubs_file=str(hubs),
         data_dir=str(tmp_path / "data"),
         health_port="0",  # `serve booking` answers only /healthz and /readyz, on a free port

@@ -75,7 +75,7 @@ async def test_instances_join_and_crash_mid_burst_and_every_command_gets_one_out
             kafka_bootstrap_servers=real_kafka.bootstrap_string,
             kafka_topic_prefix=prefix,
             kafka_client_id=name,  # the group's member list tells the instances apart
-            booking_database_url=postgres_url,
+            database_urls__booking=postgres_url,
             hubs_file=str(catalogue),
             data_dir=str(tmp_path / name),
             http_port="0",

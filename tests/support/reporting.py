@@ -11,9 +11,7 @@ from contracts.booking.events import BookingCancelled, BookingConfirmed, HubSumm
 from contracts.common import GeoPoint
 from contracts.dispatch import RouteCompleted, RoutePlanned, RouteStop, StopRef
 from contracts.envelope import CloudEvent, decode, encode, new_event
-from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
-from services.runtime import inbox as inbox_module
-from services.runtime.consumer import Delivery
+from contracts.topics import BOOKING_EVENTS
 
 BERLIN_HUBS = {
     "ber-westhafen": (52.5380, 13.3410),
@@ -153,28 +151,12 @@ def envelope(payload: Any, *, time: datetime, event_id: str | None = None) -> Cl
 
 
 async def apply(service: Any, event: CloudEvent[Any]) -> bool:
-    """One event through the reporting consumer's discipline (decode from the wire bytes,
-    inbox claim, handler, one transaction), without Kafka. False when deduplicated."""
-    from services.reporting.handlers import BOOKING_TYPES
-    from services.reporting.service import BOOKINGS_CONSUMER, DISPATCH_CONSUMER
-
+    """One event through the reporting consumer's apply path (decoded from the wire bytes,
+    inbox claim, handler, one unit of work), without Kafka. False when deduplicated."""
     wire = decode(encode(event))
-    on_bookings = wire.type in BOOKING_TYPES
-    name = BOOKINGS_CONSUMER if on_bookings else DISPATCH_CONSUMER
-    handler = (
-        service.handlers.on_booking_event if on_bookings else service.handlers.on_dispatch_event
+    consumer = next(
+        c for c in service.consumers if c.topic == service.settings.topic(wire.data.topic)
     )
-    topic = BOOKING_EVENTS.name if on_bookings else DISPATCH_EVENTS.name
-    async with service.sessions() as session, session.begin():
-        if not await inbox_module.claim(
-            session,
-            service.inbox,
-            consumer=name,
-            event_id=wire.id,
-            topic=topic,
-            partition=0,
-            offset=0,
-        ):
-            return False
-        await handler(session, Delivery(wire, topic, 0, 0, None, wire.subject))
-    return True
+    before = consumer.stats.duplicates
+    await service.handle(wire)
+    return consumer.stats.duplicates == before

@@ -16,7 +16,7 @@ from typing import Any
 from services.runtime.acl_admin import apply_acls
 from services.runtime.acls import AclPlan, Principal, load_acls, user_name
 from services.runtime.apache_kafka import ADMIN_USER, ApacheKafka
-from services.runtime.kafka import aiokafka_security_kwargs
+from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.settings import Settings
 
 # A user the rig creates with no ACL at all. Its password holds what the broker's format

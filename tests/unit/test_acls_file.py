@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from contracts.topics import BOOKING_COMMANDS, FLEET_TELEMETRY, all_topic_names, dead_letter_topic
+from services.app.registry import service_class, service_names, specs
 from services.runtime.acls import (
     OPERATIONS,
     REPO_ACLS_FILE,
@@ -25,7 +26,6 @@ from services.runtime.acls import (
     markdown_table,
     plan,
 )
-from services.runtime.platform import service_class
 from services.runtime.settings import Settings
 from services.runtime.topics import REPO_TOPICS_FILE, load_topics
 
@@ -46,16 +46,13 @@ def granted(key: str, resource: str, operation: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("name", ["booking", "dispatch", "reporting"])
-def test_each_service_may_read_write_and_join_exactly_what_its_code_does(name: str) -> None:
-    service = service_class(name)(
-        Settings(kafka_bootstrap_servers="unused:9092"),
-        ["unused:9092"],
-        database_url="sqlite+aiosqlite:///:memory:",
-    )
-    consumed = {c.topic for c in service.consumers}
-    groups = {c.subscriber.group_id for c in service.consumers}
-    published = {p.topic for p in service.broker.publishers}  # its outbox's topic, if any
+@pytest.mark.parametrize("name", service_names())
+def test_each_service_may_read_write_and_join_exactly_what_it_declares(name: str) -> None:
+    spec = service_class(name).spec
+    settings = Settings()  # production names: no prefix
+    consumed = {c.topic.name for c in spec.consumes}
+    groups = set(spec.group_ids(settings).values())
+    published = {p.topic.name for p in spec.publishes}  # through its outbox
     dead_letters = {dead_letter_topic(topic) for topic in consumed}
     assert granted(name, "topic", "Read") == consumed
     assert granted(name, "group", "Read") == groups
@@ -74,17 +71,10 @@ def test_the_api_only_sends_commands_and_vehicles_only_telemetry() -> None:
 
 
 def test_keda_describes_the_consumed_topics_and_the_groups_and_reads_nothing() -> None:
-    consumers = [
-        c
-        for name in ("booking", "dispatch", "reporting")
-        for c in service_class(name)(
-            Settings(kafka_bootstrap_servers="unused:9092"),
-            ["unused:9092"],
-            database_url="sqlite+aiosqlite:///:memory:",
-        ).consumers
-    ]
-    assert granted("keda", "topic", "Describe") == {c.topic for c in consumers}
-    assert granted("keda", "group", "Describe") == {c.subscriber.group_id for c in consumers}
+    consumers = [c for spec in specs() for c in spec.consumes]
+    groups = {g for spec in specs() for g in spec.group_ids(Settings()).values()}
+    assert granted("keda", "topic", "Describe") == {c.topic.name for c in consumers}
+    assert granted("keda", "group", "Describe") == groups
     operations = {op for p in principal("keda").permissions for op in p.operations}
     assert operations == {"Describe"}
 

@@ -9,6 +9,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from contracts.topics import BOOKING_COMMANDS
 from services.runtime.settings import Settings
+from services.simulation.catalogue import PublishedHubs
 from services.simulation.driver import Simulation
 
 
@@ -33,7 +34,15 @@ class FakeAdmin:
 
 
 def _simulation(admin: FakeAdmin) -> Simulation:
-    sim = Simulation(Settings(), ["127.0.0.1:9"], days=1, seed=1)
+    sim = Simulation(
+        Settings(),
+        ["127.0.0.1:9"],
+        days=1,
+        seed=1,
+        hubs=PublishedHubs([]),
+        driving_groups={"booking": BOOKING_COMMANDS.name},
+        projection_groups={},
+    )
     sim.admin = admin
     sim.partitions = {BOOKING_COMMANDS.name: [TopicPartition("t", 0), TopicPartition("t", 1)]}
     return sim

@@ -16,15 +16,19 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.runtime.platform import Platform, available_services
+from services.app.platform import Platform
+from services.app.registry import service_names, specs
 from services.runtime.settings import Settings
 from services.simulation import summary as summary_mod
-from services.simulation.driver import Simulation
+from services.simulation.catalogue import fetch_hubs
+from services.simulation.driver import Simulation, next_monday
 
 ADMIN_KEY = "demo-admin"
 
@@ -108,7 +112,7 @@ class Child:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "services.runtime.cli",
+            "services.app.cli",
             *args,
             env=env,
             stderr=asyncio.subprocess.PIPE if capture else None,
@@ -146,6 +150,46 @@ class Child:
                 await self.proc.wait()
 
 
+def simulation_groups() -> tuple[dict[str, str], dict[str, str]]:
+    """The consumer groups the simulation waits for, from the services' declarations:
+    those of a service that publishes (its records cause the events the next step
+    depends on), and the projections (waited for only before the reports)."""
+    driving: dict[str, str] = {}
+    projections: dict[str, str] = {}
+    for spec in specs():
+        for consumes in spec.consumes:
+            (driving if spec.publishes else projections)[consumes.consumer] = consumes.topic.name
+    return driving, projections
+
+
+async def new_simulation(
+    settings: Settings,
+    bootstrap: list[str],
+    *,
+    api_url: str,
+    api_key: str,
+    days: int,
+    seed: int,
+    on_day: Callable[[int], None] = lambda _day: None,
+) -> Simulation:
+    """A simulation of the deployment behind ``api_url``: the hubs it publishes, and the
+    consumer groups of the services declared here."""
+    start = next_monday(datetime.now(UTC).date())
+    hubs = await fetch_hubs(api_url, api_key, start=start, days=days)
+    driving, projections = simulation_groups()
+    return Simulation(
+        settings,
+        bootstrap,
+        days=days,
+        seed=seed,
+        start=start,
+        hubs=hubs,
+        driving_groups=driving,
+        projection_groups=projections,
+        on_day=on_day,
+    )
+
+
 async def simulate_and_report(
     settings: Settings,
     bootstrap: list[str],
@@ -167,9 +211,11 @@ async def simulate_and_report(
         console=console,
     ) as progress:
         task = progress.add_task("days", total=days)
-        sim = Simulation(
+        sim = await new_simulation(
             settings,
             bootstrap,
+            api_url=api_url,
+            api_key=api_key,
             days=days,
             seed=seed,
             on_day=lambda _d: progress.advance(task),
@@ -200,7 +246,7 @@ async def run_demo(
     console.print("[bold]microhub demo[/]: starting embedded Kafka, services and HTTP …")
     from services.web import routers as web_routers
 
-    here = [name for name in available_services() if name not in OWN_PROCESS]
+    here = [name for name in service_names() if name not in OWN_PROCESS]
     platform = Platform(settings, extra_routers=web_routers(settings), consuming=here)
     children: list[Child] = []
     try:
@@ -215,6 +261,15 @@ async def run_demo(
                     niceness=NICENESS.get(name, 0),
                 )
                 children.append(child)
+        # the simulation plans with the hubs the API publishes: the services (and the
+        # hub catalogue they load) come first
+        for child in children:
+            await child.wait_for(" running: ")
+        console.print(
+            f"  services: {', '.join(platform.services)} "
+            f"({', '.join(c.name for c in children) or 'none'} in their own processes); "
+            f"HTTP at [link]{platform.base_url}[/]"
+        )
         out_dir = data_dir / "reports"
         # the simulation is a client like any other, in its own process
         simulation = await Child.start(
@@ -232,21 +287,13 @@ async def run_demo(
             capture=False,
         )  # fmt: skip
         children.append(simulation)  # (stopped with the others if something fails)
-        # it starts while the services start: it waits for them, per hub, anyway
-        for child in children[:-1]:
-            await child.wait_for(" running: ")
-        console.print(
-            f"  services: {', '.join(platform.services)} "
-            f"({', '.join(c.name for c in children[:-1]) or 'none'} in their own processes); "
-            f"HTTP at [link]{platform.base_url}[/]"
-        )
         code = await simulation.proc.wait()
         if code != 0:
             console.print(f"[red]the simulation failed (exit {code})[/]")
             return code
         result = json.loads((out_dir / "summary.json").read_text())
         if serve:
-            from services.runtime.cli import print_keys
+            from services.app.cli import print_keys
             from services.runtime.cli_common import wait_for_signal
 
             print_keys(settings)

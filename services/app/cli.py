@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from services.dispatch.cli import queue
+from services.reporting import cli as reporting_cli
 from services.runtime.acls_cli import acls_app
 from services.runtime.cli_common import (
     configure_logging,
@@ -38,21 +39,23 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(acls_app, name="acls")
 
 
-class ServeTarget(StrEnum):
-    booking = "booking"
-    dispatch = "dispatch"
-    reporting = "reporting"
-    api = "api"
-    all = "all"
+# besides the registry's services (importing those costs a second: only `serve` does)
+PROCESS_TARGETS = ("api", "all")
+
+
+def serve_targets() -> list[str]:
+    from services.app.registry import service_names
+
+    return [*service_names(), *PROCESS_TARGETS]
 
 
 @app.command()
 def serve(
-    target: ServeTarget = typer.Argument(
+    target: str = typer.Argument(
         ...,
-        help="A service (consumes; answers only /healthz and /readyz on its health port), "
-        "'api' (the public HTTP API of every service, no consumers), or 'all' (everything "
-        "in one process, with the public API).",
+        help="A service: booking, dispatch or reporting (consumes; answers only /healthz "
+        "and /readyz on its health port), 'api' (the public HTTP API of every service, no "
+        "consumers), or 'all' (everything in one process, with the public API).",
     ),
     health_port: int | None = typer.Option(
         None,
@@ -72,34 +75,32 @@ def serve(
     if quiet and not verbose:
         logging.getLogger().setLevel(logging.WARNING)
     settings = load_settings()
-    from services.runtime.platform import Platform, PortUnavailable, available_services
+    from services.app.platform import Platform, PortUnavailable, health_port_for
+    from services.app.registry import service_names
 
-    public = target in (ServeTarget.all, ServeTarget.api)
+    if target not in serve_targets():
+        console.print(
+            f"[red]nothing to serve called {target!r}[/]: choose from {', '.join(serve_targets())}"
+        )
+        raise typer.Exit(2)
+    public = target in PROCESS_TARGETS
     if public and health_port is not None:
         console.print(
-            f"[red]--health-port is for a single service[/]: '{target.value}' answers "
+            f"[red]--health-port is for a single service[/]: '{target}' answers "
             "/healthz and /readyz on MICROHUB_HTTP_PORT with the API"
         )
         raise typer.Exit(2)
-    if public:
-        names = available_services()
-    else:
-        if target.value not in available_services():
-            console.print(f"[red]the {target.value} service is not part of this build[/]")
-            raise typer.Exit(2)
-        names = [target.value]
+    names = service_names() if public else [target]
+    if health_port is None and not public:
+        health_port = health_port_for(settings, target)
 
     async def main() -> int:
         platform = Platform(
             settings,
             services=names,
-            consuming=target is not ServeTarget.api,
+            consuming=target != "api",
             http=public,
-            health_port=None
-            if public
-            else (
-                health_port if health_port is not None else settings.health_port_of(target.value)
-            ),
+            health_port=None if public else health_port,
         )
         try:
             try:
@@ -114,7 +115,7 @@ def serve(
                 if public
                 else f"health at {platform.health_url} (/healthz, /readyz)"
             )
-            console.print(f"[green]{target.value}[/] running: {kind} at {kafka}, {served}")
+            console.print(f"[green]{target}[/] running: {kind} at {kafka}, {served}")
             await wait_for_signal()
         finally:
             console.print("stopping…")
@@ -132,12 +133,11 @@ def migrate(
 ) -> None:
     """Apply the database migrations of each service to its own database."""
     settings = load_settings()
-    from services.runtime import migrations
+    from services.app.registry import service_class, service_names
     from services.runtime.db import make_engine
-    from services.runtime.platform import available_services
 
-    names = service or available_services()
-    unknown = sorted(set(names) - set(available_services()))
+    names = service or service_names()
+    unknown = sorted(set(names) - set(service_names()))
     if unknown:
         console.print(f"[red]unknown service(s): {', '.join(unknown)}[/]")
         raise typer.Exit(2)
@@ -146,7 +146,7 @@ def migrate(
         for name in names:
             engine = make_engine(settings.database_url(name))
             try:
-                await migrations.upgrade(engine, name)
+                await service_class(name).spec.migrate(engine)
             finally:
                 await engine.dispose()
             console.print(
@@ -158,10 +158,11 @@ def migrate(
 
 @contracts_app.command("export")
 def contracts_export() -> None:
-    """Regenerate contracts/schemas/*.json and contracts/asyncapi.json."""
-    from contracts.export import export
+    """Regenerate contracts/schemas/*.json, contracts/asyncapi.json and the other files
+    derived from the services' declarations (infra/k8s/scaledobjects.yaml)."""
+    from services.app.generated import write_generated
 
-    written = export()
+    written = write_generated()
     for path in written:
         console.print(f"wrote {path}")
     console.print(f"{len(written)} file(s) changed")
@@ -204,7 +205,7 @@ def demo(
     configure_logging(verbose)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    from services.runtime.demo import run_demo
+    from services.app.demo import run_demo
 
     settings = load_settings()
     code = asyncio.run(run_demo(settings, days=days, seed=seed, serve=serve, console=console))
@@ -229,7 +230,7 @@ def simulate(
 ) -> None:
     """Drive an already running deployment (booking, dispatch, reporting) over Kafka with
     the city simulation; the services must run with the demo's timers off (see
-    services/runtime/demo.py: DEMO_OVERRIDES)."""
+    services/app/demo.py: DEMO_OVERRIDES)."""
     configure_logging(verbose)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
@@ -238,7 +239,7 @@ def simulate(
     if bootstrap == "embedded":
         console.print("[red]--bootstrap-servers (or MICROHUB_KAFKA_BOOTSTRAP_SERVERS) is needed[/]")
         raise typer.Exit(2)
-    from services.runtime.demo import simulate_and_report
+    from services.app.demo import simulate_and_report
 
     servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
     asyncio.run(
@@ -255,23 +256,9 @@ def simulate(
     )
 
 
-def _mount_optional_commands() -> None:
-    try:
-        from services.dispatch.cli import queue
-    except ModuleNotFoundError:  # pragma: no cover - the dispatch service is optional
-        pass
-    else:
-        app.command("queue", help="Follow a hub's dispatch queue live in the terminal.")(queue)
-    try:
-        from services.reporting import cli as reporting_cli
-    except ModuleNotFoundError:
-        pass
-    else:
-        app.command("report", help="Write a city's monthly emissions report.")(reporting_cli.report)
-        app.add_typer(reporting_cli.app, name="reporting")
-
-
-_mount_optional_commands()
+app.command("queue", help="Follow a hub's dispatch queue live in the terminal.")(queue)
+app.command("report", help="Write a city's monthly emissions report.")(reporting_cli.report)
+app.add_typer(reporting_cli.app, name="reporting")
 
 
 def print_keys(settings: Settings) -> None:
@@ -293,5 +280,5 @@ def main() -> None:  # pragma: no cover
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m services.runtime.cli`
+if __name__ == "__main__":  # pragma: no cover - `python -m services.app.cli`
     main()

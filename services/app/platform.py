@@ -8,7 +8,6 @@ such processes then share a host with the API process without fighting over one 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import socket
 from collections.abc import Collection
@@ -16,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from services.app.registry import service_class, service_names
 from services.runtime.auth import ApiKeys
 from services.runtime.http import create_app, create_health_app
 from services.runtime.kafka import KafkaCluster
@@ -24,33 +24,13 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# name -> "module:Class"; a service whose module is not there yet is simply not offered.
-SERVICE_CLASSES = {
-    "booking": "services.booking.service:BookingService",
-    "dispatch": "services.dispatch.service:DispatchService",
-    "reporting": "services.reporting.service:ReportingService",
-}
 
-
-def available_services() -> list[str]:
-    names = []
-    for name, target in SERVICE_CLASSES.items():
-        module = target.split(":")[0]
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        names.append(name)
-    return names
-
-
-def service_class(name: str) -> type[Service]:
-    if name not in SERVICE_CLASSES:
-        raise ValueError(f"unknown service {name!r}; choose from {', '.join(SERVICE_CLASSES)}")
-    module, cls = SERVICE_CLASSES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+def health_port_for(settings: Settings, service: str) -> int:
+    """Where `serve <service>` answers /healthz and /readyz: MICROHUB_HEALTH_PORT, else the
+    service's own default (its spec), so that the services and the API share a host."""
+    if settings.health_port is not None:
+        return settings.health_port
+    return service_class(service).spec.health_port
 
 
 class PortUnavailable(RuntimeError):
@@ -72,7 +52,7 @@ class Platform:
         """``http``: serve the public API on MICROHUB_HTTP_PORT; ``health_port``: serve
         only /healthz and /readyz there (0: a free port)."""
         self.settings = settings
-        self.names = services if services is not None else available_services()
+        self.names = services if services is not None else service_names()
         self.http = http
         self.health_port = health_port
         self.consuming = consuming
