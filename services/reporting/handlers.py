@@ -161,7 +161,14 @@ class ReportingHandlers:
         shares = domain.allocation_shares(hub, loads, circuity)
         metres = domain.apportion(planned_m, shares)
         per_booking: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"stops": 0, "parcels": 0, "baseline_parcels": 0, "weight_kg": 0.0, "tkm": 0.0}
+            lambda: {
+                "stops": 0,
+                "claimed_stops": 0,
+                "parcels": 0,
+                "baseline_parcels": 0,
+                "weight_kg": 0.0,
+                "tkm": 0.0,
+            }
         )
         for s in data.stops:
             row = per_booking[s.booking_id]
@@ -174,6 +181,7 @@ class ReportingHandlers:
                 session, booking_id=s.booking_id, stop_id=s.stop_id, route_id=data.route_id
             ):
                 row["baseline_parcels"] += s.parcels
+                row["claimed_stops"] += 1
         await store.add_route_consignments(
             session,
             [
@@ -190,6 +198,7 @@ class ReportingHandlers:
                     "stops": row["stops"],
                     "parcels": row["parcels"],
                     "baseline_parcels": row["baseline_parcels"],
+                    "claimed_stops": row["claimed_stops"],
                     "weight_kg": row["weight_kg"],
                     "alloc_m": metres[booking_id],
                     "alloc_wh": None,

@@ -65,9 +65,10 @@ def monthly_groups_query(city_id: str, days: Sequence[tuple[str, int, int]]):
             rc.hub_id,
             rc.carrier_id,
             rc.vehicle_type,
-            rc.stops,
+            # a stop (and its parcels) counts on the route that claimed it first
+            rc.claimed_stops.label("stops"),
             rc.delivered_stops,
-            rc.parcels,
+            rc.baseline_parcels.label("parcels"),
             rc.alloc_m,
             case((rc.km_actual, rc.alloc_m), else_=zero).label("actual_km_m"),
             case((rc.alloc_wh.is_(None), rc.alloc_m), else_=zero).label("modelled_energy_m"),

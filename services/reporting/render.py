@@ -187,6 +187,11 @@ def _num(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else html.escape(str(value))
 
 
+def _factor(value: float) -> str:
+    """A factor as given in the factor file, every significant digit (0.0045, not 0.004)."""
+    return repr(float(value)) if value % 1 else f"{value:,.0f}"
+
+
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
     "table{border-collapse:collapse;margin:1rem 0}"
@@ -254,7 +259,7 @@ def to_html(report: dict[str, Any]) -> bytes:
         cls = " class='low'" if row["confidence"] == "low" else ""
         parts.append(
             f"<tr><td>{e(row['key'])}{' (overridden)' if row['overridden'] else ''}</td>"
-            f"<td class='n'>{_num(row['value'])}</td><td>{e(row['unit'])}</td>"
+            f"<td class='n'>{_factor(row['value'])}</td><td>{e(row['unit'])}</td>"
             f"<td>{e(row['source'])}</td>"
             f"<td>{row['year']}</td><td{cls}>{e(row['confidence'])}</td><td>{e(row['note'])}</td></tr>"
         )
@@ -349,7 +354,7 @@ def to_pdf(report: dict[str, Any]) -> bytes:
     rows = [header] + [
         [
             r["key"] + (" (overridden)" if r["overridden"] else ""),
-            _num(r["value"]),
+            _factor(r["value"]),
             r["unit"],
             r["source"],
             str(r["year"]),

@@ -110,9 +110,11 @@ route_consignments = Table(
     Column("at_ms", Big, nullable=False),  # completion time, planning time until then
     Column("share", Float, nullable=False),  # allocation share of the route (sums to 1)
     Column("activity_tkm", Float, nullable=False),  # sum of weight x distance (t.km)
-    Column("stops", Integer, nullable=False),
-    Column("parcels", Integer, nullable=False),
+    Column("stops", Integer, nullable=False),  # stop visits planned, re-plans included
+    Column("parcels", Integer, nullable=False),  # parcels planned, re-plans included
     Column("baseline_parcels", Integer, nullable=False),  # parcels first routed here
+    # stops first routed here: a stop planned again after a failure counts once
+    Column("claimed_stops", Integer, nullable=False, server_default="0"),
     Column("weight_kg", Float, nullable=False),
     Column("alloc_m", Big, nullable=False),  # the route's metres apportioned to it
     Column("alloc_wh", Big, nullable=True),  # measured battery Wh apportioned, if any

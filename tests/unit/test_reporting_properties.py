@@ -105,18 +105,22 @@ def test_saving_is_baseline_minus_actual_and_totals_add_up(groups: list[Group]) 
         sorted(groups, key=lambda g: (g.day, g.hub_id, g.carrier_id, g.vehicle_type)), PARAMS, DAYS
     )
     t = s["totals"]
-    # each figure is rounded to 3 decimals on its own: allow the two roundings
-    assert t["saving_kgco2e"] == pytest.approx(t["baseline_kgco2e"] - t["actual_kgco2e"], abs=2e-3)
+    # each figure is rounded to 6 significant digits on its own: allow those roundings
+    rel = 2e-6
+    scale = max(abs(t["baseline_kgco2e"]), abs(t["actual_kgco2e"]))
+    assert t["saving_kgco2e"] == pytest.approx(
+        t["baseline_kgco2e"] - t["actual_kgco2e"], abs=rel * scale + 1e-9
+    )
     assert t["actual_kgco2e"] == pytest.approx(
-        t["depot_hub_kgco2e"] + t["last_mile_kgco2e"], abs=2e-3
+        t["depot_hub_kgco2e"] + t["last_mile_kgco2e"], abs=rel * scale + 1e-9
     )
     for section in ("by_hub", "by_carrier", "by_vehicle_type", "daily"):
         rows = s[section]
         for field in ADDITIVE:
-            # each row and the total are rounded on their own (NOx to 0.1 g)
-            unit = 0.1 if field == "nox_avoided_g" else 1e-3
-            tolerance = unit / 2 * (len(rows) + 1) if isinstance(t[field], float) else 0
-            assert sum(r[field] for r in rows) == pytest.approx(t[field], abs=tolerance + 1e-9), (
-                section,
-                field,
-            )
+            if not isinstance(t[field], float):
+                assert sum(r[field] for r in rows) == t[field], (section, field)
+                continue
+            magnitude = sum(abs(r[field]) for r in rows) + abs(t[field])
+            assert sum(r[field] for r in rows) == pytest.approx(
+                t[field], abs=rel * magnitude + 1e-9
+            ), (section, field)
