@@ -21,7 +21,15 @@ from services.runtime.settings import Settings
 app = typer.Typer(help="Emissions reports of the city micro-hubs.", no_args_is_help=True)
 console = Console(stderr=True)
 
-REPORT_STEPS = ("aggregating", "counting", "hashing inputs", "applying factors", "rendering")
+REPORT_STEPS = (
+    "computing baseline tours",
+    "aggregating",
+    "counting",
+    "hashing inputs",
+    "applying factors",
+    "publishing",
+    "rendering",
+)
 
 
 class ReportFormat(StrEnum):

@@ -26,9 +26,10 @@ from contracts.booking.events import (
 from contracts.dispatch import RouteCompleted, RoutePlanned, RouteStarted, StopReturned
 from contracts.envelope import CloudEvent, ContractError, decode
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
-from services.reporting import store
+from services.reporting import hub_energy, publication, store
 from services.reporting.factors import FactorCatalogue
 from services.reporting.handlers import BOOKING_TYPES, DISPATCH_TYPES, ReportingHandlers
+from services.reporting.model import EmissionsReport
 from services.reporting.report import build_report
 from services.runtime import inbox as inbox_module
 from services.runtime.consumer import Delivery, Handler
@@ -111,9 +112,48 @@ class ReportingService(Service):
 
     async def report(
         self, city_id: str, month: str, *, now: datetime | None = None
-    ) -> dict[str, Any]:
+    ) -> EmissionsReport:
+        """The month's report; a closed month's is published (the same bytes until its
+        inputs, factors or methodology change: then a new version)."""
         async with self.sessions() as session:
             return await build_report(session, self.catalogue, city_id, month, now=now)
+
+    async def published(self, city_id: str, month: str, number: int) -> bytes | None:
+        async with self.sessions() as session:
+            return await publication.stored(session, city_id, month, number)
+
+    async def report_versions(self, city_id: str, month: str) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            return await publication.versions(session, city_id, month)
+
+    async def put_hub_energy(
+        self, hub_id: str, month: str, reading: Any, reported_by: str
+    ) -> dict[str, Any]:
+        async with self.sessions() as session, session.begin():
+            return await hub_energy.record(session, hub_id, month, reading, reported_by)
+
+    async def hub_energy(self, hub_id: str) -> list[dict[str, Any]] | None:
+        async with self.sessions() as session:
+            return await hub_energy.readings_of(session, hub_id)
+
+    async def carry_over(self, source_url: str) -> dict[str, int]:
+        """Copy what does not come from Kafka (meter readings, published report versions)
+        from another reporting database into this one: a rebuild must not lose them."""
+        from services.runtime.db import make_engine
+
+        source = make_engine(source_url)
+        counts: dict[str, int] = {}
+        try:
+            for table in (store.hub_energy, store.report_versions):
+                async with source.connect() as conn:
+                    rows = [dict(r._mapping) for r in await conn.execute(select(table))]
+                if rows:
+                    async with self.sessions() as session, session.begin():
+                        await session.execute(table.insert(), rows)
+                counts[table.name] = len(rows)
+        finally:
+            await source.dispose()
+        return counts
 
     async def replay(
         self,
