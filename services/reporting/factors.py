@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,12 +105,35 @@ def read_factor_file(path: Path) -> FactorFile:
             f"emission factor file {path}: expected a mapping with 'version' and 'factors'"
         )
     try:
-        return FactorFile.model_validate(raw)
+        parsed = FactorFile.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         raise FactorError(f"emission factor file {path}: {problems}") from None
+    return _v1_keys(path, parsed)
+
+
+RETIRED = {
+    r"^diesel\.wtw_kgco2e_per_l$": "give diesel.ttw_kgco2e_per_l and diesel.wtt_kgco2e_per_l",
+    r"^vehicle\.(e_\w+)\.kwh_per_km$": "give vehicle.\\1.battery_kwh_per_km (from the battery; "
+    "charging losses are electricity.charging_loss_factor)",
+    r"^grid\.(\w\w)\.gco2e_per_kwh$": "give grid.\\1.location_gco2e_per_kwh (per kWh generated; "
+    "grid losses are grid.\\1.loss_share)",
+}
+
+
+def _v1_keys(path: Path, parsed: FactorFile) -> FactorFile:
+    """A v1 key would be ignored silently by v2: refuse it and name its replacement."""
+    keys = list(parsed.factors) + [k for layer in parsed.cities.values() for k in layer]
+    for key in keys:
+        for pattern, replacement in RETIRED.items():
+            if re.match(pattern, key):
+                raise FactorError(
+                    f"emission factor file {path}: {key!r} is a v1 key that methodology v2 no "
+                    f"longer reads: {re.sub(pattern, replacement, key)}"
+                )
+    return parsed
 
 
 def shared_vehicle_factors() -> dict[str, Factor]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -139,14 +140,25 @@ class ReportingService(Service):
     async def carry_over(self, source_url: str) -> dict[str, int]:
         """Copy what does not come from Kafka (meter readings, published report versions)
         from another reporting database into this one: a rebuild must not lose them."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import DBAPIError
+
         from services.runtime.db import make_engine
 
+        url = make_url(source_url)
+        sqlite_file = Path(url.database or "")
+        if url.get_backend_name() == "sqlite" and not await asyncio.to_thread(sqlite_file.exists):
+            return {}  # nothing to carry over (and do not create an empty file)
         source = make_engine(source_url)
         counts: dict[str, int] = {}
         try:
             for table in (store.hub_energy, store.report_versions):
-                async with source.connect() as conn:
-                    rows = [dict(r._mapping) for r in await conn.execute(select(table))]
+                try:
+                    async with source.connect() as conn:
+                        rows = [dict(r._mapping) for r in await conn.execute(select(table))]
+                except DBAPIError:
+                    log.warning("%s has no %s table to carry over", source_url, table.name)
+                    continue
                 if rows:
                     async with self.sessions() as session, session.begin():
                         await session.execute(table.insert(), rows)

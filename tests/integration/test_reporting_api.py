@@ -59,7 +59,9 @@ async def test_official_gets_every_format(client: httpx.AsyncClient) -> None:
     assert as_json.status_code == 200 and as_json.headers["content-type"] == "application/json"
     body = json.loads(as_json.content)
     assert body["city"]["id"] == "berlin" and body["totals"]["saving_kgco2e"] != 0
+    assert body["schema"] == "microhub.reporting.emissions_monthly.v2"
     assert as_json.headers["x-microhub-inputs-digest"] == body["inputs"]["digest"]
+    assert as_json.headers["x-microhub-report-id"] == body["version"]["id"]
 
     by_accept = await client.get(URL, headers={**OFFICIAL, "Accept": "application/pdf"})
     assert by_accept.headers["content-type"] == "application/pdf"
@@ -69,7 +71,7 @@ async def test_official_gets_every_format(client: httpx.AsyncClient) -> None:
     assert html.headers["content-type"].startswith("text/html") and b"<svg" in html.content
     csv = await client.get(URL + "?format=csv", headers={**OFFICIAL, "Accept": "application/pdf"})
     assert csv.headers["content-type"].startswith("text/csv")
-    assert 'filename="emissions-berlin-2026-10.csv"' in csv.headers["content-disposition"]
+    assert 'filename="emissions-berlin-2026-10-v1.csv"' in csv.headers["content-disposition"]
 
 
 @pytest.mark.parametrize("who", ["official:oslo", "carrier:acme", "operator:ber-westhafen"])

@@ -63,12 +63,12 @@ async def test_a_stop_planned_again_after_a_failure_counts_its_parcels_and_stop_
     ):
         assert await apply(reporting, event)
     report = await reporting.report("berlin", "2026-10", now=CLOSED)
-    totals = report["totals"]
-    assert totals["parcels"] == 8  # 5 + 3, not 5 + 3 + 5
-    assert totals["stops"] == 2
-    assert totals["delivered_stops"] == 2
-    (carrier,) = report["by_carrier"]
-    assert carrier["parcels"] == 8 and carrier["stops"] == 2
+    totals = report.totals
+    assert totals.parcels == 8  # 5 + 3, not 5 + 3 + 5
+    assert totals.stops == 2 and totals.stop_visits == 3
+    assert totals.delivered_stops == 2
+    (carrier,) = report.by_carrier
+    assert carrier.parcels == 8 and carrier.stops == 2
 
 
 async def test_small_slices_keep_their_nox_and_pm(reporting: ReportingService) -> None:
@@ -89,13 +89,15 @@ async def test_small_slices_keep_their_nox_and_pm(reporting: ReportingService) -
     for event in events:
         assert await apply(reporting, event)
     report = await reporting.report("berlin", "2026-10", now=CLOSED)
-    factors = {f["key"]: f for f in report["factors"]["table"]}
-    nox = factors["pollutant.diesel_van.nox_g_per_km"]["value"]
-    pm = factors["pollutant.diesel_van.pm25_g_per_km"]["value"]
-    for row in report["by_carrier"]:
-        km = row["diesel_van_km_avoided"]
-        assert row["nox_avoided_g"] == pytest.approx(km * nox, rel=1e-3), row
-        assert row["pm25_avoided_g"] == pytest.approx(km * pm, rel=1e-3), row
+    factors = {f.key: f for f in report.factors.table}
+    nox = factors["pollutant.diesel_van.nox_g_per_km"].value
+    pm = factors["pollutant.diesel_van.pm25_g_per_km"].value
+    for row in report.by_carrier:
+        km = row.diesel_van_km_avoided
+        assert row.nox_avoided_g == pytest.approx(km * nox, rel=1e-3), row
+        assert row.pm25_avoided_g == pytest.approx(km * pm, rel=1e-3), row
+        city = row.diesel_van_km_avoided_in_city
+        assert row.nox_avoided_in_city_g == pytest.approx(city * nox, rel=1e-3), row
 
 
 async def test_factor_values_print_with_every_significant_digit(
@@ -113,9 +115,7 @@ async def test_factor_values_print_with_every_significant_digit(
     )
     await apply(reporting, envelope(booking, time=T))
     report = await reporting.report("berlin", "2026-10", now=CLOSED)
-    pm = next(
-        f for f in report["factors"]["table"] if f["key"] == "pollutant.diesel_van.pm25_g_per_km"
-    )
+    pm = next(f for f in report.factors.table if f.key == "pollutant.diesel_van.pm25_g_per_km")
     html = render(report, "html").decode()
-    assert f">{pm['value']}<" in html.replace(",", "")
-    assert str(pm["value"]).startswith("0.00") and len(str(pm["value"])) > 5
+    assert f">{pm.value}<" in html.replace(",", "")
+    assert str(pm.value).startswith("0.00") and len(str(pm.value)) > 5
