@@ -208,4 +208,29 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"reporting knows no hub {hub!r}")
         return readings
 
+    @api.get(
+        "/v1/carriers/{carrier}/footprints/{month}",
+        summary="A carrier's shipment footprints of a month (ISO 14083, iLEAP / PACT data model)",
+        responses={404: {"description": "no consignment of this carrier has been seen"}},
+    )
+    async def carrier_footprints(
+        carrier: str = Identifier(),
+        month: str = Path(...),
+        principal: Any = Depends(principal_dependency),
+    ) -> dict[str, Any]:
+        if not may_act_as_carrier(principal, carrier):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"the footprints of {carrier} are for its own keys (carrier:{carrier}) and admins",
+            )
+        try:
+            document = await service.footprints(carrier, _month(month))
+        except (FactorError, ReportUnavailable) as exc:
+            raise HTTPException(422, str(exc)) from None
+        if document is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no consignment of carrier {carrier!r} has been seen"
+            )
+        return document
+
     return api

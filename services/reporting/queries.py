@@ -66,9 +66,16 @@ def _fraction(total: Any) -> Any:
     return (total * rc.baseline_parcels * 2 + c.parcel_count) // (c.parcel_count * 2)
 
 
-def groups_query(city_id: str, periods: Sequence[tuple[str, int, int]]):
+def groups_query(
+    city_id: str,
+    periods: Sequence[tuple[str, int, int]],
+    *,
+    carrier_id: str | None = None,
+    by_shipment: bool = False,
+):
     """One GROUP BY over the (route, consignment) rows of the periods (the month's days,
-    or the trend's months). The period is a CASE over the boundaries in UTC (computed from
+    or the trend's months); ``by_shipment`` groups one carrier's rows per consignment
+    instead of per period (the carriers' footprints). The period is a CASE over the boundaries in UTC (computed from
     the city's time zone), so the same query runs on PostgreSQL and SQLite and handles
     DST days."""
     rc = route_consignments.c
@@ -112,13 +119,20 @@ def groups_query(city_id: str, periods: Sequence[tuple[str, int, int]]):
             live_part(c.trunk_city_trips * 1000).label("trunk_city_x1000"),
             live_part(c.trunk_activity_kgm).label("trunk_kgm"),
             rc.at_ms,
+            rc.booking_id,
         )
         .select_from(route_consignments.outerjoin(consignments, c.booking_id == rc.booking_id))
-        .where(rc.city_id == city_id, rc.at_ms >= periods[0][1], rc.at_ms < periods[-1][2])
+        .where(
+            rc.city_id == city_id,
+            rc.at_ms >= periods[0][1],
+            rc.at_ms < periods[-1][2],
+            *([rc.carrier_id == carrier_id] if carrier_id is not None else []),
+        )
         .subquery("per_row")
     )
     r = per_row.c
-    keys = (r.period, r.hub_id, r.carrier_id, r.vehicle_type)
+    first = r.booking_id if by_shipment else r.period
+    keys = (first, r.hub_id, r.carrier_id, r.vehicle_type)
     return select(
         *keys, *(func.sum(getattr(r, name)) for name in SUMMED), func.max(r.at_ms)
     ).group_by(*keys)
@@ -133,6 +147,16 @@ async def period_groups(
     ]
     # sorted here (not ORDER BY) so that the order never depends on a database collation
     return sorted(groups, key=lambda g: (g.day, g.hub_id, g.carrier_id, g.vehicle_type))
+
+
+async def shipment_groups(
+    session: AsyncSession, city_id: str, carrier_id: str, lo: int, hi: int
+) -> list[Group]:
+    """One carrier's month per consignment (``Group.day`` holds the booking id)."""
+    statement = groups_query(city_id, [("month", lo, hi)], carrier_id=carrier_id, by_shipment=True)
+    rows = (await session.execute(statement)).all()
+    groups = [Group(r[0], r[1], r[2], r[3], *(int(v or 0) for v in r[4:])) for r in rows]
+    return sorted(groups, key=lambda g: (g.day, g.hub_id, g.vehicle_type))
 
 
 async def monthly_counts(session: AsyncSession, city_id: str, lo: int, hi: int) -> dict[str, int]:

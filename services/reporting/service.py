@@ -119,6 +119,12 @@ class ReportingService(Service):
         async with self.sessions() as session:
             return await build_report(session, self.catalogue, city_id, month, now=now)
 
+    async def footprints(self, carrier_id: str, month: str) -> dict[str, Any] | None:
+        from services.reporting.footprints import carrier_month
+
+        async with self.sessions() as session:
+            return await carrier_month(session, self.catalogue, carrier_id, month)
+
     async def published(self, city_id: str, month: str, number: int) -> bytes | None:
         async with self.sessions() as session:
             return await publication.stored(session, city_id, month, number)
