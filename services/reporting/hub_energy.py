@@ -1,4 +1,6 @@
-"""Metered energy of the hubs, per hub and month, from the hub operators (HTTP API).
+"""Energy of the hubs: meter readings per hub and month from the operators (HTTP API),
+the month's plan (metered, else the default for the days it ran) and its allocation to
+the parcels each hub handled.
 
 ISO 14083 counts hub operations (lighting, heating, handling, charger losses) with
 transport. A reading replaces the configured default (hub.default_kwh_per_day, flagged
@@ -16,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting import domain, store
+from services.reporting import domain, queries, store
+from services.reporting.figures import Quantities
 
 # the largest plausible month of a micro-hub: a warehouse with chargers for a whole fleet
 MAX_KWH = 1_000_000
@@ -117,3 +120,61 @@ async def readings_of(session: AsyncSession, hub_id: str) -> list[dict[str, Any]
         select(store.hub_energy).where(he.hub_id == hub_id).order_by(he.month)
     )
     return [_public(r._mapping) for r in rows]
+
+
+def _days_until(window: domain.MonthWindow, last_at_ms: int) -> int:
+    """Local days of the month up to the day of the last route (the data's cut-off)."""
+    return next(
+        (i + 1 for i, (_d, _lo, hi) in enumerate(window.days) if last_at_ms < hi), len(window.days)
+    )
+
+
+def hub_energy_plan(
+    window: domain.MonthWindow,
+    closed: bool,
+    hub_ids: list[str],
+    groups: list[queries.Group],
+    readings: dict[str, Any],
+) -> dict[str, tuple[float | None, int, float | None, str]]:
+    """Per hub of the city: (metered kWh or None, modelled days, supplier g/kWh, meter).
+    A hub without a reading gets the default for every day of the month (up to the last
+    route of an open month) if it handled anything that month, else nothing."""
+    active = {g.hub_id for g in groups}
+    last = max((g.last_at_ms for g in groups), default=window.start_ms)
+    days = len(window.days) if closed else _days_until(window, last)
+    plan = {}
+    for hub in sorted(set(hub_ids) | set(readings) | active):
+        reading = readings.get(hub)
+        if reading is not None:
+            plan[hub] = (reading.wh / 1000, 0, reading.supplier_gco2e_per_kwh, reading.meter)
+        elif hub in active:
+            plan[hub] = (None, days, None, "")
+        else:
+            plan[hub] = (None, 0, None, "")
+    return plan
+
+
+def allocate(
+    groups: list[queries.Group], plan: dict[str, tuple[float | None, int, float | None, str]]
+) -> tuple[list[tuple[queries.Group, Quantities]], dict[str, Quantities]]:
+    """Each group's quantities, with its hub's energy allocated by parcels handled; a hub
+    that handled no parcel keeps its energy unallocated (city and hub totals only)."""
+    parcels: dict[str, int] = {}
+    for g in groups:
+        parcels[g.hub_id] = parcels.get(g.hub_id, 0) + g.parcels
+    cells = []
+    for g in groups:
+        q = Quantities()
+        q.add(g)
+        metered, days, supplier, _meter = plan.get(g.hub_id, (None, 0, None, ""))
+        if parcels.get(g.hub_id):
+            f = g.parcels / parcels[g.hub_id]
+            q.add_hub_energy(g.hub_id, None if metered is None else metered * f, days * f, supplier)
+        cells.append((g, q))
+    unallocated = {}
+    for hub, (metered, days, supplier, _meter) in sorted(plan.items()):
+        if not parcels.get(hub) and (metered or days):
+            q = Quantities()
+            q.add_hub_energy(hub, metered, days, supplier)
+            unallocated[hub] = q
+    return cells, unallocated

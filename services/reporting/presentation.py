@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from services.reporting import model
 from services.reporting.model import Range
 
 
@@ -135,3 +136,66 @@ def cell(value: float | int, unit: str) -> str:
     if unit == "%":
         return f"{value:.1f}"
     return number(value)
+
+
+def banners(
+    factors, country, window, closed, groups, plan, hub_names, central
+) -> list[model.Banner]:
+    out = []
+    if not closed:
+        out.append(
+            model.Banner(
+                kind="open_month",
+                text=f"{month_name(window.month)} is not closed yet (it closes two days after its last "
+                "local midnight): the figures cover the routes so far and will change.",
+            )
+        )
+    if not groups:
+        out.append(
+            model.Banner(
+                kind="no_data", text="No deliveries through the hubs were recorded in this month."
+            )
+        )
+    modelled = [
+        hub_names.get(h, h)
+        for h, (metered, days, _s, _m) in plan.items()
+        if metered is None and days
+    ]
+    if modelled:
+        out.append(
+            model.Banner(
+                kind="modelled_hub_energy",
+                text="Hub energy is a configured default, not a meter reading, for: "
+                + ", ".join(modelled)
+                + ".",
+            )
+        )
+    if groups and central["saving_kgco2e"] <= 0:
+        out.append(
+            model.Banner(
+                kind="no_saving",
+                text="In the central estimate the hubs did not reduce emissions this month.",
+            )
+        )
+    if factors.overridden:
+        out.append(
+            model.Banner(
+                kind="overridden_factors",
+                text="Factors changed from the shipped file for this deployment: "
+                + ", ".join(sorted(factors.overridden))
+                + ".",
+            )
+        )
+    placeholders = sorted(
+        k for k, f in factors.factors.items() if f.source.startswith("PLACEHOLDER")
+    )
+    if placeholders:
+        out.append(
+            model.Banner(
+                kind="placeholder_factors",
+                text="Market-based figures use placeholder factors ("
+                + ", ".join(placeholders)
+                + ").",
+            )
+        )
+    return out

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting import baselines, domain, model, queries, store
 from services.reporting.factors import FactorCatalogue, FactorSet
 from services.reporting.figures import Quantities, evaluate, rollup, rounded, sig
-from services.reporting.presentation import headline, month_name
+from services.reporting.hub_energy import allocate, hub_energy_plan
+from services.reporting.presentation import banners, headline
 from services.reporting.uncertainty import data_quality, ranges_and_sensitivity
 
 METHODOLOGY_VERSION = "2.0"
@@ -65,64 +66,6 @@ def _trend_windows(month: str, timezone: str, n: int = 12) -> list[domain.MonthW
         index = year * 12 + (mon - 1) - back
         out.append(domain.month_window(f"{index // 12:04d}-{index % 12 + 1:02d}", timezone))
     return out
-
-
-def _days_until(window: domain.MonthWindow, last_at_ms: int) -> int:
-    """Local days of the month up to the day of the last route (the data's cut-off)."""
-    return next(
-        (i + 1 for i, (_d, _lo, hi) in enumerate(window.days) if last_at_ms < hi), len(window.days)
-    )
-
-
-def hub_energy_plan(
-    window: domain.MonthWindow,
-    closed: bool,
-    hub_ids: list[str],
-    groups: list[queries.Group],
-    readings: dict[str, Any],
-) -> dict[str, tuple[float | None, int, float | None, str]]:
-    """Per hub of the city: (metered kWh or None, modelled days, supplier g/kWh, meter).
-    A hub without a reading gets the default for every day of the month (up to the last
-    route of an open month) if it handled anything that month, else nothing."""
-    active = {g.hub_id for g in groups}
-    last = max((g.last_at_ms for g in groups), default=window.start_ms)
-    days = len(window.days) if closed else _days_until(window, last)
-    plan = {}
-    for hub in sorted(set(hub_ids) | set(readings) | active):
-        reading = readings.get(hub)
-        if reading is not None:
-            plan[hub] = (reading.wh / 1000, 0, reading.supplier_gco2e_per_kwh, reading.meter)
-        elif hub in active:
-            plan[hub] = (None, days, None, "")
-        else:
-            plan[hub] = (None, 0, None, "")
-    return plan
-
-
-def allocate(
-    groups: list[queries.Group], plan: dict[str, tuple[float | None, int, float | None, str]]
-) -> tuple[list[tuple[queries.Group, Quantities]], dict[str, Quantities]]:
-    """Each group's quantities, with its hub's energy allocated by parcels handled; a hub
-    that handled no parcel keeps its energy unallocated (city and hub totals only)."""
-    parcels: dict[str, int] = {}
-    for g in groups:
-        parcels[g.hub_id] = parcels.get(g.hub_id, 0) + g.parcels
-    cells = []
-    for g in groups:
-        q = Quantities()
-        q.add(g)
-        metered, days, supplier, _meter = plan.get(g.hub_id, (None, 0, None, ""))
-        if parcels.get(g.hub_id):
-            f = g.parcels / parcels[g.hub_id]
-            q.add_hub_energy(g.hub_id, None if metered is None else metered * f, days * f, supplier)
-        cells.append((g, q))
-    unallocated = {}
-    for hub, (metered, days, supplier, _meter) in sorted(plan.items()):
-        if not parcels.get(hub) and (metered or days):
-            q = Quantities()
-            q.add_hub_energy(hub, metered, days, supplier)
-            unallocated[hub] = q
-    return cells, unallocated
 
 
 def _metrics(cls: type, q: Quantities, p: domain.EmissionParameters, c0: float, **keys: Any):
@@ -240,7 +183,7 @@ async def build_report(
         if last_at is not None
         else None,
         headline=model.Headline(verdict=verdict, sentence=sentence),
-        banners=_banners(factors, city.country, window, closed, groups, plan, hub_names, central),
+        banners=banners(factors, city.country, window, closed, groups, plan, hub_names, central),
         totals=model.Totals(
             **rounded(central),
             **counts,
@@ -289,69 +232,6 @@ async def build_report(
         step("publishing")
         report = await publication.publish(session, report, now)
     return report
-
-
-def _banners(
-    factors, country, window, closed, groups, plan, hub_names, central
-) -> list[model.Banner]:
-    out = []
-    if not closed:
-        out.append(
-            model.Banner(
-                kind="open_month",
-                text=f"{month_name(window.month)} is not closed yet (it closes two days after its last "
-                "local midnight): the figures cover the routes so far and will change.",
-            )
-        )
-    if not groups:
-        out.append(
-            model.Banner(
-                kind="no_data", text="No deliveries through the hubs were recorded in this month."
-            )
-        )
-    modelled = [
-        hub_names.get(h, h)
-        for h, (metered, days, _s, _m) in plan.items()
-        if metered is None and days
-    ]
-    if modelled:
-        out.append(
-            model.Banner(
-                kind="modelled_hub_energy",
-                text="Hub energy is a configured default, not a meter reading, for: "
-                + ", ".join(modelled)
-                + ".",
-            )
-        )
-    if groups and central["saving_kgco2e"] <= 0:
-        out.append(
-            model.Banner(
-                kind="no_saving",
-                text="In the central estimate the hubs did not reduce emissions this month.",
-            )
-        )
-    if factors.overridden:
-        out.append(
-            model.Banner(
-                kind="overridden_factors",
-                text="Factors changed from the shipped file for this deployment: "
-                + ", ".join(sorted(factors.overridden))
-                + ".",
-            )
-        )
-    placeholders = sorted(
-        k for k, f in factors.factors.items() if f.source.startswith("PLACEHOLDER")
-    )
-    if placeholders:
-        out.append(
-            model.Banner(
-                kind="placeholder_factors",
-                text="Market-based figures use placeholder factors ("
-                + ", ".join(placeholders)
-                + ").",
-            )
-        )
-    return out
 
 
 def _basis(q: Quantities, p: domain.EmissionParameters, c0: float) -> dict[str, float]:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from services.reporting import domain
 from services.reporting.factors import FactorCatalogue
 from services.reporting.figures import Quantities, evaluate, rollup
+from services.reporting.hub_energy import allocate
 from services.reporting.queries import Group
-from services.reporting.report import allocate
 from services.reporting.tours import Shipment, Van, baseline_shares, plan_tours, tour_shares
 from services.reporting.uncertainty import ranges_and_sensitivity
 
