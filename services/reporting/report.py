@@ -110,8 +110,9 @@ async def build_report(
     await session.commit()
     step("aggregating")
     groups = await queries.period_groups(session, city_id, window.days)
+    # the trend's earlier months (the month itself is the aggregation above)
     trend_groups = await queries.period_groups(
-        session, city_id, [(w.month, w.start_ms, w.end_ms) for w in trend_windows]
+        session, city_id, [(w.month, w.start_ms, w.end_ms) for w in trend_windows[:-1]]
     )
     step("counting")
     counts = await queries.monthly_counts(session, city_id, window.start_ms, window.end_ms)
