@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contracts.common import Identifier
 from contracts.fleet import VehicleType
+from contracts.vehicle_energy import battery_kwh_per_km
 from services.dispatch.solver import DEFAULT_CIRCUITY
 from services.runtime.yamlfile import load_listing, validation_problems
 
@@ -50,10 +51,30 @@ class VehicleConfig(BaseModel):
     capacity: Capacity
     range_km: float = Field(gt=0, le=1000, allow_inf_nan=False, description="usable, full charge")
     speed_kmh: float = Field(gt=0, le=120, allow_inf_nan=False, description="average in town")
-    energy_kwh_per_km: float = Field(ge=0, le=5, allow_inf_nan=False)
+    energy_kwh_per_km: float = Field(
+        ge=0,
+        le=5,
+        allow_inf_nan=False,
+        description="From the battery; default: the shared reference value of the type "
+        "(contracts/data/vehicle_energy.yaml), which reporting uses too",
+    )
     shifts: dict[Weekday, list[ShiftWindow]] = Field(
         description="Local shift windows per weekday (the hub's time zone)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_energy(cls, data: Any) -> Any:
+        # one source of kWh/km for dispatch and reporting: a vehicle states its own only
+        # when it knows better (measured)
+        if isinstance(data, dict) and data.get("energy_kwh_per_km") is None:
+            try:
+                reference = battery_kwh_per_km(data.get("type", ""))
+            except ValueError:
+                return data  # an unknown type: the field validator names it
+            if reference is not None:
+                data = {**data, "energy_kwh_per_km": reference}
+        return data
 
     @field_validator("shifts")
     @classmethod

@@ -1,7 +1,14 @@
-"""HTTP: the monthly emissions report of a city, for its officials and for admins.
+"""HTTP: the monthly emissions report of a city, for its officials and admins; the hubs'
+metered energy, from their operators; carriers' shipment footprints for their Scope 3.
 
 ``GET /v1/cities/{city}/reports/emissions/{YYYY-MM}`` - the format comes from ``?format=``
-(json, csv, html, pdf) or, without it, from the Accept header (JSON by default).
+(json, csv, html, pdf) or, without it, from the Accept header (JSON by default);
+``?version=n`` gives a published version of a closed month byte for byte.
+``GET .../{YYYY-MM}/versions`` lists them.
+``PUT /v1/hubs/{hub}/energy/{YYYY-MM}`` records a meter reading (operator of the hub or
+admin), ``GET /v1/hubs/{hub}/energy`` lists them.
+``GET /v1/carriers/{carrier}/footprints/{YYYY-MM}`` - ISO 14083 shipment footprints in
+the iLEAP / PACT data model (the carrier itself or admin).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 
 from services.reporting import domain
 from services.reporting.factors import FactorError
+from services.reporting.hub_energy import FutureMonth, MeterReading, UnknownHub
+from services.reporting.model import EmissionsReport
 from services.reporting.render import FORMATS, render
 from services.reporting.report import ReportUnavailable, UnknownCity
 
@@ -41,10 +50,39 @@ def negotiate(fmt: str | None, accept: str | None) -> str:
     return "json"
 
 
+def _role(principal: Any) -> str:
+    return str(getattr(getattr(principal, "role", ""), "value", getattr(principal, "role", "")))
+
+
 def may_read_city(principal: Any, city_id: str) -> bool:
     """Admins read every city, officials their own (``official:<city>``)."""
-    role = str(getattr(principal, "role", ""))
+    role = _role(principal)
     return role == "admin" or (role == "official" and getattr(principal, "scope", None) == city_id)
+
+
+def may_operate_hub(principal: Any, hub_id: str) -> bool:
+    """Admins and the hub's operators (``operator:<hub>``)."""
+    role = _role(principal)
+    return role == "admin" or (role == "operator" and getattr(principal, "scope", None) == hub_id)
+
+
+def may_act_as_carrier(principal: Any, carrier_id: str) -> bool:
+    role = _role(principal)
+    return role == "admin" or (
+        role == "carrier" and getattr(principal, "scope", None) == carrier_id
+    )
+
+
+def _month(month: str) -> str:
+    try:
+        domain.parse_month(month)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    return month
+
+
+def Identifier() -> Any:
+    return Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 
 
 def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
@@ -67,6 +105,9 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
         ),
         month: str = Path(..., description="YYYY-MM, in the city's time zone"),
         format: str | None = Query(None, description="json, csv, html or pdf"),
+        version: int | None = Query(
+            None, ge=1, description="a published version of a closed month"
+        ),
         principal: Any = Depends(principal_dependency),
     ) -> Response:
         if not may_read_city(principal, city):
@@ -74,27 +115,122 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
                 status.HTTP_403_FORBIDDEN, f"this key may not read the reports of {city!r}"
             )
         fmt = negotiate(format, request.headers.get("accept"))
+        _month(month)
         try:
-            domain.parse_month(month)
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-        try:
-            report = await service.report(city, month)
+            if version is not None:
+                body = await service.published(city, month, version)
+                if body is None:
+                    raise HTTPException(
+                        status.HTTP_404_NOT_FOUND,
+                        f"no version {version} of the report of {city} {month} has been published",
+                    )
+                report = EmissionsReport.from_json(body)
+            else:
+                report = await service.report(city, month)
         except UnknownCity as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
         except (FactorError, ReportUnavailable) as exc:
             raise HTTPException(422, str(exc)) from None
         # rendering (matplotlib, ReportLab) is CPU-bound: keep the event loop free
         body = await asyncio.to_thread(render, report, fmt)
-        filename = f"emissions-{city}-{report['month']}.{fmt}"
+        suffix = f"-v{report.version.number}" if report.version.number else ""
+        filename = f"emissions-{city}-{report.month}{suffix}.{fmt}"
         disposition = "inline" if fmt in {"html", "json"} else "attachment"
         return Response(
             content=body,
             media_type=FORMATS[fmt],
             headers={
                 "Content-Disposition": f'{disposition}; filename="{filename}"',
-                "X-Microhub-Inputs-Digest": report["inputs"]["digest"],
+                "X-Microhub-Inputs-Digest": report.inputs.digest,
+                "X-Microhub-Report-Id": report.version.id,
             },
         )
+
+    @api.get(
+        "/v1/cities/{city}/reports/emissions/{month}/versions",
+        summary="Published versions of a closed month's report",
+    )
+    async def report_versions(
+        city: str = Identifier(),
+        month: str = Path(...),
+        principal: Any = Depends(principal_dependency),
+    ) -> list[dict[str, Any]]:
+        if not may_read_city(principal, city):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this key may not read the reports of {city!r}"
+            )
+        return await service.report_versions(city, _month(month))
+
+    @api.put(
+        "/v1/hubs/{hub}/energy/{month}",
+        summary="Record a hub's metered electricity of a month (replaces the modelled default)",
+        responses={
+            400: {"description": "malformed month"},
+            403: {"description": "not an operator of this hub nor an admin"},
+            404: {"description": "reporting knows no such hub (no booking at it yet)"},
+            422: {
+                "description": "invalid reading (the detail names the field), or a month not begun"
+            },
+        },
+    )
+    async def put_hub_energy(
+        reading: MeterReading,
+        hub: str = Identifier(),
+        month: str = Path(..., description="YYYY-MM, in the hub's city's time zone"),
+        principal: Any = Depends(principal_dependency),
+    ) -> dict[str, Any]:
+        if not may_operate_hub(principal, hub):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"meter readings of hub {hub} come from its operators (operator:{hub}) or admins",
+            )
+        _month(month)
+        try:
+            return await service.put_hub_energy(
+                hub, month, reading, str(getattr(principal, "name", ""))
+            )
+        except UnknownHub as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        except FutureMonth as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @api.get("/v1/hubs/{hub}/energy", summary="A hub's meter readings, per month")
+    async def get_hub_energy(
+        hub: str = Identifier(), principal: Any = Depends(principal_dependency)
+    ) -> list[dict[str, Any]]:
+        if not may_operate_hub(principal, hub):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"the readings of hub {hub} are for its operators and admins",
+            )
+        readings = await service.hub_energy(hub)
+        if readings is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"reporting knows no hub {hub!r}")
+        return readings
+
+    @api.get(
+        "/v1/carriers/{carrier}/footprints/{month}",
+        summary="A carrier's shipment footprints of a month (ISO 14083, iLEAP / PACT data model)",
+        responses={404: {"description": "no consignment of this carrier has been seen"}},
+    )
+    async def carrier_footprints(
+        carrier: str = Identifier(),
+        month: str = Path(...),
+        principal: Any = Depends(principal_dependency),
+    ) -> dict[str, Any]:
+        if not may_act_as_carrier(principal, carrier):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"the footprints of {carrier} are for its own keys (carrier:{carrier}) and admins",
+            )
+        try:
+            document = await service.footprints(carrier, _month(month))
+        except (FactorError, ReportUnavailable) as exc:
+            raise HTTPException(422, str(exc)) from None
+        if document is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no consignment of carrier {carrier!r} has been seen"
+            )
+        return document
 
     return api

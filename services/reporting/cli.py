@@ -15,13 +15,21 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from services.reporting.factors import FactorError
-from services.reporting.report import UnknownCity, build_report
+from services.reporting.report import UnknownCity
 from services.runtime.settings import Settings
 
 app = typer.Typer(help="Emissions reports of the city micro-hubs.", no_args_is_help=True)
 console = Console(stderr=True)
 
-REPORT_STEPS = ("aggregating", "counting", "hashing inputs", "applying factors", "rendering")
+REPORT_STEPS = (
+    "computing baseline tours",
+    "aggregating",
+    "counting",
+    "hashing inputs",
+    "applying factors",
+    "publishing",
+    "rendering",
+)
 
 
 class ReportFormat(StrEnum):
@@ -73,8 +81,7 @@ async def produce_report(
 
     try:
         await service.migrate()
-        async with service.sessions() as session:
-            report = await build_report(session, service.catalogue, city, month, progress=step)
+        report = await service.report(city, month, progress=step)
         step("rendering")
         # imported here: matplotlib and reportlab cost every `microhub` command ~0.5 s
         from services.reporting.render import render
@@ -120,10 +127,15 @@ def report(
 
 
 async def rebuild_projection(
-    settings: Settings, *, database_url: str, progress: Progress | None = None
+    settings: Settings,
+    *,
+    database_url: str,
+    progress: Progress | None = None,
+    carry_over_from: str | None = None,
 ) -> dict[str, Any]:
     """Re-read the booking and dispatch topics from the beginning into ``database_url`` (a
-    fresh database) and return the replay counts."""
+    fresh database) and return the replay counts. Meter readings and published report
+    versions do not come from Kafka: they are copied from ``carry_over_from``."""
     from services.reporting.service import ReportingService
 
     service = ReportingService(settings, settings.bootstrap_list(), database_url=database_url)
@@ -135,6 +147,7 @@ async def rebuild_projection(
 
     try:
         stats = await service.replay(progress=tick)
+        carried = await service.carry_over(carry_over_from) if carry_over_from else {}
     finally:
         await service.engine.dispose()
     return {
@@ -142,6 +155,7 @@ async def rebuild_projection(
         "applied": stats.applied,
         "duplicates": stats.duplicates,
         "skipped_poison": stats.skipped_poison,
+        **{f"carried_{table}": n for table, n in carried.items()},
     }
 
 
@@ -157,6 +171,12 @@ def rebuild(
     month: str | None = typer.Option(None, "--month", help="...for this month (YYYY-MM)."),
     format: ReportFormat = typer.Option(ReportFormat.json, "--format", "-f"),
     out: Path | None = typer.Option(None, "--out", "-o"),
+    carry_over_from: str | None = typer.Option(
+        None,
+        "--carry-over-from",
+        help="Reporting database to copy meter readings and published report versions from "
+        "(they do not come from Kafka; default: the configured reporting database).",
+    ),
 ) -> None:
     """Rebuild the projection from the Kafka topics alone (from the beginning), then
     optionally print a report from it: it must equal the live one."""
@@ -173,9 +193,15 @@ def rebuild(
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         database_url = f"sqlite:///{settings.data_dir / f'reporting-rebuild-{stamp}.db'}"
     try:
+        source = carry_over_from or settings.database_url("reporting")
         with _progress() as progress:
             counts = asyncio.run(
-                rebuild_projection(settings, database_url=database_url, progress=progress)
+                rebuild_projection(
+                    settings,
+                    database_url=database_url,
+                    progress=progress,
+                    carry_over_from=source if source != database_url else None,
+                )
             )
         console.print(f"[green]rebuilt[/] {database_url}: {counts}")
         if city is not None and month is not None:

@@ -1,10 +1,11 @@
 """The emissions methodology as pure functions (docs/methodology.md says the same in words).
 
-No I/O here: distances, the diesel-van baseline of a consignment, the carrier's
-depot -> hub trips, the allocation of a shared route to the consignments on it, and the
-month boundaries in a city's time zone. Distances are kept in whole metres and energy in
-whole watt-hours so that sums in SQL are exact and independent of row order (a rebuilt
-projection must give a byte-identical report).
+No I/O here: distances, the allocation of a shared route to the consignments on it, the
+formulas that turn distances and energy into CO2e, and the month boundaries in a city's
+time zone (the baseline's van tours are in tours.py, the city boundary in geo.py).
+Distances are kept in whole metres and energy in whole watt-hours so that sums in SQL are
+exact and independent of row order (a rebuilt projection must give a byte-identical
+report).
 """
 
 from __future__ import annotations
@@ -40,97 +41,16 @@ def road_km(a: Point, b: Point, circuity: float) -> float:
     return great_circle_km(a, b) * circuity
 
 
-def nearest_neighbour_order(start: Point, stops: Sequence[Point]) -> list[int]:
-    """Visiting order of ``stops`` from ``start``: always the nearest unvisited stop next
-    (ties by input position, so the order is deterministic)."""
-    remaining = list(range(len(stops)))
-    order: list[int] = []
-    here = start
-    while remaining:
-        best = min(remaining, key=lambda i: (great_circle_km(here, stops[i]), i))
-        order.append(best)
-        remaining.remove(best)
-        here = stops[best]
-    return order
-
-
 def trips_needed(
     weight_kg: float, volume_m3: float, payload_kg: float, volume_cap_m3: float
 ) -> int:
-    """As many van trips as the van's payload and load volume require (at least one)."""
+    """As many trips as a vehicle's payload and load volume require (at least one)."""
     if payload_kg <= 0 or volume_cap_m3 <= 0:
         raise ValueError("a van's payload and load volume must be positive")
     # a tiny tolerance so that 1000.0000001 kg due to float noise is not a second trip
     by_weight = math.ceil(weight_kg / payload_kg - 1e-9)
     by_volume = math.ceil(volume_m3 / volume_cap_m3 - 1e-9)
     return max(1, by_weight, by_volume)
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The consignment delivered directly from the carrier's depot by diesel van."""
-
-    trips: int
-    metres: int
-
-
-def baseline_tours(depot: Point, stops: Sequence[Point], trips: int) -> list[list[int]]:
-    """Which stops each baseline trip visits.
-
-    The stops are put in nearest-neighbour order from the depot and cut into ``trips``
-    contiguous groups of (almost) equal size; when a consignment needs more trips than it
-    has stops, trip k serves group k mod m again (a full van load to the same place)."""
-    order = nearest_neighbour_order(depot, stops)
-    m = len(order)
-    groups = min(trips, m)
-    cut = [order[(g * m) // groups : ((g + 1) * m) // groups] for g in range(groups)]
-    return [cut[k % groups] for k in range(trips)]
-
-
-def tour_km(start: Point, visits: Sequence[Point], circuity: float) -> float:
-    """start -> visits in the given order -> start, in road km."""
-    km = 0.0
-    here = start
-    for p in visits:
-        km += road_km(here, p, circuity)
-        here = p
-    return km + road_km(here, start, circuity)
-
-
-def baseline(
-    *,
-    depot: Point,
-    stops: Sequence[Point],
-    weight_kg: float,
-    volume_m3: float,
-    payload_kg: float,
-    volume_cap_m3: float,
-    circuity: float,
-) -> Baseline:
-    if not stops:
-        raise ValueError("a consignment has at least one stop")
-    trips = trips_needed(weight_kg, volume_m3, payload_kg, volume_cap_m3)
-    km = sum(
-        tour_km(depot, [stops[i] for i in tour], circuity)
-        for tour in baseline_tours(depot, stops, trips)
-    )
-    return Baseline(trips=trips, metres=round(km * 1000))
-
-
-def trunk(
-    *,
-    depot: Point,
-    hub: Point,
-    weight_kg: float,
-    volume_m3: float,
-    payload_kg: float,
-    volume_cap_m3: float,
-    circuity: float,
-) -> Baseline:
-    """The carrier's own vehicle (a diesel van, like the baseline) driving depot -> hub ->
-    depot as often as its capacity requires."""
-    trips = trips_needed(weight_kg, volume_m3, payload_kg, volume_cap_m3)
-    return Baseline(trips=trips, metres=round(trips * 2 * road_km(depot, hub, circuity) * 1000))
 
 
 # --- allocation of a shared route ------------------------------------------------------------
@@ -189,31 +109,64 @@ def apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class EmissionParameters:
-    """The factor values one city's report uses (see factors.py for where they come from)."""
+    """The factor values one city's report uses (factors.py says where they come from)."""
 
-    diesel_wtw_kg_per_l: float
-    diesel_l_per_100km: float
+    circuity: float
+    diesel_ttw_kg_per_l: float
+    diesel_wtt_kg_per_l: float
+    diesel_l_per_100km: float  # the baseline van and the hubs' own diesel vans
+    trunk_l_per_100km: dict[str, float]  # per carrier: its depot -> hub vehicle
+    grid_location_g_per_kwh: float  # per kWh generated (lifecycle)
+    grid_market_g_per_kwh: float
+    grid_loss_share: float  # transmission and distribution losses
+    charging_loss_factor: float  # kWh from the grid per kWh into the battery
+    battery_kwh_per_km: dict[str, float]  # per electric vehicle type
+    hub_kwh_per_day: dict[str, float]  # per hub, when it reports no meter reading
     nox_g_per_km: float
     pm25_g_per_km: float
-    grid_g_per_kwh: float
-    charging_loss_factor: float
-    kwh_per_km: dict[str, float]
+
+    def grid_kg_per_kwh(self, generation_g_per_kwh: float | None = None) -> float:
+        """kg CO2e per kWh at the meter: generation intensity / (1 - grid losses)."""
+        g = self.grid_location_g_per_kwh if generation_g_per_kwh is None else generation_g_per_kwh
+        return g / (1.0 - self.grid_loss_share) / 1000.0
 
 
-def diesel_kgco2e(km: float, p: EmissionParameters) -> float:
-    return km * p.diesel_l_per_100km / 100.0 * p.diesel_wtw_kg_per_l
+@dataclass(frozen=True)
+class Emissions:
+    """Tank-to-wheel and well-to-tank kg CO2e; well-to-wheel is their sum."""
+
+    ttw: float = 0.0
+    wtt: float = 0.0
+
+    @property
+    def wtw(self) -> float:
+        return self.ttw + self.wtt
+
+    def __add__(self, other: Emissions) -> Emissions:
+        return Emissions(self.ttw + other.ttw, self.wtt + other.wtt)
+
+    def scaled(self, k: float) -> Emissions:
+        return Emissions(self.ttw * k, self.wtt * k)
 
 
-def electricity_kwh(
+def diesel_emissions(km: float, l_per_100km: float, p: EmissionParameters) -> Emissions:
+    litres = km * l_per_100km / 100.0
+    return Emissions(litres * p.diesel_ttw_kg_per_l, litres * p.diesel_wtt_kg_per_l)
+
+
+def electricity_emissions(kwh: float, p: EmissionParameters) -> Emissions:
+    """Electricity has no tank-to-wheel emissions: all of it is well-to-tank (generation,
+    upstream, grid losses), the GLEC/ISO 14083 convention."""
+    return Emissions(0.0, kwh * p.grid_kg_per_kwh())
+
+
+def charged_kwh(
     *, modelled_km: float, measured_battery_kwh: float, vehicle_type: str, p: EmissionParameters
 ) -> float:
-    """kWh drawn from the grid: distance x kWh/km (already at the charger) for routes without
-    telemetry, measured battery kWh x charging losses for routes with it."""
-    return modelled_km * p.kwh_per_km[vehicle_type] + measured_battery_kwh * p.charging_loss_factor
-
-
-def electricity_kgco2e(kwh: float, p: EmissionParameters) -> float:
-    return kwh * p.grid_g_per_kwh / 1000.0
+    """kWh drawn from the grid: (km x battery kWh/km for routes without telemetry +
+    measured battery kWh) x charging losses. One place for this formula."""
+    battery = modelled_km * p.battery_kwh_per_km[vehicle_type] + measured_battery_kwh
+    return battery * p.charging_loss_factor
 
 
 # --- calendar ------------------------------------------------------------------------------------

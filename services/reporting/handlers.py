@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,30 +72,21 @@ class ReportingHandlers:
             lat=hub.location.lat,
             lon=hub.location.lon,
         )
-        factors = self.catalogue.for_city(hub.city_id)
-        payload = factors.value("vehicle.diesel_van.payload_kg")
-        volume = factors.value("vehicle.diesel_van.load_volume_m3")
-        circuity = factors.value("road.circuity_factor")
         c = data.consignment
         depot = _point(c.depot)
-        base = domain.baseline(
-            depot=depot,
-            stops=[_point(s.location) for s in c.stops],
-            weight_kg=c.weight_kg,
-            volume_m3=c.volume_m3,
-            payload_kg=payload,
-            volume_cap_m3=volume,
-            circuity=circuity,
+        hub_point = _point(hub.location)
+        # each stop carries the consignment's weight in proportion to its parcels
+        activity_kgm = sum(
+            round(
+                c.weight_kg
+                * s.parcels
+                / c.parcel_count
+                * domain.great_circle_km(depot, _point(s.location))
+                * 1000
+            )
+            for s in c.stops
         )
-        trunk = domain.trunk(
-            depot=depot,
-            hub=_point(hub.location),
-            weight_kg=c.weight_kg,
-            volume_m3=c.volume_m3,
-            payload_kg=payload,
-            volume_cap_m3=volume,
-            circuity=circuity,
-        )
+        local_day = data.slot_start.astimezone(ZoneInfo(hub.timezone)).date().isoformat()
         await store.add_consignment(
             session,
             booking_id=data.booking_id,
@@ -106,11 +98,28 @@ class ReportingHandlers:
             stop_count=len(c.stops),
             weight_kg=c.weight_kg,
             volume_m3=c.volume_m3,
-            baseline_trips=base.trips,
-            baseline_m=base.metres,
-            trunk_trips=trunk.trips,
-            trunk_m=trunk.metres,
             slot_start_ms=domain.to_ms(data.slot_start),
+            depot_lat=depot.lat,
+            depot_lon=depot.lon,
+            baseline_day=local_day,
+            weight_g=round(c.weight_kg * 1000),
+            activity_kgm=activity_kgm,
+            trunk_activity_kgm=round(c.weight_kg * domain.great_circle_km(depot, hub_point) * 1000),
+            # the tours of its carrier-day are computed when a report needs them
+            derived_params=None,
+        )
+        await store.add_consignment_stops(
+            session,
+            [
+                {
+                    "booking_id": data.booking_id,
+                    "stop_id": s.stop_id,
+                    "lat": s.location.lat,
+                    "lon": s.location.lon,
+                    "parcels": s.parcels,
+                }
+                for s in c.stops
+            ],
         )
 
     # --- dispatch events ---------------------------------------------------------------
@@ -147,13 +156,21 @@ class ReportingHandlers:
         )
         if not fresh:
             return
-        circuity = self.catalogue.for_city(data.city_id).value("road.circuity_factor")
         hub = _point(data.hub_location)
         loads = [domain.StopLoad(s.booking_id, _point(s.location), s.weight_kg) for s in data.stops]
-        shares = domain.allocation_shares(hub, loads, circuity)
+        # circuity scales every distance alike: the shares do not depend on it
+        shares = domain.allocation_shares(hub, loads, 1.0)
         metres = domain.apportion(planned_m, shares)
+        trips = domain.apportion(1000, shares)
         per_booking: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"stops": 0, "parcels": 0, "baseline_parcels": 0, "weight_kg": 0.0, "tkm": 0.0}
+            lambda: {
+                "stops": 0,
+                "claimed_stops": 0,
+                "parcels": 0,
+                "baseline_parcels": 0,
+                "weight_kg": 0.0,
+                "kgm": 0,
+            }
         )
         for s in data.stops:
             row = per_booking[s.booking_id]
@@ -161,11 +178,14 @@ class ReportingHandlers:
             row["stops"] += 1
             row["parcels"] += s.parcels
             row["weight_kg"] += s.weight_kg
-            row["tkm"] += s.weight_kg / 1000 * domain.road_km(hub, _point(s.location), circuity)
+            row["kgm"] += round(
+                s.weight_kg * domain.great_circle_km(hub, _point(s.location)) * 1000
+            )
             if await store.claim_stop(
                 session, booking_id=s.booking_id, stop_id=s.stop_id, route_id=data.route_id
             ):
                 row["baseline_parcels"] += s.parcels
+                row["claimed_stops"] += 1
         await store.add_route_consignments(
             session,
             [
@@ -178,10 +198,13 @@ class ReportingHandlers:
                     "vehicle_type": data.vehicle_type.value,
                     "at_ms": at_ms,
                     "share": shares[booking_id],
-                    "activity_tkm": row["tkm"],
+                    "activity_tkm": row["kgm"] / 1e6,  # great-circle t.km (v1 column)
+                    "activity_kgm": row["kgm"],
+                    "trip_x1000": trips[booking_id],
                     "stops": row["stops"],
                     "parcels": row["parcels"],
                     "baseline_parcels": row["baseline_parcels"],
+                    "claimed_stops": row["claimed_stops"],
                     "weight_kg": row["weight_kg"],
                     "alloc_m": metres[booking_id],
                     "alloc_wh": None,

@@ -3,6 +3,7 @@ projection, and the monthly report built from it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -10,13 +11,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
-from services.reporting import store
+from services.reporting import hub_energy, publication, store
 from services.reporting.factors import FactorCatalogue
 from services.reporting.handlers import ReportingHandlers
+from services.reporting.model import EmissionsReport
 from services.reporting.report import build_report
+from services.runtime.db import writing
 from services.runtime.replay import ReplayStats, replay
 from services.runtime.service import Service
 from services.runtime.wiring import Consumes, ServiceSpec
@@ -74,10 +79,74 @@ class ReportingService(Service):
         return [lambda principal: api.router(self, principal)]
 
     async def report(
-        self, city_id: str, month: str, *, now: datetime | None = None
-    ) -> dict[str, Any]:
+        self,
+        city_id: str,
+        month: str,
+        *,
+        now: datetime | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> EmissionsReport:
+        """The month's report; a closed month's is published (the same bytes until its
+        inputs, factors or methodology change: then a new version). Building it writes
+        (baseline tours, the published version): as a writer of this database."""
+        async with writing(self.engine), self.sessions() as session:
+            return await build_report(
+                session, self.catalogue, city_id, month, now=now, progress=progress
+            )
+
+    async def footprints(self, carrier_id: str, month: str) -> dict[str, Any] | None:
+        from services.reporting.footprints import carrier_month
+
         async with self.sessions() as session:
-            return await build_report(session, self.catalogue, city_id, month, now=now)
+            return await carrier_month(session, self.catalogue, carrier_id, month)
+
+    async def published(self, city_id: str, month: str, number: int) -> bytes | None:
+        async with self.sessions() as session:
+            return await publication.stored(session, city_id, month, number)
+
+    async def report_versions(self, city_id: str, month: str) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            return await publication.versions(session, city_id, month)
+
+    async def put_hub_energy(
+        self, hub_id: str, month: str, reading: Any, reported_by: str
+    ) -> dict[str, Any]:
+        async with self.unit_of_work() as uow:
+            return await hub_energy.record(uow.session, hub_id, month, reading, reported_by)
+
+    async def hub_energy(self, hub_id: str) -> list[dict[str, Any]] | None:
+        async with self.sessions() as session:
+            return await hub_energy.readings_of(session, hub_id)
+
+    async def carry_over(self, source_url: str) -> dict[str, int]:
+        """Copy what does not come from Kafka (meter readings, published report versions)
+        from another reporting database into this one: a rebuild must not lose them."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import DBAPIError
+
+        from services.runtime.db import make_engine
+
+        url = make_url(source_url)
+        sqlite_file = Path(url.database or "")
+        if url.get_backend_name() == "sqlite" and not await asyncio.to_thread(sqlite_file.exists):
+            return {}  # nothing to carry over (and do not create an empty file)
+        source = make_engine(source_url)
+        counts: dict[str, int] = {}
+        try:
+            for table in (store.hub_energy, store.report_versions):
+                try:
+                    async with source.connect() as conn:
+                        rows = [dict(r._mapping) for r in await conn.execute(select(table))]
+                except DBAPIError:
+                    log.warning("%s has no %s table to carry over", source_url, table.name)
+                    continue
+                if rows:
+                    async with self.unit_of_work() as uow:
+                        await uow.session.execute(table.insert(), rows)
+                counts[table.name] = len(rows)
+        finally:
+            await source.dispose()
+        return counts
 
     async def replay(
         self,

@@ -4,14 +4,20 @@ Rows hold physical quantities in whole metres and watt-hours (exact, order-indep
 sums); factors are applied to the aggregated sums afterwards, so a per-city override of a
 factor changes the report without rewriting the projection.
 
-- ``consignments``: one row per confirmed booking, with its diesel-van baseline and the
-  carrier's depot -> hub trips, computed once on ``BookingConfirmed``.
+- ``consignments``: one row per confirmed booking with what the baseline needs (depot,
+  weight, volume, the local day of its slot; its stops in ``consignment_stops``), and its
+  share of the baseline van tours and its depot -> hub trips in great-circle metres,
+  computed per carrier-day by baselines.py when a report needs them (``derived_params``
+  says with which parameters; NULL: not yet, or the carrier-day changed since).
 - ``routes``: one row per planned route (planned km, then actual km/kWh on completion).
 - ``route_consignments``: one row per (route, consignment) with the consignment's
   allocation share of the route and the route's metres/Wh apportioned to it. The monthly
   report is a GROUP BY over these rows (joined to ``consignments`` for the baseline).
 - ``input_events``: every event the projection used, with a hash of its content, for the
   report's digest of inputs.
+- ``hub_energy``: metered kWh per hub and month, from the operators' HTTP API (not from
+  Kafka: a rebuild copies it over, see service.py).
+- ``report_versions``: every published version of a closed month's report, byte for byte.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     and_,
     bindparam,
     select,
@@ -76,11 +83,37 @@ consignments = Table(
     Column("stop_count", Integer, nullable=False),
     Column("weight_kg", Float, nullable=False),
     Column("volume_m3", Float, nullable=False),
-    Column("baseline_trips", Integer, nullable=False),
-    Column("baseline_m", Big, nullable=False),
-    Column("trunk_trips", Integer, nullable=False),
-    Column("trunk_m", Big, nullable=False),
     Column("slot_start_ms", Big, nullable=False),
+    # inputs of the baseline (methodology v2)
+    Column("depot_lat", Float, nullable=True),
+    Column("depot_lon", Float, nullable=True),
+    Column("baseline_day", String(10), nullable=True),  # local date of the slot
+    Column("weight_g", Big, nullable=True),
+    # sum over its stops of kg x great-circle metres depot -> stop (transport activity)
+    Column("activity_kgm", Big, nullable=True),
+    # kg x great-circle metres depot -> hub (the trunk leg's transport activity)
+    Column("trunk_activity_kgm", Big, nullable=True),
+    # derived per carrier-day by baselines.py (great-circle metres, x1000 counts)
+    Column("derived_params", String(32), nullable=True),
+    Column("tours_gc_m", Big, nullable=True),
+    Column("tours_city_gc_m", Big, nullable=True),
+    Column("tours_x1000", Big, nullable=True),
+    Column("tours_city_x1000", Big, nullable=True),
+    Column("trunk_trips", Integer, nullable=True),
+    Column("trunk_gc_m", Big, nullable=True),
+    Column("trunk_city_gc_m", Big, nullable=True),
+    Column("trunk_city_trips", Integer, nullable=True),
+)
+Index("ix_consignments_city_day", consignments.c.city_id, consignments.c.baseline_day)
+
+consignment_stops = Table(
+    "consignment_stops",
+    metadata,
+    Column("booking_id", String(100), primary_key=True),
+    Column("stop_id", String(64), primary_key=True),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("parcels", Integer, nullable=False),
 )
 
 routes = Table(
@@ -110,9 +143,15 @@ route_consignments = Table(
     Column("at_ms", Big, nullable=False),  # completion time, planning time until then
     Column("share", Float, nullable=False),  # allocation share of the route (sums to 1)
     Column("activity_tkm", Float, nullable=False),  # sum of weight x distance (t.km)
-    Column("stops", Integer, nullable=False),
-    Column("parcels", Integer, nullable=False),
+    Column("stops", Integer, nullable=False),  # stop visits planned, re-plans included
+    Column("parcels", Integer, nullable=False),  # parcels planned, re-plans included
     Column("baseline_parcels", Integer, nullable=False),  # parcels first routed here
+    # stops first routed here: a stop planned again after a failure counts once
+    Column("claimed_stops", Integer, nullable=False, server_default="0"),
+    # kg x great-circle metres hub -> stop of its stops on this route (last-mile activity)
+    Column("activity_kgm", Big, nullable=False, server_default="0"),
+    # the route's one trip apportioned by share, x1000 (diesel vans in the city)
+    Column("trip_x1000", Integer, nullable=False, server_default="0"),
     Column("weight_kg", Float, nullable=False),
     Column("alloc_m", Big, nullable=False),  # the route's metres apportioned to it
     Column("alloc_wh", Big, nullable=True),  # measured battery Wh apportioned, if any
@@ -144,6 +183,35 @@ input_events = Table(
 )
 Index("ix_input_events_booking", input_events.c.booking_id)
 Index("ix_input_events_route", input_events.c.route_id)
+
+hub_energy = Table(
+    "hub_energy",
+    metadata,
+    Column("hub_id", String(64), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("wh", Big, nullable=False),  # metered, whole watt-hours
+    Column("supplier_gco2e_per_kwh", Float, nullable=True),  # market-based, if declared
+    Column("meter", String(200), nullable=False),
+    Column("note", String(1000), nullable=False),
+    Column("reported_by", String(200), nullable=False),
+    Column("reported_at_ms", Big, nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+
+report_versions = Table(
+    "report_versions",
+    metadata,
+    Column("city_id", String(64), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("version_id", String(80), nullable=False),
+    Column("published_at_ms", Big, nullable=False),
+    Column("methodology_version", String(20), nullable=False),
+    Column("factors_version", String(200), nullable=False),
+    Column("factors_digest", String(80), nullable=False),
+    Column("inputs_digest", String(80), nullable=False),
+    Column("body", Text, nullable=False),  # the JSON as published
+)
 
 
 # The writes of the consumers' hot paths are built once (per dialect, for ON CONFLICT:
@@ -205,8 +273,11 @@ _SET_CONSIGNMENT_STATUS = update(consignments).where(
 
 
 async def set_consignment_status(session: AsyncSession, booking_id: str, status: str) -> bool:
+    """A cancelled or no-show consignment leaves its carrier-day's tours: they are
+    computed again (derived_params cleared)."""
     result = await session.execute(
-        _SET_CONSIGNMENT_STATUS, {"b_booking_id": booking_id, "status": status}
+        _SET_CONSIGNMENT_STATUS,
+        {"b_booking_id": booking_id, "status": status, "derived_params": None},
     )
     return result.rowcount == 1
 
@@ -290,3 +361,10 @@ async def city_hubs(session: AsyncSession, city_id: str) -> dict[str, str]:
         select(hubs.c.hub_id, hubs.c.name).where(hubs.c.city_id == city_id)
     )
     return {r.hub_id: r.name for r in rows}
+
+
+async def add_consignment_stops(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(
+            insert_ignoring(session, consignment_stops, "booking_id", "stop_id"), list(rows)
+        )

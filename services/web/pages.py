@@ -90,11 +90,12 @@ expected · lines: planned (dashed) and running routes</figcaption></figure>
         body = """
 <form class="month"><label>Month <input type="month" id="month" name="month"></label>
 <input type="hidden" name="api_key" id="key"><button>Show</button></form>
+<p id="headline"></p>
 <section id="totals" class="cards"></section>
 <section class="downloads">Download: <a id="pdf">PDF</a> · <a id="csv">CSV</a> ·
 <a id="json">JSON</a></section>
-<h2>Daily saving (kg CO2e)</h2><svg id="chart" viewBox="0 0 640 220" role="img"
- aria-label="daily saving chart"></svg>
+<h2>Daily difference to the modelled baseline (kg CO2e; above the line avoided, below
+added)</h2><svg id="chart" viewBox="0 0 640 220" role="img" aria-label="daily difference chart"></svg>
 <h2>The full report</h2><iframe id="report" title="monthly emissions report"></iframe>"""
         data = {"city": city_id, "key": api_key, "month": month}
         return _page(f"Emissions report · {city_id}", body, script="city.js", data=data)

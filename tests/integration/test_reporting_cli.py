@@ -34,7 +34,7 @@ async def test_report_command_writes_each_format_and_refuses_bad_input(tmp_path:
         run, "--city", "berlin", "--month", "2026-10", "--out", str(out)
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(out.read_text())["totals"] == expected["totals"]
+    assert json.loads(out.read_text())["totals"] == expected.totals.model_dump()
 
     pdf = tmp_path / "berlin.pdf"
     result = await asyncio.to_thread(

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.topics import BOOKING_EVENTS
-from services.reporting.report import to_json
+from services.reporting.model import to_json
 from services.reporting.service import ReportingService
 from services.runtime.settings import Settings
 from tests.integration.test_reporting_scenario import EVENTS
@@ -55,7 +56,10 @@ async def _report(tmp: Path, events: list) -> bytes:
     try:
         for event in events:
             await apply(service, event)
-        return to_json(await service.report("berlin", "2026-10"))
+        # a fixed clock: the published version carries its publication time
+        return to_json(
+            await service.report("berlin", "2026-10", now=datetime(2026, 11, 21, tzinfo=UTC))
+        )
     finally:
         await service.engine.dispose()
 

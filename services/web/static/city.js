@@ -13,9 +13,10 @@
   }
   document.getElementById("report").src = q("html");
 
+  // the difference is against a modelled baseline and may be negative (the hubs added CO2e)
   const CARDS = [
-    ["saving_kgco2e", "kg CO2e saved"], ["saving_pct", "% of the diesel baseline"],
-    ["baseline_kgco2e", "kg CO2e baseline"], ["actual_kgco2e", "kg CO2e actual"],
+    ["saving_kgco2e", "kg CO2e difference (modelled)"], ["saving_pct", "% of the modelled baseline"],
+    ["baseline_kgco2e", "kg CO2e without the hubs (modelled)"], ["actual_kgco2e", "kg CO2e with the hubs"],
     ["last_mile_km", "last-mile km"], ["routes", "routes"], ["consignments", "consignments"],
   ];
 
@@ -35,16 +36,17 @@
     const ns = "http://www.w3.org/2000/svg";
     svg.replaceChildren();
     const values = daily.map((d) => Number(d.saving_kgco2e || 0));
-    const max = Math.max(1, ...values);
+    const max = Math.max(1, ...values.map(Math.abs));
     const w = 600 / Math.max(1, values.length);
+    const zero = 110; // the line: avoided above, added below
     values.forEach((v, i) => {
-      const h = (Math.max(0, v) / max) * 180;
+      const h = (Math.abs(v) / max) * 90;
       const r = document.createElementNS(ns, "rect");
       r.setAttribute("x", 30 + i * w + 1);
-      r.setAttribute("y", 200 - h);
+      r.setAttribute("y", v >= 0 ? zero - h : zero);
       r.setAttribute("width", Math.max(1, w - 2));
       r.setAttribute("height", h);
-      r.setAttribute("fill", "#0b7a5a");
+      r.setAttribute("fill", v >= 0 ? "#0b7a5a" : "#b03a2e");
       r.setAttribute("class", "bar");
       const t = document.createElementNS(ns, "title");
       t.textContent = `${daily[i].date || i + 1}: ${v.toFixed(1)} kg`;
@@ -53,7 +55,7 @@
     });
     const label = document.createElementNS(ns, "text");
     label.setAttribute("x", 30); label.setAttribute("y", 14); label.setAttribute("font-size", 12);
-    label.textContent = `max ${max.toFixed(1)} kg/day`;
+    label.textContent = `largest ${max.toFixed(1)} kg/day`;
     svg.appendChild(label);
   }
 
@@ -61,6 +63,7 @@
     const box = document.getElementById("totals");
     if (!res.ok) { box.textContent = `no report: ${res.status} ${await res.text()}`; return; }
     const report = await res.json();
+    if (report.headline) document.getElementById("headline").textContent = report.headline.sentence;
     for (const [k, label] of CARDS) if (k in report.totals) box.appendChild(card(report.totals[k], label));
     chart(report.daily || []);
   });
