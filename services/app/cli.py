@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from services.dispatch.cli import queue
 from services.reporting import cli as reporting_cli
@@ -20,7 +19,6 @@ from services.runtime.cli_common import (
     wait_for_signal,
 )
 from services.runtime.kafka_cli import kafka_app
-from services.runtime.settings import Settings
 from services.runtime.topics_cli import topics_app
 
 app = typer.Typer(
@@ -259,21 +257,6 @@ def simulate(
 app.command("queue", help="Follow a hub's dispatch queue live in the terminal.")(queue)
 app.command("report", help="Write a city's monthly emissions report.")(reporting_cli.report)
 app.add_typer(reporting_cli.app, name="reporting")
-
-
-def print_keys(settings: Settings) -> None:
-    import yaml
-
-    from services.runtime.auth import DEMO_KEYS
-
-    path = settings.api_keys_file or DEMO_KEYS
-    table = Table(title=f"API keys ({path})")
-    table.add_column("key")
-    table.add_column("scope")
-    table.add_column("who")
-    for entry in yaml.safe_load(Path(path).read_text())["keys"]:
-        table.add_row(str(entry.get("key", "(sha256 only)")), entry["scope"], entry.get("name", ""))
-    console.print(table)
 
 
 def main() -> None:  # pragma: no cover

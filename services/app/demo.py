@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from services.app.platform import Platform
 from services.app.registry import service_names, specs
@@ -293,10 +294,9 @@ async def run_demo(
             return code
         result = json.loads((out_dir / "summary.json").read_text())
         if serve:
-            from services.app.cli import print_keys
             from services.runtime.cli_common import wait_for_signal
 
-            print_keys(settings)
+            print_keys(settings, console)
             base = platform.base_url
             console.print(
                 f"hub operator: {base}/ui/hubs/ber-westhafen?api_key=demo-operator-ber-westhafen\n"
@@ -310,3 +310,19 @@ async def run_demo(
         await asyncio.gather(*(child.stop() for child in children))
         await platform.stop()
     return 0
+
+
+def print_keys(settings: Settings, console: Console) -> None:
+    """The demo's ready-made API keys, for the links printed after the run."""
+    import yaml
+
+    from services.runtime.auth import DEMO_KEYS
+
+    path = settings.api_keys_file or DEMO_KEYS
+    table = Table(title=f"API keys ({path})")
+    table.add_column("key")
+    table.add_column("scope")
+    table.add_column("who")
+    for entry in yaml.safe_load(Path(path).read_text())["keys"]:
+        table.add_row(str(entry.get("key", "(sha256 only)")), entry["scope"], entry.get("name", ""))
+    console.print(table)

@@ -350,6 +350,9 @@ class BookingHandlers:
         )
         marked = 0
         for booking in due:
+            # the query narrows it down by index; the rule itself is the domain's
+            if not domain.is_no_show(booking.state, now=now, grace=self.no_show_grace):
+                continue
             if await self._transition(
                 uow.session, booking.id, BookingStatus.CONFIRMED, BookingStatus.NO_SHOW, now
             ):

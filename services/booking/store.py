@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
-from services.runtime.db import UTCDateTime, dialect_insert, insert_ignoring, new_metadata
+from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, upsert
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -104,15 +104,9 @@ async def get_hub(session: AsyncSession, hub_id: str) -> HubConfig | None:
 
 
 async def upsert_hub(session: AsyncSession, hub: HubConfig) -> None:
-    insert = dialect_insert(session)
-    values = {"id": hub.id, "config": hub.model_dump(mode="json"), "updated_at": datetime.now(UTC)}
     await session.execute(
-        insert(hubs)
-        .values(**values)
-        .on_conflict_do_update(
-            index_elements=["id"],
-            set_={"config": values["config"], "updated_at": values["updated_at"]},
-        )
+        upsert(session, hubs, "id", "config", "updated_at"),
+        {"id": hub.id, "config": hub.model_dump(mode="json"), "updated_at": datetime.now(UTC)},
     )
 
 

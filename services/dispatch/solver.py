@@ -310,21 +310,6 @@ def _plan_from(
     return Plan(planned, unserved + left, solver, objective, notes)
 
 
-def _fits(model: _Model, v: int, nodes: list[int]) -> bool:
-    """Every limit of vehicle ``v`` for hub -> nodes -> hub, in integer units."""
-    if sum(model.parcels[i] for i in nodes) > model.cap_parcels[v]:
-        return False
-    if sum(model.dg[i] for i in nodes) > model.cap_dg[v]:
-        return False
-    if sum(model.dl[i] for i in nodes) > model.cap_l[v]:
-        return False
-    path = [0, *nodes, 0]
-    legs = list(itertools.pairwise(path))
-    if sum(model.dist_m[a][b] for a, b in legs) > model.range_m[v]:
-        return False
-    return sum(model.travel_s(v, a, b) for a, b in legs) <= model.shift_s[v]
-
-
 def _greedy(model: _Model) -> list[list[int]]:
     """Deterministic: vehicles largest first, each takes the nearest stop that still fits
     (capacity, range and shift with the way back), then 2-opt shortens each route."""

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.fleet import VehicleStatus
 from services.dispatch.domain import ACTIVE_ROUTE, RouteStatus, StopStatus, VehicleState
 from services.dispatch.fleet import VehicleConfig
-from services.runtime.db import UTCDateTime, dialect_insert, insert_ignoring, new_metadata, upsert
+from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, upsert
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -359,15 +359,16 @@ async def remove_open_stops(session: AsyncSession, booking_id: str) -> int:
 
 
 async def upsert_vehicle(session: AsyncSession, hub_id: str, config: VehicleConfig) -> None:
-    doc = config.model_dump(mode="json")
+    # a vehicle put again keeps its status (it may be on a route)
     await session.execute(
-        dialect_insert(session)(vehicles)
-        .values(
-            id=config.id, hub_id=hub_id, config=doc, status=VehicleStatus.AVAILABLE.value, active=1
-        )
-        .on_conflict_do_update(
-            index_elements=["id"], set_=dict(hub_id=hub_id, config=doc, active=1)
-        )
+        upsert(session, vehicles, "id", "hub_id", "config", "active"),
+        {
+            "id": config.id,
+            "hub_id": hub_id,
+            "config": config.model_dump(mode="json"),
+            "status": VehicleStatus.AVAILABLE.value,
+            "active": 1,
+        },
     )
 
 
@@ -454,9 +455,7 @@ def _route(row: Any) -> RouteRow:
 
 async def add_route(session: AsyncSession, **values: Any) -> bool:
     result = await session.execute(
-        dialect_insert(session)(routes)
-        .values(status=RouteStatus.PLANNED.value, **values)
-        .on_conflict_do_nothing(index_elements=["id"])
+        insert_ignoring(session, routes, "id"), {"status": RouteStatus.PLANNED.value, **values}
     )
     return result.rowcount == 1
 

@@ -37,7 +37,6 @@ class Settings(BaseSettings):
         "librdkafka mock cluster.",
     )
     kafka_embedded_brokers: int = Field(default=3, ge=1, le=9)
-    kafka_default_partitions: int = Field(default=6, ge=1)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None

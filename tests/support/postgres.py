@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -169,7 +170,9 @@ def describe_choice(kind: str) -> str:
         return "postgresql 16 in a container (testcontainers)"
     try:
         done = subprocess.run([_pg_bin("postgres"), "--version"], capture_output=True, text=True)
-        version = done.stdout.strip().rsplit(" ", 1)[-1]
+        # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        found = re.search(r"\b\d+(?:\.\d+)+", done.stdout)
+        version = found.group(0) if found else done.stdout.strip()
     except (RuntimeError, OSError) as exc:
         return f"throwaway cluster, but {exc}"
     return f"postgresql {version} (throwaway cluster: initdb/pg_ctl)"
