@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-SPECVERSION = "1.0"
-CONTENT_TYPE = "application/json"
+SPECVERSION: Final = "1.0"
+CONTENT_TYPE: Final = "application/json"
 
 
 class Payload(BaseModel):
@@ -115,7 +115,7 @@ def decode(raw: bytes | str, *, allowed: set[str] | None = None) -> CloudEvent[A
         payload = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise ContractError("invalid_payload", f"{envelope.type}: {_short_errors(exc)}") from exc
-    return CloudEvent[model].model_construct(  # type: ignore[valid-type]
+    return CloudEvent[model].model_construct(  # type: ignore[valid-type]  # pydantic takes a run-time class
         **{**envelope.model_dump(exclude={"data"}), "data": payload}
     )
 
@@ -128,7 +128,8 @@ def new_event(
     time: datetime | None = None,
     event_id: str | None = None,
 ) -> CloudEvent[Any]:
-    return CloudEvent[type(payload)](  # type: ignore[misc]
+    model = type(payload)
+    return CloudEvent[model](  # type: ignore[valid-type]  # pydantic takes a run-time class
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=payload.event_type,

@@ -106,6 +106,7 @@ def serve(
             except PortUnavailable as exc:
                 console.print(f"[red]{exc}[/]")
                 return 2
+            assert platform.cluster is not None  # start() starts one when it was given none
             kafka = ",".join(platform.cluster.bootstrap)
             kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
             served = (

@@ -67,7 +67,7 @@ OWN_PROCESS = ("booking", "reporting")
 # consumers long-poll for longer: every empty fetch costs CPU in the client and the
 # broker, and nothing waits on reporting's latency until the final settle.
 NICENESS = {"reporting": 10}
-CHILD_TUNING = {"reporting": {"kafka_fetch_max_wait_ms": 200}}
+CHILD_TUNING: dict[str, dict[str, object]] = {"reporting": {"kafka_fetch_max_wait_ms": 200}}
 
 
 def demo_settings(settings: Settings, data_dir: Path) -> Settings:
@@ -252,6 +252,7 @@ async def run_demo(
     children: list[Child] = []
     try:
         await platform.start()
+        assert platform.cluster is not None  # start() starts one when it was given none
         env = as_environment(settings, platform.cluster.bootstrap)
         for name in OWN_PROCESS:
             if name in platform.services:

@@ -71,7 +71,7 @@ def asyncapi_document(services: list[ServiceSpec] | None = None) -> dict[str, An
         "Every message is a CloudEvents 1.0 envelope in structured JSON mode; the topic "
         "key is the hub id (the vehicle id on telemetry).",
     )
-    return spec_doc.to_specification().to_jsonable()  # type: ignore[no-any-return]
+    return spec_doc.to_specification().to_jsonable()
 
 
 def scaled_objects(services: list[ServiceSpec] | None = None) -> str:

@@ -136,10 +136,9 @@ def router(
     async def owned(booking_id: str, caller: Principal) -> store.StoredBooking:
         async with sessions() as session:
             booking = await store.get_booking(session, booking_id)
-        visible = booking is not None and (
+        if booking is None or not (
             caller.may_act_as_carrier(booking.carrier_id) or caller.may_operate_hub(booking.hub_id)
-        )
-        if not visible:
+        ):
             # 404 rather than 403: another carrier's booking ids are not confirmed to exist
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no booking {booking_id} visible to this key"
@@ -214,6 +213,7 @@ def router(
         elif caller.role is Role.OPERATOR:
             if hub_id not in (None, caller.scope):
                 raise forbid(f"this key operates hub {caller.scope}, not {hub_id}")
+            assert caller.scope is not None  # an operator key names its hub (parse_scope)
             hubs = [caller.scope]
         elif not caller.is_admin():
             raise forbid("city officials read reports, not bookings")

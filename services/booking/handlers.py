@@ -32,6 +32,7 @@ from contracts.envelope import REGISTRY, Payload
 from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.consumer import Delivery
+from services.runtime.db import rowcount
 from services.runtime.uow import UnitOfWork
 
 
@@ -182,12 +183,14 @@ class BookingHandlers:
         volume_l = domain.litres(command.consignment.volume_m3)
         usage = await store.usage_of(uow.session, hub.id, slot) if hub else domain.SlotUsage()
         rejection = domain.check_request(hub, command, now=now, usage=usage)
-        if rejection is None and not await store.take_capacity(uow.session, hub, slot, volume_l):
-            # Someone else took it between our read and our write (overlapping consumers).
-            usage = await store.usage_of(uow.session, hub.id, slot)
-            rejection = domain.check_request(
-                hub, command, now=now, usage=usage
-            ) or domain.Rejection(RejectionReason.DOCKS_FULL, "the slot was taken concurrently")
+        if rejection is None:
+            assert hub is not None  # check_request rejects an unknown hub (UNKNOWN_HUB)
+            if not await store.take_capacity(uow.session, hub, slot, volume_l):
+                # Someone else took it between our read and our write (overlapping consumers).
+                usage = await store.usage_of(uow.session, hub.id, slot)
+                rejection = domain.check_request(
+                    hub, command, now=now, usage=usage
+                ) or domain.Rejection(RejectionReason.DOCKS_FULL, "the slot was taken concurrently")
         slot_end = slot + hub.slot_length if hub else slot
 
         if rejection is None:
@@ -273,6 +276,8 @@ class BookingHandlers:
         )
         if await self._refused_or_repeated(uow, command, booking, problem, now, "cancellation"):
             return
+        # check_cancellation finds a problem with no booking, and that is answered above
+        assert booking is not None
         hub = await store.get_hub(uow.session, booking.hub_id)
         payload = BookingCancelled(
             booking_id=booking.id,
@@ -304,6 +309,8 @@ class BookingHandlers:
         )
         if await self._refused_or_repeated(uow, command, booking, problem, now, "check_in"):
             return
+        # check_check_in finds a problem with no booking, and that is answered above
+        assert booking is not None
         payload = ConsignmentCheckedIn(
             booking_id=booking.id,
             carrier_id=booking.carrier_id,
@@ -389,4 +396,4 @@ class BookingHandlers:
                 **values,
             },
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1

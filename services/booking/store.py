@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
-from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, upsert
+from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, rowcount, upsert
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -112,7 +112,7 @@ async def upsert_hub(session: AsyncSession, hub: HubConfig) -> None:
 
 async def delete_hub(session: AsyncSession, hub_id: str) -> bool:
     result = await session.execute(delete(hubs).where(hubs.c.id == hub_id))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def active_bookings_at_hub(session: AsyncSession, hub_id: str, *, after: datetime) -> int:
@@ -190,7 +190,7 @@ async def take_capacity(
             "b_volume_per_slot_l": hub.volume_per_slot_l,
         },
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def release_capacity(

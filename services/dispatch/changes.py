@@ -289,6 +289,8 @@ class ChangeLog:
             conn = await self.engine.connect()
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
+            # None only once the pool has closed or invalidated it; this one was just opened
+            assert driver is not None
             await driver.add_listener(CHANNEL, self._notified)
         except Exception as exc:
             log.warning("dispatch change log: cannot LISTEN (polling meanwhile): %r", exc)

@@ -47,6 +47,7 @@ class ServerSentEvent:
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
     """Parse a text/event-stream response (comments such as pings are skipped)."""
+    data: list[str]
     event, data, event_id = "message", [], None
     async for line in response.aiter_lines():
         if line == "":

@@ -5,6 +5,7 @@ it works on dispatch's database only."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,7 +21,7 @@ class HubQueues:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        unit_of_work: Any,  # Service.unit_of_work: () -> async context of a UnitOfWork
+        unit_of_work: Callable[[], contextlib.AbstractAsyncContextManager[UnitOfWork]],
         changes: ChangeLog,
     ) -> None:
         self.sessions = sessions
@@ -28,7 +29,7 @@ class HubQueues:
         self.changes = changes
 
     def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
-        return self._unit_of_work()  # type: ignore[no-any-return]
+        return self._unit_of_work()
 
     async def snapshot(self, hub_id: str) -> dict[str, Any] | None:
         async with self.sessions() as session:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.fleet import VehicleStatus
 from services.dispatch.domain import ACTIVE_ROUTE, RouteStatus, StopStatus, VehicleState
 from services.dispatch.fleet import VehicleConfig
-from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, upsert
+from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, rowcount, upsert
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -248,7 +248,7 @@ async def add_stop(session: AsyncSession, **values: Any) -> bool:
     result = await session.execute(
         insert_ignoring(session, stops, "booking_id", "stop_id"), {"attempts": 0, **values}
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 _STOPS_OF_BOOKING = select(stops).where(stops.c.booking_id == bindparam("b_booking_id"))
@@ -352,7 +352,7 @@ async def remove_open_stops(session: AsyncSession, booking_id: str) -> int:
             stops.c.status.in_([StopStatus.EXPECTED.value, StopStatus.WAITING.value]),
         )
     )
-    return result.rowcount
+    return rowcount(result)
 
 
 # -------------------------------------------------------------------------- vehicles ---
@@ -376,7 +376,7 @@ async def deactivate_vehicle(session: AsyncSession, vehicle_id: str) -> bool:
     result = await session.execute(
         update(vehicles).where(vehicles.c.id == vehicle_id, vehicles.c.active == 1).values(active=0)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 _VEHICLE_HUB = select(vehicles.c.hub_id).where(
@@ -457,7 +457,7 @@ async def add_route(session: AsyncSession, **values: Any) -> bool:
     result = await session.execute(
         insert_ignoring(session, routes, "id"), {"status": RouteStatus.PLANNED.value, **values}
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 _GET_ROUTE = select(routes).where(routes.c.id == bindparam("b_id"))

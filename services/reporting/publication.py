@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting import model, store
-from services.runtime.db import insert_ignoring
+from services.runtime.db import insert_ignoring, rowcount
 
 rv = store.report_versions.c
 
@@ -105,7 +105,7 @@ async def publish(
             },
         )
         await session.commit()
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             return published
         # another request published this number first: look again
     raise RuntimeError(f"could not publish the report of {report.city.id} {report.month}")

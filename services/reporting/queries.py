@@ -200,7 +200,7 @@ async def input_digest(
     count, joined = (
         await session.execute(select(func.count(), concat(lines.c.line, literal("\n"))))
     ).one()
-    lines_of_month = joined.split("\n") if count else []
+    lines_of_month: list[str] = joined.split("\n") if count else []
     lines_of_month += extra_lines
     ordered = sorted(lines_of_month)
     digest = hashlib.sha256("".join(f"{line}\n" for line in ordered).encode())

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import insert_ignoring, new_metadata, upsert
+from services.runtime.db import insert_ignoring, new_metadata, rowcount, upsert
 from services.runtime.messaging_tables import add_inbox
 
 metadata = new_metadata()
@@ -264,7 +264,7 @@ async def upsert_hub(session: AsyncSession, **row: Any) -> None:
 async def add_consignment(session: AsyncSession, **row: Any) -> bool:
     """First confirmation wins: a re-sent confirmation of the same booking changes nothing."""
     statement = insert_ignoring(session, consignments, "booking_id")
-    return (await session.execute(statement, row)).rowcount == 1
+    return rowcount(await session.execute(statement, row)) == 1
 
 
 _SET_CONSIGNMENT_STATUS = update(consignments).where(
@@ -279,12 +279,12 @@ async def set_consignment_status(session: AsyncSession, booking_id: str, status:
         _SET_CONSIGNMENT_STATUS,
         {"b_booking_id": booking_id, "status": status, "derived_params": None},
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def add_route(session: AsyncSession, **row: Any) -> bool:
     statement = insert_ignoring(session, routes, "route_id")
-    return (await session.execute(statement, row)).rowcount == 1
+    return rowcount(await session.execute(statement, row)) == 1
 
 
 async def claim_stop(
@@ -294,7 +294,7 @@ async def claim_stop(
     failed stop is planned on a later route."""
     statement = insert_ignoring(session, stop_claims, "booking_id", "stop_id")
     row = dict(booking_id=booking_id, stop_id=stop_id, route_id=route_id)
-    return (await session.execute(statement, row)).rowcount == 1
+    return rowcount(await session.execute(statement, row)) == 1
 
 
 async def add_route_consignments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

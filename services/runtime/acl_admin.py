@@ -26,6 +26,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
 
@@ -72,15 +73,21 @@ def to_binding(grant: Grant) -> AclBinding:
 
 
 def to_grant(binding: AclBinding) -> Grant:
-    resource = {v: k for k, v in _RESOURCES.items()}.get(binding.restype)
+    # a binding's fields are made enums when it is made (AclBinding._convert_args), but
+    # confluent-kafka types them as the ``enum | str | int`` its constructor accepts
+    restype, pattern = binding.restype, binding.resource_pattern_type
+    operation, permission = binding.operation, binding.permission_type
+    assert isinstance(restype, ResourceType) and isinstance(pattern, ResourcePatternType)
+    assert isinstance(operation, AclOperation) and isinstance(permission, AclPermissionType)
+    resource = {v: k for k, v in _RESOURCES.items()}.get(restype)
     return Grant(
         binding.principal,
-        resource or binding.restype.name.lower(),
+        resource or restype.name.lower(),
         binding.name,
-        binding.resource_pattern_type.name.lower(),
-        _operation_name(binding.operation),
+        pattern.name.lower(),
+        _operation_name(operation),
         binding.host,
-        binding.permission_type.name.capitalize(),
+        permission.name.capitalize(),
     )
 
 
@@ -116,10 +123,10 @@ class KafkaAclAdmin:
     def grants(self) -> list[Grant]:
         everything = AclBindingFilter(
             ResourceType.ANY,
-            None,
+            None,  # type: ignore[arg-type]  # None matches any (documented), but hinted as str
             ResourcePatternType.ANY,
-            None,
-            None,
+            None,  # type: ignore[arg-type]  # None matches any (documented), but hinted as str
+            None,  # type: ignore[arg-type]  # None matches any (documented), but hinted as str
             AclOperation.ANY,
             AclPermissionType.ANY,
         )
@@ -150,7 +157,9 @@ class KafkaAclAdmin:
 
     def create_users(self, passwords: Mapping[str, str], mechanism: str) -> None:
         info = ScramCredentialInfo(SCRAM_MECHANISMS[mechanism], SCRAM_ITERATIONS)
-        upserts = [UserScramCredentialUpsertion(u, info, p.encode()) for u, p in passwords.items()]
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(u, info, p.encode()) for u, p in passwords.items()
+        ]
         if not upserts:
             return
         futures = self.admin.alter_user_scram_credentials(upserts, request_timeout=self.timeout)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -182,6 +182,14 @@ def upsert(session: Any, table: Any, key: str, *update_columns: str) -> Any:
         )
 
     return cached_statement(session, ("upsert", table, key, update_columns), build)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an INSERT, UPDATE or DELETE changed. ``Session.execute`` is typed to
+    return a ``Result`` (an ORM query may come back as another kind), but a Core
+    statement's result is the DBAPI cursor's, a ``CursorResult``, which has the count."""
+    assert isinstance(result, CursorResult), f"no row count on a {type(result).__name__}"
+    return result.rowcount
 
 
 _WRITERS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()

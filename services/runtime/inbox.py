@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import insert_ignoring
+from services.runtime.db import insert_ignoring, rowcount
 
 
 async def claim(
@@ -33,4 +33,4 @@ async def claim(
             "processed_at": datetime.now(UTC),
         },
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1

@@ -27,7 +27,7 @@ from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import CloudEvent, encode
-from services.runtime.db import cached_statement, is_sqlite, writing
+from services.runtime.db import cached_statement, is_sqlite, rowcount, writing
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class OutboxRelay:
                     .where(o.c.id.in_(ids[start : start + 1000]), o.c.sent_at.is_(None))
                     .values(sent_at=datetime.now(UTC))
                 )
-                marked += result.rowcount
+                marked += rowcount(result)
         if marked:
             log.info("outbox of %s: %d rows were already published", self.service, marked)
         return marked

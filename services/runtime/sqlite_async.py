@@ -21,6 +21,7 @@ Used through ``create_async_engine(..., async_creator=...)``: see :func:`connect
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -129,7 +130,7 @@ def connector(database: str, *, inline: bool = False, **kwargs: Any) -> Callable
         # not disposed, a task cancelled mid-query) would keep the interpreter from
         # exiting. SQLAlchemy's own aiosqlite dialect does the same; since aiosqlite 0.22
         # the thread is an attribute, before that the connection was the thread.
-        thread = getattr(inner, "_thread", inner)
+        thread = inner if isinstance(inner, threading.Thread) else inner._thread
         thread.daemon = True
         return Connection(await inner, inline=inline)
 

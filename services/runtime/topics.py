@@ -88,11 +88,14 @@ def load_topics(path: Path | None) -> list[TopicSpec]:
         unknown = set(entry) - {"name", "partitions", "replication_factor", "configs"}
         if unknown:
             raise TopicsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        partitions = entry.get("partitions", defaults.get("partitions"))
-        replication = entry.get("replication_factor", defaults.get("replication_factor", 3))
-        for label, value in (("partitions", partitions), ("replication_factor", replication)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TopicsError(f"{where}: {label} must be a positive integer, not {value!r}")
+        partitions = _positive_int(
+            where, "partitions", entry.get("partitions", defaults.get("partitions"))
+        )
+        replication = _positive_int(
+            where,
+            "replication_factor",
+            entry.get("replication_factor", defaults.get("replication_factor", 3)),
+        )
         configs = dict(defaults.get("configs") or {}) | dict(entry.get("configs") or {})
         for key, value in configs.items():
             if not isinstance(value, str | int) or isinstance(value, bool):
@@ -101,6 +104,12 @@ def load_topics(path: Path | None) -> list[TopicSpec]:
             TopicSpec(name, partitions, replication, {k: str(v) for k, v in configs.items()})
         )
     return specs
+
+
+def _positive_int(where: str, label: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TopicsError(f"{where}: {label} must be a positive integer, not {value!r}")
+    return value
 
 
 # --- the plan (pure) --------------------------------------------------------------------

@@ -48,7 +48,7 @@ def topics_apply(
     table = Table(title="topics" + (" (dry run)" if dry_run else ""))
     for column in ("topic", "change", "detail", "done"):
         table.add_column(column)
-    notes = {"capped": set(), "configs-unknown": set()}
+    notes: dict[str, set[str]] = {"capped": set(), "configs-unknown": set()}
     for change in plan.changes:
         if change.kind in notes:
             notes[change.kind].add(change.detail.split(":")[0])

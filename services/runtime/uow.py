@@ -89,7 +89,7 @@ class UnitsOfWork:
 
     @property
     def engine(self) -> AsyncEngine:
-        return self.sessions.kw["bind"]  # type: ignore[no-any-return]
+        return self.sessions.kw["bind"]
 
     @contextlib.asynccontextmanager
     async def __call__(self, *, notify: bool = True) -> AsyncIterator[UnitOfWork]:

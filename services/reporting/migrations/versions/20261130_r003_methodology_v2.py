@@ -12,6 +12,8 @@ so (HTTP 422) and names the fix: rebuild the projection from the topics
 (`microhub reporting rebuild`, docs/deploy.md), which keep every event for ever.
 """
 
+from typing import Any
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -21,7 +23,7 @@ down_revision = '20261130_r002'
 branch_labels = None
 depends_on = None
 
-NEW_CONSIGNMENT_COLUMNS = [
+NEW_CONSIGNMENT_COLUMNS: list[tuple[str, sa.types.TypeEngine[Any]]] = [
     ('depot_lat', sa.Float()),
     ('depot_lon', sa.Float()),
     ('baseline_day', sa.String(length=10)),
