@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # A simulated month: a little over a minute here (see docs/simulation.md, bench/demo_month.py).
 DEMO_DAYS ?= 30
 
-.PHONY: demo test lint bench schemas clean
+.PHONY: demo test test-fast lint bench schemas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,13 +18,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/microhub demo --days $(DEMO_DAYS)
 
+# the static checks (fast) first: style, the layers' import rules, types
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# the inner loop: everything that needs neither a Kafka broker nor PostgreSQL (~1 min)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not kafka and not postgres and not packaging" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -24,6 +24,22 @@ _LINGERING: list[str] = []
 _STARTED: list[str] = []
 
 
+# A test that uses one of these (directly or through another fixture) needs that server:
+# marked automatically, so `pytest -m "not kafka and not postgres"` is the fast loop.
+KAFKA_FIXTURES = {"kafka_cluster", "real_kafka", "apache_three_nodes", "secured_kafka", "demo_run"}
+POSTGRES_FIXTURES = {"postgres_server", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & KAFKA_FIXTURES or item.get_closest_marker("kafka"):
+            item.add_marker(pytest.mark.kafka)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if names & POSTGRES_FIXTURES or params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """The broker and database this run uses: the same links the fixtures take."""
     return [

@@ -21,7 +21,6 @@ from services.runtime.settings import Settings
 from services.web import routers as web_routers
 from tests.e2e.conftest import ARTIFACTS, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.kafka
 HUB, CITY = "ber-westhafen", "berlin"
 
 

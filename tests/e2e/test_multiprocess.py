@@ -16,16 +16,12 @@ import asyncio
 import json
 from pathlib import Path
 
-import pytest
-
 from services.app.demo import DEMO_OVERRIDES, DEMO_TUNING
 from services.runtime.settings import Settings
 from tests.e2e.conftest import DAYS, MICROHUB, SEED, DemoRun, base_env
 from tests.support.carrier import TopicReader
 from tests.support.kafka import create_topics
 from tests.support.processes import ServeProcess
-
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 SERVICES = ("booking", "dispatch", "reporting")
 # where each service is killed, as a share of the run's booking events

@@ -20,7 +20,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from aiokafka.partitioner import murmur2
 
 from contracts.topics import BOOKING_EVENTS
@@ -31,8 +30,6 @@ from tests.support.dispatch import bike
 from tests.support.kafka import KafkaUnderTest
 from tests.support.postgres import PostgresUnderTest
 from tests.support.processes import MICROHUB, Proc, clean_env
-
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 # the sample hubs with a demo operator key (services/runtime/data/demo-api-keys.yaml)
 HUBS = {"ber-westhafen": "Europe/Berlin", "osl-alnabru": "Europe/Oslo"}

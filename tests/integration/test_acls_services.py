@@ -7,7 +7,6 @@ reporting rebuild replays the topics. Then what the ACLs do not allow is refused
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.support.carrier import Carrier, TopicReader, consignment
 from tests.support.dispatch import ALL_DAY, Publisher, write_fleet
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 from tests.support.secured_kafka import INTRUDER, SecuredKafka
+from tests.support.waiting import eventually
 
 CARRIER_KEY = {"Authorization": "Bearer demo-carrier-parcelco"}  # the demo keys file
 
@@ -47,13 +47,6 @@ async def prefix(secured_kafka: SecuredKafka) -> str:
     )
     assert len(created.created) == len(all_topic_names())
     return prefix
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def next_slot(now: datetime) -> datetime:
@@ -155,13 +148,13 @@ async def test_each_service_works_with_exactly_its_acls(
         assert started["data"]["route_id"] == planned["data"]["route_id"]
 
         # reporting read the booking events and both route events
-        await until(
+        await eventually(
             lambda: reporting.consumer("reporting-bookings").stats.processed >= 2,
-            "reporting's booking events",
+            what="reporting's booking events",
         )
-        await until(
+        await eventually(
             lambda: reporting.consumer("reporting-dispatch").stats.processed >= 2,
-            "reporting's route events",
+            what="reporting's route events",
         )
 
     # every consumer may write its dead letters: one poison record on each input topic,
@@ -182,9 +175,9 @@ async def test_each_service_works_with_exactly_its_acls(
         "reporting-bookings": reporting.consumer("reporting-bookings"),
         "reporting-dispatch": reporting.consumer("reporting-dispatch"),
     }
-    await until(
+    await eventually(
         lambda: all(c.dead_letters.count == 1 for c in consumers.values()),
-        "every consumer to dead-letter its poison record",
+        what="every consumer to dead-letter its poison record",
     )
     dead_letters: dict[str, str] = {}
     for name in all_topic_names():

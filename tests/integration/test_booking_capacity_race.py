@@ -20,8 +20,6 @@ from services.booking.service import BookingService
 from services.runtime.db import make_engine, make_sessionmaker
 from tests.support.hubs import hub_config
 
-pytestmark = pytest.mark.postgres
-
 SLOT = datetime(2027, 3, 2, 8, tzinfo=UTC)
 
 

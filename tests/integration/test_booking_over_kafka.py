@@ -12,6 +12,7 @@ from services.booking import store
 from services.booking.service import BookingService
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader, monday_after
+from tests.support.groups import drained
 from tests.support.hubs import TEST_HUB
 
 NOW = monday_after(datetime.now(UTC)) + timedelta(hours=5)  # Monday 06:00 Berlin (winter)
@@ -216,7 +217,7 @@ async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(
     await restarted.start()
     try:
         await outcomes.wait_for(lambda r: len(r.by_reference()) >= total, what=f"{total} outcomes")
-        await _settle(outcomes)
+        await drained(restarted, outcomes)
         by_ref = outcomes.by_reference()
         assert sorted(by_ref) == sorted(f"r{i}" for i in range(total))
         assert all(len(events) == 1 for events in by_ref.values()), {
@@ -231,16 +232,6 @@ async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(
         assert rows == total
     finally:
         await restarted.stop()
-
-
-async def _settle(reader: TopicReader, quiet: float = 1.0) -> None:
-    """Wait until nothing new has arrived for ``quiet`` seconds (to catch duplicates)."""
-    import asyncio
-
-    seen = -1
-    while seen != len(reader.records):
-        seen = len(reader.records)
-        await asyncio.sleep(quiet)
 
 
 async def test_the_timer_sweep_marks_no_shows_on_a_quiet_hub(

@@ -22,6 +22,7 @@ from services.dispatch.changes import RESYNC, ChangeLog, Subscription
 from services.dispatch.service import DispatchService
 from services.dispatch.store import hub_change_heads, hub_changes
 from services.runtime.db import make_engine, make_sessionmaker
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -66,11 +67,7 @@ async def test_a_viewer_elsewhere_gets_committed_changes_and_never_rolled_back_o
     assert watching.after == 0
     if not reader.sqlite:
         # PostgreSQL: the follower must be woken by NOTIFY, not by its 5 s safety poll
-        for _ in range(200):
-            if reader.listening:
-                break
-            await asyncio.sleep(0.05)
-        assert reader.listening
+        await eventually(lambda: reader.listening, what="the follower to LISTEN", timeout=10)
 
     await write(writer, ("hub-a", "rolled"), fail=True)
     await write(writer, ("hub-a", "first"), ("hub-b", "elsewhere"), ("hub-a", "second"))

@@ -25,6 +25,7 @@ from services.runtime.auth import Principal, Role
 from services.runtime.settings import Settings
 from tests.support.dispatch import bike, confirmed, consignment, write_fleet
 from tests.support.hubs import TEST_HUB
+from tests.support.waiting import eventually
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 OPERATOR = {"X-Test-Principal": f"operator:{TEST_HUB}"}
@@ -128,15 +129,12 @@ async def test_the_stream_delivers_a_change_to_a_connected_client(
             assert json.loads(change.data)["changes"] == [
                 {"kind": "fleet", "vehicle_id": "trike-1", "action": "put"}
             ]
-    assert await _unsubscribed(dispatch)
-
-
-async def _unsubscribed(dispatch: DispatchService) -> bool:
-    for _ in range(100):  # the server notices the closed connection shortly after
-        if dispatch.changes.subscribers(TEST_HUB) == 0:
-            return True
-        await asyncio.sleep(0.05)
-    return False
+    # the server notices the closed connection shortly after
+    await eventually(
+        lambda: dispatch.changes.subscribers(TEST_HUB) == 0,
+        what="the stream to unsubscribe when its client left",
+        timeout=5,
+    )
 
 
 async def test_snapshot_and_who_may_see_it(dispatch: DispatchService, base_url: str) -> None:
@@ -202,10 +200,9 @@ async def test_the_terminal_view_follows_the_stream(
     watcher = asyncio.create_task(
         watch_queue(base_url, TEST_HUB, f"operator:{TEST_HUB}", stop_after=2, live=live)
     )
-    for _ in range(100):
-        if dispatch.changes.subscribers(TEST_HUB):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: dispatch.changes.subscribers(TEST_HUB) > 0, what="the terminal view to connect"
+    )
     await confirm_booking(dispatch, "b4", 1)
     assert await asyncio.wait_for(watcher, 15) == 2
     text = console.export_text()

@@ -4,7 +4,6 @@ out through the outbox."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,16 +25,10 @@ from services.runtime.settings import Settings
 from tests.support.carrier import TopicReader
 from tests.support.dispatch import Publisher, bike, checked_in, confirmed, consignment, write_fleet
 from tests.support.hubs import TEST_HUB
+from tests.support.waiting import eventually
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SLOT = NOW + timedelta(hours=1)
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    deadline = asyncio.get_running_loop().time() + 20.0
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 StartDispatch = Callable[..., Awaitable[DispatchService]]
@@ -91,7 +84,10 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     dispatch = await start_dispatch(dispatch_solver_in_subprocess=True)
     await publisher.send(confirmed("b1", SLOT, consignment(4)), time=NOW)
     # expected load is shown but not dispatchable: nothing is planned before the check-in
-    await _until(lambda: dispatch.consumer("dispatch-bookings").stats.processed == 1)
+    await eventually(
+        lambda: dispatch.consumer("dispatch-bookings").stats.processed == 1,
+        what="dispatch to apply the confirmation",
+    )
     before = await dispatch.queues.snapshot(TEST_HUB)
     assert [s["status"] for s in before["stops"]] == ["expected"] * 4
     assert before["routes"] == [] and dispatched.of_type("route_planned.v1") == []

@@ -18,15 +18,22 @@ from services.app.platform import Platform, PortUnavailable
 from services.runtime.settings import Settings
 from tests.support.hubs import write_catalogue
 from tests.support.processes import MICROHUB, clean_env
+from tests.support.waiting import eventually
 
 
 async def wait_ready(client: httpx.AsyncClient, timeout: float = 30.0) -> httpx.Response:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await client.get("/readyz")
-        if response.status_code == 200 or asyncio.get_running_loop().time() > deadline:
-            return response
-        await asyncio.sleep(0.2)
+    """/readyz until it says ready (or its last answer, for the assertion to show)."""
+    answers: list[httpx.Response] = []
+
+    async def ready() -> bool:
+        answers.append(await client.get("/readyz"))
+        return answers[-1].status_code == 200
+
+    try:
+        await eventually(ready, what="/readyz to answer 200", timeout=timeout, interval=0.2)
+    except AssertionError:
+        pass
+    return answers[-1]
 
 
 async def test_ready_once_assigned_and_not_ready_without_its_database(

@@ -4,7 +4,6 @@ report comes out in every format; a rebuild from the topics alone gives the same
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from services.runtime.settings import Settings
 from tests.integration.test_reporting_scenario import EVENTS
 from tests.support.carrier import TopicReader
 from tests.support.reporting import apply
+from tests.support.waiting import eventually
 
 CLOSED = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -53,14 +53,6 @@ async def publish(settings: Settings, records: list[tuple[str, bytes, bytes]]) -
         await producer.stop()
 
 
-async def wait_until(predicate, *, seconds: float = 30.0, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_month_flows_in_over_kafka_and_a_rebuild_reproduces_it(
     reporting: ReportingService, settings: Settings, tmp_path: Path
 ) -> None:
@@ -71,7 +63,7 @@ async def test_month_flows_in_over_kafka_and_a_rebuild_reproduces_it(
     await publish(settings, records)
 
     bookings = sum(1 for e in EVENTS if e.data.topic != DISPATCH_EVENTS.name)
-    await wait_until(
+    await eventually(
         lambda: (
             reporting.consumer("reporting-bookings").stats.processed
             + reporting.consumer("reporting-bookings").stats.duplicates

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.apache_kafka import ApacheKafka
@@ -24,8 +23,6 @@ from tests.support.hubs import hub_config, write_catalogue
 from tests.support.kafka import create_topics
 from tests.support.processes import ServeProcess, clean_env
 from tests.support.waiting import eventually
-
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 BURST = 1000
 HUBS = [f"hub-{n}" for n in range(8)]

@@ -10,14 +10,15 @@ tests/reliability/test_scale_out.py and the multi-process e2e test.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader, monday_after
+from tests.support.groups import lag
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 from tests.support.processes import ServeProcess, clean_env
+from tests.support.waiting import eventually
 
 TOTAL = 2000
 DOCKS = 100  # per slot; 10 slots: half the requests are confirmed
@@ -62,7 +63,16 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
             await outcomes.wait_for(
                 lambda r: len(r.by_reference()) >= TOTAL, timeout=120, what=f"{TOTAL} outcomes"
             )
-            await asyncio.sleep(2)  # anything late would be a duplicate
+            # anything late would be a duplicate: wait until the group has committed
+            # every command (the service publishes what a record caused before that)
+            # and the reader has read everything there is
+            commands = settings.topic("microhub.booking.commands.v1")
+
+            async def all_committed() -> bool:
+                return await lag(kafka_process, settings.group("booking"), commands) == 0
+
+            await eventually(all_committed, what="every command committed")
+            await eventually(outcomes.at_end, what="the reader at the topic's end")
             assert await service.terminate() == 0, service.log.read_text()
 
         # the stop really happened mid-stream: the restarted process decided the rest

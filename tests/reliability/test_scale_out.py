@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import func, select
 
@@ -30,8 +29,6 @@ from tests.support.hubs import hub_config, write_catalogue
 from tests.support.kafka import KafkaUnderTest, create_topics
 from tests.support.processes import ServeProcess, clean_env
 from tests.support.waiting import eventually
-
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 TOTAL = 5000
 PARTITIONS = 6

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from tests.support.waiting import eventually
+
 COMMANDS = "microhub.booking.commands.v1"
 EVENTS = "microhub.booking.events.v1"
 
@@ -216,14 +218,12 @@ class TopicReader:
         return grouped
 
     async def wait_for(self, predicate, *, timeout: float = 20.0, what: str = "events") -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate(self):
-            if asyncio.get_running_loop().time() > deadline:
-                seen = [(e["type"], e["data"].get("carrier_reference")) for e in self.events][-20:]
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what}; last seen: {seen}"
-                )
-            await asyncio.sleep(0.05)
+        def seen() -> list[tuple[str, str | None]]:
+            return [(e["type"], e["data"].get("carrier_reference")) for e in self.events][-20:]
+
+        await eventually(
+            lambda: predicate(self), what=what, timeout=timeout, interval=0.05, describe=seen
+        )
 
     async def wait_count(
         self, n: int, *, suffix: str = "", timeout: float = 20.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
@@ -60,4 +61,24 @@ async def lag(bootstrap: list[str], group_id: str, topic: str) -> int:
         await admin.close()
     return sum(
         max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()
+    )
+
+
+async def drained(service: Any, reader: Any, *, timeout: float = 60) -> None:
+    """Everything ``service`` was sent is decided and in ``reader``: each of its consumer
+    groups has committed every record of its topic, its outbox is published, and the
+    reader has read its topic to the end. What arrives later would be a duplicate."""
+    from tests.support.waiting import eventually
+
+    settings = service.settings
+    for consumer in service.consumers:
+
+        async def committed(c: Any = consumer) -> bool:
+            return await lag(service.bootstrap, settings.group(c.name), c.topic) == 0
+
+        await eventually(committed, what=f"{consumer.name} to commit everything", timeout=timeout)
+    if service.relay is not None:
+        await service.relay.flush()
+    await eventually(
+        reader.at_end, what=f"the reader at the end of {reader.topic}", timeout=timeout
     )
