@@ -25,6 +25,7 @@ from services.reporting.hub_energy import FutureMonth, MeterReading, UnknownHub
 from services.reporting.model import EmissionsReport
 from services.reporting.render import FORMATS, render
 from services.reporting.report import ReportUnavailable, UnknownCity
+from services.runtime.auth import Principal
 
 ACCEPT_TO_FORMAT = {
     "application/json": "json",
@@ -48,29 +49,6 @@ def negotiate(fmt: str | None, accept: str | None) -> str:
         if media in ACCEPT_TO_FORMAT:
             return ACCEPT_TO_FORMAT[media]
     return "json"
-
-
-def _role(principal: Any) -> str:
-    return str(getattr(getattr(principal, "role", ""), "value", getattr(principal, "role", "")))
-
-
-def may_read_city(principal: Any, city_id: str) -> bool:
-    """Admins read every city, officials their own (``official:<city>``)."""
-    role = _role(principal)
-    return role == "admin" or (role == "official" and getattr(principal, "scope", None) == city_id)
-
-
-def may_operate_hub(principal: Any, hub_id: str) -> bool:
-    """Admins and the hub's operators (``operator:<hub>``)."""
-    role = _role(principal)
-    return role == "admin" or (role == "operator" and getattr(principal, "scope", None) == hub_id)
-
-
-def may_act_as_carrier(principal: Any, carrier_id: str) -> bool:
-    role = _role(principal)
-    return role == "admin" or (
-        role == "carrier" and getattr(principal, "scope", None) == carrier_id
-    )
 
 
 def _month(month: str) -> str:
@@ -108,9 +86,9 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
         version: int | None = Query(
             None, ge=1, description="a published version of a closed month"
         ),
-        principal: Any = Depends(principal_dependency),
+        principal: Principal = Depends(principal_dependency),
     ) -> Response:
-        if not may_read_city(principal, city):
+        if not principal.may_read_city(city):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this key may not read the reports of {city!r}"
             )
@@ -153,9 +131,9 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
     async def report_versions(
         city: str = Identifier(),
         month: str = Path(...),
-        principal: Any = Depends(principal_dependency),
+        principal: Principal = Depends(principal_dependency),
     ) -> list[dict[str, Any]]:
-        if not may_read_city(principal, city):
+        if not principal.may_read_city(city):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this key may not read the reports of {city!r}"
             )
@@ -177,9 +155,9 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
         reading: MeterReading,
         hub: str = Identifier(),
         month: str = Path(..., description="YYYY-MM, in the hub's city's time zone"),
-        principal: Any = Depends(principal_dependency),
+        principal: Principal = Depends(principal_dependency),
     ) -> dict[str, Any]:
-        if not may_operate_hub(principal, hub):
+        if not principal.may_operate_hub(hub):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"meter readings of hub {hub} come from its operators (operator:{hub}) or admins",
@@ -196,9 +174,9 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
 
     @api.get("/v1/hubs/{hub}/energy", summary="A hub's meter readings, per month")
     async def get_hub_energy(
-        hub: str = Identifier(), principal: Any = Depends(principal_dependency)
+        hub: str = Identifier(), principal: Principal = Depends(principal_dependency)
     ) -> list[dict[str, Any]]:
-        if not may_operate_hub(principal, hub):
+        if not principal.may_operate_hub(hub):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"the readings of hub {hub} are for its operators and admins",
@@ -216,9 +194,9 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
     async def carrier_footprints(
         carrier: str = Identifier(),
         month: str = Path(...),
-        principal: Any = Depends(principal_dependency),
+        principal: Principal = Depends(principal_dependency),
     ) -> dict[str, Any]:
-        if not may_act_as_carrier(principal, carrier):
+        if not principal.may_act_as_carrier(carrier):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"the footprints of {carrier} are for its own keys (carrier:{carrier}) and admins",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,20 +15,16 @@ from pypdf import PdfReader
 
 from services.reporting.api import router
 from services.reporting.service import ReportingService
+from services.runtime.auth import Principal, Role
 from services.runtime.settings import Settings
 from tests.integration.test_reporting_scenario import EVENTS
 from tests.support.reporting import apply
 
 
-@dataclass(frozen=True)
-class FakePrincipal:
-    role: str
-    scope: str | None
-
-
-def principal(x_test_principal: str = Header(...)) -> FakePrincipal:
+def principal(x_test_principal: str = Header(...)) -> Principal:
+    """The platform's Principal from a `role:scope` header (no key file needed)."""
     role, _, scope = x_test_principal.partition(":")
-    return FakePrincipal(role, scope or None)
+    return Principal(Role(role), scope or None, name=x_test_principal)
 
 
 @pytest.fixture
