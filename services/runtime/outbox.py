@@ -41,21 +41,32 @@ OUTBOX_HEADER = "x-microhub-outbox"  # the publishing service
 OUTBOX_ID_HEADER = "x-microhub-outbox-id"  # the row's id in that service's outbox
 
 
+def outbox_row(event: CloudEvent[Any], *, topic: str, key: str, now: datetime) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "key": key,
+        "event_id": event.id,
+        "event_type": event.type,
+        "payload": encode(event),
+        "created_at": now,
+        "attempts": 0,
+    }
+
+
+async def enqueue_all(session: AsyncSession, outbox: Table, rows: list[dict[str, Any]]) -> None:
+    """Add events (:func:`outbox_row`) to the outbox inside the caller's transaction, in
+    one statement: their ids, and so their publication order, follow the list."""
+    if rows:
+        statement = cached_statement(session, ("outbox.enqueue", outbox), lambda _: insert(outbox))
+        await session.execute(statement, rows)
+
+
 async def enqueue(
     session: AsyncSession, outbox: Table, event: CloudEvent[Any], *, topic: str, key: str
 ) -> None:
-    """Add an event to the outbox inside the caller's transaction."""
-    await session.execute(
-        cached_statement(session, ("outbox.enqueue", outbox), lambda _: insert(outbox)),
-        {
-            "topic": topic,
-            "key": key,
-            "event_id": event.id,
-            "event_type": event.type,
-            "payload": encode(event),
-            "created_at": datetime.now(UTC),
-            "attempts": 0,
-        },
+    """Add one event to the outbox inside the caller's transaction."""
+    await enqueue_all(
+        session, outbox, [outbox_row(event, topic=topic, key=key, now=datetime.now(UTC))]
     )
 
 
@@ -97,6 +108,9 @@ class OutboxRelay:
         self._pass = asyncio.Lock()
         self._drains: set[asyncio.Task[None]] = set()  # passes consumers started
         self._active = False  # this instance publishes (SQLite, or holds the PG lock)
+        # set once this instance knows its role: active (lock held, reconciled) or standby;
+        # until then a consumer's publish_now waits, or it would ack ahead of its events
+        self._role_known = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.published = 0
@@ -119,6 +133,14 @@ class OutboxRelay:
         its rows when their acks come. It is never cancelled halfway, which would leave
         records in the producer's buffer that a later pass sends again (duplicates).
         """
+        if not self._role_known.is_set():
+            # a process just started: its consumers may run before the relay has taken
+            # over (and reconciled); committing their offsets now would run ahead
+            try:
+                await asyncio.wait_for(self._role_known.wait(), timeout)
+            except TimeoutError:
+                self.acks_late += 1
+                return
         if not self._active:
             self._wake.set()
             return
@@ -185,6 +207,7 @@ class OutboxRelay:
         if is_sqlite(self.engine):
             await self._take_over()
             self._active = True
+            self._role_known.set()
             try:
                 await self._loop()
             finally:
@@ -201,6 +224,7 @@ class OutboxRelay:
                     try:
                         await self._take_over()
                         self._active = True
+                        self._role_known.set()
                         await self._loop()
                     finally:
                         self._active = False
@@ -208,7 +232,8 @@ class OutboxRelay:
                             text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key}
                         )
                     return
-            await asyncio.sleep(1.0)  # another instance relays; stand by
+            self._role_known.set()  # another instance relays; stand by
+            await asyncio.sleep(1.0)
 
     async def _take_over(self) -> None:
         """Reconcile before the first pass, retrying while Kafka is away: publishing
