@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
 from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
 from services.booking import store
 from services.booking.catalogue import load_catalogue
@@ -26,11 +25,10 @@ SPEC = ServiceSpec(
         Consumes(
             BOOKING_COMMANDS,
             consumer="booking",
-            handlers={
-                BookingRequested: BookingHandlers.on_request,
-                BookingCancellationRequested: BookingHandlers.on_cancellation,
-                CheckInReported: BookingHandlers.on_check_in,
-            },
+            # requests, cancellations and check-ins of a fetched batch are decided
+            # together, in order: a few statements per batch (handlers.py, ledger.py)
+            handlers={},
+            batch=BookingHandlers.decide,
             description="Carriers' booking commands, keyed by hub id.",
         ),
     ),
@@ -77,10 +75,6 @@ class BookingService(Service):
 
     async def sweep_no_shows(self, now: datetime | None = None) -> int:
         """The wall-clock nudge for quiet hubs: same code path as the event-time sweep."""
-        now = now or datetime.now(UTC)
-        marked = 0
         handlers: BookingHandlers = self.handlers
         async with self.unit_of_work() as uow:
-            for hub_id in await store.load_hubs(uow.session):
-                marked += await handlers.sweep_no_shows(uow, hub_id, now=now)
-        return marked
+            return await handlers.sweep_no_shows(uow, now=now or datetime.now(UTC))

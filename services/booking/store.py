@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     Column,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     String,
@@ -62,6 +63,8 @@ bookings = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("carrier_id", "carrier_reference", name="uq_bookings_carrier_reference"),
 )
+# a hub's due no-shows (confirmed, slot ended before …) without reading its whole history
+Index("ix_bookings_due", bookings.c.hub_id, bookings.c.status, bookings.c.slot_end)
 
 # Capacity in use per slot. The conditional UPDATE in take_capacity() is what guards the
 # invariant, on both databases, even when two consumers overlap during a rebalance; the
@@ -234,7 +237,7 @@ class StoredBooking:
         return BookingState(self.status, self.hub_id, self.slot_start, self.slot_end)
 
 
-def _row_to_booking(row: Any) -> StoredBooking:
+def row_to_booking(row: Any) -> StoredBooking:
     data = dict(row._mapping)
     data["status"] = BookingStatus(data["status"])
     return StoredBooking(**data)
@@ -252,12 +255,12 @@ async def find_booking(
 ) -> StoredBooking | None:
     params = {"b_carrier_id": carrier_id, "b_carrier_reference": carrier_reference}
     row = (await session.execute(_FIND_BOOKING, params)).first()
-    return _row_to_booking(row) if row else None
+    return row_to_booking(row) if row else None
 
 
 async def get_booking(session: AsyncSession, booking_id: str) -> StoredBooking | None:
     row = (await session.execute(_GET_BOOKING, {"b_id": booking_id})).first()
-    return _row_to_booking(row) if row else None
+    return row_to_booking(row) if row else None
 
 
 async def list_bookings(
@@ -278,16 +281,16 @@ async def list_bookings(
         query = query.where(bookings.c.hub_id.in_(list(hub_ids)))
     if status is not None:
         query = query.where(bookings.c.status == status)
-    return [_row_to_booking(row) for row in await session.execute(query)]
+    return [row_to_booking(row) for row in await session.execute(query)]
 
 
-_INSERT_BOOKING = bookings.insert()
+INSERT_BOOKING = bookings.insert()
 
 
 async def insert_booking(session: AsyncSession, **values: Any) -> None:
     values.setdefault("updated_at", values["decided_at"])
     values["status"] = BookingStatus(values["status"]).value
-    await session.execute(_INSERT_BOOKING, values)
+    await session.execute(INSERT_BOOKING, values)
 
 
 _DUE_NO_SHOWS = (
@@ -307,4 +310,4 @@ async def due_no_shows(
     session: AsyncSession, hub_id: str, *, slot_end_before: datetime
 ) -> list[StoredBooking]:
     params = {"b_hub_id": hub_id, "b_slot_end_before": slot_end_before}
-    return [_row_to_booking(row) for row in await session.execute(_DUE_NO_SHOWS, params)]
+    return [row_to_booking(row) for row in await session.execute(_DUE_NO_SHOWS, params)]

@@ -44,7 +44,7 @@ class RouteFollowing:
                     status=StopStatus.ON_ROUTE,
                     reason=None,
                 )
-        await uow.emit(
+        uow.emit(
             RouteStarted(
                 route_id=route.id, hub_id=route.hub_id, vehicle_id=route.vehicle_id, started_at=now
             ),
@@ -137,7 +137,7 @@ class RouteFollowing:
                     status=StopStatus.RETURNED,
                     reason=reason,
                 )
-                await uow.emit(
+                uow.emit(
                     StopReturned(
                         hub_id=route.hub_id,
                         booking_id=stop.booking_id,
@@ -187,7 +187,7 @@ class RouteFollowing:
             uow.session, route.vehicle_id, status=VehicleStatus.AVAILABLE, now=now
         )
         planned = route.planned
-        await uow.emit(
+        uow.emit(
             RouteCompleted(
                 route_id=route.id,
                 hub_id=route.hub_id,

@@ -159,7 +159,7 @@ class WavePlanning:
                     route_id=route_id,
                     reason=None,
                 )
-            await uow.emit(payload, key=hub_id, time=now)
+            uow.emit(payload, key=hub_id, time=now)
             planned += 1
             self.changes.record(
                 uow.session,

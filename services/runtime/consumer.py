@@ -56,11 +56,22 @@ class Delivery:
 
 # what a consumer calls for each fresh delivery, inside the batch's unit of work
 Handler = Callable[[UnitOfWork, Delivery], Awaitable[None]]
+# or for all of a batch's fresh deliveries at once (a service that decides them together)
+BatchHandler = Callable[[UnitOfWork, list[Delivery]], Awaitable[None]]
+
+
+# PostgreSQL: deadlock detected, serialization failure — the transaction is to be redone
+RETRY_SQLSTATES = {"40P01", "40001"}
 
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        original = exc.orig
+        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if code in RETRY_SQLSTATES:
+            return True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return True
     return isinstance(exc, OSError | ConnectionError | TimeoutError) and not isinstance(
@@ -143,12 +154,14 @@ class RecordApplier:
         handler: Handler,
         dead_letters: DeadLetters,
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.name = name
         self.allowed_types = set(allowed_types)
         self.units = units
         self.inbox = inbox
         self.handler = handler
+        self.batch_handler = batch_handler
         self.after_commit = after_commit
         self.dead_letters = dead_letters
         self.stats = ConsumerStats()
@@ -232,25 +245,22 @@ class RecordApplier:
     async def apply(self, deliveries: list[Delivery]) -> None:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
         there) and handed to the handler; then what they caused is published."""
-        processed = duplicates = 0
         async with self.units(notify=False) as uow:
+            new_ids = await inbox_module.claim_all(
+                uow.session, self.inbox, consumer=self.name, deliveries=deliveries
+            )
+            fresh = []
             for delivery in deliveries:
-                fresh = await inbox_module.claim(
-                    uow.session,
-                    self.inbox,
-                    consumer=self.name,
-                    event_id=delivery.event.id,
-                    topic=delivery.topic,
-                    partition=delivery.partition,
-                    offset=delivery.offset,
-                )
-                if not fresh:
-                    duplicates += 1
-                    continue
-                await self.handler(uow, delivery)
-                processed += 1
-        self.stats.processed += processed
-        self.stats.duplicates += duplicates
+                if delivery.event.id in new_ids:
+                    new_ids.discard(delivery.event.id)  # a second copy in the batch is not
+                    fresh.append(delivery)
+            if self.batch_handler is not None:
+                await self.batch_handler(uow, fresh)
+            else:
+                for delivery in fresh:
+                    await self.handler(uow, delivery)
+        self.stats.processed += len(fresh)
+        self.stats.duplicates += len(deliveries) - len(fresh)
         # Also after redelivered records only: what they caused may still sit in the
         # outbox (a crash after the commit, before the publish), and their offsets must
         # not be committed ahead of it.
@@ -278,6 +288,7 @@ class EventConsumer(RecordApplier):
         description: str | None = None,
         fetch_max_wait_ms: int = 500,
         max_batch: int = 100,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -287,6 +298,7 @@ class EventConsumer(RecordApplier):
             handler=handler,
             dead_letters=DeadLetters(broker, consumer=name),
             after_commit=after_commit,
+            batch_handler=batch_handler,
         )
         self.topic = topic
 

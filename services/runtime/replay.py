@@ -63,6 +63,7 @@ async def replay(
             units=service.units,
             inbox=service.inbox,
             handler=c.bind(handlers),
+            batch_handler=c.bind_batch(handlers),
             dead_letters=DeadLetters(None, consumer=c.consumer),  # count only
         )
         for c in service.spec.consumes

@@ -182,6 +182,7 @@ class Service:
             units=self.units,
             inbox=self.inbox,
             handler=consumes.bind(self.handlers),
+            batch_handler=consumes.bind_batch(self.handlers),
             after_commit=self._after_commit,
             description=consumes.description,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,

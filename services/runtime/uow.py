@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent, Payload, new_event
 from services.runtime.db import writing
-from services.runtime.outbox import enqueue
+from services.runtime.outbox import enqueue_all, outbox_row
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,11 @@ class UnitOfWork:
         self._outbox = outbox
         self._topic = topic
         self._after_commit: list[Callable[[], None]] = []
+        self._events: list[dict[str, Any]] = []  # outbox rows, written in one statement
+        self._now = datetime.now(UTC)
         self.emitted = 0
 
-    async def emit(
+    def emit(
         self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
     ) -> CloudEvent[Any]:
         """Write ``payload`` as an event to the outbox, on the topic its contract names,
@@ -52,9 +54,18 @@ class UnitOfWork:
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
         event = new_event(payload, source=self.source, subject=key, time=time, event_id=event_id)
-        await enqueue(self.session, self._outbox, event, topic=self._topic(payload.topic), key=key)
+        self._events.append(
+            outbox_row(event, topic=self._topic(payload.topic), key=key, now=self._now)
+        )
         self.emitted += 1
         return event
+
+    async def flush(self) -> None:
+        """Write the events emitted so far to the outbox (done before every commit: a
+        batch's events cost one statement, not one each)."""
+        if self._events and self._outbox is not None:
+            events, self._events = self._events, []
+            await enqueue_all(self.session, self._outbox, events)
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (never after a rollback)."""
@@ -100,6 +111,7 @@ class UnitsOfWork:
             async with session.begin():
                 uow = UnitOfWork(session, source=self.source, outbox=self.outbox, topic=self.topic)
                 yield uow
+                await uow.flush()
         uow._committed()
         if notify and uow.emitted:
             self._emitted()

@@ -74,6 +74,7 @@ def _consumer(sessions, handlers: BookingHandlers) -> RecordApplier:
         ),
         inbox=store.inbox,
         handler=commands.bind(handlers),
+        batch_handler=commands.bind_batch(handlers),
         dead_letters=DeadLetters(None, consumer=commands.consumer),
     )
 

@@ -1,0 +1,43 @@
+"""The servers a benchmark runs against, found or started like the test suite's fixture
+chains: Kafka from MICROHUB_BENCH_KAFKA_BOOTSTRAP_SERVERS, else Apache Kafka from its
+Maven Central jars; PostgreSQL from MICROHUB_BENCH_DATABASE_URL, else the local server on
+127.0.0.1:5432, else a throwaway cluster (initdb/pg_ctl)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from services.runtime.apache_kafka import ApacheKafka
+from tests.support.postgres import LOCAL, _answers, throwaway_cluster
+
+
+@dataclass
+class Kafka:
+    bootstrap: list[str]
+    description: str
+
+
+@contextlib.contextmanager
+def kafka(say=print) -> Iterator[Kafka]:  # noqa: ANN001 - a printer
+    configured = os.environ.get("MICROHUB_BENCH_KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield Kafka([s.strip() for s in configured.split(",") if s.strip()], "configured")
+        return
+    with ApacheKafka(nodes=1, say=say) as apache:
+        yield Kafka(apache.bootstrap_servers, apache.describe())
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """A URL of a database the bench may CREATE DATABASE from."""
+    configured = os.environ.get("MICROHUB_BENCH_DATABASE_URL")
+    if configured:
+        yield configured
+    elif _answers(LOCAL):
+        yield LOCAL
+    else:
+        with throwaway_cluster() as url:
+            yield url
