@@ -35,7 +35,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import yaml
@@ -293,7 +292,9 @@ def ceiling(case: Case, commands: int) -> float:
         source = settings.topic("microhub.booking.commands.v1")
         sink = settings.topic("microhub.booking.events.v1")
         now = first_monday()
-        await produce(case.kafka, source, [command(i, case.hubs, "c", now) for i in range(commands)])
+        await produce(
+            case.kafka, source, [command(i, case.hubs, "c", now) for i in range(commands)]
+        )
         consumer = AIOKafkaConsumer(
             source,
             bootstrap_servers=case.kafka,
@@ -301,7 +302,9 @@ def ceiling(case: Case, commands: int) -> float:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=case.kafka, enable_idempotence=True, acks="all")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=case.kafka, enable_idempotence=True, acks="all"
+        )
         await consumer.start()
         await producer.start()
         try:
@@ -502,11 +505,24 @@ def main(argv: list[str] | None = None) -> None:
         servers.postgres() as pg,
     ):
         case = Case(kafka.bootstrap, pg, Path(tmp), hub_ids())
-        console.print(f"Kafka: {kafka.description}; {len(case.hubs)} hubs on {PARTITIONS} partitions")
+        console.print(
+            f"Kafka: {kafka.description}; {len(case.hubs)} hubs on {PARTITIONS} partitions"
+        )
         roof = ceiling(case, args.commands)
-        table = Table(title=f"booking decisions, {args.commands:,} commands pre-loaded, one process")
-        for column in ("database", "history", "decisions/s", "ceiling/s", "ratio", "CPU µs/decision",
-                       "vs empty", "duplicates", "goal"):
+        table = Table(
+            title=f"booking decisions, {args.commands:,} commands pre-loaded, one process"
+        )
+        for column in (
+            "database",
+            "history",
+            "decisions/s",
+            "ceiling/s",
+            "ratio",
+            "CPU µs/decision",
+            "vs empty",
+            "duplicates",
+            "goal",
+        ):
             table.add_column(column, justify="right")  # fmt: skip
         for kind in databases:
             empty = None

@@ -21,7 +21,7 @@ class Kafka:
 
 
 @contextlib.contextmanager
-def kafka(say=print) -> Iterator[Kafka]:  # noqa: ANN001 - a printer
+def kafka(say=print) -> Iterator[Kafka]:
     configured = os.environ.get("MICROHUB_BENCH_KAFKA_BOOTSTRAP_SERVERS")
     if configured:
         yield Kafka([s.strip() for s in configured.split(",") if s.strip()], "configured")
