@@ -35,8 +35,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from services.dispatch.store import hub_change_heads as heads
-from services.dispatch.store import hub_changes
+from services.dispatch.tables import hub_change_heads as heads
+from services.dispatch.tables import hub_changes
 from services.runtime.db import cached_statement, dialect_name, is_sqlite
 
 log = logging.getLogger(__name__)

@@ -12,155 +12,41 @@ When it is given no time, or finds nothing within it, a deterministic greedy
 (nearest-neighbour, then 2-opt per route) plans the wave instead. Both honour the same
 limits, checked in integer units rounded against the vehicle (demands and distances up,
 capacities down), so a plan never exceeds a limit in real units either.
+
+Here: ``plan_wave`` and the OR-Tools model. The problem (instance, plan, distances, the
+integer model) and ``check_plan`` are in cvrp.py, the greedy in greedy.py.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-EARTH_RADIUS_KM = 6371.0088
-DEFAULT_CIRCUITY = 1.3
+# the problem, shared with the greedy (cvrp.py); its public names are re-exported here
+from services.dispatch.cvrp import DEFAULT_CIRCUITY as DEFAULT_CIRCUITY
+from services.dispatch.cvrp import EARTH_RADIUS_KM as EARTH_RADIUS_KM
+from services.dispatch.cvrp import (
+    Plan,
+    PlannedRoute,
+    StopDemand,
+    Unserved,
+    WaveInstance,
+    _build,
+    _Model,
+    road_km,
+)
+from services.dispatch.cvrp import Point as Point
+from services.dispatch.cvrp import VehicleSpec as VehicleSpec
+from services.dispatch.cvrp import check_plan as check_plan
+from services.dispatch.cvrp import haversine_km as haversine_km
+from services.dispatch.greedy import _greedy
+
 # Dropping a stop costs more than any route could ever save by skipping it (1 000 km).
 DROP_PENALTY_M = 1_000_000
 
 SOLVER_ORTOOLS = "ortools-guided-local-search"
 SOLVER_GREEDY = "greedy-fallback"
-
-
-@dataclass(frozen=True)
-class Point:
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True)
-class StopDemand:
-    key: str  # unique within the wave (booking id + stop id)
-    location: Point
-    parcels: int
-    weight_kg: float
-    volume_m3: float
-
-
-@dataclass(frozen=True)
-class VehicleSpec:
-    vehicle_id: str
-    capacity_parcels: int
-    capacity_kg: float
-    capacity_m3: float
-    range_km: float  # what the battery allows now (usable range x charge)
-    speed_kmh: float
-    available_min: float  # minutes until the end of its shift, from the wave's time
-
-
-@dataclass(frozen=True)
-class WaveInstance:
-    depot: Point
-    stops: Sequence[StopDemand]
-    vehicles: Sequence[VehicleSpec]
-    circuity: float = DEFAULT_CIRCUITY
-    service_min_per_stop: float = 4.0
-
-
-@dataclass(frozen=True)
-class PlannedRoute:
-    vehicle_id: str
-    stop_keys: tuple[str, ...]
-    km: float
-    duration_min: float
-    parcels: int
-    weight_kg: float
-    volume_m3: float
-
-
-@dataclass(frozen=True)
-class Unserved:
-    key: str
-    code: str  # too_heavy, too_large, too_many_parcels, beyond_range, past_shift_end, ...
-    message: str
-
-
-@dataclass
-class Plan:
-    routes: list[PlannedRoute]
-    unserved: list[Unserved]
-    solver: str
-    objective: float  # total planned km (+ penalties for stops left over, in km)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def total_km(self) -> float:
-        return sum(r.km for r in self.routes)
-
-
-def haversine_km(a: Point, b: Point) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
-
-
-def road_km(a: Point, b: Point, circuity: float = DEFAULT_CIRCUITY) -> float:
-    """Road distance estimate: great-circle distance times the city's circuity factor."""
-    return haversine_km(a, b) * circuity
-
-
-# --------------------------------------------------------------------- integer model ---
-
-
-@dataclass(frozen=True)
-class _Model:
-    """The instance in the integer units both planners check limits in."""
-
-    points: list[Point]  # 0 = depot, i = stops[i - 1]
-    dist_m: list[list[int]]  # rounded up
-    parcels: list[int]
-    dg: list[int]  # demand, 100 g units, rounded up
-    dl: list[int]  # demand, litres, rounded up
-    service_s: list[int]
-    vehicles: list[VehicleSpec]
-    cap_parcels: list[int]
-    cap_dg: list[int]  # rounded down
-    cap_l: list[int]
-    range_m: list[int]
-    shift_s: list[int]
-    speed_mps: list[float]
-
-    def travel_s(self, v: int, i: int, j: int) -> int:
-        return math.ceil(self.dist_m[i][j] / self.speed_mps[v]) + self.service_s[i]
-
-
-def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
-    points = [instance.depot, *(s.location for s in stops)]
-    n = len(points)
-    dist = [[0] * n for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            d = math.ceil(road_km(points[i], points[j], instance.circuity) * 1000)
-            dist[i][j] = dist[j][i] = d
-    service = math.ceil(instance.service_min_per_stop * 60)
-    vs = list(instance.vehicles)
-    return _Model(
-        points=points,
-        dist_m=dist,
-        parcels=[0, *(s.parcels for s in stops)],
-        dg=[0, *(math.ceil(round(s.weight_kg * 10, 6)) for s in stops)],
-        dl=[0, *(math.ceil(round(s.volume_m3 * 1000, 6)) for s in stops)],
-        service_s=[0] + [service] * len(stops),
-        vehicles=vs,
-        cap_parcels=[v.capacity_parcels for v in vs],
-        cap_dg=[math.floor(round(v.capacity_kg * 10, 6)) for v in vs],
-        cap_l=[math.floor(round(v.capacity_m3 * 1000, 6)) for v in vs],
-        range_m=[max(0, math.floor(v.range_km * 1000)) for v in vs],
-        shift_s=[max(0, math.floor(v.available_min * 60)) for v in vs],
-        speed_mps=[v.speed_kmh / 3.6 for v in vs],
-    )
 
 
 def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved]]:
@@ -310,73 +196,6 @@ def _plan_from(
     return Plan(planned, unserved + left, solver, objective, notes)
 
 
-def _greedy(model: _Model) -> list[list[int]]:
-    """Deterministic: vehicles largest first, each takes the nearest stop that still fits
-    (capacity, range and shift with the way back), then 2-opt shortens each route."""
-    order = sorted(
-        range(len(model.vehicles)),
-        key=lambda v: (-model.cap_dg[v], -model.cap_l[v], model.vehicles[v].vehicle_id),
-    )
-    left = set(range(1, len(model.points)))
-    routes: list[list[int]] = [[] for _ in model.vehicles]
-    for v in order:
-        route: list[int] = []
-        load = [0, 0, 0]
-        dist = 0  # hub -> ... -> last
-        elapsed_s = 0
-        here = 0
-        while left:
-            best: tuple[int, int] | None = None
-            for j in left:
-                if (
-                    load[0] + model.parcels[j] > model.cap_parcels[v]
-                    or load[1] + model.dg[j] > model.cap_dg[v]
-                    or load[2] + model.dl[j] > model.cap_l[v]
-                ):
-                    continue
-                d = model.dist_m[here][j]
-                if dist + d + model.dist_m[j][0] > model.range_m[v]:
-                    continue
-                back_s = model.travel_s(v, here, j) + model.travel_s(v, j, 0)
-                if elapsed_s + back_s > model.shift_s[v]:
-                    continue
-                if best is None or (d, j) < best:
-                    best = (d, j)
-            if best is None:
-                break
-            j = best[1]
-            dist += model.dist_m[here][j]
-            elapsed_s += model.travel_s(v, here, j)
-            load = [load[0] + model.parcels[j], load[1] + model.dg[j], load[2] + model.dl[j]]
-            route.append(j)
-            left.discard(j)
-            here = j
-        routes[v] = _two_opt(model, route)
-    return routes
-
-
-def _two_opt(model: _Model, route: list[int]) -> list[int]:
-    # Reversing a segment never lengthens the route it is accepted for, and the load is
-    # the same set of stops, so every limit that held still holds.
-    d = model.dist_m
-    path = [0, *route, 0]
-    improved = True
-    while improved:
-        improved = False
-        for i in range(1, len(path) - 2):
-            for k in range(i + 1, len(path) - 1):
-                delta = (
-                    d[path[i - 1]][path[k]]
-                    + d[path[i]][path[k + 1]]
-                    - d[path[i - 1]][path[i]]
-                    - d[path[k]][path[k + 1]]
-                )
-                if delta < 0:
-                    path[i : k + 1] = reversed(path[i : k + 1])
-                    improved = True
-    return path[1:-1]
-
-
 def _ortools(model: _Model, *, deadline: float) -> list[list[int]] | None:
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
@@ -439,41 +258,3 @@ def _ortools(model: _Model, *, deadline: float) -> list[list[int]] | None:
             index = solution.Value(routing.NextVar(index))
         routes.append(nodes)
     return routes
-
-
-def check_plan(instance: WaveInstance, plan: Plan) -> list[str]:
-    """Every limit a plan breaks, in real units (empty when it breaks none): for tests,
-    the benchmark and a last guard before a plan is published."""
-    problems: list[str] = []
-    by_key = {s.key: s for s in instance.stops}
-    vehicles = {v.vehicle_id: v for v in instance.vehicles}
-    seen: set[str] = set()
-    eps = 1e-6
-    for route in plan.routes:
-        v = vehicles[route.vehicle_id]
-        stops = [by_key[k] for k in route.stop_keys]
-        for key in route.stop_keys:
-            if key in seen:
-                problems.append(f"stop {key} planned twice")
-            seen.add(key)
-        if sum(s.parcels for s in stops) > v.capacity_parcels:
-            problems.append(f"{v.vehicle_id}: too many parcels")
-        if sum(s.weight_kg for s in stops) > v.capacity_kg + eps:
-            problems.append(f"{v.vehicle_id}: overweight")
-        if sum(s.volume_m3 for s in stops) > v.capacity_m3 + eps:
-            problems.append(f"{v.vehicle_id}: over volume")
-        path = [instance.depot, *(s.location for s in stops), instance.depot]
-        km = sum(road_km(a, b, instance.circuity) for a, b in itertools.pairwise(path))
-        if km > v.range_km + eps:
-            problems.append(f"{v.vehicle_id}: {km:.2f} km beyond range {v.range_km:.2f} km")
-        minutes = km / v.speed_kmh * 60 + len(stops) * instance.service_min_per_stop
-        if minutes > v.available_min + eps:
-            problems.append(
-                f"{v.vehicle_id}: {minutes:.1f} min past shift end ({v.available_min:.1f} min)"
-            )
-    unserved = {u.key for u in plan.unserved}
-    if seen & unserved:
-        problems.append(f"stops both planned and unserved: {sorted(seen & unserved)}")
-    if seen | unserved != set(by_key):
-        problems.append("some stops are neither planned nor reported unserved")
-    return problems

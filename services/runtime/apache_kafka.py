@@ -1,14 +1,10 @@
 """Apache Kafka brokers from their Maven Central jars, as child processes: the real engine
 for tests and for developers who have Java but no Docker.
 
-Apache Kafka publishes its broker as ordinary Maven artifacts (``org.apache.kafka:
-kafka_2.13``). ``data/apache-kafka/pom.xml`` pins the version and adds the logging backend
-the tarball ships but no POM carries; Maven resolves the classpath once into a cache
-folder (``~/.cache/microhub/apache-kafka/<version>/lib``, or ``MICROHUB_APACHE_KAFKA_CACHE``).
-Each node is formatted (``kafka.tools.StorageTool``) and started (``kafka.Kafka``) in
-KRaft combined mode on free loopback ports: one node, or three with replication 3 and
-``min.insync.replicas=2``. A node can be SIGKILLed and started again on its own log
-directory, which is what a broker failure is.
+On the jars that ``apache_kafka_classpath`` resolves, each node is formatted
+(``kafka.tools.StorageTool``) and started (``kafka.Kafka``) in KRaft combined mode on free
+loopback ports: one node, or three with replication 3 and ``min.insync.replicas=2``. A
+node can be SIGKILLed and started again on its own log directory: a broker failure.
 
 Brokers die with the process that started them (``PR_SET_PDEATHSIG``): a test run that is
 killed leaves no Java behind. The signal follows the *thread* that spawned the broker,
@@ -21,10 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
-import fcntl
-import hashlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -34,14 +27,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from services.runtime import apache_kafka_sasl as sasl
+from services.runtime.apache_kafka_classpath import DATA, kafka_version, resolve_classpath
+from services.runtime.apache_kafka_classpath import (
+    ApacheKafkaUnavailable as ApacheKafkaUnavailable,
+)
+from services.runtime.apache_kafka_classpath import cache_root as cache_root
+from services.runtime.apache_kafka_classpath import missing_tools as missing_tools
 from services.runtime.apache_kafka_sasl import ADMIN_USER
 
-DATA = resources.files("services.runtime") / "data" / "apache-kafka"
 READY_LINE = "Kafka Server started"
 DEFAULT_JVM_OPTS = (
     "-Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "
@@ -49,101 +46,8 @@ DEFAULT_JVM_OPTS = (
 )
 
 
-class ApacheKafkaUnavailable(RuntimeError):
-    """Java or Maven is missing, or the broker's jars could not be resolved."""
-
-
 class ApacheKafkaError(RuntimeError):
     """A broker did not format, start or become ready."""
-
-
-def kafka_version() -> str:
-    """The pinned Apache Kafka version (from the POM)."""
-    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", _pom_text())
-    assert match is not None, "data/apache-kafka/pom.xml names no kafka.version"
-    return match.group(1)
-
-
-def _pom_text() -> str:
-    return (DATA / "pom.xml").read_text()
-
-
-def missing_tools() -> str | None:
-    """Why the broker cannot be had here (no working ``java`` or ``mvn``), or None."""
-    for tool, args in (("java", ["-version"]), ("mvn", ["-v"])):
-        path = shutil.which(tool)
-        if path is None:
-            return f"'{tool}' is not on PATH (Apache Kafka needs Java 17+ and Maven 3.6+)"
-        try:
-            done = subprocess.run([path, *args], capture_output=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"'{tool} {' '.join(args)}' failed: {exc}"
-        if done.returncode != 0:
-            return f"'{tool} {' '.join(args)}' exited with {done.returncode}"
-    return None
-
-
-def cache_root() -> Path:
-    configured = os.environ.get("MICROHUB_APACHE_KAFKA_CACHE")
-    if configured:
-        return Path(configured)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "microhub" / "apache-kafka"
-
-
-def resolve_classpath(*, say: Callable[[str], None] = lambda _: None) -> Path:
-    """The folder of the broker's jars, resolved by Maven on first use and cached (keyed by
-    the POM's digest, so a version change resolves again). Safe to call from several
-    processes at once: they queue on a file lock."""
-    reason = missing_tools()
-    if reason:
-        raise ApacheKafkaUnavailable(reason)
-    pom = _pom_text()
-    digest = hashlib.sha256(pom.encode()).hexdigest()[:16]
-    home = cache_root() / f"{kafka_version()}-{digest}"
-    lib = home / "lib"
-    if (home / "complete").is_file():
-        return lib
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (home / "complete").is_file():
-            return lib
-        say(f"resolving Apache Kafka {kafka_version()} from Maven Central into {lib} …")
-        started = time.monotonic()
-        (home / "pom.xml").write_text(pom)
-        staging = home / "lib.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            done = subprocess.run(
-                [
-                    "mvn",
-                    "-B",
-                    "-q",
-                    "-f",
-                    str(home / "pom.xml"),
-                    "dependency:copy-dependencies",
-                    f"-DoutputDirectory={staging}",
-                    "-DincludeScope=runtime",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ApacheKafkaUnavailable("Maven did not resolve the broker in 15 min") from exc
-        jars = list(staging.glob("kafka_2.13-*.jar")) if staging.is_dir() else []
-        if done.returncode != 0 or not jars:
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-            raise ApacheKafkaUnavailable(
-                f"Maven could not resolve org.apache.kafka:kafka_2.13:{kafka_version()} "
-                f"(exit {done.returncode}; is Maven Central reachable?):\n{tail}"
-            )
-        shutil.rmtree(lib, ignore_errors=True)
-        staging.rename(lib)
-        (home / "complete").write_text(f"{time.monotonic() - started:.1f} s\n")
-        say(f"resolved {len(list(lib.glob('*.jar')))} jars in {time.monotonic() - started:.1f} s")
-    return lib
 
 
 def free_port() -> int:

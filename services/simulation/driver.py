@@ -3,8 +3,8 @@
 The clock advances in ticks (2 simulated hours; quiet nights are skipped). Per hub, a
 tick is a sequence of steps: the carriers' commands for that hub (one batch), then its
 vehicles' reports, one vehicle at a time. A round sends every hub's next step, then
-waits until the services have *settled*: every consumer group that matters has
-committed up to the end of its topics, and the services publish what a record caused
+waits until the services have *settled* (settling.py): every consumer group that matters
+has committed up to the end of its topics, and the services publish what a record caused
 before they commit its offset, so nothing is in flight. A hub's booking events and
 telemetry are therefore never in flight at the same time, and a vehicle's reports never
 race another vehicle's of the same hub: dispatch sees the same sequence of events for
@@ -27,7 +27,6 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.dispatch import RouteCompleted, RoutePlanned
@@ -45,22 +44,9 @@ from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.settings import Settings
 from services.simulation import model
 from services.simulation.catalogue import PublishedHubs
+from services.simulation.settling import Groups, Settling
 
 TICK = timedelta(hours=2)
-SETTLE_POLL_SECONDS = 0.01
-# A crashed service's partitions move after its consumer group's session timeout (10 s)
-# and its restart: a settle waits that out rather than failing the run.
-SETTLE_TIMEOUT_SECONDS = 60.0
-
-# Consumer groups (by consumer name) and their topics, from whoever runs the simulation
-# (the app derives them from the services' declarations): the ones whose records cause
-# events must have caught up before the next step ("driving"), the projections only
-# before the reports are fetched.
-Groups = dict[str, str]
-
-
-class SettleTimeout(RuntimeError):
-    pass
 
 
 def next_monday(today: date) -> date:
@@ -90,7 +76,9 @@ class Observed:
     _dead: set[tuple[bytes, ...]] = field(default_factory=set)
 
 
-class Simulation:
+class Simulation(Settling):
+    observed: Observed  # Settling counts its settles in it
+
     def __init__(
         self,
         settings: Settings,
@@ -126,11 +114,8 @@ class Simulation:
         self._seq = itertools.count()
         self._ids = itertools.count(1)
         self._new_routes: dict[str, list[tuple[RoutePlanned, datetime]]] = defaultdict(list)
-        self._snapshot: Snapshot | None = None  # the watcher's latest
-        self._snapshot_taken = asyncio.Condition()
-        self._waiting = 0
+        super().__init__()  # the coordinator cache and the watcher's snapshots
         self._progress: dict[str, datetime] = {}
-        self._coordinators: dict[str, int] = {}  # consumer group -> its coordinator
 
     # --- Kafka plumbing ---------------------------------------------------------------
     async def _open(self) -> None:
@@ -278,79 +263,6 @@ class Simulation:
             if not batch:
                 break
 
-    async def _drain_reader(self) -> bool:
-        """Read what is there; True when the reader is at the end of every partition."""
-        await self._read_available()
-        ends = await self.offsets.end_offsets(list(self.reader.assignment()))
-        for tp, end in ends.items():
-            if await self.reader.position(tp) < end:
-                return False
-        return True
-
-    async def _committed(self, group: str, topic_name: str) -> dict[TopicPartition, int]:
-        """A consumer group's committed offsets on a topic (0 where none yet).
-
-        The group's coordinator is looked up once, not before every request (the watcher
-        asks ~100 times a second); when it moved, the request fails and it is asked again.
-        """
-        partitions = self.partitions[topic_name]
-        for attempt in (1, 2):
-            coordinator = self._coordinators.get(group)
-            if coordinator is None:
-                coordinator = self._coordinators[group] = await self.admin.find_coordinator(group)
-            try:
-                found = await self.admin.list_consumer_group_offsets(
-                    group, coordinator, partitions=partitions
-                )
-                break
-            except KafkaError:
-                self._coordinators.pop(group, None)
-                if attempt == 2:
-                    raise
-        committed = {}
-        for tp in partitions:
-            meta = found.get(tp)
-            committed[tp] = meta.offset if meta is not None and meta.offset >= 0 else 0
-        return committed
-
-    async def _lag(self, groups: dict[str, str], ends: dict[TopicPartition, int]) -> dict[str, int]:
-        async def lag_of(consumer: str, topic_name: str) -> tuple[str, int]:
-            group = self.settings.group(consumer)
-            committed = await self._committed(group, topic_name)
-            return group, sum(max(0, ends.get(tp, 0) - done) for tp, done in committed.items())
-
-        return dict(await asyncio.gather(*(lag_of(c, t) for c, t in groups.items())))
-
-    async def settle(self, groups: Groups | None = None) -> None:
-        """Wait until the services have consumed everything and published what follows.
-
-        The services publish the events a record caused before they commit its offset
-        (``outbox_publish_before_ack_seconds``). So once every group has committed up to
-        the end offsets read *before* its committed offsets, and the end offsets read
-        *after* them are the same, nothing is in flight: every consumed record's
-        consequences are in those ends, and those ends are consumed."""
-        groups = self.driving_groups if groups is None else groups
-        await self.producer.flush()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
-        while True:
-            before = await self.offsets.end_offsets(self._all_tps)
-            lags, caught_up = await asyncio.gather(self._lag(groups, before), self._drain_reader())
-            if caught_up and not any(lags.values()):
-                after = await self.offsets.end_offsets(self._all_tps)
-                if after == before:
-                    self.observed.settles += 1
-                    return
-            if loop.time() > deadline:
-                behind = ", ".join(f"{g}: {n}" for g, n in lags.items() if n) or "none"
-                raise SettleTimeout(
-                    f"the services did not settle within {SETTLE_TIMEOUT_SECONDS:.0f} s "
-                    f"(records not yet consumed per consumer group: {behind}); are booking, "
-                    "dispatch and reporting running against this Kafka and topic prefix, "
-                    "with MICROHUB_OUTBOX_PUBLISH_BEFORE_ACK_SECONDS above 0?"
-                )
-            await asyncio.sleep(SETTLE_POLL_SECONDS)
-
     # --- the simulated clock ------------------------------------------------------------
     def _push(self, action: model.Action) -> None:
         heapq.heappush(self._heaps[action.hub_id], (action.time, next(self._seq), action))
@@ -382,91 +294,6 @@ class Simulation:
                         action.label,
                     )
                 self._push(action)
-
-    # --- settling one hub ---------------------------------------------------------------
-    async def _watch(self) -> None:
-        """While a hub waits, take snapshots: the driving groups' committed offsets, what
-        the reader has read (it reads everything there is), then the end offsets."""
-        watched = {self.settings.group(c): t for c, t in self.driving_groups.items()}
-        while True:
-            if not self._waiting:
-                await asyncio.sleep(SETTLE_POLL_SECONDS)
-                continue
-            # how far things are consumed first, the end offsets after: whatever a
-            # consumed record caused was published before its offset was committed, so
-            # it lies below these ends
-            committed = await asyncio.gather(*(self._committed(g, t) for g, t in watched.items()))
-            await self._read_available()
-            done = {tp: await self.reader.position(tp) for tp in self.reader.assignment()}
-            for by_tp in committed:
-                done.update(by_tp)  # each partition is consumed by one driving group
-            ends = await self.offsets.end_offsets(self._all_tps)
-            async with self._snapshot_taken:
-                gen = self._snapshot.gen + 1 if self._snapshot else 1
-                self._snapshot = Snapshot(gen, ends, done)
-                self._snapshot_taken.notify_all()
-            await asyncio.sleep(SETTLE_POLL_SECONDS)
-
-    def _partition_of_key(self, topic_name: str, key: str) -> TopicPartition:
-        """Where a record with this key goes (the producers' default partitioner); a hub's
-        events are keyed by the hub id, a vehicle's reports by the vehicle id."""
-        tps = self.partitions[topic_name]
-        index = self._partitioner(key.encode(), list(range(len(tps))), None)
-        return tps[index]
-
-    async def _settle_hub(self, hub_id: str, sent: list[tuple[str, TopicPartition]]) -> None:
-        """Wait until nothing caused by this hub's last step is in flight: in one snapshot
-        taken after the step was sent, every partition that can carry it (where its
-        records went, the hub's booking and dispatch events) is consumed (by its consumer
-        group, or the reader) up to the end offset read after that. The services publish
-        what a record caused before committing its offset, so those ends hold every
-        consequence of what was consumed."""
-        watch = {tp for _, tp in sent}
-        watch.add(self._partition_of_key(BOOKING_EVENTS.name, hub_id))
-        watch.add(self._partition_of_key(DISPATCH_EVENTS.name, hub_id))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
-        # a snapshot in the making may have read the consumed offsets before these
-        # records were sent: only the one after it counts
-        first_valid = (self._snapshot.gen if self._snapshot else 0) + 2
-
-        def settled() -> bool:
-            last = self._snapshot
-            return (
-                last is not None
-                and last.gen >= first_valid
-                and all(last.done.get(tp, 0) >= last.ends[tp] for tp in watch)
-            )
-
-        self._waiting += 1
-        try:
-            async with self._snapshot_taken:
-                while not settled():
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        last = self._snapshot
-                        behind = (
-                            {
-                                f"{tp.topic}[{tp.partition}]": last.ends[tp] - last.done.get(tp, 0)
-                                for tp in watch
-                            }
-                            if last
-                            else "no snapshot yet"
-                        )
-                        raise SettleTimeout(
-                            f"hub {hub_id}: the services did not settle within "
-                            f"{SETTLE_TIMEOUT_SECONDS:.0f} s (records not yet consumed: "
-                            f"{behind}); are booking, dispatch and reporting running "
-                            "against this Kafka and topic prefix, with "
-                            "MICROHUB_OUTBOX_PUBLISH_BEFORE_ACK_SECONDS above 0?"
-                        )
-                    try:
-                        await asyncio.wait_for(self._snapshot_taken.wait(), remaining)
-                    except TimeoutError:
-                        continue
-        finally:
-            self._waiting -= 1
-        self.observed.settles += 1
 
     # --- the simulated clock, per hub ---------------------------------------------------
     async def _drive_hub(self, hub_id: str, first: datetime, drain_until: datetime) -> None:
@@ -534,16 +361,6 @@ class Simulation:
                 await asyncio.gather(watcher, return_exceptions=True)
             await self._close()
         return self.observed
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """How far each partition is consumed (by its driving consumer group, or for the
-    event topics by the simulation's own reader), and the end offsets read after."""
-
-    gen: int
-    ends: dict[TopicPartition, int]
-    done: dict[TopicPartition, int]
 
 
 def _floor(at: datetime) -> datetime:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.dispatch import changes as changes_module
 from services.dispatch.changes import RESYNC, ChangeLog, Subscription
 from services.dispatch.service import DispatchService
-from services.dispatch.store import hub_change_heads, hub_changes
+from services.dispatch.tables import hub_change_heads, hub_changes
 from services.runtime.db import make_engine, make_sessionmaker
 from tests.support.waiting import eventually
 

@@ -1,4 +1,4 @@
-from services.dispatch.store import metadata
+from services.dispatch.tables import metadata
 from services.runtime.migrations import run_migrations
 
 run_migrations(metadata)
