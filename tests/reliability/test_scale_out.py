@@ -109,16 +109,9 @@ async def test_instances_join_and_crash_mid_burst_and_every_command_gets_one_out
         ):
 
             async def send(first: int, count: int) -> None:
-                for i in range(first, first + count):
-                    await carrier.request(
-                        f"c{i}",
-                        hub_id=hub_ids[i % len(hub_ids)],
-                        slot_start=slot0 + timedelta(hours=(i // len(hub_ids)) % SLOTS),
-                        time=now,
-                        volume_m3=0.2,
-                        wait=False,
-                    )
-                await carrier.producer.flush()
+                await carrier.spread(
+                    first, count, hub_ids=hub_ids, first_slot=slot0, time=now, slots=SLOTS
+                )
 
             def decided() -> int:
                 return len(outcomes.by_reference())
