@@ -26,6 +26,10 @@ from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.uow import UnitsOfWork
 
+# Offsets beyond this are refused (422) rather than handed to the database, where a
+# number past its integer range is an error (500); any offset past the end is an empty page.
+MAX_OFFSET = 2**31 - 1
+
 # (payload, hub id, time) -> published
 PublishCommand = Callable[[Payload, str, datetime], Awaitable[None]]
 
@@ -159,6 +163,9 @@ def router(
             float, Query(ge=0, le=max_wait_seconds, description="seconds to wait for the decision")
         ] = 2.0,
     ) -> Accepted:
+        """Request a booking. ``202`` with the outcome when it is decided within ``wait``
+        seconds (else ``pending``: poll ``Location``); ``409`` ``idempotency_conflict``
+        when the reference was used for another request."""
         carrier_id = body.carrier_id
         if caller.role is Role.CARRIER:
             if carrier_id not in (None, caller.scope):
@@ -184,8 +191,22 @@ def router(
             ) from exc
         booking_id = domain.booking_id_for(carrier_id, body.carrier_reference)
         sent_at = datetime.now(UTC)
-        await send(command, command.hub_id, sent_at)
-        booking = await wait_for(booking_id, wait, lambda _decided: True)
+        async with sessions() as session:
+            existing = await store.get_booking(session, booking_id)
+        if existing is None:
+            await send(command, command.hub_id, sent_at)
+        booking = existing or await wait_for(booking_id, wait, lambda _decided: True)
+        if booking is not None and booking.request_fingerprint != domain.fingerprint(command):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                {
+                    "reason": "idempotency_conflict",
+                    "message": f"reference {body.carrier_reference!r} was already used for a "
+                    f"different request (booking {booking.id} is {booking.status.value}); "
+                    "use a new reference for a new booking",
+                    "booking_id": booking.id,
+                },
+            )
         response.headers["Location"] = location(booking_id)
         return Accepted(
             booking_id=booking_id,
@@ -204,7 +225,7 @@ def router(
         hub_id: str | None = None,
         booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[BookingView]:
         carrier_id: str | None = None
         hubs: list[str] | None = [hub_id] if hub_id else None

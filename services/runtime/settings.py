@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         description="The public API (`serve api`, `serve all`): every service's routes, "
         "/healthz and /readyz. 0: a free port (printed on start).",
     )
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="The public API refuses a request body larger than this with 413, "
+        "before reading it (a declared Content-Length) or as soon as a streamed body "
+        "passes it. A command is at most 1 MiB on Kafka too.",
+    )
     health_port: int | None = Field(
         default=None,
         ge=0,
