@@ -2,19 +2,27 @@
 
 ``type`` is the discriminator and ``subject`` the hub id (the Kafka key). ``data`` is the
 payload, one of the pydantic models registered with :func:`message`.
+
+:func:`decode` reads at most :data:`MAX_RECORD_BYTES`, no ``NaN``/``Infinity`` and no
+nesting deeper than a JSON parser should follow. Whatever it cannot read is a
+:class:`ContractError` with a reason, never another exception.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
+# The largest record a consumer reads, uncompressed (Kafka's max.message.bytes limits the
+# *compressed* batch: 1 MiB of it may hold far more JSON). The largest command a contract
+# allows (500 stops) is about 60 kB.
+MAX_RECORD_BYTES: Final = 1024 * 1024
 
 
 class Payload(BaseModel):
@@ -96,11 +104,21 @@ def _short_errors(exc: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def decode(raw: bytes | str, *, allowed: set[str] | None = None) -> CloudEvent[Any]:
-    """Parse and validate one message. Raises :class:`ContractError` with a clear reason."""
+def decode(
+    raw: bytes | str, *, allowed: set[str] | None = None, max_bytes: int = MAX_RECORD_BYTES
+) -> CloudEvent[Any]:
+    """Parse and validate one message. Raises :class:`ContractError` with a clear reason:
+    ``too_large``, ``not_json``, ``not_cloudevent``, ``unknown_type``, ``invalid_payload``."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if len(raw) > max_bytes:
+        raise ContractError(
+            "too_large", f"the record is {len(raw)} bytes, more than the {max_bytes} bytes read"
+        )
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # jiter: refuses invalid UTF-8, NaN and Infinity, and nesting deeper than ~200
+        doc = pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
         raise ContractError("not_json", str(exc)) from exc
     if not isinstance(doc, dict):
         raise ContractError("not_cloudevent", "the message is JSON but not an object")

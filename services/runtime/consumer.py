@@ -33,8 +33,8 @@ from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 
 from contracts.envelope import CloudEvent, ContractError, decode
-from contracts.topics import dead_letter_topic
 from services.runtime import inbox as inbox_module
+from services.runtime.dead_letters import DeadLetters
 from services.runtime.uow import UnitOfWork, UnitsOfWork
 
 log = logging.getLogger(__name__)
@@ -66,46 +66,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ConnectionError | TimeoutError) and not isinstance(
         exc, FileNotFoundError
     )
-
-
-class DeadLetters:
-    """Publishes poison records, unchanged, to ``<topic>.dlq`` with diagnostic headers.
-    Without a broker (a replay: the live consumer dead-lettered them already) it only
-    counts them."""
-
-    def __init__(self, broker: KafkaBroker | None, *, consumer: str) -> None:
-        self.broker = broker
-        self.consumer = consumer
-        self.count = 0
-
-    async def send(self, record: Any, *, reason: str, error: BaseException | str) -> None:
-        error_class = type(error).__name__ if isinstance(error, BaseException) else "ContractError"
-        headers = {
-            "x-microhub-error-reason": reason,
-            "x-microhub-error-class": error_class,
-            "x-microhub-error-message": str(error)[:2000],
-            "x-microhub-original-topic": record.topic,
-            "x-microhub-original-partition": str(record.partition),
-            "x-microhub-original-offset": str(record.offset),
-            "x-microhub-consumer": self.consumer,
-        }
-        self.count += 1
-        if self.broker is None:
-            return
-        await self.broker.publish(
-            record.value if record.value is not None else b"",
-            dead_letter_topic(record.topic),
-            key=record.key,
-            headers=headers,
-        )
-        log.warning(
-            "dead-lettered %s[%s]@%s (%s): %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-            error,
-        )
 
 
 def rewind(kafka_consumer: Any, records: list[Any]) -> None:
@@ -160,6 +120,9 @@ class RecordApplier:
             event = decode(record.value or b"", allowed=self.allowed_types)
         except ContractError as exc:
             await self.dead_letters.send(record, reason=exc.reason, error=exc)
+            return None
+        except Exception as exc:  # a record no contract names: never block the partition
+            await self.dead_letters.send(record, reason="undecodable", error=exc)
             return None
         return Delivery(
             event=event,
@@ -278,6 +241,8 @@ class EventConsumer(RecordApplier):
         description: str | None = None,
         fetch_max_wait_ms: int = 500,
         max_batch: int = 100,
+        max_partition_fetch_bytes: int = 2 * 1024 * 1024,
+        fetch_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         super().__init__(
             name=name,
@@ -317,7 +282,21 @@ class EventConsumer(RecordApplier):
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            # above every topic's max.message.bytes (infra/topics.yaml): a record batch
+            # fits one fetch (a larger one would still come, alone: KIP-74)
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
+            fetch_max_bytes=fetch_max_bytes,
             title=f"{name}:{topic}",
             description=description,
+            decoder=_undecoded,
         )
         self.subscriber(on_record)
+
+
+def _undecoded(message: Any) -> Any:
+    """FastStream's default decoder parses a body as JSON before the handler runs (always
+    without a content-type header): an error there (a JSON parser's RecursionError, a
+    non-JSON body with ``content-type: application/json``) fails every delivery of the
+    record before :meth:`RecordApplier._decode` could dead-letter it. The bytes are ours
+    to decode."""
+    return message.body

@@ -186,6 +186,8 @@ class Service:
             description=consumes.description,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             max_batch=self.settings.kafka_consumer_max_batch,
+            max_partition_fetch_bytes=self.settings.kafka_max_partition_fetch_bytes,
+            fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
         )
         self.consumers.append(event_consumer)
         return event_consumer
