@@ -3,8 +3,10 @@
 ``type`` is the discriminator and ``subject`` the hub id (the Kafka key). ``data`` is the
 payload, one of the pydantic models registered with :func:`message`.
 
-:func:`decode` reads at most :data:`MAX_RECORD_BYTES`, no ``NaN``/``Infinity`` and no
-nesting deeper than a JSON parser should follow. Whatever it cannot read is a
+What the wire carries is JSON, and :func:`decode` reads it as the published JSON Schemas
+say (``contracts/schemas/``): strictly (``"5"`` is no integer, ``1803000000`` no
+date-time), at most :data:`MAX_RECORD_BYTES`, no ``NaN``/``Infinity`` and no nesting
+deeper than a JSON parser should follow. Whatever it cannot read is a
 :class:`ContractError` with a reason, never another exception.
 """
 
@@ -56,11 +58,12 @@ def message(event_type: str, topic: str):
 
 
 class CloudEvent(BaseModel, Generic[P]):
-    """A typed envelope. ``CloudEvent[BookingRequested]`` validates the payload too."""
+    """A typed envelope. ``CloudEvent[BookingRequested]`` validates the payload too.
+    Further attributes (CloudEvents extensions) are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    specversion: Literal["1.0"] = SPECVERSION
+    specversion: Literal["1.0"]  # CloudEvents 1.0 requires it, and so does the service
     id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=500)
     type: str = Field(min_length=1, max_length=200)
@@ -71,7 +74,8 @@ class CloudEvent(BaseModel, Generic[P]):
 
 
 class RawCloudEvent(BaseModel):
-    """The envelope before the payload is known: used to read ``type`` first."""
+    """The envelope before the payload is known: what a record must be before its type
+    is looked at."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -95,10 +99,11 @@ class ContractError(ValueError):
         self.detail = detail
 
 
-def _short_errors(exc: ValidationError) -> str:
+def _short_errors(exc: ValidationError, *, skip: int = 0) -> str:
+    """The first errors, each with where it is (``skip``: leading path parts to leave out)."""
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(str(p) for p in err["loc"][skip:]) or "<root>"
         parts.append(f"{loc}: {err['msg']}")
     more = len(exc.errors()) - 5
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
@@ -122,20 +127,21 @@ def decode(
         raise ContractError("not_json", str(exc)) from exc
     if not isinstance(doc, dict):
         raise ContractError("not_cloudevent", "the message is JSON but not an object")
+    model = REGISTRY.get(doc["type"]) if isinstance(doc.get("type"), str) else None
+    if model is None or (allowed is not None and model.event_type not in allowed):
+        try:
+            RawCloudEvent.model_validate_json(raw, strict=True)
+        except ValidationError as exc:
+            raise ContractError("not_cloudevent", _short_errors(exc)) from exc
+        raise ContractError("unknown_type", f"no contract for type {doc['type']!r} here")
     try:
-        envelope = RawCloudEvent.model_validate(doc)
+        # strict, from the JSON itself: the types the schema says and no coercion
+        return CloudEvent[model].model_validate_json(raw, strict=True)  # type: ignore[valid-type]  # pydantic takes a run-time class
     except ValidationError as exc:
+        if all(err["loc"][:1] == ("data",) for err in exc.errors()):
+            detail = _short_errors(exc, skip=1)
+            raise ContractError("invalid_payload", f"{model.event_type}: {detail}") from exc
         raise ContractError("not_cloudevent", _short_errors(exc)) from exc
-    model = REGISTRY.get(envelope.type)
-    if model is None or (allowed is not None and envelope.type not in allowed):
-        raise ContractError("unknown_type", f"no contract for type {envelope.type!r} here")
-    try:
-        payload = model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise ContractError("invalid_payload", f"{envelope.type}: {_short_errors(exc)}") from exc
-    return CloudEvent[model].model_construct(  # type: ignore[valid-type]  # pydantic takes a run-time class
-        **{**envelope.model_dump(exclude={"data"}), "data": payload}
-    )
 
 
 def new_event(
@@ -148,6 +154,7 @@ def new_event(
 ) -> CloudEvent[Any]:
     model = type(payload)
     return CloudEvent[model](  # type: ignore[valid-type]  # pydantic takes a run-time class
+        specversion=SPECVERSION,
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=payload.event_type,

@@ -42,6 +42,23 @@ def schema_files() -> dict[str, str]:
 
 IGNORED_KEYS = {"title", "description", "examples"}
 
+# Corrections of released schemas that said something other than what the service ever
+# did, each with why it breaks nobody. Applied to the released schema before comparing.
+ERRATA = {
+    "specversion": "CloudEvents 1.0 requires `specversion`, the service never accepted a "
+    "message without it (the consumer refused it as not_cloudevent) and never sent one "
+    "without it; the 1.0 schemas called it optional (with a default) by mistake.",
+}
+
+
+def _apply_errata(released: dict[str, Any]) -> dict[str, Any]:
+    corrected = json.loads(json.dumps(released))
+    if "specversion" in corrected.get("properties", {}):
+        corrected["properties"]["specversion"].pop("default", None)
+        if "specversion" not in corrected.setdefault("required", []):
+            corrected["required"].insert(0, "specversion")
+    return corrected
+
 
 def _strip_docs(node: Any) -> Any:
     if isinstance(node, dict):
@@ -54,9 +71,10 @@ def _strip_docs(node: Any) -> Any:
 def incompatibilities(released: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """A released major version is frozen: consumers of it validate strictly (unknown
     fields are refused), so a field added, removed, made required or retyped breaks them.
-    Documentation may change; anything else needs a new ``.v2`` type."""
+    Documentation may change, and so may :data:`ERRATA`; anything else needs a new
+    ``.v2`` type."""
     problems = []
-    old, new = _strip_docs(released), _strip_docs(current)
+    old, new = _strip_docs(_apply_errata(released)), _strip_docs(current)
     old.pop("$id", None)
     new.pop("$id", None)
     if old == new:

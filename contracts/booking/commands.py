@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from contracts.common import GeoPoint, Identifier
+from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_COMMANDS
 
@@ -18,11 +18,11 @@ MAX_STOPS = 500
 class DeliveryStop(Payload):
     stop_id: Identifier
     location: GeoPoint
-    parcels: int = Field(ge=1, le=10_000)
+    parcels: Integer = Field(ge=1, le=10_000)
 
 
 class Consignment(Payload):
-    parcel_count: int = Field(ge=1, le=100_000)
+    parcel_count: Integer = Field(ge=1, le=100_000)
     weight_kg: float = Field(gt=0, le=40_000, allow_inf_nan=False)
     volume_m3: float = Field(gt=0, le=200, allow_inf_nan=False)
     stops: list[DeliveryStop] = Field(min_length=1, max_length=MAX_STOPS)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, Field
 
 from contracts.booking.commands import Consignment
-from contracts.common import GeoPoint, Identifier
+from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_EVENTS
 
@@ -51,7 +51,7 @@ class HubSummary(Payload):
 class SlotOffer(Payload):
     start: AwareDatetime
     end: AwareDatetime
-    free_docks: int = Field(ge=0)
+    free_docks: Integer = Field(ge=0)
     free_volume_m3: float = Field(ge=0)
 
 

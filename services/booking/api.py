@@ -24,6 +24,7 @@ from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.auth import Principal, Role, forbid
+from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
 
 # Offsets beyond this are refused (422) rather than handed to the database, where a
@@ -157,6 +158,7 @@ def router(
     )
     async def request_booking(
         body: BookingRequestBody,
+        strict: Annotated[BookingRequestBody, Depends(strict_body(BookingRequestBody))],
         caller: Caller,
         response: Response,
         wait: Annotated[
@@ -165,7 +167,9 @@ def router(
     ) -> Accepted:
         """Request a booking. ``202`` with the outcome when it is decided within ``wait``
         seconds (else ``pending``: poll ``Location``); ``409`` ``idempotency_conflict``
-        when the reference was used for another request."""
+        when the reference was used for another request; ``422`` for a body that is not
+        the contract (strict JSON types)."""
+        body = strict  # what the contract says (FastAPI's own parsing of it is lax)
         carrier_id = body.carrier_id
         if caller.role is Role.CARRIER:
             if carrier_id not in (None, caller.scope):

@@ -1,22 +1,25 @@
 """Assembly of the one HTTP application: each service contributes its routes; and what
-every route gets: a request body limit, errors that always render."""
+every route gets: a request body limit, strict JSON bodies, errors that always render."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic_core
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.auth import ApiKeys
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 DESCRIPTION = """
 microhub's HTTP API. Authenticate with an API key (`Authorization: Bearer <key>` or
@@ -120,6 +123,32 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return -1
     return None
+
+
+def strict_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """A dependency that reads the request body as ``model`` the way the Kafka consumers
+    read a message (contracts/envelope.py ``decode``): strict JSON types (``"5"`` is no
+    integer), no ``NaN``/``Infinity``. FastAPI's own body parsing is lax; a route that
+    takes a contract's payload declares its body for the documentation and this for
+    what it uses."""
+
+    async def parse(request: Request) -> M:
+        raw = await request.body()
+        try:
+            pydantic_core.from_json(raw, allow_inf_nan=False)
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": f"JSON: {exc}", "input": ""}]
+            ) from exc
+        try:
+            return model.model_validate_json(raw, strict=True)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from exc
+
+    return parse
 
 
 def _finite(value: Any) -> Any:

@@ -117,3 +117,16 @@ async def test_a_command_over_the_size_limit_is_dead_lettered_and_its_partition_
     assert meta["x-microhub-truncated"] == "true"
     assert record.value == raw[:MAX_RECORD_BYTES]
     assert not [e for e in outcomes.events if e["data"].get("carrier_reference") == "huge"]
+
+
+async def test_a_string_where_the_schema_says_integer_is_dead_lettered_not_booked(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, dead_letters: TopicReader
+) -> None:
+    data = carrier.request_data("stringly", hub_id=TEST_HUB, slot_start=SLOT)
+    data["consignment"]["parcel_count"] = "4"
+    await carrier.send(REQUESTED, data, time=NOW)
+    after = await carrier.request("after-string", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    await answered(outcomes, after)
+    await dead_letters.wait_for(lambda r: len(r.records) >= 1, what="the dead letter")
+    assert headers(dead_letters.records[0])["x-microhub-error-reason"] == "invalid_payload"
+    assert not [e for e in outcomes.events if e["data"].get("carrier_reference") == "stringly"]

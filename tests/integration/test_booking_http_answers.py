@@ -45,6 +45,14 @@ async def test_nan_and_infinity_are_a_422(client: httpx.AsyncClient, literal: st
     assert "weight_kg" in response.text or "JSON" in response.text
 
 
+async def test_a_string_where_the_schema_says_integer_is_a_422(client: httpx.AsyncClient) -> None:
+    stringly = body("stringly")
+    stringly["consignment"]["parcel_count"] = "4"
+    response = await client.post("/v1/bookings", json=stringly, headers=auth("k-acme"))
+    assert response.status_code == 422, response.text
+    assert "parcel_count" in response.text
+
+
 async def test_a_body_over_the_limit_is_a_413_before_it_is_read(
     client: httpx.AsyncClient,
 ) -> None:
