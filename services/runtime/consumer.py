@@ -5,7 +5,7 @@ For each record:
 1. Decode the CloudEvent and validate its payload against the contract. A poison message
    (not JSON, not a CloudEvent, unknown type, invalid payload) goes to ``<topic>.dlq``
    with headers saying why and where from; the consumer moves on.
-2. In one database transaction: record ``(consumer, event id)`` in the inbox (a
+2. In one database transaction: record ``(consumer, source, id)`` in the inbox (a
    redelivered event stops here) and apply the handler, which writes state and outbox.
 3. The events the transaction wrote to the outbox are published (``after_commit``; with
    ``outbox_publish_before_ack``, awaited, so a committed offset never runs ahead of the
@@ -198,16 +198,17 @@ class RecordApplier:
         processed = duplicates = 0
         async with self.units(notify=False) as uow:
             for delivery in deliveries:
-                fresh = await inbox_module.claim(
+                claim = await inbox_module.claim(
                     uow.session,
                     self.inbox,
                     consumer=self.name,
+                    source=delivery.event.source,
                     event_id=delivery.event.id,
                     topic=delivery.topic,
                     partition=delivery.partition,
                     offset=delivery.offset,
                 )
-                if not fresh:
+                if not claim.fresh:
                     duplicates += 1
                     continue
                 await self.handler(uow, delivery)

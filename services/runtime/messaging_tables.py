@@ -37,14 +37,17 @@ def add_outbox(metadata: MetaData) -> Table:
 
 
 def add_inbox(metadata: MetaData) -> Table:
+    """What a consumer applied, by the event's CloudEvents identity (``source`` + ``id``),
+    and where it was read."""
     return Table(
         "inbox",
         metadata,
         Column("consumer", String(100), nullable=False),
+        Column("source", String(500), nullable=False),  # '' on rows from before it was kept
         Column("event_id", String(200), nullable=False),
         Column("topic", String(200), nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigId, nullable=False),
         Column("processed_at", UTCDateTime(), nullable=False),
-        PrimaryKeyConstraint("consumer", "event_id"),
+        PrimaryKeyConstraint("consumer", "source", "event_id"),
     )

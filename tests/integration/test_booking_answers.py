@@ -130,3 +130,21 @@ async def test_a_string_where_the_schema_says_integer_is_dead_lettered_not_booke
     await dead_letters.wait_for(lambda r: len(r.records) >= 1, what="the dead letter")
     assert headers(dead_letters.records[0])["x-microhub-error-reason"] == "invalid_payload"
     assert not [e for e in outcomes.events if e["data"].get("carrier_reference") == "stringly"]
+
+
+async def test_two_carriers_may_use_the_same_event_id(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
+    """CloudEvents identity is source + id: counters are common, so two carriers' first
+    commands both have id "1"; each is decided and answered."""
+    sent = []
+    for source, reference in (("carrier/acme", "a-1"), ("carrier/zoom", "z-1")):
+        data = carrier.request_data(reference, hub_id=TEST_HUB, slot_start=SLOT)
+        document = envelope(REQUESTED, data, time=NOW, subject=TEST_HUB)
+        document.update(id="1", source=source)
+        await carrier.send_raw(json.dumps(document).encode(), key=TEST_HUB)
+        sent.append(document)
+    await outcomes.wait_count(2, suffix="confirmed.v1")
+    confirmed = outcomes.of_type("confirmed.v1")
+    assert sorted(e["data"]["carrier_reference"] for e in confirmed) == ["a-1", "z-1"]
+    assert sorted(e["data"]["carrier_id"] for e in confirmed) == ["acme", "acme"]
