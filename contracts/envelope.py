@@ -13,11 +13,14 @@ deeper than a JSON parser should follow. Whatever it cannot read is a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.topics import TOPICS
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -25,6 +28,9 @@ CONTENT_TYPE: Final = "application/json"
 # *compressed* batch: 1 MiB of it may hold far more JSON). The largest command a contract
 # allows (500 stops) is about 60 kB.
 MAX_RECORD_BYTES: Final = 1024 * 1024
+# CloudEvents extension attributes on an event that answers a command: the command's id
+# and source (its CloudEvents identity)
+CAUSATION_ATTRIBUTES: Final = ("causationid", "causationsource")
 
 
 class Payload(BaseModel):
@@ -73,6 +79,25 @@ class CloudEvent(BaseModel, Generic[P]):
     data: P
 
 
+class AnswerEvent(CloudEvent[P], Generic[P]):
+    """The envelope of events on a topic that answers commands (booking's events): an
+    answer names the command it answers by its CloudEvents identity, so that a client can
+    match it to what it sent without guessing. Events that answer no command (a no-show)
+    carry neither attribute."""
+
+    causationid: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The `id` of the command this event answers (absent when it answers none).",
+    )
+    causationsource: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The `source` of the command this event answers (with `causationid`, the "
+        "command's CloudEvents identity).",
+    )
+
+
 class RawCloudEvent(BaseModel):
     """The envelope before the payload is known: what a record must be before its type
     is looked at."""
@@ -87,6 +112,16 @@ class RawCloudEvent(BaseModel):
     subject: str | None = Field(default=None, max_length=200)
     datacontenttype: Literal["application/json"] = CONTENT_TYPE
     data: dict[str, Any]
+
+
+# topics whose events may answer commands
+ANSWER_TOPICS: Final = frozenset(t.name for t in TOPICS if t.answers)
+
+
+def envelope_for(model: type[Payload]) -> type[CloudEvent[Any]]:
+    """The envelope class of a payload model: :class:`AnswerEvent` on a topic that answers
+    commands, :class:`CloudEvent` elsewhere."""
+    return AnswerEvent if model.topic in ANSWER_TOPICS else CloudEvent
 
 
 class ContractError(ValueError):
@@ -136,7 +171,7 @@ def decode(
         raise ContractError("unknown_type", f"no contract for type {doc['type']!r} here")
     try:
         # strict, from the JSON itself: the types the schema says and no coercion
-        return CloudEvent[model].model_validate_json(raw, strict=True)  # type: ignore[valid-type]  # pydantic takes a run-time class
+        return envelope_for(model)[model].model_validate_json(raw, strict=True)  # type: ignore[index]
     except ValidationError as exc:
         if all(err["loc"][:1] == ("data",) for err in exc.errors()):
             detail = _short_errors(exc, skip=1)
@@ -151,9 +186,11 @@ def new_event(
     subject: str | None,
     time: datetime | None = None,
     event_id: str | None = None,
+    extensions: Mapping[str, str] | None = None,
 ) -> CloudEvent[Any]:
+    """``extensions``: CloudEvents extension attributes (e.g. :data:`CAUSATION_ATTRIBUTES`)."""
     model = type(payload)
-    return CloudEvent[model](  # type: ignore[valid-type]  # pydantic takes a run-time class
+    return envelope_for(model)[model](  # type: ignore[index]  # pydantic takes a run-time class
         specversion=SPECVERSION,
         id=event_id or str(uuid.uuid4()),
         source=source,
@@ -161,8 +198,11 @@ def new_event(
         time=time or datetime.now(UTC),
         subject=subject,
         data=payload,
+        **(extensions or {}),
     )
 
 
 def encode(event: CloudEvent[Any]) -> bytes:
-    return event.model_dump_json(exclude_none=False).encode()
+    """The structured-mode JSON of ``event``; causation attributes only when set."""
+    unset = {name for name in CAUSATION_ATTRIBUTES if getattr(event, name, None) is None}
+    return event.model_dump_json(exclude=unset or None).encode()

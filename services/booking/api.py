@@ -22,6 +22,7 @@ from contracts.booking import (
 from contracts.common import Identifier
 from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
+from services.booking.answers import refusal
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.http import strict_body
@@ -168,7 +169,8 @@ def router(
         """Request a booking. ``202`` with the outcome when it is decided within ``wait``
         seconds (else ``pending``: poll ``Location``); ``409`` ``idempotency_conflict``
         when the reference was used for another request; ``422`` for a body that is not
-        the contract (strict JSON types)."""
+        the contract (strict JSON types) or breaks a rule it cannot express, with the
+        ``reason`` a Kafka client would get."""
         body = strict  # what the contract says (FastAPI's own parsing of it is lax)
         carrier_id = body.carrier_id
         if caller.role is Role.CARRIER:
@@ -195,6 +197,12 @@ def router(
             ) from exc
         booking_id = domain.booking_id_for(carrier_id, body.carrier_reference)
         sent_at = datetime.now(UTC)
+        refused = refusal(command, sent_at)
+        if refused is not None:  # what the service would answer, and store nothing of
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                {"reason": str(refused.reason), "message": refused.message},
+            )
         async with sessions() as session:
             existing = await store.get_booking(session, booking_id)
         if existing is None:

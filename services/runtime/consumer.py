@@ -3,8 +3,8 @@
 For each record:
 
 1. Decode the CloudEvent and validate its payload against the contract. A poison message
-   (not JSON, not a CloudEvent, unknown type, invalid payload) goes to ``<topic>.dlq``
-   with headers saying why and where from; the consumer moves on.
+   (too large, not JSON, not a CloudEvent, unknown type, invalid payload) goes to
+   ``<topic>.dlq`` with headers saying why and where from; the consumer moves on.
 2. In one database transaction: record ``(consumer, source, id)`` in the inbox (a
    redelivered event stops here) and apply the handler, which writes state and outbox.
 3. The events the transaction wrote to the outbox are published (``after_commit``; with
@@ -16,7 +16,8 @@ For each record:
 Transient failures (database unreachable, locked) are retried in place with backoff and
 never commit the offset. A handler that keeps failing on one record for another reason
 (a bug, a constraint it trips every time) dead-letters that record after a few tries
-rather than blocking its partition for ever.
+rather than blocking its partition for ever; a command is answered besides
+(services/runtime/answers.py: every command gets exactly one answer).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 
 from contracts.envelope import CloudEvent, ContractError, decode
 from services.runtime import inbox as inbox_module
+from services.runtime.answers import Answering, CommandAnswers
 from services.runtime.dead_letters import DeadLetters
 from services.runtime.uow import UnitOfWork, UnitsOfWork
 
@@ -103,12 +105,16 @@ class RecordApplier:
         handler: Handler,
         dead_letters: DeadLetters,
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
+        answers: Answering | None = None,
     ) -> None:
         self.name = name
         self.allowed_types = set(allowed_types)
         self.units = units
         self.inbox = inbox
-        self.handler = handler
+        self.answers = (
+            CommandAnswers(answers, consumer=name, inbox=inbox) if answers is not None else None
+        )
+        self.handler = self.answers.handler(handler) if self.answers is not None else handler
         self.after_commit = after_commit
         self.dead_letters = dead_letters
         self.stats = ConsumerStats()
@@ -187,6 +193,10 @@ class RecordApplier:
                             "%s: giving up on %s after %d attempts", self.name, event.id, failures
                         )
                         await self.dead_letters.send(record, reason="handler_failed", error=exc)
+                        if self.answers is not None:
+                            await self.answers.after_failure(
+                                self.units, delivery, exc, self.after_commit, is_transient
+                            )
                         return
                     log.warning("%s: handler failed (attempt %d): %r", self.name, failures, exc)
                 await asyncio.sleep(backoff)
@@ -194,7 +204,8 @@ class RecordApplier:
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
-        there) and handed to the handler; then what they caused is published."""
+        there; a command sent again is answered again) and handed to the handler; then
+        what they caused is published."""
         processed = duplicates = 0
         async with self.units(notify=False) as uow:
             for delivery in deliveries:
@@ -210,6 +221,8 @@ class RecordApplier:
                 )
                 if not claim.fresh:
                     duplicates += 1
+                    if self.answers is not None and not claim.redelivered:
+                        await self.answers.again(uow, delivery, claim.answer)  # sent again
                     continue
                 await self.handler(uow, delivery)
                 processed += 1
@@ -242,6 +255,7 @@ class EventConsumer(RecordApplier):
         description: str | None = None,
         fetch_max_wait_ms: int = 500,
         max_batch: int = 100,
+        answers: Answering | None = None,
         max_partition_fetch_bytes: int = 2 * 1024 * 1024,
         fetch_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
@@ -253,6 +267,7 @@ class EventConsumer(RecordApplier):
             handler=handler,
             dead_letters=DeadLetters(broker, consumer=name),
             after_commit=after_commit,
+            answers=answers,
         )
         self.topic = topic
 

@@ -33,7 +33,8 @@ REASONS = {
     "unknown_type": "a type that is no contract of this topic",
     "invalid_payload": "data does not validate against the type's JSON Schema",
     "undecodable": "reading it failed in a way no contract names (a bug in the consumer)",
-    "handler_failed": "the consumer failed on it three times (a bug or data it cannot handle)",
+    "handler_failed": "the consumer failed on it three times (a bug or data it cannot "
+    "handle); a command got an internal_error answer besides",
 }
 
 HEADERS = {

@@ -1,14 +1,19 @@
 """The inbox: a consumer records each event it applies, by the event's CloudEvents identity
 (``source`` + ``id``: two producers may well use the same ids), in the same transaction
 as the event's effects, so a redelivered event is recognised and changes nothing.
+
+A consumer of commands also keeps the command's answer there (the events that answered
+it), so that the very same command sent again is answered again, with the same answer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.runtime.db import insert_ignoring, rowcount
@@ -18,10 +23,11 @@ from services.runtime.db import insert_ignoring, rowcount
 class Claim:
     """What the inbox said of an event: new (``fresh``, recorded now), or seen before:
     at the same position (``redelivered``: Kafka delivered the same record again) or at
-    another one (sent again)."""
+    another one (sent again), with the ``answer`` kept then (consumers of commands)."""
 
     fresh: bool
     redelivered: bool = False
+    answer: list[dict[str, Any]] | None = None
 
 
 async def claim(
@@ -52,7 +58,7 @@ async def claim(
         return Claim(fresh=True)
     seen = (
         await session.execute(
-            select(inbox.c.topic, inbox.c.partition, inbox.c.offset).where(
+            select(inbox.c.topic, inbox.c.partition, inbox.c.offset, inbox.c.answer).where(
                 inbox.c.consumer == consumer,
                 inbox.c.source == source,
                 inbox.c.event_id == event_id,
@@ -62,4 +68,37 @@ async def claim(
     return Claim(
         fresh=False,
         redelivered=(seen.topic, seen.partition, seen.offset) == (topic, partition, offset),
+        answer=seen.answer,
     )
+
+
+@cache
+def _record_answer(inbox: Table) -> Any:
+    """``UPDATE inbox SET answer`` of one event, built once per table."""
+    return (
+        update(inbox)
+        .where(
+            inbox.c.consumer == bindparam("b_consumer"),
+            inbox.c.source == bindparam("b_source"),
+            inbox.c.event_id == bindparam("b_event_id"),
+        )
+        .values(answer=bindparam("b_answer"))
+    )
+
+
+async def record_answer(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    source: str,
+    event_id: str,
+    answer: list[dict[str, Any]],
+) -> None:
+    """Keep the events that answered a command with its inbox row."""
+    result = await session.execute(
+        _record_answer(inbox),
+        {"b_consumer": consumer, "b_source": source, "b_event_id": event_id, "b_answer": answer},
+    )
+    if rowcount(result) != 1:
+        raise RuntimeError(f"{consumer}: no inbox row for {source} {event_id} to keep its answer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     Column,
     Index,
     Integer,
@@ -38,7 +39,8 @@ def add_outbox(metadata: MetaData) -> Table:
 
 def add_inbox(metadata: MetaData) -> Table:
     """What a consumer applied, by the event's CloudEvents identity (``source`` + ``id``),
-    and where it was read."""
+    where it was read, and (a consumer of commands) the command's ``answer``: the events
+    that answered it, ``[{"type", "data", "key"}]``."""
     return Table(
         "inbox",
         metadata,
@@ -49,5 +51,6 @@ def add_inbox(metadata: MetaData) -> Table:
         Column("partition", Integer, nullable=False),
         Column("offset", BigId, nullable=False),
         Column("processed_at", UTCDateTime(), nullable=False),
+        Column("answer", JSON, nullable=True),
         PrimaryKeyConstraint("consumer", "source", "event_id"),
     )

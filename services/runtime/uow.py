@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -43,18 +43,51 @@ class UnitOfWork:
         self._topic = topic
         self._after_commit: list[Callable[[], None]] = []
         self.emitted = 0
+        # (the command being answered, the types that answer it, the answer so far)
+        self._answering: tuple[CloudEvent[Any], frozenset[str], list[dict[str, Any]]] | None
+        self._answering = None
 
     async def emit(
         self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
     ) -> CloudEvent[Any]:
         """Write ``payload`` as an event to the outbox, on the topic its contract names,
-        keyed by ``key`` (the hub id for hub events), at event time ``time``."""
+        keyed by ``key`` (the hub id for hub events), at event time ``time``. Inside
+        :meth:`answering`, an event of an answer type answers that command."""
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
-        event = new_event(payload, source=self.source, subject=key, time=time, event_id=event_id)
+        extensions = None
+        if self._answering is not None and payload.event_type in self._answering[1]:
+            command, _types, answer = self._answering
+            extensions = {"causationid": command.id, "causationsource": command.source}
+            answer.append(
+                {"type": payload.event_type, "data": payload.model_dump(mode="json"), "key": key}
+            )
+        event = new_event(
+            payload,
+            source=self.source,
+            subject=key,
+            time=time,
+            event_id=event_id,
+            extensions=extensions,
+        )
         await enqueue(self.session, self._outbox, event, topic=self._topic(payload.topic), key=key)
         self.emitted += 1
         return event
+
+    @contextlib.contextmanager
+    def answering(
+        self, command: CloudEvent[Any], types: frozenset[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """While open, an event of one of ``types`` this unit of work emits answers
+        ``command``: it carries the command's id and source (``causationid``,
+        ``causationsource``), and its ``{"type", "data", "key"}`` is added to the list
+        yielded (services/runtime/answers.py keeps it)."""
+        answer: list[dict[str, Any]] = []
+        outer, self._answering = self._answering, (command, types, answer)
+        try:
+            yield answer
+        finally:
+            self._answering = outer
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (never after a rollback)."""

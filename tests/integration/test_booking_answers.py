@@ -1,5 +1,7 @@
 """Every command gets exactly one answer (issue 12), over a real Kafka, on PostgreSQL and
-SQLite: what cannot be read goes to the DLQ without blocking its partition."""
+SQLite: what cannot be read goes to the DLQ without blocking its partition; what can be
+read is answered, also when the service fails on it; an answer names the command it
+answers; a resend of the very same record is answered again, a redelivery is not."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts.envelope import MAX_RECORD_BYTES
+from contracts.envelope import MAX_RECORD_BYTES, decode
+from services.booking import store
 from services.booking.service import BookingService
+from services.runtime.consumer import Delivery
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader, envelope, monday_after
+from tests.support.groups import drained
 from tests.support.hubs import TEST_HUB
 
 NOW = monday_after(datetime.now(UTC)) + timedelta(hours=5)  # Monday 06:00 Berlin (winter)
@@ -33,16 +38,16 @@ def headers(record: Any) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers}
 
 
-def answers_to(outcomes: TopicReader, reference: str) -> list[dict[str, Any]]:
-    return [e for e in outcomes.events if e["data"].get("carrier_reference") == reference]
+def answers_to(outcomes: TopicReader, command_id: str) -> list[dict[str, Any]]:
+    return [e for e in outcomes.events if e.get("causationid") == command_id]
 
 
 async def answered(outcomes: TopicReader, command: dict[str, Any], n: int = 1) -> list[dict]:
-    reference = command["data"]["carrier_reference"]
     await outcomes.wait_for(
-        lambda r: len(answers_to(r, reference)) >= n, what=f"{n} answer(s) to {reference}"
+        lambda r: len(answers_to(r, command["id"])) >= n,
+        what=f"{n} answer(s) to {command['id']} ({command['data'].get('carrier_reference')})",
     )
-    return answers_to(outcomes, reference)
+    return answers_to(outcomes, command["id"])
 
 
 async def test_a_record_nested_without_end_is_dead_lettered_and_its_partition_moves_on(
@@ -119,19 +124,6 @@ async def test_a_command_over_the_size_limit_is_dead_lettered_and_its_partition_
     assert not [e for e in outcomes.events if e["data"].get("carrier_reference") == "huge"]
 
 
-async def test_a_string_where_the_schema_says_integer_is_dead_lettered_not_booked(
-    booking: BookingService, carrier: Carrier, outcomes: TopicReader, dead_letters: TopicReader
-) -> None:
-    data = carrier.request_data("stringly", hub_id=TEST_HUB, slot_start=SLOT)
-    data["consignment"]["parcel_count"] = "4"
-    await carrier.send(REQUESTED, data, time=NOW)
-    after = await carrier.request("after-string", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
-    await answered(outcomes, after)
-    await dead_letters.wait_for(lambda r: len(r.records) >= 1, what="the dead letter")
-    assert headers(dead_letters.records[0])["x-microhub-error-reason"] == "invalid_payload"
-    assert not [e for e in outcomes.events if e["data"].get("carrier_reference") == "stringly"]
-
-
 async def test_two_carriers_may_use_the_same_event_id(
     booking: BookingService, carrier: Carrier, outcomes: TopicReader
 ) -> None:
@@ -147,4 +139,169 @@ async def test_two_carriers_may_use_the_same_event_id(
     await outcomes.wait_count(2, suffix="confirmed.v1")
     confirmed = outcomes.of_type("confirmed.v1")
     assert sorted(e["data"]["carrier_reference"] for e in confirmed) == ["a-1", "z-1"]
-    assert sorted(e["data"]["carrier_id"] for e in confirmed) == ["acme", "acme"]
+    assert sorted(e["causationsource"] for e in confirmed) == ["carrier/acme", "carrier/zoom"]
+    assert {e["causationid"] for e in confirmed} == {"1"}
+
+
+async def test_a_resent_record_gets_the_original_answer_again(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
+    """The very same record sent again (same source and id: a carrier's retry after a
+    timeout) is answered with what the first one got; nothing is decided twice. For a
+    rejection too, and for a cancellation."""
+    full = carrier.request_data("too-big", hub_id=TEST_HUB, slot_start=SLOT, volume_m3=50.0)
+    records = [
+        envelope(REQUESTED, carrier.request_data("r", hub_id=TEST_HUB, slot_start=SLOT), time=NOW, subject=TEST_HUB),
+        envelope(REQUESTED, full, time=NOW, subject=TEST_HUB),
+    ]  # fmt: skip
+    for document in records:
+        await carrier.send_raw(json.dumps(document).encode(), key=TEST_HUB)
+        await answered(outcomes, document)
+    for document in records:
+        await carrier.send_raw(json.dumps(document).encode(), key=TEST_HUB)  # resent
+    for document in records:
+        first, again = await answered(outcomes, document, 2)
+        assert again["data"] == first["data"] and again["type"] == first["type"]
+        assert again["id"] != first["id"]
+        assert again["causationsource"] == document["source"] == "carrier/test"
+    assert [a["type"] for a in answers_to(outcomes, records[1]["id"])] == [
+        "microhub.booking.rejected.v1"
+    ] * 2
+
+    cancel = envelope(
+        "microhub.booking.cancellation_requested.v1",
+        {"carrier_id": "acme", "carrier_reference": "r", "hub_id": TEST_HUB},
+        time=NOW + timedelta(minutes=5),
+        subject=TEST_HUB,
+    )
+    for _ in range(2):
+        await carrier.send_raw(json.dumps(cancel).encode(), key=TEST_HUB)
+    first, again = await answered(outcomes, cancel, 2)
+    assert first["type"] == again["type"] == "microhub.booking.cancelled.v1"
+    await drained(booking, outcomes)
+    assert len(answers_to(outcomes, cancel["id"])) == 2
+    async with booking.sessions() as session:
+        usage = await store.usage_of(session, TEST_HUB, SLOT)
+    assert usage.docks_used == 0  # freed once, not twice
+
+
+async def test_a_redelivered_record_is_not_answered_twice(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
+    """Kafka redelivers a record whose offset was not committed (a crash after the
+    transaction): it is the same record at the same position, already answered in that
+    transaction, so it changes nothing and emits nothing."""
+    document = envelope(
+        REQUESTED,
+        carrier.request_data("redelivered", hub_id=TEST_HUB, slot_start=SLOT),
+        time=NOW,
+        subject=TEST_HUB,
+    )
+    event = decode(json.dumps(document).encode())
+    consumer = booking.consumer("booking")
+    position = (consumer.topic, 3, 41)
+    delivery = Delivery(event, *position, timestamp_ms=None, key=TEST_HUB)
+    await consumer.apply([delivery])
+    await consumer.apply([delivery])  # redelivered: same topic, partition and offset
+    later = await carrier.request("later", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    await answered(outcomes, later)
+    await drained(booking, outcomes)
+    assert len(answers_to(outcomes, document["id"])) == 1
+    assert consumer.stats.duplicates == 1
+
+
+async def test_a_failing_handler_answers_internal_error_and_dead_letters_the_record(
+    booking: BookingService,
+    carrier: Carrier,
+    outcomes: TopicReader,
+    dead_letters: TopicReader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*_args: Any, **_kw: Any) -> bool:
+        raise ValueError("a bug that fails every time")
+
+    monkeypatch.setattr(store, "take_capacity", broken)
+    command = await carrier.request("unlucky", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    [answer] = await answered(outcomes, command)
+    assert answer["type"] == "microhub.booking.command_rejected.v2"
+    assert answer["data"]["reason"] == "internal_error"
+    assert answer["data"]["command_type"] == REQUESTED
+    assert answer["data"]["carrier_reference"] == "unlucky"
+    assert "ValueError" in answer["data"]["message"]
+    await dead_letters.wait_for(lambda r: len(r.records) >= 1, what="the dead letter")
+    [record] = dead_letters.records
+    assert headers(record)["x-microhub-error-reason"] == "handler_failed"
+    assert headers(record)["x-microhub-error-class"] == "ValueError"
+
+    monkeypatch.undo()  # fixed: a new command with the same reference is decided
+    retry = await carrier.request("unlucky", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    [decided] = await answered(outcomes, retry)
+    assert decided["type"] == "microhub.booking.confirmed.v1"
+
+
+@pytest.mark.parametrize(
+    "slot_start",
+    ["9999-12-31T23:00:00+00:00", "9999-12-31T23:30:00-05:00", "0001-01-01T00:30:00+05:00"],
+)
+async def test_a_slot_at_the_edge_of_the_calendar_is_rejected_with_a_reason(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, slot_start: str
+) -> None:
+    data = carrier.request_data("far", hub_id=TEST_HUB, slot_start=SLOT)
+    data["slot_start"] = slot_start
+    command = await carrier.send(REQUESTED, data, time=NOW)
+    [answer] = await answered(outcomes, command)
+    assert answer["type"] == "microhub.booking.rejected.v1"
+    expected = "slot_in_the_past" if slot_start.startswith("0001") else "slot_beyond_horizon"
+    assert answer["data"]["reason"] == expected
+
+
+async def test_rules_the_schema_cannot_express_are_answered_with_a_reason(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, dead_letters: TopicReader
+) -> None:
+    mismatch = carrier.request_data("mismatch", hub_id=TEST_HUB, slot_start=SLOT)
+    mismatch["consignment"]["parcel_count"] = 999
+    duplicate = carrier.request_data("duplicate", hub_id=TEST_HUB, slot_start=SLOT)
+    for stop in duplicate["consignment"]["stops"]:
+        stop["stop_id"] = "same"
+    for data, reason in ((mismatch, "parcel_count_mismatch"), (duplicate, "duplicate_stop_id")):
+        command = await carrier.send(REQUESTED, data, time=NOW)
+        [answer] = await answered(outcomes, command)
+        assert answer["type"] == "microhub.booking.command_rejected.v2"
+        assert answer["data"]["reason"] == reason
+        assert answer["data"]["carrier_reference"] == data["carrier_reference"]
+        assert answer["data"]["booking_id"]
+    # not stored: the carrier corrects the consignment and sends it with the same reference
+    fixed = carrier.request_data("mismatch", hub_id=TEST_HUB, slot_start=SLOT)
+    [decided] = await answered(outcomes, await carrier.send(REQUESTED, fixed, time=NOW))
+    assert decided["type"] == "microhub.booking.confirmed.v1"
+    assert dead_letters.records == []
+
+
+async def test_a_string_where_the_schema_says_integer_is_dead_lettered_not_booked(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, dead_letters: TopicReader
+) -> None:
+    data = carrier.request_data("stringly", hub_id=TEST_HUB, slot_start=SLOT)
+    data["consignment"]["parcel_count"] = "4"
+    await carrier.send(REQUESTED, data, time=NOW)
+    after = await carrier.request("after-string", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    await answered(outcomes, after)
+    await dead_letters.wait_for(lambda r: len(r.records) >= 1, what="the dead letter")
+    assert headers(dead_letters.records[0])["x-microhub-error-reason"] == "invalid_payload"
+    assert not [e for e in outcomes.events if e["data"].get("carrier_reference") == "stringly"]
+
+
+async def test_answers_name_their_command_and_no_shows_do_not(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
+    booked = await carrier.request("named", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    [confirmed] = await answered(outcomes, booked)
+    assert confirmed["causationsource"] == "carrier/test"
+    # event time passes the slot: the next command settles the no-show, then is answered
+    later = SLOT + timedelta(hours=3)
+    trigger = await carrier.request(
+        "next", hub_id=TEST_HUB, slot_start=SLOT + timedelta(days=1), time=later
+    )
+    [no_show] = await outcomes.wait_count(1, suffix="no_show.v1")
+    assert "causationid" not in no_show and "causationsource" not in no_show
+    [answer] = await answered(outcomes, trigger)
+    assert answer["data"]["carrier_reference"] == "next"

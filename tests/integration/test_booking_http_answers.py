@@ -107,3 +107,13 @@ async def test_a_reused_reference_with_other_content_is_an_idempotency_conflict(
     # the same content again is a resend: the original outcome, 202
     again = await client.post("/v1/bookings?wait=10", json=body("web-x"), headers=auth("k-acme"))
     assert again.status_code == 202 and again.json()["status"] == "confirmed"
+
+
+async def test_stops_that_do_not_add_up_are_a_422_with_the_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    bad = body("bad")
+    bad["consignment"]["parcel_count"] = 1000
+    response = await client.post("/v1/bookings", json=bad, headers=auth("k-acme"))
+    assert response.status_code == 422
+    assert response.json()["detail"]["reason"] == "parcel_count_mismatch"

@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from contracts.envelope import MAX_RECORD_BYTES, REGISTRY, ContractError, decode
 from contracts.export import SCHEMA_DIR
@@ -142,7 +144,126 @@ def test_a_whole_number_written_with_a_fraction_is_an_integer_in_both() -> None:
         decode(_raw(document))
 
 
-def test_the_frozen_check_allows_the_specversion_erratum_only() -> None:
+def test_stops_that_do_not_add_up_are_valid_on_the_wire_and_left_to_the_rules() -> None:
+    """The schema cannot say "the stops carry parcel_count parcels" or "stop ids are
+    unique": such a command decodes, and the booking service answers it with a reason
+    (services/booking/domain.py check_consignment), instead of dead-lettering it."""
+    mismatch = _request()
+    mismatch["data"]["consignment"]["parcel_count"] = 999
+    duplicate = _request()
+    for stop in duplicate["data"]["consignment"]["stops"]:
+        stop["stop_id"] = "same"
+    for document in (mismatch, duplicate):
+        _validator(REQUESTED).validate(document)
+        decode(_raw(document))
+
+
+# --- the schema and the decoder agree (hypothesis) -----------------------------------
+
+# JSON values a client might put anywhere; strings from a plain alphabet (the date-time
+# *format* is an annotation in JSON Schema, and Python's ``re`` lets ``$`` match before a
+# final newline where the service's (and ECMA's) regular expressions do not)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+    | st.text(alphabet="abcXYZ019-_.: ", max_size=12)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["lat", "lon", "x", "stop_id"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _leaves(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _leaves(v, (*path, k))] + [path]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _leaves(v, (*path, i))] + [path]
+    return [path]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_whatever_the_schema_accepts_decodes_and_whatever_it_refuses_does_not(data) -> None:
+    document = _request()
+    paths = [p for p in _leaves(document) if p and p[0] == "data"]
+    path = data.draw(st.sampled_from(paths))
+    replacement = data.draw(_values | st.just("__delete__"))
+    mutated = copy.deepcopy(document)
+    node = mutated
+    for step in path[:-1]:
+        node = node[step]
+    if replacement == "__delete__":
+        if isinstance(node, list):
+            node.pop(path[-1])
+        else:
+            del node[path[-1]]
+    else:
+        node[path[-1]] = replacement
+    schema_ok = _validator(REQUESTED).is_valid(mutated)
+    try:
+        decode(_raw(mutated))
+        decoded = True
+    except ContractError:
+        decoded = False
+    assert schema_ok == decoded, (path, replacement, schema_ok)
+
+
+# --- answers: what a carrier's client reads ----------------------------------------------
+
+
+def test_every_answer_a_carrier_can_get_validates_against_its_published_schema() -> None:
+    """The reasons the booking service gives (README) are what the schemas allow: a
+    client that validates answers against contracts/schemas/ accepts each of them."""
+    from contracts.booking import BookingCommandRejectedV2, CommandRejectionReasonV2
+
+    for reason in CommandRejectionReasonV2:
+        payload = BookingCommandRejectedV2(
+            command_type=REQUESTED,
+            carrier_id="acme",
+            carrier_reference="r1",
+            hub_id="test-hub",
+            booking_id=None,
+            reason=reason,
+            message="why",
+        )
+        from contracts.envelope import encode, new_event
+
+        event = new_event(
+            payload,
+            source="microhub/booking",
+            subject="test-hub",
+            extensions={"causationid": "1", "causationsource": "carrier/acme"},
+        )
+        document = json.loads(encode(event))
+        _validator(payload.event_type).validate(document)
+        assert document["causationid"] == "1"
+    schema = _schema("microhub.booking.command_rejected.v2")
+    reason = schema["$defs"]["BookingCommandRejectedV2"]["properties"]["reason"]
+    assert "enum" not in json.dumps(reason), "v2 leaves the reason open: new codes are no v3"
+    # a reason added later is still valid for a client written from this schema
+    document = json.loads(encode(event))
+    document["data"]["reason"] = "some_future_reason"
+    _validator("microhub.booking.command_rejected.v2").validate(document)
+
+
+def test_booking_event_schemas_document_the_causation_attributes() -> None:
+    for event_type, model in REGISTRY.items():
+        properties = _schema(event_type)["properties"]
+        if model.topic == "microhub.booking.events.v1":
+            assert {"causationid", "causationsource"} <= set(properties), event_type
+            assert "causationid" not in _schema(event_type)["required"]
+        else:
+            assert "causationid" not in properties, event_type
+
+
+def test_the_frozen_check_allows_the_errata_and_optional_envelope_fields_only() -> None:
     from contracts.export import incompatibilities, message_schema
 
     current = message_schema("microhub.booking.confirmed.v1")
@@ -150,8 +271,19 @@ def test_the_frozen_check_allows_the_specversion_erratum_only() -> None:
         (SCHEMA_DIR.parent / "released" / "1.0" / "microhub.booking.confirmed.v1.json").read_text()
     )
     assert incompatibilities(released, current) == []
+    # an optional envelope field that is *required* now is a break
+    required = copy.deepcopy(current)
+    required["required"].append("causationid")
+    assert incompatibilities(released, required) == [
+        "field 'causationid' changed between optional and required"
+    ]
+    # a field added to a payload (which refuses unknown fields) still is one
+    added = copy.deepcopy(current)
+    added["$defs"]["BookingConfirmed"]["properties"]["new"] = {"type": "string"}
+    assert incompatibilities(released, added) == ["nested types changed: BookingConfirmed"]
+    # and so is any other envelope field made required
     subject = copy.deepcopy(current)
     subject["required"].append("subject")
-    assert incompatibilities(released, subject) == [
-        "field 'subject' changed between optional and required"
-    ]
+    assert "field 'subject' changed between optional and required" in incompatibilities(
+        released, subject
+    )
