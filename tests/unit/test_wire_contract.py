@@ -287,3 +287,31 @@ def test_the_frozen_check_allows_the_errata_and_optional_envelope_fields_only() 
     assert "field 'subject' changed between optional and required" in incompatibilities(
         released, subject
     )
+
+
+def test_asyncapi_says_how_answers_are_correlated_and_describes_the_dead_letter_topics() -> None:
+    from contracts.export import ASYNCAPI_FILE
+
+    document = json.loads(ASYNCAPI_FILE.read_text(encoding="utf-8"))
+    addresses = {c["address"] for c in document["channels"].values()}
+    assert {f"{t}.dlq" for t in ("microhub.booking.commands.v1",)} <= addresses
+    messages = document["components"]["messages"]
+    [answers] = [
+        m for name, m in messages.items() if name.startswith("booking:microhub.booking.events.v1")
+    ]
+    assert answers["correlationId"]["location"] == "$message.payload#/causationid"
+    [dead] = [m for name, m in messages.items() if "microhub.booking.commands.v1.dlq" in name]
+    header_names = set(dead["headers"]["properties"])
+    assert {
+        "x-microhub-error-reason",
+        "x-microhub-error-class",
+        "x-microhub-error-message",
+        "x-microhub-original-topic",
+        "x-microhub-original-partition",
+        "x-microhub-original-offset",
+        "x-microhub-consumer",
+        "x-microhub-original-size",
+        "x-microhub-truncated",
+    } <= header_names
+    reasons = dead["headers"]["properties"]["x-microhub-error-reason"]["enum"]
+    assert {"not_json", "too_large", "handler_failed", "invalid_payload"} <= set(reasons)
