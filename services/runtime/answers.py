@@ -8,10 +8,10 @@ services/runtime/wiring.py). Its records then go through :class:`CommandAnswers`
   ``causationid`` and ``causationsource``) and are kept with the command's inbox row;
 - a rule the contract's schema cannot express is checked before the handler
   (:meth:`Answering.refuse`); a refused command gets that refusal as its answer;
-- the very same command sent again (same ``source`` and ``id``, another offset) gets the
-  kept answer again, under new event ids; a *redelivery* (same record, same offset, after
-  a crash before the offset commit) gets nothing: its answer was written in the
-  transaction that applied it;
+- the very same command sent again (same ``source`` and ``id``, a later offset) gets the
+  kept answer again, under new event ids; a *redelivery* (a record of it Kafka delivers
+  again after a crash before the offset commit: at or before the last offset seen) gets
+  nothing: its answer was written in the transaction that applied it;
 - a command the handler keeps failing on is dead-lettered by the consumer *and* answered
   (:meth:`Answering.failed`, ``internal_error`` at worst), in a transaction of its own.
 
@@ -106,8 +106,20 @@ class CommandAnswers:
     async def again(
         self, uow: UnitOfWork, delivery: Delivery, answer: list[dict[str, Any]] | None
     ) -> None:
-        """The command was sent again: its kept answer, again."""
+        """The command was sent again: its kept answer, again; and this record's position
+        is remembered, so that its own redelivery (a crash before the offset commit) is
+        not answered a third time."""
         command = delivery.event
+        await inbox_module.seen_at(
+            uow.session,
+            self.inbox,
+            consumer=self.consumer,
+            source=command.source,
+            event_id=command.id,
+            topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+        )
         with uow.answering(command, self.answering.types):
             for document in answer or ():
                 payload = REGISTRY[document["type"]].model_validate(document["data"])

@@ -22,8 +22,9 @@ from services.runtime.db import insert_ignoring, rowcount
 @dataclass(frozen=True)
 class Claim:
     """What the inbox said of an event: new (``fresh``, recorded now), or seen before:
-    at the same position (``redelivered``: Kafka delivered the same record again) or at
-    another one (sent again), with the ``answer`` kept then (consumers of commands)."""
+    ``redelivered`` (Kafka delivered a record of it again: the same partition, at or
+    before the last offset the inbox saw it at) or sent again (a later offset, or another
+    partition), with the ``answer`` kept then (consumers of commands)."""
 
     fresh: bool
     redelivered: bool = False
@@ -67,8 +68,53 @@ async def claim(
     ).one()
     return Claim(
         fresh=False,
-        redelivered=(seen.topic, seen.partition, seen.offset) == (topic, partition, offset),
+        # offsets only grow: one at or before the last seen is a record read before
+        redelivered=(seen.topic, seen.partition) == (topic, partition) and offset <= seen.offset,
         answer=seen.answer,
+    )
+
+
+@cache
+def _seen_at(inbox: Table) -> Any:
+    """``UPDATE inbox SET topic, partition, offset`` of one event, built once per table."""
+    return (
+        update(inbox)
+        .where(
+            inbox.c.consumer == bindparam("b_consumer"),
+            inbox.c.source == bindparam("b_source"),
+            inbox.c.event_id == bindparam("b_event_id"),
+        )
+        .values(
+            topic=bindparam("b_topic"),
+            partition=bindparam("b_partition"),
+            offset=bindparam("b_offset"),
+        )
+    )
+
+
+async def seen_at(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    source: str,
+    event_id: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> None:
+    """The event was read again, at a later position (it was sent again): remember that
+    one, so that a redelivery of *that* record is known as one too."""
+    await session.execute(
+        _seen_at(inbox),
+        {
+            "b_consumer": consumer,
+            "b_source": source,
+            "b_event_id": event_id,
+            "b_topic": topic,
+            "b_partition": partition,
+            "b_offset": offset,
+        },
     )
 
 

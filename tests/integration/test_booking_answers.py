@@ -210,6 +210,34 @@ async def test_a_redelivered_record_is_not_answered_twice(
     assert consumer.stats.duplicates == 1
 
 
+async def test_a_resend_redelivered_after_a_crash_is_not_answered_again(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader
+) -> None:
+    """A command and its resend applied in one batch, then the whole batch redelivered
+    (the consumer died before committing the offsets): each record was answered once
+    and is not answered again, the resend included (it is at an offset the inbox has
+    seen for this command)."""
+    document = envelope(
+        REQUESTED,
+        carrier.request_data("crashed", hub_id=TEST_HUB, slot_start=SLOT),
+        time=NOW,
+        subject=TEST_HUB,
+    )
+    event = decode(json.dumps(document).encode())
+    consumer = booking.consumer("booking")
+    batch = [
+        Delivery(event, consumer.topic, 3, offset, timestamp_ms=None, key=TEST_HUB)
+        for offset in (70, 71)  # the command, and the carrier's resend of it
+    ]
+    await consumer.apply(batch)
+    await consumer.apply(batch)  # redelivered after a crash
+    await consumer.apply(batch[1:])  # and the resend once more
+    later = await carrier.request("after-crash", hub_id=TEST_HUB, slot_start=SLOT, time=NOW)
+    await answered(outcomes, later)
+    await drained(booking, outcomes)
+    assert len(answers_to(outcomes, document["id"])) == 2
+
+
 async def test_a_failing_handler_answers_internal_error_and_dead_letters_the_record(
     booking: BookingService,
     carrier: Carrier,

@@ -42,9 +42,18 @@ async def test_the_same_id_from_two_sources_is_two_events(service: str, database
                 session, table, consumer="c", source="carrier/a", event_id="1",
                 topic="t", partition=0, offset=7,
             )  # fmt: skip
+            await inbox.seen_at(
+                session, table, consumer="c", source="carrier/a", event_id="1",
+                topic="t", partition=0, offset=7,
+            )  # fmt: skip
+            earlier = await inbox.claim(
+                session, table, consumer="c", source="carrier/a", event_id="1",
+                topic="t", partition=0, offset=5,
+            )  # fmt: skip
         assert first.fresh and other.fresh
         assert not again.fresh and again.redelivered
         assert not resent.fresh and not resent.redelivered
+        assert not earlier.fresh and earlier.redelivered  # offsets only grow
     finally:
         await engine.dispose()
 
