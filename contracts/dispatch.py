@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field
 
-from contracts.common import GeoPoint, Identifier
+from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.fleet import VehicleType
 from contracts.topics import DISPATCH_EVENTS
 
 
 class RouteStop(Payload):
-    sequence: int = Field(ge=1)
+    sequence: Integer = Field(ge=1)
     booking_id: str
     carrier_id: Identifier
     stop_id: Identifier
     location: GeoPoint
-    parcels: int = Field(ge=1)
+    parcels: Integer = Field(ge=1)
     weight_kg: float = Field(ge=0)
     volume_m3: float = Field(ge=0)
 
@@ -40,7 +40,7 @@ class RoutePlanned(_RouteEvent):
     wave_id: str
     hub_location: GeoPoint
     stops: list[RouteStop] = Field(min_length=1)
-    load_parcels: int = Field(ge=0)
+    load_parcels: Integer = Field(ge=0)
     load_kg: float = Field(ge=0)
     load_m3: float = Field(ge=0)
     planned_km: float = Field(
@@ -76,5 +76,5 @@ class StopReturned(Payload):
     booking_id: str
     carrier_id: Identifier
     stop_id: Identifier
-    attempts: int = Field(ge=0)
+    attempts: Integer = Field(ge=0)
     reason: str
