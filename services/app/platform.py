@@ -64,22 +64,34 @@ class Platform:
         self._servers: list[tuple[uvicorn.Server, asyncio.Task[Any]]] = []
         self.base_url: str | None = None  # the public API
         self.health_url: str | None = None  # the health port
+        self._sockets: tuple[socket.socket | None, socket.socket | None] | None = None
 
-    async def start(self) -> Platform:
-        # ports first: a process that cannot serve stops before it joins consumer groups
-        sockets: list[socket.socket] = []
-        try:
-            api_socket = health_socket = None
-            if self.http:
-                api_socket = self._bind(
-                    self.settings.http_port, "the public API", "MICROHUB_HTTP_PORT"
-                )
-                sockets.append(api_socket)
-            if self.health_port is not None:
+    def reserve_ports(self) -> None:
+        """Bind the ports now (raises :class:`PortUnavailable`): before anything else is
+        touched, e.g. the demo's data. :meth:`start` does it when it was not done."""
+        if self._sockets is not None:
+            return
+        api_socket = health_socket = None
+        if self.http:
+            api_socket = self._bind(self.settings.http_port, "the public API", "MICROHUB_HTTP_PORT")
+        if self.health_port is not None:
+            try:
                 health_socket = self._bind(
                     self.health_port, "the health port", "MICROHUB_HEALTH_PORT or --health-port"
                 )
-                sockets.append(health_socket)
+            except PortUnavailable:
+                if api_socket is not None:
+                    api_socket.close()
+                raise
+        self._sockets = (api_socket, health_socket)
+
+    async def start(self) -> Platform:
+        # ports first: a process that cannot serve stops before it joins consumer groups
+        self.reserve_ports()
+        assert self._sockets is not None
+        api_socket, health_socket = self._sockets
+        sockets = [s for s in self._sockets if s is not None]
+        try:
             if self.cluster is None:
                 self.cluster = await KafkaCluster(self.settings).start()
             for name in self.names:
@@ -96,6 +108,7 @@ class Platform:
         except BaseException:
             for sock in sockets:
                 sock.close()
+            self._sockets = None
             raise
         if api_socket is not None:
             self.app = self._public_app()

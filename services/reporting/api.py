@@ -125,6 +125,23 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
         )
 
     @api.get(
+        "/v1/cities/{city}/reports/emissions",
+        summary="The months with data of a city, each with its coverage (partial or not)",
+        responses={404: {"description": "no booking of this city has ever been seen"}},
+    )
+    async def report_months(
+        city: str = Identifier(), principal: Principal = Depends(principal_dependency)
+    ) -> list[dict[str, Any]]:
+        if not principal.may_read_city(city):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this key may not read the reports of {city!r}"
+            )
+        try:
+            return await service.months(city)
+        except UnknownCity as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+    @api.get(
         "/v1/cities/{city}/reports/emissions/{month}/versions",
         summary="Published versions of a closed month's report",
     )

@@ -6,6 +6,7 @@ async engine lends Alembic a sync connection, so no second (sync) driver is need
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -38,6 +39,30 @@ async def upgrade(
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
+
+
+@functools.cache
+def _heads(service: str, location: Path) -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config(service, location)).get_heads())
+
+
+async def at_head(engine: AsyncEngine, service: str, location: Path) -> bool:
+    """Whether the service's database is migrated to the newest revision: a process that
+    only serves HTTP from a database another process migrates is not ready before."""
+    from alembic.runtime.migration import MigrationContext
+
+    heads = _heads(service, location)
+
+    def current(sync_connection) -> set[str]:
+        context = MigrationContext.configure(
+            sync_connection, opts={"version_table": version_table(service)}
+        )
+        return set(context.get_current_heads())
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(current) == heads
 
 
 def run_migrations(target_metadata: MetaData) -> None:
