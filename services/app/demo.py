@@ -309,10 +309,8 @@ async def _run_demo(
 ) -> int:
     data_dir = demo_data_dir(settings.data_dir)
     settings = demo_settings(settings, data_dir)
-    from services.web import routers as web_routers
-
     here = [name for name in service_names() if name not in OWN_PROCESS]
-    platform = Platform(settings, extra_routers=web_routers(settings), consuming=here)
+    platform = Platform(settings, consuming=here)
     try:
         platform.reserve_ports()  # before the previous run's data is wiped
     except PortUnavailable as exc:

@@ -57,7 +57,7 @@ class Platform:
         self.health_port = health_port
         self.consuming = consuming
         self.cluster = cluster
-        # router factories beyond the services' own (e.g. services.web's pages)
+        # router factories beyond the services' own and the pages (services.web)
         self.extra_routers = list(extra_routers or [])
         self._own_cluster = cluster is None
         self.services: dict[str, Service] = {}
@@ -119,10 +119,21 @@ class Platform:
         return self
 
     def _public_app(self) -> Any:
+        from services import web
+
         keys = ApiKeys.load(self.settings.api_keys_file)
         routers = [r for s in self.services.values() for r in s.http_routers()]
-        routers += self.extra_routers
-        app = create_app(keys=keys, routers=routers, health=self.health, ready=self.readiness)
+        routers += [*web.routers(self.settings), *self.extra_routers]
+        app = create_app(
+            keys=keys,
+            routers=routers,
+            health=self.health,
+            ready=self.readiness,
+            session_secret=self.settings.session_secret,
+            session_https_only=self.settings.session_cookie_secure,
+            session_max_age=self.settings.session_max_age_seconds,
+        )
+        web.install(app)
         for service in self.services.values():
             attach = getattr(service, "attach_to_app", None)
             if attach is not None:

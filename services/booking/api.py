@@ -8,7 +8,7 @@ callers get it in the response, and always returns where to poll for it.
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -205,8 +205,18 @@ def router(
         booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
+        order: Annotated[
+            Literal["oldest", "newest"], Query(description="by slot start")
+        ] = "oldest",
+        slot_from: Annotated[
+            AwareDatetime | None, Query(description="slots starting at or after")
+        ] = None,
+        slot_before: Annotated[AwareDatetime | None, Query(description="slots before")] = None,
+        carrier: Annotated[
+            str | None, Query(alias="carrier_id", description="one carrier's (admins)")
+        ] = None,
     ) -> list[BookingView]:
-        carrier_id: str | None = None
+        carrier_id: str | None = carrier if caller.is_admin() else None
         hubs: list[str] | None = [hub_id] if hub_id else None
         if caller.role is Role.CARRIER:
             carrier_id = caller.scope
@@ -225,6 +235,9 @@ def router(
                 status=booking_status.value if booking_status else None,
                 limit=limit,
                 offset=offset,
+                newest_first=order == "newest",
+                slot_from=slot_from,
+                slot_before=slot_before,
             )
         return [view(b) for b in found]
 

@@ -35,6 +35,11 @@ ACCEPT_TO_FORMAT = {
 }
 
 
+REPORT_HTML_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+
+
 def negotiate(fmt: str | None, accept: str | None) -> str:
     if fmt:
         fmt = fmt.lower()
@@ -114,15 +119,15 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
         suffix = f"-v{report.version.number}" if report.version.number else ""
         filename = f"emissions-{city}-{report.month}{suffix}.{fmt}"
         disposition = "inline" if fmt in {"html", "json"} else "attachment"
-        return Response(
-            content=body,
-            media_type=FORMATS[fmt],
-            headers={
-                "Content-Disposition": f'{disposition}; filename="{filename}"',
-                "X-Microhub-Inputs-Digest": report.inputs.digest,
-                "X-Microhub-Report-Id": report.version.id,
-            },
-        )
+        headers = {
+            "Content-Disposition": f'{disposition}; filename="{filename}"',
+            "X-Microhub-Inputs-Digest": report.inputs.digest,
+            "X-Microhub-Report-Id": report.version.id,
+        }
+        if fmt == "html":
+            # a standalone document: inline styles and SVG charts, no script at all
+            headers["Content-Security-Policy"] = REPORT_HTML_CSP
+        return Response(content=body, media_type=FORMATS[fmt], headers=headers)
 
     @api.get(
         "/v1/cities/{city}/reports/emissions",

@@ -2,19 +2,67 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.auth import ApiKeys
 
 DESCRIPTION = """
 microhub's HTTP API. Authenticate with an API key (`Authorization: Bearer <key>` or
 `X-API-Key`); its scope decides what you may see: `carrier:<id>`, `operator:<hub>`,
-`official:<city>` or `admin`.
+`official:<city>` or `admin`. People sign in once at `/ui/` (a session cookie; keys
+never go in URLs). Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus).
 """
+
+
+# Every response: pages may load only the package's own assets (no inline script, no
+# CDN), may be framed only by the platform's own pages (the city page frames its
+# report), and send no Referer elsewhere. A response may set its own CSP (the report's
+# HTML, a standalone document with inline styles and no script, does).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "SAMEORIGIN",
+    "referrer-policy": "same-origin",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+SESSION_COOKIE = "microhub_session"
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response (pure ASGI:
+    streaming responses such as the SSE queue pass through untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -24,13 +72,31 @@ def create_app(
     health: Callable[[], dict[str, Any]] | None = None,
     ready: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     title: str = "microhub",
+    session_secret: str | None = None,
+    session_https_only: bool = False,
+    session_max_age: int = 8 * 3600,
 ) -> FastAPI:
-    """The public API: every router, and the health endpoints."""
-    app = FastAPI(title=title, version="1.0", description=DESCRIPTION)
+    """The public API: every router, the health endpoints, the signed session cookie of
+    the pages' sign-in, and security headers on every response. (FastAPI's own /docs
+    loads Swagger UI from a CDN: off; services/web serves it from the package.)"""
+    app = FastAPI(
+        title=title, version="1.0", description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
+    app.state.keys = keys
     principal = keys.principal_dependency()
     for make_router in routers:
         app.include_router(make_router(principal))
     add_health_routes(app, health=health, ready=ready)
+    app.add_middleware(
+        SessionMiddleware,
+        # unset: a random secret per process (a restart signs everyone out)
+        secret_key=session_secret or secrets.token_urlsafe(32),
+        session_cookie=SESSION_COOKIE,
+        max_age=session_max_age,
+        same_site="strict",
+        https_only=session_https_only,
+    )
+    app.add_middleware(SecurityHeaders)
     return app
 
 
