@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from services.app.registry import service_class, service_names
+from services.runtime import metrics, tracing
 from services.runtime.auth import ApiKeys
 from services.runtime.http import create_app, create_health_app
 from services.runtime.kafka import KafkaCluster
@@ -88,6 +89,7 @@ class Platform:
     async def start(self) -> Platform:
         # ports first: a process that cannot serve stops before it joins consumer groups
         self.reserve_ports()
+        tracing.setup(f"microhub-{'+'.join(self.names)}")
         assert self._sockets is not None
         api_socket, health_socket = self._sockets
         sockets = [s for s in self._sockets if s is not None]
@@ -114,7 +116,9 @@ class Platform:
             self.app = self._public_app()
             self.base_url = await self._serve(self.app, api_socket)
         if health_socket is not None:
-            app = create_health_app(health=self.health, ready=self.readiness)
+            app = create_health_app(
+                health=self.health, ready=self.readiness, metrics_refresh=self.refresh_metrics
+            )
             self.health_url = await self._serve(app, health_socket)
         return self
 
@@ -132,6 +136,7 @@ class Platform:
             session_secret=self.settings.session_secret,
             session_https_only=self.settings.session_cookie_secure,
             session_max_age=self.settings.session_max_age_seconds,
+            metrics_refresh=self.refresh_metrics,
         )
         web.install(app)
         for service in self.services.values():
@@ -165,6 +170,9 @@ class Platform:
                 task.result()
             await asyncio.sleep(0.02)
         return f"http://{self.settings.http_host}:{port}"
+
+    async def refresh_metrics(self) -> None:
+        await metrics.refresh(self.services.values())
 
     def health(self) -> dict[str, Any]:
         report = {name: s.health() for name, s in self.services.items()}

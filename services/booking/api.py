@@ -23,6 +23,7 @@ from contracts.common import Identifier
 from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig
+from services.runtime import tracing
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.uow import UnitsOfWork
 
@@ -395,7 +396,8 @@ def kafka_publisher(
     timestamp set together."""
 
     async def publish(payload: Payload, hub_id: str, time: datetime) -> None:
-        event = new_event(payload, source=source, subject=hub_id, time=time)
+        # the request's trace goes on in the command (traceparent extension)
+        event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
         await broker.publish(
             encode(event),
             topic,

@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 from contracts.envelope import CloudEvent, ContractError, decode
 from contracts.topics import dead_letter_topic
 from services.runtime import inbox as inbox_module
+from services.runtime import metrics, tracing
 from services.runtime.uow import UnitOfWork, UnitsOfWork
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class DeadLetters:
             "x-microhub-consumer": self.consumer,
         }
         self.count += 1
+        metrics.dead_lettered(self.consumer, record.topic, reason)
         if self.broker is None:
             return
         await self.broker.publish(
@@ -245,7 +247,7 @@ class RecordApplier:
     async def apply(self, deliveries: list[Delivery]) -> None:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
         there) and handed to the handler; then what they caused is published."""
-        async with self.units(notify=False) as uow:
+        async with tracing.consuming(self.name, deliveries), self.units(notify=False) as uow:
             new_ids = await inbox_module.claim_all(
                 uow.session, self.inbox, consumer=self.name, deliveries=deliveries
             )

@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.runtime import metrics
 from services.runtime.auth import ApiKeys
 
 DESCRIPTION = """
@@ -75,6 +77,7 @@ def create_app(
     session_secret: str | None = None,
     session_https_only: bool = False,
     session_max_age: int = 8 * 3600,
+    metrics_refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The public API: every router, the health endpoints, the signed session cookie of
     the pages' sign-in, and security headers on every response. (FastAPI's own /docs
@@ -86,7 +89,7 @@ def create_app(
     principal = keys.principal_dependency()
     for make_router in routers:
         app.include_router(make_router(principal))
-    add_health_routes(app, health=health, ready=ready)
+    add_health_routes(app, health=health, ready=ready, metrics_refresh=metrics_refresh)
     app.add_middleware(
         SessionMiddleware,
         # unset: a random secret per process (a restart signs everyone out)
@@ -97,6 +100,14 @@ def create_app(
         https_only=session_https_only,
     )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(metrics.HttpMetrics)
+    # a server span per request (its traceparent header, if any, continued); no spans
+    # for the ASGI messages themselves (an SSE stream would make one per event)
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
+    )
     return app
 
 
@@ -104,11 +115,12 @@ def create_health_app(
     *,
     health: Callable[[], dict[str, Any]],
     ready: Callable[[], Awaitable[dict[str, Any]]],
+    metrics_refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """Only /healthz and /readyz: what a consuming service without the API serves, for
-    its orchestrator's probes (no API keys, no documentation pages)."""
+    """Only /healthz, /readyz and /metrics: what a consuming service without the API
+    serves, for its orchestrator's probes and Prometheus (no API keys, no pages)."""
     app = FastAPI(title="microhub health", docs_url=None, redoc_url=None, openapi_url=None)
-    add_health_routes(app, health=health, ready=ready)
+    add_health_routes(app, health=health, ready=ready, metrics_refresh=metrics_refresh)
     return app
 
 
@@ -117,6 +129,7 @@ def add_health_routes(
     *,
     health: Callable[[], dict[str, Any]] | None,
     ready: Callable[[], Awaitable[dict[str, Any]]] | None,
+    metrics_refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
@@ -131,3 +144,11 @@ def add_health_routes(
         report = await ready() if ready else {"status": "ready"}
         code = 200 if report.get("status") == "ready" else 503
         return JSONResponse(report, status_code=code)
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this process (docs/observability.md)."""
+        if metrics_refresh is not None:
+            await metrics_refresh()
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)

@@ -19,6 +19,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent, Payload, new_event
+from services.runtime import metrics, tracing
 from services.runtime.db import writing
 from services.runtime.outbox import enqueue_all, outbox_row
 
@@ -45,6 +46,7 @@ class UnitOfWork:
         self._events: list[dict[str, Any]] = []  # outbox rows, written in one statement
         self._now = datetime.now(UTC)
         self.emitted = 0
+        self.payloads: list[Payload] = []  # what it emitted (metrics count them on commit)
 
     def emit(
         self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
@@ -54,6 +56,8 @@ class UnitOfWork:
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
         event = new_event(payload, source=self.source, subject=key, time=time, event_id=event_id)
+        event = tracing.stamp(event)  # the trace of what caused it goes on (traceparent)
+        self.payloads.append(payload)
         self._events.append(
             outbox_row(event, topic=self._topic(payload.topic), key=key, now=self._now)
         )
@@ -113,5 +117,6 @@ class UnitsOfWork:
                 yield uow
                 await uow.flush()
         uow._committed()
+        metrics.committed(self.source.rsplit("/", 1)[-1], uow.payloads)
         if notify and uow.emitted:
             self._emitted()

@@ -131,3 +131,17 @@ async def test_docs_and_asyncapi_come_from_the_package(client: httpx.AsyncClient
     assert asyncapi.status_code == 200
     assert "microhub.booking.commands.v1" in asyncapi.text and "BookingRequested" in asyncapi.text
     assert (await client.get("/ui/asyncapi.json")).json()["asyncapi"].startswith("3.")
+
+
+async def test_a_health_port_serves_metrics_too() -> None:
+    from services.runtime.http import create_health_app
+
+    async def ready() -> dict:
+        return {"status": "ready"}
+
+    app = create_health_app(health=lambda: {"status": "ok"}, ready=ready)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://h") as c:
+        answer = await c.get("/metrics")
+    assert answer.status_code == 200
+    assert "# TYPE microhub_consumer_lag gauge" in answer.text
