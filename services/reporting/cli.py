@@ -81,6 +81,12 @@ async def produce_report(
 
     try:
         await service.migrate()
+        months = [m["month"] for m in await service.months(city)]  # UnknownCity names them
+        if month not in months:
+            raise NoData(
+                f"no data for {city} in {month}: no consignment went through its hubs that "
+                f"month (months with data: {', '.join(months) or 'none'})"
+            )
         report = await service.report(city, month, progress=step)
         step("rendering")
         # imported here: matplotlib and reportlab cost every `microhub` command ~0.5 s
@@ -92,6 +98,10 @@ async def produce_report(
         return body
     finally:
         await service.engine.dispose()
+
+
+class NoData(ValueError):
+    """A month without any consignment: a report of zeros would read as "0 kg saved"."""
 
 
 def _fail(message: str) -> None:
