@@ -11,7 +11,8 @@ batches); its events carry the batch span's context.
 The SDK is always set up (ids are made and propagated, logs carry them); spans are
 exported only when an exporter is configured the standard way: ``OTEL_TRACES_EXPORTER``
 (``otlp``, ``console``) or ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
-``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (OTLP over HTTP).
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (OTLP over HTTP); ``OTEL_SDK_DISABLED=true``
+turns tracing off.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def setup(service_name: str = "microhub") -> None:
 
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return  # the standard switch: no ids, no spans (the API's no-op tracer)
     name = os.environ.get("OTEL_SERVICE_NAME", service_name)
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "")
