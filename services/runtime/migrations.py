@@ -6,7 +6,6 @@ async engine lends Alembic a sync connection, so no second (sync) driver is need
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from alembic import command
@@ -41,11 +40,16 @@ async def upgrade(
         await connection.run_sync(run)
 
 
-@functools.cache
+_HEADS: dict[tuple[str, Path], set[str]] = {}  # read once per process: /readyz asks often
+
+
 def _heads(service: str, location: Path) -> set[str]:
     from alembic.script import ScriptDirectory
 
-    return set(ScriptDirectory.from_config(alembic_config(service, location)).get_heads())
+    if (service, location) not in _HEADS:
+        script = ScriptDirectory.from_config(alembic_config(service, location))
+        _HEADS[service, location] = set(script.get_heads())
+    return _HEADS[service, location]
 
 
 async def at_head(engine: AsyncEngine, service: str, location: Path) -> bool:
