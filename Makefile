@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# A simulated month: a little over a minute here (see docs/simulation.md, bench/demo_month.py).
-DEMO_DAYS ?= 30
+# A simulated month (September 2026, whatever the date): a little over a minute here (see
+# docs/simulation.md, bench/demo_month.py). DEMO_DAYS=7 for a week, DEMO_START=YYYY-MM-DD
+# for another month.
+DEMO_DAYS ?=
+DEMO_START ?=
 
 .PHONY: demo test test-fast lint bench schemas clean
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/microhub demo --days $(DEMO_DAYS)
+	$(BIN)/microhub demo $(if $(DEMO_DAYS),--days $(DEMO_DAYS)) $(if $(DEMO_START),--start $(DEMO_START))
 
 # the static checks (fast) first: style, the layers' import rules, types
 test: $(STAMP)

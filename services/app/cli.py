@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -15,6 +16,7 @@ from services.runtime.acls_cli import acls_app
 from services.runtime.cli_common import (
     configure_logging,
     console,
+    default_url,
     load_settings,
     wait_for_signal,
 )
@@ -69,10 +71,10 @@ def serve(
 ) -> None:
     """Run one service (or all) until SIGINT/SIGTERM; the stop is graceful: stop
     consuming, finish the record in flight, flush the outbox, commit, exit 0."""
-    configure_logging(verbose)
+    settings = load_settings()
+    configure_logging(verbose, settings)
     if quiet and not verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    settings = load_settings()
     from services.app.platform import Platform, PortUnavailable, health_port_for
     from services.app.registry import service_names
 
@@ -190,24 +192,54 @@ def keys_hash(
     typer.echo(f"sha256: {hashlib.sha256(key.encode()).hexdigest()}")
 
 
+def _start_date(value: str | None) -> date:
+    from services.simulation.driver import DEFAULT_START
+
+    if value is None:
+        return DEFAULT_START
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
 @app.command()
 def demo(
-    days: int = typer.Option(30, min=1, max=62, help="Simulated days."),
+    days: int | None = typer.Option(
+        None, min=1, max=62, help="Simulated days (default: to the end of --start's month)."
+    ),
     seed: int = typer.Option(7, help="Same seed, same results."),
+    start: str | None = typer.Option(
+        None,
+        "--start",
+        help="First simulated day, YYYY-MM-DD (default 2026-09-01: a complete past month, "
+        "so that a run gives the same results on any day).",
+    ),
     serve: bool = typer.Option(
-        True, "--serve/--no-serve", help="Keep the HTTP server up after the run."
+        True,
+        "--serve/--no-serve",
+        help="After the run, keep the hubs moving (live dashboards) and serve until Ctrl-C.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the whole platform on this machine (embedded Kafka, SQLite) and drive it with
-    the city simulation; then serve the dashboards until Ctrl-C."""
-    configure_logging(verbose)
+    the city simulation; then keep the hubs moving and serve the pages until Ctrl-C."""
+    settings = load_settings()
+    configure_logging(verbose, settings)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
     from services.app.demo import run_demo
 
-    settings = load_settings()
-    code = asyncio.run(run_demo(settings, days=days, seed=seed, serve=serve, console=console))
+    code = asyncio.run(
+        run_demo(
+            settings,
+            days=days,
+            seed=seed,
+            serve=serve,
+            console=console,
+            start=_start_date(start),
+        )
+    )
     raise typer.Exit(code)
 
 
@@ -219,21 +251,32 @@ def simulate(
         help="Kafka of the running deployment (default: MICROHUB_KAFKA_BOOTSTRAP_SERVERS).",
     ),
     api_url: str = typer.Option(
-        "http://127.0.0.1:8000", help="Where the reporting service's HTTP API answers."
+        None,
+        help="Where the reporting service's HTTP API answers (default: "
+        "http://MICROHUB_HTTP_HOST:MICROHUB_HTTP_PORT).",
     ),
     api_key: str = typer.Option("demo-admin", help="A key that may read every city's report."),
     days: int = typer.Option(3, min=1, max=62, help="Simulated days."),
     seed: int = typer.Option(7, help="Same seed, same results."),
+    start: str | None = typer.Option(
+        None, "--start", help="First simulated day, YYYY-MM-DD (default: the demo's, 2026-09-01)."
+    ),
+    pace: float = typer.Option(
+        0.0, min=0, help="Wall seconds per simulated 2-hour tick (0: as fast as it settles)."
+    ),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Fetch the reports and write the summary at the end."
+    ),
     out: Path = typer.Option(Path(".microhub/simulate/reports"), help="Reports go here."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Drive an already running deployment (booking, dispatch, reporting) over Kafka with
     the city simulation; the services must run with the demo's timers off (see
     services/app/demo.py: DEMO_OVERRIDES)."""
-    configure_logging(verbose)
+    settings = load_settings()
+    configure_logging(verbose, settings)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    settings = load_settings()
     bootstrap = bootstrap_servers or settings.kafka_bootstrap_servers
     if bootstrap == "embedded":
         console.print("[red]--bootstrap-servers (or MICROHUB_KAFKA_BOOTSTRAP_SERVERS) is needed[/]")
@@ -245,12 +288,15 @@ def simulate(
         simulate_and_report(
             settings,
             servers,
-            api_url=api_url,
+            api_url=api_url or default_url(settings),
             api_key=api_key,
             days=days,
             seed=seed,
             out_dir=out,
             console=console,
+            start=_start_date(start),
+            pace=pace,
+            report=report,
         )
     )
 

@@ -1,8 +1,9 @@
 """`microhub demo`: the platform on its embedded defaults (embedded Kafka, SQLite under
 ``.microhub/demo``, one HTTP server), driven by the city simulation over Kafka.
 
-Simulated time runs ahead of the wall clock, so the timers that nudge by wall time (the
-no-show sweep, the dispatch wave nudge) are off: only event time decides. Dispatch plans
+Simulated time is not the wall clock (by default a fixed, complete, past month: the same
+run on any day), so the timers that nudge by wall time (the no-show sweep, the dispatch
+wave nudge) and the clock-skew check are off: only event time decides. Dispatch plans
 with the deterministic greedy planner (a time-limited OR-Tools search can end in a
 different plan from run to run), so the same seed gives the same report.
 """
@@ -17,21 +18,26 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.app.platform import Platform
+from services.app.platform import Platform, PortUnavailable
 from services.app.registry import service_names, specs
+from services.runtime.demo_state import DemoLock, DemoRunning, demo_data_dir
 from services.runtime.settings import Settings
 from services.simulation import summary as summary_mod
 from services.simulation.catalogue import fetch_hubs
-from services.simulation.driver import Simulation, next_monday
+from services.simulation.driver import DEFAULT_START, TICK, Simulation, days_of_month
 
 ADMIN_KEY = "demo-admin"
+# After its month the demo keeps the hubs moving at a pace people can watch: wall seconds
+# per simulated 2-hour tick (a simulated hour in 1.5 s), for up to LIVE_DAYS days.
+LIVE_PACE_SECONDS = 3.0
+LIVE_DAYS = 62
 
 # What the demo changes from the defaults, and why (see the module docstring). A
 # multi-process deployment driven by `microhub simulate` needs the same values to give
@@ -75,11 +81,17 @@ def demo_settings(settings: Settings, data_dir: Path) -> Settings:
 
 
 def as_environment(
-    settings: Settings, bootstrap: list[str], tuning: dict[str, object] | None = None
+    settings: Settings,
+    bootstrap: list[str],
+    tuning: dict[str, object] | None = None,
+    log: Path | None = None,
 ) -> dict[str, str]:
     """The environment of a child process that must see what this one sees (with
-    speed-only ``tuning`` of its own)."""
+    speed-only ``tuning`` of its own, and its logs to ``log``.log)."""
     env = dict(os.environ)
+    env.pop("MICROHUB_LOG_FILE", None)
+    if log is not None:
+        env["MICROHUB_LOG_FILE"] = str(log.with_suffix(".log"))
     for name in ("data_dir", *DEMO_OVERRIDES, *DEMO_TUNING):
         env[f"MICROHUB_{name.upper()}"] = str(getattr(settings, name))
     for name, value in (tuning or {}).items():
@@ -171,11 +183,12 @@ async def new_simulation(
     api_key: str,
     days: int,
     seed: int,
+    start: date = DEFAULT_START,
+    pace: float = 0.0,
     on_day: Callable[[int], None] = lambda _day: None,
 ) -> Simulation:
     """A simulation of the deployment behind ``api_url``: the hubs it publishes, and the
     consumer groups of the services declared here."""
-    start = next_monday(datetime.now(UTC).date())
     hubs = await fetch_hubs(api_url, api_key, start=start, days=days)
     driving, projections = simulation_groups()
     return Simulation(
@@ -188,6 +201,7 @@ async def new_simulation(
         driving_groups=driving,
         projection_groups=projections,
         on_day=on_day,
+        pace=pace,
     )
 
 
@@ -201,11 +215,15 @@ async def simulate_and_report(
     seed: int,
     out_dir: Path,
     console: Console,
+    start: date = DEFAULT_START,
+    pace: float = 0.0,
+    report: bool = True,
 ) -> dict:
-    """Drive a running platform (in this process or not) and write the summary."""
+    """Drive a running platform (in this process or not) and write the summary (with
+    ``report=False`` only drive it: the demo's live hubs after its month)."""
     started = time.monotonic()
     with Progress(
-        TextColumn("simulated days"),
+        TextColumn("simulated days" if not pace else "live, simulated days"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -219,13 +237,18 @@ async def simulate_and_report(
             api_key=api_key,
             days=days,
             seed=seed,
+            start=start,
+            pace=pace,
             on_day=lambda _d: progress.advance(task),
         )
+        last = sim.start + timedelta(days=days - 1)
         console.print(
-            f"simulating {days} day(s) from {sim.start:%A %Y-%m-%d}, seed {seed}, "
-            f"{len(sim.hubs)} hubs"
+            f"simulating {days} day(s), {sim.start:%a %Y-%m-%d} to {last:%a %Y-%m-%d}, "
+            f"seed {seed}, {len(sim.hubs)} hubs"
         )
         observed = await sim.run()
+    if not report:
+        return {}
     reports = await summary_mod.fetch_reports(
         observed, api_url=api_url, api_key=api_key, out_dir=out_dir
     )
@@ -233,33 +256,88 @@ async def simulate_and_report(
     result["seed"], result["days"], result["start"] = seed, days, sim.start.isoformat()
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     (out_dir / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    summary_mod.print_summary(console, result, f"{days} simulated day(s), seed {seed}")
+    summary_mod.print_summary(
+        console, result, f"{days} simulated day(s) from {sim.start:%Y-%m-%d}, seed {seed}"
+    )
     console.print(f"reports written to [bold]{out_dir}[/] ({len(reports)} city-month(s))")
     return result
 
 
 async def run_demo(
-    settings: Settings, *, days: int, seed: int, serve: bool, console: Console
+    settings: Settings,
+    *,
+    days: int | None = None,
+    seed: int,
+    serve: bool,
+    console: Console,
+    start: date = DEFAULT_START,
+    live_pace: float = LIVE_PACE_SECONDS,
 ) -> int:
-    data_dir = settings.data_dir / "demo"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    settings = demo_settings(settings, data_dir)
-    console.print("[bold]microhub demo[/]: starting embedded Kafka, services and HTTP …")
-    from services.web import routers as web_routers
+    """The demo, or exit code 3 at once (nothing touched) when another one runs on the
+    same data dir."""
+    lock = DemoLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DemoRunning as exc:
+        console.print(f"[red]{exc}[/]")
+        return 3
+    try:
+        return await _run_demo(
+            settings,
+            lock,
+            days=days or days_of_month(start),
+            seed=seed,
+            serve=serve,
+            console=console,
+            start=start,
+            live_pace=live_pace,
+        )
+    finally:
+        lock.release()
 
+
+async def _run_demo(
+    settings: Settings,
+    lock: DemoLock,
+    *,
+    days: int,
+    seed: int,
+    serve: bool,
+    console: Console,
+    start: date,
+    live_pace: float,
+) -> int:
+    data_dir = demo_data_dir(settings.data_dir)
+    settings = demo_settings(settings, data_dir)
     here = [name for name in service_names() if name not in OWN_PROCESS]
-    platform = Platform(settings, extra_routers=web_routers(settings), consuming=here)
+    platform = Platform(settings, consuming=here)
+    try:
+        platform.reserve_ports()  # before the previous run's data is wiped
+    except PortUnavailable as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    shutil.rmtree(data_dir, ignore_errors=True)
+    logs = data_dir / "logs"
+    # the processes log to files: the terminal keeps the progress and the summary
+    log_to(logs / "demo.log", settings)
+    last = start + timedelta(days=days - 1)
+    console.print(
+        f"[bold]microhub demo[/]: {start:%Y-%m-%d} to {last:%Y-%m-%d} ({days} days), seed "
+        f"{seed}; starting embedded Kafka, services and HTTP … (logs in {logs})"
+    )
     children: list[Child] = []
     try:
         await platform.start()
         assert platform.cluster is not None  # start() starts one when it was given none
-        env = as_environment(settings, platform.cluster.bootstrap)
+        assert platform.base_url is not None
+        lock.update(url=platform.base_url)
+        bootstrap = platform.cluster.bootstrap
         for name in OWN_PROCESS:
             if name in platform.services:
                 child = await Child.start(
                     name,
                     ["serve", name, "--quiet"],
-                    as_environment(settings, platform.cluster.bootstrap, CHILD_TUNING.get(name)),
+                    as_environment(settings, bootstrap, CHILD_TUNING.get(name), logs / name),
                     niceness=NICENESS.get(name, 0),
                 )
                 children.append(child)
@@ -272,45 +350,89 @@ async def run_demo(
             f"({', '.join(c.name for c in children) or 'none'} in their own processes); "
             f"HTTP at [link]{platform.base_url}[/]"
         )
+        print_keys(settings, console)
+        print_links(platform.base_url, console, month=f"{start:%Y-%m}")
         out_dir = data_dir / "reports"
         # the simulation is a client like any other, in its own process
         simulation = await Child.start(
             "simulation",
             [
                 "simulate",
-                "--bootstrap-servers", ",".join(platform.cluster.bootstrap),
+                "--bootstrap-servers", ",".join(bootstrap),
                 "--api-url", str(platform.base_url),
                 "--api-key", ADMIN_KEY,
+                "--start", start.isoformat(),
                 "--days", str(days),
                 "--seed", str(seed),
                 "--out", str(out_dir),
             ],
-            env,
+            as_environment(settings, bootstrap, log=logs / "simulation"),
             capture=False,
         )  # fmt: skip
         children.append(simulation)  # (stopped with the others if something fails)
         code = await simulation.proc.wait()
         if code != 0:
-            console.print(f"[red]the simulation failed (exit {code})[/]")
+            console.print(f"[red]the simulation failed (exit {code})[/]: see {logs}")
             return code
-        result = json.loads((out_dir / "summary.json").read_text())
         if serve:
             from services.runtime.cli_common import wait_for_signal
 
-            print_keys(settings, console)
-            base = platform.base_url
+            # the hubs go on at a pace people can watch: the dashboards stay live
+            following = start + timedelta(days=days)
+            children.append(
+                await Child.start(
+                    "live",
+                    [
+                        "simulate",
+                        "--bootstrap-servers", ",".join(bootstrap),
+                        "--api-url", str(platform.base_url),
+                        "--api-key", ADMIN_KEY,
+                        "--start", following.isoformat(),
+                        "--days", str(LIVE_DAYS),
+                        "--seed", str(seed),
+                        "--pace", str(live_pace),
+                        "--no-report",
+                    ],
+                    as_environment(settings, bootstrap, log=logs / "live"),
+                    capture=False,
+                )
+            )  # fmt: skip
+            hour = live_pace / (TICK / timedelta(hours=1))
             console.print(
-                f"hub operator: {base}/ui/hubs/ber-westhafen?api_key=demo-operator-ber-westhafen\n"
-                f"city official: {base}/ui/cities/berlin?api_key=demo-official-berlin"
-                f"&month={result['start'][:7]}\n"
-                f"carrier: {base}/ui/carriers/parcelco?api_key=demo-carrier-parcelco\n"
-                f"OpenAPI: {base}/docs, AsyncAPI: {base}/ui/asyncapi — Ctrl-C to stop"
+                f"live: the hubs go on from {following:%Y-%m-%d}, a simulated hour every "
+                f"{hour:.1f} s (the month's reports above stay as they are)."
             )
+            print_links(platform.base_url, console, month=f"{start:%Y-%m}")
+            console.print("Ctrl-C to stop")
             await wait_for_signal()
     finally:
         await asyncio.gather(*(child.stop() for child in children))
         await platform.stop()
     return 0
+
+
+def log_to(path: Path, settings: Settings) -> None:
+    """This process's logs go to ``path`` from now on."""
+    import logging
+
+    from services.runtime.logs import log_handler
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(log_handler(settings.log_format, path))
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def print_links(base: str, console: Console, *, month: str) -> None:
+    console.print(
+        f"sign in at [link]{base}/ui/[/] with a key above, then:\n"
+        f"  hub operator:  {base}/ui/hubs/ber-westhafen\n"
+        f"  city official: {base}/ui/cities/berlin?month={month}\n"
+        f"  carrier:       {base}/ui/carriers/parcelco\n"
+        f"  API: {base}/docs (OpenAPI), {base}/ui/asyncapi (AsyncAPI), {base}/metrics"
+    )
 
 
 def print_keys(settings: Settings, console: Console) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from services.app.registry import service_class, service_names
+from services.runtime import metrics, tracing
 from services.runtime.auth import ApiKeys
 from services.runtime.http import create_app, create_health_app
 from services.runtime.kafka import KafkaCluster
@@ -57,29 +58,42 @@ class Platform:
         self.health_port = health_port
         self.consuming = consuming
         self.cluster = cluster
-        # router factories beyond the services' own (e.g. services.web's pages)
+        # router factories beyond the services' own and the pages (services.web)
         self.extra_routers = list(extra_routers or [])
         self._own_cluster = cluster is None
         self.services: dict[str, Service] = {}
         self._servers: list[tuple[uvicorn.Server, asyncio.Task[Any]]] = []
         self.base_url: str | None = None  # the public API
         self.health_url: str | None = None  # the health port
+        self._sockets: tuple[socket.socket | None, socket.socket | None] | None = None
 
-    async def start(self) -> Platform:
-        # ports first: a process that cannot serve stops before it joins consumer groups
-        sockets: list[socket.socket] = []
-        try:
-            api_socket = health_socket = None
-            if self.http:
-                api_socket = self._bind(
-                    self.settings.http_port, "the public API", "MICROHUB_HTTP_PORT"
-                )
-                sockets.append(api_socket)
-            if self.health_port is not None:
+    def reserve_ports(self) -> None:
+        """Bind the ports now (raises :class:`PortUnavailable`): before anything else is
+        touched, e.g. the demo's data. :meth:`start` does it when it was not done."""
+        if self._sockets is not None:
+            return
+        api_socket = health_socket = None
+        if self.http:
+            api_socket = self._bind(self.settings.http_port, "the public API", "MICROHUB_HTTP_PORT")
+        if self.health_port is not None:
+            try:
                 health_socket = self._bind(
                     self.health_port, "the health port", "MICROHUB_HEALTH_PORT or --health-port"
                 )
-                sockets.append(health_socket)
+            except PortUnavailable:
+                if api_socket is not None:
+                    api_socket.close()
+                raise
+        self._sockets = (api_socket, health_socket)
+
+    async def start(self) -> Platform:
+        # ports first: a process that cannot serve stops before it joins consumer groups
+        self.reserve_ports()
+        tracing.setup(f"microhub-{'+'.join(self.names)}")
+        assert self._sockets is not None
+        api_socket, health_socket = self._sockets
+        sockets = [s for s in self._sockets if s is not None]
+        try:
             if self.cluster is None:
                 self.cluster = await KafkaCluster(self.settings).start()
             for name in self.names:
@@ -96,26 +110,36 @@ class Platform:
         except BaseException:
             for sock in sockets:
                 sock.close()
+            self._sockets = None
             raise
         if api_socket is not None:
             self.app = self._public_app()
             self.base_url = await self._serve(self.app, api_socket)
         if health_socket is not None:
-            app = create_health_app(health=self.health, ready=self.readiness)
+            app = create_health_app(
+                health=self.health, ready=self.readiness, metrics_refresh=self.refresh_metrics
+            )
             self.health_url = await self._serve(app, health_socket)
         return self
 
     def _public_app(self) -> Any:
+        from services import web
+
         keys = ApiKeys.load(self.settings.api_keys_file)
         routers = [r for s in self.services.values() for r in s.http_routers()]
-        routers += self.extra_routers
+        routers += [*web.routers(self.settings), *self.extra_routers]
         app = create_app(
             keys=keys,
             routers=routers,
             health=self.health,
             ready=self.readiness,
             max_body_bytes=self.settings.http_max_body_bytes,
+            session_secret=self.settings.session_secret,
+            session_https_only=self.settings.session_cookie_secure,
+            session_max_age=self.settings.session_max_age_seconds,
+            metrics_refresh=self.refresh_metrics,
         )
+        web.install(app)
         for service in self.services.values():
             attach = getattr(service, "attach_to_app", None)
             if attach is not None:
@@ -147,6 +171,9 @@ class Platform:
                 task.result()
             await asyncio.sleep(0.02)
         return f"http://{self.settings.http_host}:{port}"
+
+    async def refresh_metrics(self) -> None:
+        await metrics.refresh(self.services.values())
 
     def health(self) -> dict[str, Any]:
         report = {name: s.health() for name, s in self.services.items()}

@@ -8,7 +8,7 @@ callers get it in the response, and always returns where to poll for it.
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -24,6 +24,7 @@ from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
 from services.booking.answers import refusal
 from services.booking.domain import BookingStatus, HubConfig
+from services.runtime import tracing
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
@@ -238,8 +239,18 @@ def router(
         booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        order: Annotated[
+            Literal["oldest", "newest"], Query(description="by slot start")
+        ] = "oldest",
+        slot_from: Annotated[
+            AwareDatetime | None, Query(description="slots starting at or after")
+        ] = None,
+        slot_before: Annotated[AwareDatetime | None, Query(description="slots before")] = None,
+        carrier: Annotated[
+            str | None, Query(alias="carrier_id", description="one carrier's (admins)")
+        ] = None,
     ) -> list[BookingView]:
-        carrier_id: str | None = None
+        carrier_id: str | None = carrier if caller.is_admin() else None
         hubs: list[str] | None = [hub_id] if hub_id else None
         if caller.role is Role.CARRIER:
             carrier_id = caller.scope
@@ -258,6 +269,9 @@ def router(
                 status=booking_status.value if booking_status else None,
                 limit=limit,
                 offset=offset,
+                newest_first=order == "newest",
+                slot_from=slot_from,
+                slot_before=slot_before,
             )
         return [view(b) for b in found]
 
@@ -415,7 +429,8 @@ def kafka_publisher(
     timestamp set together."""
 
     async def publish(payload: Payload, hub_id: str, time: datetime) -> None:
-        event = new_event(payload, source=source, subject=hub_id, time=time)
+        # the request's trace goes on in the command (traceparent extension)
+        event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
         await broker.publish(
             encode(event),
             topic,

@@ -224,10 +224,20 @@ async def list_bookings(
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    newest_first: bool = False,
+    slot_from: datetime | None = None,
+    slot_before: datetime | None = None,
 ) -> list[StoredBooking]:
-    query = (
-        select(bookings).order_by(bookings.c.slot_start, bookings.c.id).limit(limit).offset(offset)
+    order = (
+        (bookings.c.slot_start.desc(), bookings.c.id.desc())
+        if newest_first
+        else (bookings.c.slot_start, bookings.c.id)
     )
+    query = select(bookings).order_by(*order).limit(limit).offset(offset)
+    if slot_from is not None:
+        query = query.where(bookings.c.slot_start >= slot_from)
+    if slot_before is not None:
+        query = query.where(bookings.c.slot_start < slot_before)
     if carrier_id is not None:
         query = query.where(bookings.c.carrier_id == carrier_id)
     if hub_ids is not None:

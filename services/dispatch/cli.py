@@ -157,6 +157,11 @@ async def watch_queue(
                     body = json.loads(body).get("detail", body)
                 except ValueError:
                     pass
+                if response.status_code == 404:
+                    known = await client.get(f"{base_url.rstrip('/')}/v1/hubs", headers=headers)
+                    if known.status_code == 200:
+                        ids = ", ".join(h["id"] for h in known.json())
+                        body = f"{body} (known hubs: {ids or 'none'})"
                 raise RuntimeError(f"{url}: HTTP {response.status_code}: {body}")
             view = live or Live(Text("connecting…"), refresh_per_second=4)
             with view:
@@ -175,14 +180,31 @@ async def watch_queue(
 @app.command("queue")
 def queue(
     hub: str = typer.Option(..., "--hub", help="Hub id, e.g. ber-westhafen"),
-    url: str = typer.Option("http://127.0.0.1:8000", "--url", envvar="MICROHUB_URL"),
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        envvar="MICROHUB_URL",
+        help="The public HTTP API (default: a running `microhub demo`'s, else "
+        "http://MICROHUB_HTTP_HOST:MICROHUB_HTTP_PORT).",
+    ),
     api_key: str = typer.Option(..., "--api-key", envvar="MICROHUB_API_KEY"),
 ) -> None:
     """Watch the dispatch queue of a hub live (operator:<hub> or admin key)."""
+    from services.runtime.cli_common import default_url, load_settings
+
+    base = url or default_url(load_settings())
     try:
-        asyncio.run(watch_queue(url, hub, api_key))
+        asyncio.run(watch_queue(base, hub, api_key))
     except KeyboardInterrupt:
         pass
-    except (RuntimeError, httpx.HTTPError) as exc:
+    except RuntimeError as exc:
         typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except httpx.HTTPError as exc:
+        typer.secho(
+            f"cannot reach {base} ({exc or type(exc).__name__}): is `microhub serve api` or "
+            "`make demo` running there? Set --url or MICROHUB_URL",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(1) from exc

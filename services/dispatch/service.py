@@ -25,6 +25,7 @@ from services.dispatch.planner import SolverProcess
 from services.dispatch.queue import HubQueues
 from services.dispatch.routes import RouteFollowing
 from services.dispatch.waves import WavePlanning
+from services.runtime import metrics
 from services.runtime.service import Service
 from services.runtime.wiring import Consumes, Publishes, ServiceSpec
 
@@ -93,7 +94,7 @@ class DispatchService(Service):
             ),
             fleet=self.fleet,
             changes=self.changes,
-            planner=self.solver.plan,
+            planner=metrics.timed_planner(self.solver.plan),  # solver time and quality
             solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
         )
         return DispatchHandlers(

@@ -97,6 +97,8 @@ def _route(route: store.RouteRow) -> dict[str, Any]:
                 "booking_id": s["booking_id"],
                 "stop_id": s["stop_id"],
                 "parcels": s["parcels"],
+                "carrier_id": s.get("carrier_id"),
+                "location": s.get("location"),  # the dashboard draws the route through it
             }
             for s in p["stops"]
         ],

@@ -35,6 +35,11 @@ ACCEPT_TO_FORMAT = {
 }
 
 
+REPORT_HTML_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+
+
 def negotiate(fmt: str | None, accept: str | None) -> str:
     if fmt:
         fmt = fmt.lower()
@@ -114,15 +119,32 @@ def router(service: Any, principal_dependency: Callable[..., Any]) -> APIRouter:
         suffix = f"-v{report.version.number}" if report.version.number else ""
         filename = f"emissions-{city}-{report.month}{suffix}.{fmt}"
         disposition = "inline" if fmt in {"html", "json"} else "attachment"
-        return Response(
-            content=body,
-            media_type=FORMATS[fmt],
-            headers={
-                "Content-Disposition": f'{disposition}; filename="{filename}"',
-                "X-Microhub-Inputs-Digest": report.inputs.digest,
-                "X-Microhub-Report-Id": report.version.id,
-            },
-        )
+        headers = {
+            "Content-Disposition": f'{disposition}; filename="{filename}"',
+            "X-Microhub-Inputs-Digest": report.inputs.digest,
+            "X-Microhub-Report-Id": report.version.id,
+        }
+        if fmt == "html":
+            # a standalone document: inline styles and SVG charts, no script at all
+            headers["Content-Security-Policy"] = REPORT_HTML_CSP
+        return Response(content=body, media_type=FORMATS[fmt], headers=headers)
+
+    @api.get(
+        "/v1/cities/{city}/reports/emissions",
+        summary="The months with data of a city, each with its coverage (partial or not)",
+        responses={404: {"description": "no booking of this city has ever been seen"}},
+    )
+    async def report_months(
+        city: str = Identifier(), principal: Principal = Depends(principal_dependency)
+    ) -> list[dict[str, Any]]:
+        if not principal.may_read_city(city):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this key may not read the reports of {city!r}"
+            )
+        try:
+            return await service.months(city)
+        except UnknownCity as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
     @api.get(
         "/v1/cities/{city}/reports/emissions/{month}/versions",

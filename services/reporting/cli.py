@@ -81,6 +81,12 @@ async def produce_report(
 
     try:
         await service.migrate()
+        months = [m["month"] for m in await service.months(city)]  # UnknownCity names them
+        if month not in months:
+            raise NoData(
+                f"no data for {city} in {month}: no consignment went through its hubs that "
+                f"month (months with data: {', '.join(months) or 'none'})"
+            )
         report = await service.report(city, month, progress=step)
         step("rendering")
         # imported here: matplotlib and reportlab cost every `microhub` command ~0.5 s
@@ -92,6 +98,10 @@ async def produce_report(
         return body
     finally:
         await service.engine.dispose()
+
+
+class NoData(ValueError):
+    """A month without any consignment: a report of zeros would read as "0 kg saved"."""
 
 
 def _fail(message: str) -> None:
@@ -107,8 +117,15 @@ def report(
     out: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
     database_url: str | None = typer.Option(None, "--database-url", help="Projection database."),
 ) -> None:
-    """The monthly emissions-savings report of a city, from the reporting projection."""
-    settings = Settings()
+    """The monthly emissions-savings report of a city, from the reporting projection
+    (default: the configured database, else the demo's)."""
+    from services.runtime.cli_common import NoDatabase, load_settings, read_database_url
+
+    settings = load_settings()
+    try:
+        database_url = read_database_url(settings, "reporting", database_url)
+    except NoDatabase as exc:
+        _fail(str(exc))
     try:
         with _progress() as progress:
             body = asyncio.run(
@@ -122,8 +139,16 @@ def report(
                 )
             )
     except (ValueError, UnknownCity, FactorError) as exc:
-        _fail(str(exc))
+        _fail(f"{exc} (database {_shown(database_url)})")
+    except OSError as exc:
+        _fail(f"cannot read {_shown(database_url)}: {exc}")
     _write(body, out)
+
+
+def _shown(url: str | None) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True) if url else "(none)"
 
 
 async def rebuild_projection(

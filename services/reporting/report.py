@@ -90,7 +90,10 @@ async def build_report(
     now = now or datetime.now(UTC)
     city = await store.find_city(session, city_id)
     if city is None:
-        raise UnknownCity(f"no booking for city {city_id!r} has been seen: unknown city")
+        known = ", ".join(await store.city_ids(session)) or "none yet"
+        raise UnknownCity(
+            f"no booking for city {city_id!r} has been seen: unknown city (known: {known})"
+        )
     try:
         window = domain.month_window(month, city.timezone)
         trend_windows = _trend_windows(month, city.timezone)

@@ -4,12 +4,14 @@ projection, and the monthly report built from it."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -20,7 +22,7 @@ from services.reporting import hub_energy, publication, store
 from services.reporting.factors import FactorCatalogue
 from services.reporting.handlers import ReportingHandlers
 from services.reporting.model import EmissionsReport
-from services.reporting.report import build_report
+from services.reporting.report import UnknownCity, build_report
 from services.runtime.db import writing
 from services.runtime.replay import ReplayStats, replay
 from services.runtime.service import Service
@@ -103,6 +105,40 @@ class ReportingService(Service):
     async def published(self, city_id: str, month: str, number: int) -> bytes | None:
         async with self.sessions() as session:
             return await publication.stored(session, city_id, month, number)
+
+    async def months(self, city_id: str, *, today: date | None = None) -> list[dict[str, Any]]:
+        """The months with data of a city (the city page's month picker): each with its
+        coverage, ``partial`` when data does not span the month or the month is still
+        open. Raises UnknownCity (naming the known ones) for a city never seen."""
+        async with self.sessions() as session:
+            city = await store.find_city(session, city_id)
+            if city is None:
+                known = ", ".join(await store.city_ids(session)) or "none yet"
+                raise UnknownCity(
+                    f"no booking for city {city_id!r} has been seen (known cities: {known})"
+                )
+            rows = await store.city_months(session, city_id)
+        local_today = today or datetime.now(ZoneInfo(city.timezone)).date()
+        result = []
+        for row in rows:
+            first = date.fromisoformat(f"{row.month}-01")
+            days_in_month = calendar.monthrange(first.year, first.month)[1]
+            open_month = (local_today.year, local_today.month) <= (first.year, first.month)
+            result.append(
+                {
+                    "month": row.month,
+                    "consignments": row.consignments,
+                    "days_with_data": row.days,
+                    "days_in_month": days_in_month,
+                    "first_day": row.first_day,
+                    "last_day": row.last_day,
+                    "open": open_month,
+                    "partial": open_month
+                    or row.first_day != f"{row.month}-01"
+                    or row.last_day != f"{row.month}-{days_in_month:02d}",
+                }
+            )
+        return result
 
     async def report_versions(self, city_id: str, month: str) -> list[dict[str, Any]]:
         async with self.sessions() as session:

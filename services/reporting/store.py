@@ -39,6 +39,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    func,
     select,
     update,
 )
@@ -354,6 +355,31 @@ async def update_allocation(
 
 async def find_city(session: AsyncSession, city_id: str) -> Any | None:
     return (await session.execute(select(cities).where(cities.c.city_id == city_id))).first()
+
+
+async def city_ids(session: AsyncSession) -> list[str]:
+    return list(
+        (await session.execute(select(cities.c.city_id).order_by(cities.c.city_id))).scalars()
+    )
+
+
+async def city_months(session: AsyncSession, city_id: str) -> list[Any]:
+    """The months (local) in which the city's hubs had consignments: how many, on how
+    many days, the first and last of them."""
+    month = func.substr(consignments.c.baseline_day, 1, 7)
+    rows = await session.execute(
+        select(
+            month.label("month"),
+            func.count().label("consignments"),
+            func.count(consignments.c.baseline_day.distinct()).label("days"),
+            func.min(consignments.c.baseline_day).label("first_day"),
+            func.max(consignments.c.baseline_day).label("last_day"),
+        )
+        .where(consignments.c.city_id == city_id, consignments.c.baseline_day.is_not(None))
+        .group_by(month)
+        .order_by(month)
+    )
+    return list(rows)
 
 
 async def city_hubs(session: AsyncSession, city_id: str) -> dict[str, str]:

@@ -3,7 +3,9 @@
 
 Keys live in a YAML file (``MICROHUB_API_KEYS_FILE``), as plain ``key:`` entries (demo)
 or as ``sha256:`` digests (production: the file then holds no secret). Callers send
-``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; a browser signs in once
+(services/web) and then carries a signed, HttpOnly, SameSite=Strict session cookie that
+names the key by its digest: keys never travel in URLs or pages.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from fastapi import HTTPException, Request, status
 from services.runtime.yamlfile import load_listing
 
 DEMO_KEYS = Path(__file__).parent / "data" / "demo-api-keys.yaml"
+# what a signed-in session holds: the digest of the key it signed in with (so a key that
+# is removed from the keys file signs its sessions out too)
+SESSION_KEY = "key_sha256"
 
 
 class Role(StrEnum):
@@ -90,30 +95,43 @@ class ApiKeys:
         return cls(entries)
 
     def authenticate(self, key: str) -> Principal | None:
-        wanted = digest(key)
+        return self.by_digest(digest(key))
+
+    def by_digest(self, wanted: str) -> Principal | None:
         for known, principal in self._by_digest.items():
             if hmac.compare_digest(known, wanted):
                 return principal
         return None
 
-    def principal_dependency(self):
-        """A FastAPI dependency: the caller's principal, or 401."""
-
-        async def principal(request: Request) -> Principal:
-            header = request.headers.get("authorization", "")
-            key = header[7:].strip() if header.lower().startswith("bearer ") else None
-            key = key or request.headers.get("x-api-key") or request.query_params.get("api_key")
-            if not key:
-                raise HTTPException(
-                    status.HTTP_401_UNAUTHORIZED,
-                    "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+    def caller(self, request: Request) -> Principal | None:
+        """Who sends ``request``: the key in its headers, else its signed-in session
+        (raises 401 for a key that is not known; None when it carries none)."""
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header.lower().startswith("bearer ") else None
+        key = key or request.headers.get("x-api-key")
+        if key:
             found = self.authenticate(key)
             if found is None:
                 raise HTTPException(
                     status.HTTP_401_UNAUTHORIZED,
                     "unknown API key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return found
+        session = request.scope.get("session")  # SessionMiddleware's, when installed
+        signed_in = session.get(SESSION_KEY) if isinstance(session, dict) else None
+        return self.by_digest(signed_in) if isinstance(signed_in, str) else None
+
+    def principal_dependency(self):
+        """A FastAPI dependency: the caller's principal, or 401."""
+
+        async def principal(request: Request) -> Principal:
+            found = self.caller(request)
+            if found is None:
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED,
+                    "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' "
+                    "(people sign in at /ui/)",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             return found

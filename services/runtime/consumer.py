@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 
 from contracts.envelope import CloudEvent, ContractError, decode
 from services.runtime import inbox as inbox_module
+from services.runtime import metrics, tracing
 from services.runtime.answers import Answering, CommandAnswers
 from services.runtime.dead_letters import DeadLetters
 from services.runtime.uow import UnitOfWork, UnitsOfWork
@@ -223,7 +224,7 @@ class RecordApplier:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
         there; a command sent again is answered again) and handed to the handler; then
         what they caused is published."""
-        async with self.units(notify=False) as uow:
+        async with tracing.consuming(self.name, deliveries), self.units(notify=False) as uow:
             new_ids = await inbox_module.claim_all(
                 uow.session, self.inbox, consumer=self.name, deliveries=deliveries
             )

@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 
 from contracts.envelope import MAX_RECORD_BYTES
 from contracts.topics import dead_letter_topic
+from services.runtime import metrics
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class DeadLetters:
     async def send(self, record: Any, *, reason: str, error: BaseException | str) -> None:
         headers = dead_letter_headers(record, consumer=self.consumer, reason=reason, error=error)
         self.count += 1
+        metrics.dead_lettered(self.consumer, record.topic, reason)
         if self.broker is None:
             return
         value = record.value if record.value is not None else b""

@@ -50,6 +50,35 @@ async def upgrade(
         await connection.run_sync(run)
 
 
+_HEADS: dict[tuple[str, Path], set[str]] = {}  # read once per process: /readyz asks often
+
+
+def _heads(service: str, location: Path) -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    if (service, location) not in _HEADS:
+        script = ScriptDirectory.from_config(alembic_config(service, location))
+        _HEADS[service, location] = set(script.get_heads())
+    return _HEADS[service, location]
+
+
+async def at_head(engine: AsyncEngine, service: str, location: Path) -> bool:
+    """Whether the service's database is migrated to the newest revision: a process that
+    only serves HTTP from a database another process migrates is not ready before."""
+    from alembic.runtime.migration import MigrationContext
+
+    heads = _heads(service, location)
+
+    def current(sync_connection) -> set[str]:
+        context = MigrationContext.configure(
+            sync_connection, opts={"version_table": version_table(service)}
+        )
+        return set(context.get_current_heads())
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(current) == heads
+
+
 def run_migrations(target_metadata: MetaData) -> None:
     """Body of every service's ``env.py`` (online mode only: we always have a connection)."""
     from alembic import context

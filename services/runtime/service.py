@@ -133,6 +133,10 @@ class Service:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = True
+            # an HTTP-only process reads a database that another process migrates
+            checks["migrated"] = await migrations.at_head(
+                self.engine, self.name, self.spec.migrations
+            )
         except Exception as exc:
             checks["database"] = False
             checks["database_error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -149,6 +153,7 @@ class Service:
         checks["ready"] = bool(
             self.started
             and checks["database"]
+            and checks.get("migrated")
             and checks["kafka"]
             and all(n > 0 for n in assigned.values())
         )

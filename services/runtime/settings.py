@@ -135,6 +135,30 @@ class Settings(BaseSettings):
         "the demo keys shipped in the package.",
     )
 
+    session_secret: str | None = Field(
+        default=None,
+        description="Signs the pages' sign-in cookie (services/web). Several API processes "
+        "behind one address need the same value; unset, each process draws a random one "
+        "when it starts (a restart signs everyone out).",
+    )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="Send the sign-in cookie over HTTPS only (set it behind TLS).",
+    )
+    session_max_age_seconds: int = Field(
+        default=8 * 3600, ge=60, description="How long a page sign-in lasts."
+    )
+
+    # --- operations ---------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="'json': one JSON object per log line (python-json-logger), with the "
+        "trace and span ids of the current OpenTelemetry span.",
+    )
+    log_file: Path | None = Field(
+        default=None, description="Log here instead of stderr (the demo's processes do)."
+    )
+
     # --- behaviour ----------------------------------------------------------------------
     hubs_file: Path | None = Field(
         default=None, description="Hub catalogue loaded on start (default: the sample)."

@@ -19,6 +19,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent, Payload, new_event
+from services.runtime import metrics, tracing
 from services.runtime.db import writing
 from services.runtime.outbox import enqueue_all, outbox_row
 
@@ -53,6 +54,7 @@ class UnitOfWork:
         # services/runtime/answers.py to keep together with the inbox rows
         self.answer_types: frozenset[str] = frozenset()
         self.answered: list[tuple[CloudEvent[Any], list[dict[str, Any]]]] = []
+        self.payloads: list[Payload] = []  # what it emitted (metrics count them on commit)
 
     def emit(
         self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
@@ -77,6 +79,8 @@ class UnitOfWork:
             event_id=event_id,
             extensions=extensions,
         )
+        event = tracing.stamp(event)  # the trace of what caused it goes on (traceparent)
+        self.payloads.append(payload)
         self._events.append(
             outbox_row(event, topic=self._topic(payload.topic), key=key, now=self._now)
         )
@@ -154,5 +158,6 @@ class UnitsOfWork:
                 yield uow
                 await uow.flush()
         uow._committed()
+        metrics.committed(self.source.rsplit("/", 1)[-1], uow.payloads)
         if notify and uow.emitted:
             self._emitted()

@@ -47,6 +47,17 @@ from services.simulation.catalogue import PublishedHubs
 from services.simulation.settling import Groups, Settling
 
 TICK = timedelta(hours=2)
+# The month simulated unless told otherwise: complete and in the past, so that a run is
+# the same on any day (the README's numbers come from it). A past month means past event
+# times: the services decide on the envelope's time, Kafka's record timestamps stay the
+# producer's wall clock (see _send).
+DEFAULT_START = date(2026, 9, 1)
+
+
+def days_of_month(start: date) -> int:
+    """The days from ``start`` to the end of its calendar month."""
+    following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return (following - start).days
 
 
 def next_monday(today: date) -> date:
@@ -93,14 +104,17 @@ class Simulation(Settling):
         rates: model.Rates = model.Rates(),
         on_day: Callable[[int], None] = lambda day: None,
         run_id: str | None = None,
+        pace: float = 0.0,
     ) -> None:
+        """``pace``: wall seconds per simulated tick (2 hours), so that people can watch
+        (the demo after its month); 0 runs as fast as the services settle."""
         if days < 1:
             raise ValueError("days must be at least 1")
         self.settings = settings
         self.bootstrap = bootstrap
         self.days = days
         self.seed = seed
-        self.start = start or next_monday(datetime.now(UTC).date())
+        self.start = start or DEFAULT_START
         self.rates = rates
         self.published = hubs
         self.hubs = hubs.hubs
@@ -116,6 +130,8 @@ class Simulation(Settling):
         self._new_routes: dict[str, list[tuple[RoutePlanned, datetime]]] = defaultdict(list)
         super().__init__()  # the coordinator cache and the watcher's snapshots
         self._progress: dict[str, datetime] = {}
+        self.pace = pace
+        self._paced_from: tuple[datetime, float] | None = None  # (simulated, monotonic)
 
     # --- Kafka plumbing ---------------------------------------------------------------
     async def _open(self) -> None:
@@ -300,6 +316,7 @@ class Simulation(Settling):
         heap = self._heaps[hub_id]
         t = _floor(heap[0][0]) if heap else drain_until
         while heap and t < drain_until:
+            await self._keep_pace(t)
             self._progress[hub_id] = t
             self._report_days(first)
             t_next = t + TICK
@@ -329,6 +346,19 @@ class Simulation(Settling):
                 t = _floor(heap[0][0])  # skip quiet nights
         self._progress[hub_id] = drain_until
         self._report_days(first)
+
+    async def _keep_pace(self, t: datetime) -> None:
+        """With a pace: wait until the wall clock has caught up with simulated time ``t``
+        (the hubs share one clock then, as people watching them expect)."""
+        if not self.pace:
+            return
+        if self._paced_from is None:
+            self._paced_from = (t, asyncio.get_running_loop().time())
+        origin, wall = self._paced_from
+        due = wall + (t - origin) / TICK * self.pace
+        delay = due - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def _report_days(self, first: datetime) -> None:
         slowest = min(self._progress.values())

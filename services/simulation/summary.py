@@ -112,11 +112,15 @@ def print_summary(console: Console, summary: dict[str, Any], title: str) -> None
     table.add_row("failed stop attempts / returned", f"{r['stops_failed']} / {r['stops_returned']}")
     for city, km in r["km_by_city"].items():
         table.add_row(f"last-mile km, {city}", f"{km:.1f}")
-    for city, kg in summary["co2e_saved_kg_by_city"].items():
-        table.add_row(f"CO2e saved, {city}", f"{kg:.1f} kg")
+    # per city and month, as the report pages show it (the difference to the modelled
+    # baseline: negative when the hubs added CO2e)
+    for key, report in sorted(summary["reports"].items()):
+        city, month = key.split("/")
+        kg = float(report["totals"].get("saving_kgco2e", 0))
+        table.add_row(f"CO2e saved, {city} {month}", f"{kg:.1f} kg")
     dlq = summary["dead_lettered"]
     table.add_row(
-        "dead-lettered",
+        "dead-lettered (malformed on purpose)",
         f"{sum(dlq.values())}"
         + (f" ({', '.join(f'{k}: {v}' for k, v in dlq.items())})" if dlq else ""),
     )

@@ -3,10 +3,12 @@ reports whose totals match what the services' own databases hold."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import DAYS, DemoRun
+from tests.e2e.conftest import DAYS, MICROHUB, DemoRun, base_env
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
@@ -57,3 +59,42 @@ def test_report_totals_match_the_databases(demo_run: DemoRun) -> None:
     assert 0 < sum(t["consignments"] for t in totals) <= bookings["checked_in"]
     # the poison records the carriers' systems sent all ended up in a DLQ
     assert sum(demo_run.summary["dead_lettered"].values()) == 2 * DAYS
+
+
+def _microhub(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MICROHUB, *args], cwd=cwd, env=base_env(cwd), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_report_finds_the_demos_data_and_creates_no_database(demo_run: DemoRun) -> None:
+    """`microhub report` as the README shows it, after `make demo`; its errors name the
+    database, the known cities and the months with data."""
+    tmp = demo_run.data_dir.parent
+    ok = _microhub(tmp, "report", "--city", "berlin", "--month", "2026-09")
+    assert ok.returncode == 0, ok.stderr
+    assert (
+        json.loads(ok.stdout)["totals"] == demo_run.summary["reports"]["berlin/2026-09"]["totals"]
+    )
+    assert "demo" in ok.stderr  # it says whose database it read
+
+    typo = tmp / "reportng.db"
+    wrong = _microhub(tmp, "report", "--city", "berlin", "--month", "2026-09",
+                      "--database-url", f"sqlite:///{typo}")  # fmt: skip
+    assert wrong.returncode == 2 and str(typo) in " ".join(wrong.stderr.split())
+    assert not typo.exists()
+
+    unknown = _microhub(tmp, "report", "--city", "atlantis", "--month", "2026-09")
+    assert unknown.returncode == 2 and "known cities: berlin, oslo" in " ".join(
+        unknown.stderr.split()
+    )
+    empty = _microhub(tmp, "report", "--city", "berlin", "--month", "2027-01")
+    said = " ".join(empty.stderr.split())
+    assert empty.returncode == 2 and "no data for berlin in 2027-01" in said and "2026-09" in said
+
+
+def test_queue_names_the_url_it_cannot_reach(tmp_path: Path) -> None:
+    answer = _microhub(tmp_path, "queue", "--hub", "ber-westhafen", "--api-key", "k",
+                       "--url", "http://127.0.0.1:9")  # fmt: skip
+    said = " ".join(answer.stderr.split())
+    assert answer.returncode == 1 and "cannot reach http://127.0.0.1:9" in said, said

@@ -304,3 +304,36 @@ def test_every_microhub_variable_in_the_code_is_a_setting_or_known_not_to_be() -
         f"MICROHUB_{n.upper()}" for n, f in Settings.model_fields.items() if f.deprecated
     }
     assert used - setting_names() <= set(NOT_SETTINGS), used - setting_names()
+
+
+# --- observability ---------------------------------------------------------------------
+
+
+def test_the_grafana_dashboard_and_scrape_config_use_the_metrics_we_export() -> None:
+    """Every series a panel queries is one services/runtime/metrics.py defines, and the
+    scrape config reaches every process of the compose file on the port it serves."""
+    from prometheus_client import REGISTRY
+
+    from services.runtime import metrics  # noqa: F401 - registers the series
+
+    exported = set()
+    for family in REGISTRY.collect():
+        name = family.name
+        exported |= {name, f"{name}_total", f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    dashboard = json.loads((INFRA / "grafana" / "microhub-dashboard.json").read_text())
+    queried = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            queried |= set(re.findall(r"\b(microhub_[a-z_]+)", target["expr"]))
+    assert queried and queried <= exported, queried - exported
+    scrape = yaml.safe_load((INFRA / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        t
+        for job in scrape["scrape_configs"]
+        for c in job.get("static_configs", ())
+        for t in c["targets"]
+    }
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())
+    for service in ("booking", "dispatch", "reporting"):
+        assert f"{service}:8081" in targets and service in compose["services"]
+    assert "api:8000" in targets
