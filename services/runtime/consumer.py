@@ -35,7 +35,7 @@ from sqlalchemy import exc as sa_exc
 
 from contracts.envelope import CloudEvent, ContractError, decode
 from services.runtime import inbox as inbox_module
-from services.runtime import metrics, tracing
+from services.runtime import tracing
 from services.runtime.answers import Answering, CommandAnswers
 from services.runtime.dead_letters import DeadLetters
 from services.runtime.uow import UnitOfWork, UnitsOfWork
