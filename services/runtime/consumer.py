@@ -52,6 +52,9 @@ class Delivery:
     offset: int
     timestamp_ms: int | None
     key: str | None
+    # whose clock ``timestamp_ms`` is: 0 CreateTime (the producer's), 1 LogAppendTime (the
+    # broker's, on a topic configured so: the gateway's receipt time)
+    timestamp_type: int = 0
 
 
 # what a consumer calls for each fresh delivery, inside the batch's unit of work
@@ -155,8 +158,12 @@ class RecordApplier:
         dead_letters: DeadLetters,
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
         batch_handler: BatchHandler | None = None,
+        identify: Callable[[Delivery], Delivery] | None = None,
     ) -> None:
         self.name = name
+        # names a delivery before the inbox sees it (the gateway: a carrier's event ids
+        # are unique only among its own)
+        self.identify = identify
         self.allowed_types = set(allowed_types)
         self.units = units
         self.inbox = inbox
@@ -181,6 +188,7 @@ class RecordApplier:
             offset=record.offset,
             timestamp_ms=record.timestamp,
             key=record.key.decode(errors="replace") if record.key else None,
+            timestamp_type=getattr(record, "timestamp_type", 0) or 0,
         )
 
     async def process_batch(self, records: list[Any]) -> None:
@@ -245,6 +253,8 @@ class RecordApplier:
     async def apply(self, deliveries: list[Delivery]) -> None:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
         there) and handed to the handler; then what they caused is published."""
+        if self.identify is not None:
+            deliveries = [self.identify(d) for d in deliveries]
         async with self.units(notify=False) as uow:
             new_ids = await inbox_module.claim_all(
                 uow.session, self.inbox, consumer=self.name, deliveries=deliveries
@@ -289,7 +299,10 @@ class EventConsumer(RecordApplier):
         fetch_max_wait_ms: int = 500,
         max_batch: int = 100,
         batch_handler: BatchHandler | None = None,
+        identify: Callable[[Delivery], Delivery] | None = None,
+        pattern: bool = False,
     ) -> None:
+        """``pattern``: ``topic`` is a regular expression (every carrier's topic)."""
         super().__init__(
             name=name,
             allowed_types=allowed_types,
@@ -299,6 +312,7 @@ class EventConsumer(RecordApplier):
             dead_letters=DeadLetters(broker, consumer=name),
             after_commit=after_commit,
             batch_handler=batch_handler,
+            identify=identify,
         )
         self.topic = topic
 
@@ -324,7 +338,8 @@ class EventConsumer(RecordApplier):
         # postponed annotations would leave the string "Any" for FastStream to resolve
         on_record.__annotations__ = {"body": accepts, "return": None}
         self.subscriber = broker.subscriber(
-            topic,
+            *(() if pattern else (topic,)),
+            pattern=topic if pattern else None,
             group_id=group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,

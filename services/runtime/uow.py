@@ -47,15 +47,22 @@ class UnitOfWork:
         self.emitted = 0
 
     def emit(
-        self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
+        self,
+        payload: Payload,
+        *,
+        key: str,
+        time: datetime,
+        event_id: str | None = None,
+        topic: str | None = None,
     ) -> CloudEvent[Any]:
-        """Write ``payload`` as an event to the outbox, on the topic its contract names,
-        keyed by ``key`` (the hub id for hub events), at event time ``time``."""
+        """Write ``payload`` as an event to the outbox, on the topic its contract names
+        (or ``topic``: a carrier's own, without the environment's prefix), keyed by
+        ``key`` (the hub id for hub events), at event time ``time``."""
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
         event = new_event(payload, source=self.source, subject=key, time=time, event_id=event_id)
         self._events.append(
-            outbox_row(event, topic=self._topic(payload.topic), key=key, now=self._now)
+            outbox_row(event, topic=self._topic(topic or payload.topic), key=key, now=self._now)
         )
         self.emitted += 1
         return event
