@@ -17,12 +17,11 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from contracts.topics import all_topic_names
 from services.app.platform import Platform
 from services.runtime.acl_admin import KafkaAclAdmin, admin_config
 from services.runtime.acls import REPO_ACLS_FILE, Grant, grants
 from services.runtime.kafka_security import aiokafka_security_kwargs
-from services.runtime.topic_admin import apply_topics
+from services.runtime.topic_admin import apply_topics, platform_topics
 from services.runtime.topics import REPO_TOPICS_FILE, TopicsError
 from tests.support.carrier import Carrier
 from tests.support.dispatch import Publisher
@@ -157,12 +156,15 @@ async def test_only_the_migration_principal_creates_topics_and_a_missing_one_sto
     assert str(refused.value) == (
         f"topic {prefix}microhub.booking.commands.v1 is missing (or this principal may not "
         "describe it) and this principal may not create it: create the topics first with "
-        "`microhub topics apply` as the migration principal"
+        "`microhub topics apply` as the migration principal (a carrier's: "
+        "`microhub carriers apply`)"
     )
 
     migration = secured_kafka.settings("migration", prefix)
     created = await apply_topics(migration, secured_kafka.bootstrap)
-    assert sorted(created.created) == sorted(prefix + name for name in all_topic_names())
+    # the topics file's, and those of the carriers of the carriers file (the sample's)
+    everything = sorted(prefix + s.name for s in platform_topics(migration))
+    assert sorted(created.created) == everything
     again = await apply_topics(migration, secured_kafka.bootstrap)
     # the migration principal sees the configs (DescribeConfigs): no drift, nothing unknown
     assert again.created == [] and again.drift == [] and again.of("configs-unknown") == []
@@ -170,9 +172,7 @@ async def test_only_the_migration_principal_creates_topics_and_a_missing_one_sto
     # a service's principal only observes: it may not describe configs, and says so
     observed = await apply_topics(booking, secured_kafka.bootstrap)
     assert observed.created == [] and observed.failed == [] and observed.drift == []
-    assert sorted(c.topic for c in observed.of("configs-unknown")) == sorted(
-        prefix + name for name in all_topic_names()
-    )
+    assert sorted(c.topic for c in observed.of("configs-unknown")) == everything
 
     # and the migration principal may grow a topic (Alter), which no service may
     grown_file = tmp_path / "topics.yaml"
