@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from services.dispatch.cli import queue
+from services.gateway.cli import carriers_app
 from services.reporting import cli as reporting_cli
 from services.runtime.acls_cli import acls_app
 from services.runtime.cli_common import (
@@ -35,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(topics_app, name="topics")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(acls_app, name="acls")
+app.add_typer(carriers_app, name="carriers")
 
 
 # besides the registry's services (importing those costs a second: only `serve` does)

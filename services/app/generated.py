@@ -18,7 +18,7 @@ import yaml
 from contracts.export import ASYNCAPI_FILE, SCHEMA_DIR, schema_files
 from services.app.registry import specs
 from services.runtime.settings import Settings
-from services.runtime.topics import REPO_TOPICS_FILE, load_topics
+from services.runtime.topics import REPO_TOPICS_FILE, load_carrier_topics, load_topics
 from services.runtime.wiring import ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,9 +67,11 @@ def asyncapi_document(services: list[ServiceSpec] | None = None) -> dict[str, An
         *brokers,
         title="microhub",
         version="1.0.0",
-        description="Kafka interface of the booking, dispatch and reporting services. "
-        "Every message is a CloudEvents 1.0 envelope in structured JSON mode; the topic "
-        "key is the hub id (the vehicle id on telemetry).",
+        description="Kafka interface of the booking, dispatch, reporting and gateway "
+        "services. Every message is a CloudEvents 1.0 envelope in structured JSON mode; the "
+        "topic key is the hub id (the vehicle id on telemetry, the booking id on a carrier's "
+        "events). A channel address with {carrier} is one topic per carrier of the registry: "
+        "only that carrier's principal writes its commands and reads its events.",
     )
     return spec_doc.to_specification().to_jsonable()
 
@@ -78,6 +80,9 @@ def scaled_objects(services: list[ServiceSpec] | None = None) -> str:
     """KEDA objects: scale a consuming Deployment on its groups' lag, never above the
     partition count of what it consumes (a replica beyond it would idle)."""
     partitions = {t.name: t.partitions for t in load_topics(REPO_TOPICS_FILE)}
+    # a carrier topic (one per carrier): its template's count, and no topic in the trigger
+    # (KEDA then sums the lag of every topic the group has offsets on)
+    partitions |= {t.name: t.partitions for t in load_carrier_topics(REPO_TOPICS_FILE)}
     settings = Settings()  # production names: no topic prefix
     documents: list[dict[str, Any]] = [
         {
@@ -109,7 +114,9 @@ def scaled_objects(services: list[ServiceSpec] | None = None) -> str:
                 "spec": {
                     "scaleTargetRef": {"name": spec.name},
                     "minReplicaCount": 1,
-                    "maxReplicaCount": min(partitions[c.topic.name] for c in spec.consumes),
+                    "maxReplicaCount": min(
+                        partitions[c.topic.name] for c in spec.consumes if not c.topic.is_template
+                    ),
                     "pollingInterval": 15,
                     "cooldownPeriod": 300,
                     "triggers": [
@@ -119,7 +126,7 @@ def scaled_objects(services: list[ServiceSpec] | None = None) -> str:
                             "metadata": {
                                 "bootstrapServers": KEDA_BOOTSTRAP,
                                 "consumerGroup": settings.group(c.consumer),
-                                "topic": c.topic.name,
+                                **({} if c.topic.is_template else {"topic": c.topic.name}),
                                 "lagThreshold": str(LAG_PER_REPLICA),
                                 "activationLagThreshold": "0",
                                 "offsetResetPolicy": "earliest",

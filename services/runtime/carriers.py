@@ -157,6 +157,8 @@ def strimzi_users(carriers: Iterable[Carrier], *, cluster: str) -> list[dict[str
         if not carrier.active:
             continue
         acls = []
+        # Strimzi's name for a prefixed pattern is "prefix"
+        pattern = {"prefixed": "prefix", "literal": "literal"}
         for permission in principal(carrier.id).permissions:
             for operation in permission.operations:
                 acls.append(
@@ -164,7 +166,7 @@ def strimzi_users(carriers: Iterable[Carrier], *, cluster: str) -> list[dict[str
                         "resource": {
                             "type": permission.resource,
                             "name": permission.name,
-                            "patternType": permission.pattern,
+                            "patternType": pattern[permission.pattern],
                         },
                         "operations": [operation],
                         "host": "*",
