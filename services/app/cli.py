@@ -77,6 +77,7 @@ def serve(
     settings = load_settings()
     from services.app.platform import Platform, PortUnavailable, health_port_for
     from services.app.registry import service_names
+    from services.runtime.auth import KeyFileError
 
     if target not in serve_targets():
         console.print(
@@ -105,12 +106,19 @@ def serve(
         try:
             try:
                 await platform.start()
-            except PortUnavailable as exc:
+            except (PortUnavailable, KeyFileError) as exc:
                 console.print(f"[red]{exc}[/]")
                 return 2
             assert platform.cluster is not None  # start() starts one when it was given none
             kafka = ",".join(platform.cluster.bootstrap)
             kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
+            if not settings.kafka_security_protocol.startswith("SASL"):
+                kind += " (no authentication, no ACLs: any client reads and writes any topic)"
+            if settings.demo_mode and public:
+                console.print(
+                    "[bold yellow]DEMO MODE[/]: the API accepts the public demo keys "
+                    "(demo-admin included); never expose it"
+                )
             served = (
                 f"HTTP at {platform.base_url}"
                 if public

@@ -37,7 +37,11 @@ ADMIN_KEY = "demo-admin"
 # multi-process deployment driven by `microhub simulate` needs the same values to give
 # the same results.
 DEMO_OVERRIDES = {
-    # simulated time is not the wall clock: decide on the envelope's time alone
+    # the public demo keys, and the process says so (no keys file)
+    "demo_mode": True,
+    # simulated time is not the wall clock: the simulator is the world's clock, so the
+    # gateway receives a command at the time its (simulated) sender says
+    "ingress_receipt_time": "sender",
     "max_clock_skew_seconds": 0,
     "sweep_interval_seconds": 0,
     "dispatch_wave_nudge_seconds": 0,

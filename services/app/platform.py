@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from services.app.registry import service_class, service_names
-from services.runtime.auth import ApiKeys
+from services.runtime.auth import ApiKeys, load_api_keys
 from services.runtime.http import create_app, create_health_app
 from services.runtime.kafka import KafkaCluster
 from services.runtime.service import Service
@@ -62,11 +62,13 @@ class Platform:
         self._own_cluster = cluster is None
         self.services: dict[str, Service] = {}
         self._servers: list[tuple[uvicorn.Server, asyncio.Task[Any]]] = []
+        self.keys: ApiKeys | None = None  # the public API's, loaded on start
         self.base_url: str | None = None  # the public API
         self.health_url: str | None = None  # the health port
 
     async def start(self) -> Platform:
-        # ports first: a process that cannot serve stops before it joins consumer groups
+        # keys and ports first: a process that cannot serve stops before it joins groups
+        self.keys = load_api_keys(self.settings) if self.http else None
         sockets: list[socket.socket] = []
         try:
             api_socket = health_socket = None
@@ -106,10 +108,18 @@ class Platform:
         return self
 
     def _public_app(self) -> Any:
-        keys = ApiKeys.load(self.settings.api_keys_file)
+        assert self.keys is not None  # loaded by start() when it serves the API
         routers = [r for s in self.services.values() for r in s.http_routers()]
         routers += self.extra_routers
-        app = create_app(keys=keys, routers=routers, health=self.health, ready=self.readiness)
+        app = create_app(
+            keys=self.keys,
+            routers=routers,
+            health=self.health,
+            ready=self.readiness,
+            title="microhub (DEMO MODE: public demo keys)"
+            if self.settings.demo_mode
+            else "microhub",
+        )
         for service in self.services.values():
             attach = getattr(service, "attach_to_app", None)
             if attach is not None:
@@ -145,7 +155,10 @@ class Platform:
     def health(self) -> dict[str, Any]:
         report = {name: s.health() for name, s in self.services.items()}
         ok = all(s.started for s in self.services.values())
-        return {"status": "ok" if ok else "starting", "services": report}
+        health: dict[str, Any] = {"status": "ok" if ok else "starting", "services": report}
+        if self.settings.demo_mode:
+            health["demo_mode"] = "the API accepts the public demo keys"
+        return health
 
     async def readiness(self) -> dict[str, Any]:
         checks = await asyncio.gather(*(s.readiness() for s in self.services.values()))

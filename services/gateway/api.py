@@ -5,8 +5,6 @@ A carrier sees and changes only its own subscriptions; another carrier's are ans
 with 404, as if they did not exist.
 """
 
-from __future__ import annotations
-
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta

@@ -33,7 +33,7 @@ from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 from tests.support.secured_kafka import INTRUDER, SecuredKafka
 from tests.support.waiting import eventually
 
-CARRIER_KEY = {"Authorization": "Bearer demo-carrier-parcelco"}  # the demo keys file
+CARRIER_KEY = {"Authorization": "Bearer parcelco-key-for-acl-tests"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,12 @@ async def prefix(secured_kafka: SecuredKafka) -> str:
     )
     assert len(created.created) == len(platform_topics(secured_kafka.settings("migration", prefix)))
     return prefix
+
+
+def write_keys(path: Path) -> Path:
+    key = CARRIER_KEY["Authorization"].removeprefix("Bearer ")
+    path.write_text(f"keys:\n  - {{key: {key}, scope: 'carrier:parcelco', name: ParcelCo}}\n")
+    return path
 
 
 def next_slot(now: datetime) -> datetime:
@@ -74,6 +80,7 @@ async def platforms(
             for name in ("booking", "dispatch", "reporting")
         },
         "hubs_file": write_catalogue(tmp_path / "hubs.yaml", hub),
+        "api_keys_file": write_keys(tmp_path / "api-keys.yaml"),
         "fleet_file": write_fleet(tmp_path / "fleet.yaml"),
         "dispatch_wave_min_stops": 2,
         "dispatch_solver_time_limit_seconds": 0.3,
