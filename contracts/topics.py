@@ -49,9 +49,11 @@ class Topic:
         return self.name.replace(CARRIER, carrier_id)
 
     def pattern(self, prefix: str = "") -> str:
-        """A regular expression matching every carrier's topic (with ``prefix``)."""
+        """A regular expression matching every carrier's topic (with ``prefix``) and
+        nothing else: anchored at the end too (Kafka clients only ``re.match``), or the
+        commands' pattern would take in their dead letters."""
         before, after = self.name.split(CARRIER)
-        return re.escape(prefix + before) + r"([a-z0-9][a-z0-9-]*)" + re.escape(after)
+        return re.escape(prefix + before) + r"([a-z0-9][a-z0-9-]*)" + re.escape(after) + "$"
 
     def carrier_of(self, topic: str, prefix: str = "") -> str | None:
         """The carrier whose topic ``topic`` (a full name, with ``prefix``) is, else None."""
