@@ -29,6 +29,10 @@ class RelayProducer:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 1,  # a batch's events leave together
+            # the Java client's partitioner (and aiokafka's): a key lands on the partition
+            # every other producer and reader of ours computes. librdkafka's default
+            # (consistent_random, CRC32) would put a hub's events elsewhere.
+            "partitioner": "murmur2_random",
             "request.timeout.ms": 30_000,
             "message.timeout.ms": 120_000,  # then the row stays pending: the relay retries it
             "log_level": 3,
