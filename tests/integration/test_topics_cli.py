@@ -12,7 +12,6 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.runtime.settings import Settings
 from services.runtime.topic_admin import platform_topics
-from services.runtime.topics import load_topics, topics_file
 from tests.support.kafka import KafkaUnderTest
 from tests.support.processes import MICROHUB, clean_env, embedded_kafka_process
 
@@ -60,7 +59,9 @@ async def test_apply_through_the_admin_api_creates_grows_reports_drift_and_dry_r
 ) -> None:
     prefix = real_kafka.new_prefix()
     env = clean_env(kafka_bootstrap_servers=real_kafka.bootstrap_string, kafka_topic_prefix=prefix)
-    names = [prefix + s.name for s in load_topics(topics_file(None))]
+    # the topics file's, and those of the sample carriers (MICROHUB_CARRIERS_FILE)
+    specs = platform_topics(Settings())
+    names = [prefix + s.name for s in specs]
 
     # a dry run on an empty cluster says what it would create, and creates nothing
     code, out = await run("topics", "apply", "--dry-run", env=env)
@@ -72,9 +73,7 @@ async def test_apply_through_the_admin_api_creates_grows_reports_drift_and_dry_r
     assert code == 0, out
     assert f"{len(names)} created, 0 grown, 0 drifted, 0 unchanged" in out
     created = await describe(real_kafka.bootstrap, names)
-    assert {n: p for n, (p, _) in created.items()} == {
-        prefix + s.name: s.partitions for s in load_topics(topics_file(None))
-    }
+    assert {n: p for n, (p, _) in created.items()} == {prefix + s.name: s.partitions for s in specs}
     assert created[prefix + "microhub.booking.commands.v1"][1] == "604800000"
 
     code, out = await run("topics", "apply", env=env)
