@@ -4,6 +4,7 @@ Importing this package registers every message type (see ``envelope.REGISTRY``).
 """
 
 from contracts import booking as booking
+from contracts import carriers as carriers
 from contracts import dispatch as dispatch
 from contracts import fleet as fleet
 from contracts.envelope import REGISTRY, CloudEvent, ContractError, decode, encode, new_event

@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any, Union
 
 from contracts import booking as _booking  # noqa: F401 - registers the booking messages
+from contracts import carriers as _carriers  # noqa: F401 - registers the carriers' own
 from contracts import dispatch as _dispatch  # noqa: F401 - registers the dispatch messages
 from contracts import fleet as _fleet  # noqa: F401 - registers the fleet messages
 from contracts.envelope import ANSWER_TOPICS, REGISTRY, AnswerEvent, CloudEvent, Payload
@@ -17,8 +18,10 @@ from contracts.topics import Topic
 
 
 def messages_on(topic: Topic) -> tuple[type[Payload], ...]:
-    """Every payload model registered on ``topic``, in the order of their type names."""
-    return tuple(REGISTRY[t] for t in sorted(REGISTRY) if REGISTRY[t].topic == topic.name)
+    """Every payload model registered on ``topic`` (or on a topic it ``carries``), in the
+    order of their type names."""
+    names = {topic.name, *topic.carries}
+    return tuple(REGISTRY[t] for t in sorted(REGISTRY) if REGISTRY[t].topic in names)
 
 
 def types_on(topic: Topic) -> frozenset[str]:

@@ -6,6 +6,8 @@ are the carrier's idempotency key.
 
 from __future__ import annotations
 
+import uuid
+
 from pydantic import AwareDatetime, Field
 
 from contracts.common import GeoPoint, Identifier, Integer
@@ -13,6 +15,14 @@ from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_COMMANDS
 
 MAX_STOPS = 500
+BOOKING_ID_NAMESPACE = uuid.UUID("8d0f7c8e-3c5e-4a8e-9d43-6f1f0c2b7a11")
+
+
+def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
+    """The booking's id, derived from the carrier's idempotency key: known before the
+    decision (the HTTP API hands out the poll location at once; the gateway keys what it
+    tells a carrier about a booking by it)."""
+    return str(uuid.uuid5(BOOKING_ID_NAMESPACE, f"{carrier_id}\x1f{carrier_reference}"))
 
 
 class DeliveryStop(Payload):

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from services.dispatch.cli import queue
+from services.gateway.cli import carriers_app
 from services.reporting import cli as reporting_cli
 from services.runtime.acls_cli import acls_app
 from services.runtime.cli_common import (
@@ -37,6 +38,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(topics_app, name="topics")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(acls_app, name="acls")
+app.add_typer(carriers_app, name="carriers")
 
 
 # besides the registry's services (importing those costs a second: only `serve` does)
@@ -77,6 +79,7 @@ def serve(
         logging.getLogger().setLevel(logging.WARNING)
     from services.app.platform import Platform, PortUnavailable, health_port_for
     from services.app.registry import service_names
+    from services.runtime.auth import KeyFileError
 
     if target not in serve_targets():
         console.print(
@@ -105,12 +108,19 @@ def serve(
         try:
             try:
                 await platform.start()
-            except PortUnavailable as exc:
+            except (PortUnavailable, KeyFileError) as exc:
                 console.print(f"[red]{exc}[/]")
                 return 2
             assert platform.cluster is not None  # start() starts one when it was given none
             kafka = ",".join(platform.cluster.bootstrap)
             kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
+            if not settings.kafka_security_protocol.startswith("SASL"):
+                kind += " (no authentication, no ACLs: any client reads and writes any topic)"
+            if settings.demo_mode and public:
+                console.print(
+                    "[bold yellow]DEMO MODE[/]: the API accepts the public demo keys "
+                    "(demo-admin included); never expose it"
+                )
             served = (
                 f"HTTP at {platform.base_url}"
                 if public

@@ -43,7 +43,11 @@ LIVE_DAYS = 62
 # multi-process deployment driven by `microhub simulate` needs the same values to give
 # the same results.
 DEMO_OVERRIDES = {
-    # simulated time is not the wall clock: decide on the envelope's time alone
+    # the public demo keys, and the process says so (no keys file)
+    "demo_mode": True,
+    # simulated time is not the wall clock: the simulator is the world's clock, so the
+    # gateway receives a command at the time its (simulated) sender says
+    "ingress_receipt_time": "sender",
     "max_clock_skew_seconds": 0,
     "sweep_interval_seconds": 0,
     "dispatch_wave_nudge_seconds": 0,
@@ -165,13 +169,19 @@ class Child:
 
 def simulation_groups() -> tuple[dict[str, str], dict[str, str]]:
     """The consumer groups the simulation waits for, from the services' declarations:
-    those of a service that publishes (its records cause the events the next step
-    depends on), and the projections (waited for only before the reports)."""
+    those whose records cause events another service consumes (the next step depends on
+    them), and the rest, projections such as reporting's or the carriers' own topics
+    (waited for only before the reports)."""
+    consumed = {c.topic.name for spec in specs() for c in spec.consumes}
     driving: dict[str, str] = {}
     projections: dict[str, str] = {}
     for spec in specs():
         for consumes in spec.consumes:
-            (driving if spec.publishes else projections)[consumes.consumer] = consumes.topic.name
+            feeds = any(
+                p.topic.name in consumed and (not p.by or consumes.consumer in p.by)
+                for p in spec.publishes
+            )
+            (driving if feeds else projections)[consumes.consumer] = consumes.topic.name
     return driving, projections
 
 

@@ -20,7 +20,7 @@ from contracts.export import ASYNCAPI_FILE, SCHEMA_DIR, schema_files
 from services.app.registry import specs
 from services.runtime import dead_letters
 from services.runtime.settings import Settings
-from services.runtime.topics import REPO_TOPICS_FILE, load_topics
+from services.runtime.topics import REPO_TOPICS_FILE, load_carrier_topics, load_topics
 from services.runtime.wiring import ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,11 +33,17 @@ def _dump_json(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-DESCRIPTION = """Kafka interface of the booking, dispatch and reporting services. Every \
-message is a CloudEvents 1.0 envelope in structured JSON mode (the JSON Schema of each \
-type: contracts/schemas/); the topic key is the hub id (the vehicle id on telemetry).
+DESCRIPTION = """Kafka interface of the booking, dispatch, reporting and gateway \
+services. Every message is a CloudEvents 1.0 envelope in structured JSON mode (the JSON \
+Schema of each type: contracts/schemas/); the topic key is the hub id (the vehicle id on \
+telemetry, the booking id on a carrier's events). A channel address with {carrier} is one \
+topic per carrier of the registry: only that carrier's principal writes its commands and \
+reads its events. The gateway forwards a carrier's commands onto \
+microhub.booking.commands.v1 (which only platform principals write) under an id of its \
+own, one per record, and tells the carrier the answers on its events topic, where they \
+correlate by carrier_reference and booking_id.
 
-Every command a carrier sends to microhub.booking.commands.v1 gets exactly one answer on \
+Every command on microhub.booking.commands.v1 gets exactly one answer on \
 microhub.booking.events.v1. The answer carries the command's CloudEvents identity as \
 extension attributes: `causationid` (the command's `id`) and `causationsource` (its \
 `source`). The very same command sent again (same source and id) gets the same answer \
@@ -144,6 +150,9 @@ def scaled_objects(services: list[ServiceSpec] | None = None) -> str:
     """KEDA objects: scale a consuming Deployment on its groups' lag, never above the
     partition count of what it consumes (a replica beyond it would idle)."""
     partitions = {t.name: t.partitions for t in load_topics(REPO_TOPICS_FILE)}
+    # a carrier topic (one per carrier): its template's count, and no topic in the trigger
+    # (KEDA then sums the lag of every topic the group has offsets on)
+    partitions |= {t.name: t.partitions for t in load_carrier_topics(REPO_TOPICS_FILE)}
     settings = Settings()  # production names: no topic prefix
     documents: list[dict[str, Any]] = [
         {
@@ -175,7 +184,9 @@ def scaled_objects(services: list[ServiceSpec] | None = None) -> str:
                 "spec": {
                     "scaleTargetRef": {"name": spec.name},
                     "minReplicaCount": 1,
-                    "maxReplicaCount": min(partitions[c.topic.name] for c in spec.consumes),
+                    "maxReplicaCount": min(
+                        partitions[c.topic.name] for c in spec.consumes if not c.topic.is_template
+                    ),
                     "pollingInterval": 15,
                     "cooldownPeriod": 300,
                     "triggers": [
@@ -185,7 +196,7 @@ def scaled_objects(services: list[ServiceSpec] | None = None) -> str:
                             "metadata": {
                                 "bootstrapServers": KEDA_BOOTSTRAP,
                                 "consumerGroup": settings.group(c.consumer),
-                                "topic": c.topic.name,
+                                **({} if c.topic.is_template else {"topic": c.topic.name}),
                                 "lagThreshold": str(LAG_PER_REPLICA),
                                 "activationLagThreshold": "0",
                                 "offsetResetPolicy": "earliest",

@@ -17,7 +17,7 @@ import uvicorn
 
 from services.app.registry import service_class, service_names
 from services.runtime import metrics, tracing
-from services.runtime.auth import ApiKeys
+from services.runtime.auth import ApiKeys, load_api_keys
 from services.runtime.http import create_app, create_health_app
 from services.runtime.kafka import KafkaCluster
 from services.runtime.service import Service
@@ -63,6 +63,7 @@ class Platform:
         self._own_cluster = cluster is None
         self.services: dict[str, Service] = {}
         self._servers: list[tuple[uvicorn.Server, asyncio.Task[Any]]] = []
+        self.keys: ApiKeys | None = None  # the public API's, loaded on start
         self.base_url: str | None = None  # the public API
         self.health_url: str | None = None  # the health port
         self._sockets: tuple[socket.socket | None, socket.socket | None] | None = None
@@ -72,6 +73,8 @@ class Platform:
         touched, e.g. the demo's data. :meth:`start` does it when it was not done."""
         if self._sockets is not None:
             return
+        # the keys first: no keys file, no API (fail closed) before anything is bound
+        self.keys = load_api_keys(self.settings) if self.http else None
         api_socket = health_socket = None
         if self.http:
             api_socket = self._bind(self.settings.http_port, "the public API", "MICROHUB_HTTP_PORT")
@@ -87,7 +90,7 @@ class Platform:
         self._sockets = (api_socket, health_socket)
 
     async def start(self) -> Platform:
-        # ports first: a process that cannot serve stops before it joins consumer groups
+        # keys and ports first: a process that cannot serve stops before it joins groups
         self.reserve_ports()
         tracing.setup(f"microhub-{'+'.join(self.names)}")
         assert self._sockets is not None
@@ -125,14 +128,17 @@ class Platform:
     def _public_app(self) -> Any:
         from services import web
 
-        keys = ApiKeys.load(self.settings.api_keys_file)
+        assert self.keys is not None  # loaded by start() when it serves the API
         routers = [r for s in self.services.values() for r in s.http_routers()]
         routers += [*web.routers(self.settings), *self.extra_routers]
         app = create_app(
-            keys=keys,
+            keys=self.keys,
             routers=routers,
             health=self.health,
             ready=self.readiness,
+            title="microhub (DEMO MODE: public demo keys)"
+            if self.settings.demo_mode
+            else "microhub",
             max_body_bytes=self.settings.http_max_body_bytes,
             session_secret=self.settings.session_secret,
             session_https_only=self.settings.session_cookie_secure,

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from services.booking.service import BookingService
 from services.dispatch.service import DispatchService
+from services.gateway.service import GatewayService
 from services.reporting.service import ReportingService
 from services.runtime.service import Service
 from services.runtime.wiring import ServiceSpec
 
-SERVICES: tuple[type[Service], ...] = (BookingService, DispatchService, ReportingService)
+SERVICES: tuple[type[Service], ...] = (
+    BookingService,
+    DispatchService,
+    ReportingService,
+    GatewayService,
+)
 
 
 def service_names() -> list[str]:

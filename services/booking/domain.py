@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from contracts.booking import BookingRequested, Consignment, RejectionReason
+from contracts.booking.commands import booking_id_for
 from contracts.booking.events import CommandRejectionReason, CommandRejectionReasonV2
 from contracts.hubs import (
     MAX_BOOKING_HORIZON_DAYS,
@@ -27,10 +27,8 @@ from contracts.hubs import (
     litres,
 )
 
-__all__ = ["WEEKDAYS", "City", "HubConfig", "OpeningInterval", "litres"]  # the catalogue
-
-BOOKING_ID_NAMESPACE = uuid.UUID("8d0f7c8e-3c5e-4a8e-9d43-6f1f0c2b7a11")
-
+# the catalogue, and the booking id (part of the commands' contract)
+__all__ = ["WEEKDAYS", "City", "HubConfig", "OpeningInterval", "booking_id_for", "litres"]
 
 # ---------------------------------------------------------------------- slot grid ------
 
@@ -163,11 +161,6 @@ class BookingStatus(StrEnum):
     CANCELLED = "cancelled"
     CHECKED_IN = "checked_in"
     NO_SHOW = "no_show"
-
-
-def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
-    """Deterministic: the HTTP API can hand out the poll location before the decision."""
-    return str(uuid.uuid5(BOOKING_ID_NAMESPACE, f"{carrier_id}\x1f{carrier_reference}"))
 
 
 def fingerprint(command: BookingRequested, document: dict[str, Any] | None = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialAlteration,
+    UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 
@@ -166,6 +167,20 @@ class KafkaAclAdmin:
         for user, future in futures.items():
             self._result(future, f"creating the SCRAM user {user!r}")
 
+    def delete_users(self, users: Iterable[str], mechanism: str) -> None:
+        deletions: list[UserScramCredentialAlteration] = [
+            UserScramCredentialDeletion(u, SCRAM_MECHANISMS[mechanism]) for u in users
+        ]
+        if not deletions:
+            return
+        futures = self.admin.alter_user_scram_credentials(deletions, request_timeout=self.timeout)
+        for user, future in futures.items():
+            try:
+                self._result(future, f"deleting the SCRAM user {user!r}")
+            except AclsError as exc:  # never had one of this mechanism: nothing to delete
+                if "RESOURCE_NOT_FOUND" not in str(exc):
+                    raise
+
     def _result(self, future: Any, what: str) -> Any:
         try:
             return future.result(timeout=self.timeout + 5)
@@ -219,6 +234,8 @@ def apply_acls(
     delete_extra: bool = False,
     mechanism: str = "SCRAM-SHA-512",
     timeout: float = 30.0,
+    scope: Callable[[Grant], bool] | None = None,
+    delete_users: bool = False,
 ) -> AclPlan:
     """Bring the cluster's ACLs and SCRAM users up to the file, with the settings' topic
     prefix: create the users given passwords that do not exist yet (an existing user's
@@ -237,6 +254,7 @@ def apply_acls(
         prefix=prefix,
         existing_users=admin.users(),
         passwords=passwords,
+        scope=scope,
     )
     if dry_run:
         return result
@@ -257,6 +275,11 @@ def apply_acls(
         result.deleted = list(result.extra)
         for grant in result.deleted:
             log.warning("deleted the ACL %s (not in the file)", grant)
+        if delete_users:  # the extra ACLs' users that no principal names any more
+            wanted = {f"User:{u.user}" for u in result.users}
+            gone = sorted({g.principal for g in result.extra} - wanted)
+            admin.delete_users([g.removeprefix("User:") for g in gone], mechanism)
+            result.deleted_users = [g.removeprefix("User:") for g in gone]
     elif result.extra:
         log.warning("%d ACL(s) on the cluster are not in the file", len(result.extra))
     _wait_until_seen(admin, result, set(to_create), timeout)

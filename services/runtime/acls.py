@@ -14,7 +14,7 @@ Observing and changing the cluster is in ``acl_admin``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,6 +26,11 @@ CLUSTER = "kafka-cluster"  # the one name a cluster resource has in Kafka
 # What this platform's resources are called (before the prefix): extra ACLs are looked
 # for among these, so a principal removed from the file is still noticed.
 NAMESPACE = "microhub"
+# Carriers' principals come from the carrier registry (services/runtime/carriers.py) and
+# are `carriers apply`'s business: the file may not name one, and `acls apply` neither
+# reports nor deletes their ACLs.
+CARRIER_USER_PREFIX = f"{NAMESPACE}-carrier-"
+CARRIER_PRINCIPAL_PREFIX = "carrier-"
 
 ResourceType = Literal["topic", "group", "cluster"]
 PatternType = Literal["literal", "prefixed"]
@@ -144,6 +149,11 @@ def _principal(path: Path, key: object, entry: object) -> Principal:
     where = f"{path}: principal {key!r}"
     if not isinstance(key, str) or not key:
         raise AclsError(f"{where}: a principal's name must be a non-empty string")
+    if key.startswith(CARRIER_PRINCIPAL_PREFIX):
+        raise AclsError(
+            f"{where}: carriers are principals of the carrier registry "
+            "(MICROHUB_CARRIERS_FILE, `microhub carriers apply`), not of this file"
+        )
     if not isinstance(entry, dict):
         raise AclsError(f"{where}: expected a mapping (user, description, topics, groups, cluster)")
     unknown = set(entry) - {"user", "description", *SECTIONS}
@@ -152,6 +162,8 @@ def _principal(path: Path, key: object, entry: object) -> Principal:
     user = entry.get("user", f"{NAMESPACE}-{key}")
     if not isinstance(user, str) or not user.strip() or user != user.strip():
         raise AclsError(f"{where}: user must be a non-empty name without spaces, not {user!r}")
+    if user.startswith(CARRIER_USER_PREFIX):
+        raise AclsError(f"{where}: user names {CARRIER_USER_PREFIX}… are the carriers'")
     description = entry.get("description", "")
     if not isinstance(description, str):
         raise AclsError(f"{where}: description must be text")
@@ -254,6 +266,8 @@ def in_scope(grant: Grant, principals: Iterable[Principal], prefix: str) -> bool
     users, or on a topic or group of this environment's namespace (``<prefix>microhub…``),
     such as what a principal since removed from the file had."""
     users = {f"User:{user_name(p, prefix)}" for p in principals}
+    if grant.principal.startswith(f"User:{prefix}{CARRIER_USER_PREFIX}"):
+        return grant.principal in users  # a carrier's: only when planning the carriers
     return grant.principal in users or (
         grant.resource in ("topic", "group") and grant.name.startswith(prefix + NAMESPACE)
     )
@@ -281,6 +295,7 @@ class AclPlan:
     users: list[UserChange] = field(default_factory=list)
     created: list[Grant] = field(default_factory=list)
     deleted: list[Grant] = field(default_factory=list)
+    deleted_users: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -294,10 +309,13 @@ def plan(
     prefix: str,
     existing_users: Iterable[str] = (),
     passwords: Mapping[str, str] | None = None,
+    scope: Callable[[Grant], bool] | None = None,
 ) -> AclPlan:
-    """Compare the file (with ``prefix``) with the ACLs and SCRAM users on the cluster."""
+    """Compare the file (with ``prefix``) with the ACLs and SCRAM users on the cluster.
+    ``scope``: which ACLs on the cluster are the plan's business (default ``in_scope``)."""
     wanted = grants(principals, prefix)
-    seen = {g for g in observed if in_scope(g, principals, prefix)}
+    mine = scope or (lambda g: in_scope(g, principals, prefix))
+    seen = {g for g in observed if mine(g)}
     existing = set(existing_users)
     users = []
     for principal in principals:

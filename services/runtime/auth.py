@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from fastapi import HTTPException, Request, status
 
+from services.runtime.settings import Settings
 from services.runtime.yamlfile import load_listing
+
+log = logging.getLogger(__name__)
 
 DEMO_KEYS = Path(__file__).parent / "data" / "demo-api-keys.yaml"
 # what a signed-in session holds: the digest of the key it signed in with (so a key that
@@ -94,6 +98,10 @@ class ApiKeys:
             entries[hashed] = Principal(role, scope, str(entry.get("name", f"key #{index}")))
         return cls(entries)
 
+    def shared_with(self, other: ApiKeys) -> list[str]:
+        """The names here of the keys ``other`` holds too."""
+        return sorted(p.name for d, p in self._by_digest.items() if d in other._by_digest)
+
     def authenticate(self, key: str) -> Principal | None:
         return self.by_digest(digest(key))
 
@@ -141,3 +149,34 @@ class ApiKeys:
 
 def forbid(message: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, message)
+
+
+def load_api_keys(settings: Settings) -> ApiKeys:
+    """The keys the public API accepts, failing closed: without MICROHUB_API_KEYS_FILE the
+    API does not start, unless in demo mode (MICROHUB_DEMO_MODE), which serves the public
+    demo keys and says so; outside demo mode a keys file holding a demo key is refused
+    (anyone can read those keys in this repository)."""
+    path = settings.api_keys_file
+    if path is None:
+        if not settings.demo_mode:
+            raise KeyFileError(
+                "MICROHUB_API_KEYS_FILE is not set: the API does not start without API keys. "
+                "Write a keys file (`microhub keys hash <key>` gives an entry that holds no "
+                "secret) and point MICROHUB_API_KEYS_FILE at it; MICROHUB_DEMO_MODE=true "
+                "serves the public demo keys instead, for a demo on this machine only"
+            )
+        log.warning(
+            "DEMO MODE: the API accepts the public demo keys (%s), demo-admin included; "
+            "never expose it",
+            DEMO_KEYS,
+        )
+        return ApiKeys.load(DEMO_KEYS)
+    keys = ApiKeys.load(path)
+    if not settings.demo_mode:
+        public = keys.shared_with(ApiKeys.load(DEMO_KEYS))
+        if public:
+            raise KeyFileError(
+                f"{path} holds public demo keys ({', '.join(public)}): refused outside demo "
+                "mode (MICROHUB_DEMO_MODE); give those principals keys of their own"
+            )
+    return keys

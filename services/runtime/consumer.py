@@ -55,6 +55,9 @@ class Delivery:
     offset: int
     timestamp_ms: int | None
     key: str | None
+    # whose clock ``timestamp_ms`` is: 0 CreateTime (the producer's), 1 LogAppendTime (the
+    # broker's, on a topic configured so: the gateway's receipt time)
+    timestamp_type: int = 0
 
 
 # what a consumer calls for each fresh delivery, inside the batch's unit of work
@@ -119,8 +122,12 @@ class RecordApplier:
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
         batch_handler: BatchHandler | None = None,
         answers: Answering | None = None,
+        identify: Callable[[Delivery], Delivery] | None = None,
     ) -> None:
         self.name = name
+        # names a delivery before the inbox sees it (the gateway: a carrier's event ids
+        # are unique only among its own)
+        self.identify = identify
         self.allowed_types = set(allowed_types)
         self.units = units
         self.inbox = inbox
@@ -155,6 +162,7 @@ class RecordApplier:
             offset=record.offset,
             timestamp_ms=record.timestamp,
             key=record.key.decode(errors="replace") if record.key else None,
+            timestamp_type=getattr(record, "timestamp_type", 0) or 0,
         )
 
     async def process_batch(self, records: list[Any]) -> None:
@@ -224,6 +232,8 @@ class RecordApplier:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
         there; a command sent again is answered again) and handed to the handler; then
         what they caused is published."""
+        if self.identify is not None:
+            deliveries = [self.identify(d) for d in deliveries]
         async with tracing.consuming(self.name, deliveries), self.units(notify=False) as uow:
             new_ids = await inbox_module.claim_all(
                 uow.session, self.inbox, consumer=self.name, deliveries=deliveries
@@ -292,7 +302,10 @@ class EventConsumer(RecordApplier):
         answers: Answering | None = None,
         max_partition_fetch_bytes: int = 2 * 1024 * 1024,
         fetch_max_bytes: int = 16 * 1024 * 1024,
+        identify: Callable[[Delivery], Delivery] | None = None,
+        pattern: bool = False,
     ) -> None:
+        """``pattern``: ``topic`` is a regular expression (every carrier's topic)."""
         super().__init__(
             name=name,
             allowed_types=allowed_types,
@@ -303,6 +316,7 @@ class EventConsumer(RecordApplier):
             after_commit=after_commit,
             batch_handler=batch_handler,
             answers=answers,
+            identify=identify,
         )
         self.topic = topic
 
@@ -328,7 +342,8 @@ class EventConsumer(RecordApplier):
         # postponed annotations would leave the string "Any" for FastStream to resolve
         on_record.__annotations__ = {"body": accepts, "return": None}
         self.subscriber = broker.subscriber(
-            topic,
+            *(() if pattern else (topic,)),
+            pattern=topic if pattern else None,
             group_id=group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,

@@ -11,8 +11,7 @@ from contracts.envelope import MAX_RECORD_BYTES
 from services.runtime.embedded_kafka import EmbeddedKafka
 from services.runtime.kafka_security import security_from
 from services.runtime.settings import Settings
-from services.runtime.topic_admin import apply_topics
-from services.runtime.topics import load_topics, topics_file
+from services.runtime.topic_admin import apply_topics, platform_topics
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,9 @@ class KafkaCluster:
 
     async def create_topics(self, settings: Settings) -> list[str]:
         """Apply infra/topics.yaml (with ``settings.kafka_topic_prefix``): create missing
-        topics, grow partitions, report drift. Returns the topic names."""
-        specs = load_topics(topics_file(settings))
+        topics, grow partitions, report drift. Returns the topic names. The carriers of
+        MICROHUB_CARRIERS_FILE have their topics too (services/runtime/carriers.py)."""
+        specs = platform_topics(settings)
         await apply_topics(settings, self.bootstrap, embedded=self.embedded, specs=specs)
         return [settings.topic(s.name) for s in specs]
 

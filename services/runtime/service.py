@@ -185,10 +185,19 @@ class Service:
         await consumer.apply([delivery])
 
     def _consume(self, consumes: Consumes) -> EventConsumer:
+        # a carrier topic: every carrier's, by pattern (a new carrier's topic is found at
+        # the consumer's next metadata refresh)
+        template = consumes.topic.is_template
         event_consumer = EventConsumer(
             self.broker,
             name=consumes.consumer,
-            topic=self.settings.topic(consumes.topic.name),
+            topic=(
+                consumes.topic.pattern(self.settings.kafka_topic_prefix)
+                if template
+                else self.settings.topic(consumes.topic.name)
+            ),
+            pattern=template,
+            identify=consumes.bind_identify(self.handlers),
             group_id=self.settings.group(consumes.consumer),
             accepts=consumes.envelope,
             allowed_types=consumes.accepts,

@@ -131,8 +131,63 @@ class Settings(BaseSettings):
     )
     api_keys_file: Path | None = Field(
         default=None,
-        description="YAML file mapping API keys (or their sha256) to scopes; defaults to "
-        "the demo keys shipped in the package.",
+        description="YAML file mapping API keys (or their sha256) to scopes. Required to "
+        "serve the API, except in demo mode (MICROHUB_DEMO_MODE), which uses the public "
+        "demo keys shipped in the package.",
+    )
+    demo_mode: bool = Field(
+        default=False,
+        description="The public demo: the API accepts the demo keys (anyone may know them) "
+        "and says so on every start and in /healthz. `microhub demo` sets it; never on a "
+        "deployment others can reach. Outside demo mode the API refuses to start without "
+        "MICROHUB_API_KEYS_FILE, or with the demo keys in it.",
+    )
+
+    # --- carriers (the gateway: ingress, egress, webhooks) ------------------------------
+    carriers_file: Path | None = Field(
+        default=None,
+        description="The carrier registry as code (id, name, active), upserted on start by "
+        "the gateway and applied by `microhub carriers apply`; default: the sample carriers "
+        "of the demo (services/runtime/data/carriers.yaml).",
+    )
+    ingress_receipt_time: Literal["broker", "sender"] = Field(
+        default="broker",
+        description="What the ingress takes as a command's receipt time, the time booking "
+        "decides with: 'broker', the broker's LogAppendTime on the carriers' topics (on a "
+        "topic without it, the ingress's own clock), never the carrier's; 'sender', the "
+        "envelope's time: only for a simulation, whose sender is the simulated world's "
+        "clock (docs/simulation.md).",
+    )
+    webhook_retry_seconds: list[float] = Field(
+        default=[5, 30, 120, 600, 1800, 3600, 10800, 21600],
+        description="Waits between a webhook delivery's attempts (a JSON list); after the "
+        "last, the delivery is marked failed (the carrier sees it in its delivery log and "
+        "may have it resent).",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_secret_overlap_hours: float = Field(
+        default=24,
+        ge=0,
+        description="After a secret is rotated, deliveries are signed with the new and the "
+        "previous secret for this long, so the receiver can switch without losing any.",
+    )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook URLs over plain http and to loopback or private "
+        "addresses (tests, the demo). Off: https to public addresses only, so a carrier "
+        "cannot make the platform call into its own network.",
+    )
+
+    # --- personal data --------------------------------------------------------------------
+    personal_data_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days after a booking's slot (dispatch: after its stop is done) when "
+        "delivery addresses are purged from booking's and dispatch's databases "
+        "(docs/privacy.md).",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600, ge=0, description="How often the purge runs (wall clock); 0: never."
     )
 
     session_secret: str | None = Field(

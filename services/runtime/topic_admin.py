@@ -124,7 +124,8 @@ class KafkaTopicAdmin:
                 raise TopicsError(
                     f"topic {name} is missing (or this principal may not describe it) and "
                     "this principal may not create it: create the topics first with "
-                    "`microhub topics apply` as the migration principal"
+                    "`microhub topics apply` as the migration principal (a carrier's: "
+                    "`microhub carriers apply`)"
                 )
             if code and code != TOPIC_ALREADY_EXISTS:
                 message = error[2] if len(error) > 2 else ""
@@ -185,6 +186,13 @@ async def _until_listed(admin: AIOKafkaAdminClient, names: set[str], timeout: fl
         await asyncio.sleep(0.05)
 
 
+def platform_topics(settings: Settings) -> list[TopicSpec]:
+    """The topics file's topics and those of the carriers of MICROHUB_CARRIERS_FILE."""
+    from services.runtime.carriers import file_topic_specs
+
+    return load_topics(topics_file(settings)) + file_topic_specs(settings)
+
+
 def _prefixed(specs: Iterable[TopicSpec], settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic(s.name), s.partitions, s.replication_factor, s.configs)
@@ -202,7 +210,7 @@ async def apply_topics(
 ) -> Plan:
     """Bring the cluster's topics up to the file (with ``settings.kafka_topic_prefix``)."""
     if specs is None:
-        specs = load_topics(topics_file(settings))
+        specs = platform_topics(settings)
     desired = _prefixed(specs, settings)
     admin_client = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,

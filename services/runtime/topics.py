@@ -22,7 +22,7 @@ from typing import Literal
 
 import yaml
 
-from contracts.topics import TOPICS
+from contracts.topics import CARRIER, CARRIER_COMMANDS, CARRIER_EVENTS, TOPICS
 from services.runtime.settings import Settings
 
 REPO_TOPICS_FILE = Path(__file__).resolve().parents[2] / "infra" / "topics.yaml"
@@ -60,24 +60,65 @@ def from_contracts() -> list[TopicSpec]:
 
 
 def load_topics(path: Path | None) -> list[TopicSpec]:
-    """Parse a topics file; every mistake is named with the topic it is in."""
+    """Parse a topics file's platform topics; every mistake is named with the topic it is in."""
     if path is None:
         return from_contracts()
+    raw = _read(path)
+    if not isinstance(raw.get("topics"), list):
+        raise TopicsError(f"{path}: expected a mapping with a 'topics' list")
+    return _specs(path, raw, "topics")
+
+
+def load_carrier_topics(path: Path | None) -> list[TopicSpec]:
+    """The file's ``carrier_topics``: templates whose name holds ``{carrier}``, one topic
+    of each per carrier of the registry (``expand_carrier_topics``)."""
+    if path is None:  # the ingress reads the commands: they have a DLQ
+        return [
+            TopicSpec(CARRIER_COMMANDS.name, CARRIER_COMMANDS.partitions),
+            TopicSpec(CARRIER_COMMANDS.dlq, 1),
+            TopicSpec(CARRIER_EVENTS.name, CARRIER_EVENTS.partitions),
+        ]
+    raw = _read(path)
+    specs = _specs(path, raw, "carrier_topics") if raw.get("carrier_topics") else []
+    for spec in specs:
+        if CARRIER not in spec.name:
+            raise TopicsError(f"{path}: carrier topic {spec.name!r} must name {CARRIER}")
+    return specs
+
+
+def expand_carrier_topics(
+    templates: Iterable[TopicSpec], carriers: Iterable[str]
+) -> list[TopicSpec]:
+    """The templates' topics of each carrier (ids checked by the registry)."""
+    return [
+        TopicSpec(t.name.replace(CARRIER, c), t.partitions, t.replication_factor, t.configs)
+        for c in carriers
+        for t in templates
+    ]
+
+
+def _read(path: Path) -> dict:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise TopicsError(f"cannot read the topics file {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise TopicsError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("topics"), list):
+    if not isinstance(raw, dict):
         raise TopicsError(f"{path}: expected a mapping with a 'topics' list")
+    return raw
+
+
+def _specs(path: Path, raw: dict, section: str) -> list[TopicSpec]:
+    if not isinstance(raw.get(section), list):
+        raise TopicsError(f"{path}: '{section}' must be a list")
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise TopicsError(f"{path}: 'defaults' must be a mapping")
     specs: list[TopicSpec] = []
     seen: set[str] = set()
-    for index, entry in enumerate(raw["topics"]):
-        where = f"{path}: topics[{index}]"
+    for index, entry in enumerate(raw[section]):
+        where = f"{path}: {section}[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise TopicsError(f"{where}: each topic needs a 'name'")
         name = entry["name"]
@@ -247,11 +288,17 @@ def plan(desired: list[TopicSpec], observed: Mapping[str, ObservedTopic], *, bro
 
 
 def strimzi_manifest(specs: Iterable[TopicSpec], *, cluster: str) -> str:
-    """Strimzi ``KafkaTopic`` resources (one YAML document each) for these topics.
+    """Strimzi ``KafkaTopic`` resources (one YAML document each) for these topics."""
+    header = (
+        "# GENERATED from infra/topics.yaml by `microhub topics strimzi "
+        "-o infra/k8s/kafka-topics.yaml`; do not edit (tests/infra checks it is current).\n"
+    )
+    return header + yaml.safe_dump_all(strimzi_topics(specs, cluster=cluster), sort_keys=False)
 
-    Kafka topic names may hold dots; Kubernetes names may not hold capitals or
-    underscores, so the resource name is derived and the topic name set explicitly.
-    """
+
+def strimzi_topics(specs: Iterable[TopicSpec], *, cluster: str) -> list[dict]:
+    """Kafka topic names may hold dots; Kubernetes names may not hold capitals or
+    underscores, so the resource name is derived and the topic name set explicitly."""
     documents = []
     for spec in specs:
         documents.append(
@@ -273,8 +320,4 @@ def strimzi_manifest(specs: Iterable[TopicSpec], *, cluster: str) -> str:
                 },
             }
         )
-    header = (
-        "# GENERATED from infra/topics.yaml by `microhub topics strimzi "
-        "-o infra/k8s/kafka-topics.yaml`; do not edit (tests/infra checks it is current).\n"
-    )
-    return header + yaml.safe_dump_all(documents, sort_keys=False)
+    return documents

@@ -26,6 +26,7 @@ def topics_apply(
     ),
 ) -> None:
     """Create missing topics, grow partitions, report drift; never delete or shrink."""
+    from services.runtime.carriers import CarriersError, file_topic_specs
     from services.runtime.topic_admin import apply_topics
     from services.runtime.topics import TopicsError, load_topics, topics_file
 
@@ -38,10 +39,12 @@ def topics_apply(
         raise typer.Exit(2)
     try:
         specs = load_topics(file or topics_file(settings))
+        if file is None:  # and the topics of the carrier registry file's carriers
+            specs += file_topic_specs(settings)
         plan = asyncio.run(
             apply_topics(settings, settings.bootstrap_list(), specs=specs, dry_run=dry_run)
         )
-    except TopicsError as exc:
+    except (TopicsError, CarriersError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
     out = Console(width=160)

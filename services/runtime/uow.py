@@ -57,10 +57,17 @@ class UnitOfWork:
         self.payloads: list[Payload] = []  # what it emitted (metrics count them on commit)
 
     def emit(
-        self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
+        self,
+        payload: Payload,
+        *,
+        key: str,
+        time: datetime,
+        event_id: str | None = None,
+        topic: str | None = None,
     ) -> CloudEvent[Any]:
-        """Write ``payload`` as an event to the outbox, on the topic its contract names,
-        keyed by ``key`` (the hub id for hub events), at event time ``time``. Inside
+        """Write ``payload`` as an event to the outbox, on the topic its contract names
+        (or ``topic``: a carrier's own, without the environment's prefix), keyed by
+        ``key`` (the hub id for hub events), at event time ``time``. Inside
         :meth:`answering`, an event of an answer type answers that command."""
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
@@ -82,7 +89,7 @@ class UnitOfWork:
         event = tracing.stamp(event)  # the trace of what caused it goes on (traceparent)
         self.payloads.append(payload)
         self._events.append(
-            outbox_row(event, topic=self._topic(payload.topic), key=key, now=self._now)
+            outbox_row(event, topic=self._topic(topic or payload.topic), key=key, now=self._now)
         )
         self.emitted += 1
         return event

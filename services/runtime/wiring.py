@@ -53,9 +53,13 @@ class Consumes:
     batch: BatchHandler | None = None
     # a consumer of commands: how each command is answered (services/runtime/answers.py)
     answers: Answering | None = None
+    # names each delivery before the inbox sees it: (handlers, delivery) -> delivery. A
+    # topic whose producers share no id space (every carrier's) needs its ids scoped.
+    identify: Callable[[Any, Delivery], Delivery] | None = None
 
     def __post_init__(self) -> None:
-        foreign = [m.__name__ for m in self.handlers if m.topic != self.topic.name]
+        carried = set(messages_on(self.topic))
+        foreign = [m.__name__ for m in self.handlers if m not in carried]
         if foreign:
             raise ValueError(f"{self.consumer}: {foreign} are not messages of {self.topic.name}")
 
@@ -80,6 +84,12 @@ class Consumes:
         route.__name__ = f"on_{self.consumer.replace('-', '_')}"
         return route
 
+    def bind_identify(self, target: Any) -> Callable[[Delivery], Delivery] | None:
+        if self.identify is None:
+            return None
+        identify = self.identify
+        return lambda delivery: identify(target, delivery)
+
     def bind_batch(
         self, target: Any
     ) -> Callable[[UnitOfWork, list[Delivery]], Awaitable[None]] | None:
@@ -99,6 +109,9 @@ class Publishes:
 
     topic: Topic
     description: str
+    # the consumers whose records cause these events (empty: any of the service's): who
+    # must have caught up before what follows is in this topic (the simulation settles so)
+    by: tuple[str, ...] = ()
 
     @property
     def messages(self) -> tuple[type[Payload], ...]:

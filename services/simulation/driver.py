@@ -33,8 +33,8 @@ from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.envelope import ContractError, Payload, decode, encode, new_event
 from contracts.fleet import StopFailed
 from contracts.topics import (
-    BOOKING_COMMANDS,
     BOOKING_EVENTS,
+    CARRIER_COMMANDS,
     DISPATCH_EVENTS,
     FLEET_TELEMETRY,
     TOPICS,
@@ -128,6 +128,7 @@ class Simulation(Settling):
         self._seq = itertools.count()
         self._ids = itertools.count(1)
         self._new_routes: dict[str, list[tuple[RoutePlanned, datetime]]] = defaultdict(list)
+        self.carriers = model.CARRIERS  # each sends on its own topic (the gateway's ingress)
         super().__init__()  # the coordinator cache and the watcher's snapshots
         self._progress: dict[str, datetime] = {}
         self.pace = pace
@@ -163,13 +164,17 @@ class Simulation(Settling):
         await self.admin.start()
         topic = self.settings.topic
         self.partitions: dict[str, list[TopicPartition]] = {}
-        for t in TOPICS:
-            for name in (t.name, t.dlq):
-                parts = await self.producer.partitions_for(topic(name)) or set()
-                self.partitions[name] = [TopicPartition(topic(name), p) for p in sorted(parts)]
-                if not parts:
-                    raise RuntimeError(f"topic {topic(name)} has no partitions: create the topics")
-        read = [BOOKING_EVENTS.name, DISPATCH_EVENTS.name] + [t.dlq for t in TOPICS]
+        own = [CARRIER_COMMANDS.for_carrier(c) for c in self.carriers]
+        dead_letters = [t.dlq for t in TOPICS] + [f"{name}.dlq" for name in own]
+        for name in [t.name for t in TOPICS] + own + dead_letters:
+            parts = await self.producer.partitions_for(topic(name)) or set()
+            self.partitions[name] = [TopicPartition(topic(name), p) for p in sorted(parts)]
+            if not parts:
+                raise RuntimeError(
+                    f"topic {topic(name)} has no partitions: create the topics (the "
+                    f"deployment's carrier registry must hold {', '.join(self.carriers)})"
+                )
+        read = [BOOKING_EVENTS.name, DISPATCH_EVENTS.name, *dead_letters]
         self.reader.assign([tp for name in read for tp in self.partitions[name]])
         # count only this run's outcomes, also against a deployment that ran before
         await self.reader.seek_to_end()
@@ -181,27 +186,24 @@ class Simulation(Settling):
             if obj is not None:
                 await obj.close() if client == "admin" else await obj.stop()
 
-    async def _send(self, actions: list[model.Action]) -> list[tuple[str, TopicPartition]]:
-        """Send a step's records in order; returns (topic name, partition) of each, once
-        all are acked (the idempotent producer keeps their order per partition, so they
-        need not be acked one by one)."""
+    async def _send(self, actions: list[model.Action]) -> list[tuple[str, TopicPartition, int]]:
+        """Send a step's records in order; returns (topic name, partition, offset) of each,
+        once all are acked (the idempotent producer keeps their order per partition, so
+        they need not be acked one by one)."""
         acks = []
         for action in actions:
-            if action.kind == "poison":
-                booking = action.label == "booking"
-            else:
-                booking = action.kind == "booking"
-            name = BOOKING_COMMANDS.name if booking else FLEET_TELEMETRY.name
+            name = self._topic_of(action)
             for at, payload, event_id in action.messages:
                 if isinstance(payload, bytes):
                     value = payload
                 else:
                     value = encode(self._event(payload, action, at, event_id))
                     self.observed.stops_failed += isinstance(payload, StopFailed)
-                # The record timestamp is the producer's wall clock: simulated time runs
-                # ahead of it, and a real broker refuses timestamps over an hour ahead
-                # (log.message.timestamp.after.max.ms). The services run with the clock
-                # skew check off (DEMO_OVERRIDES) and decide on the envelope's time.
+                # The record timestamp is the producer's wall clock (or, on the carriers'
+                # topics, the broker's): simulated time runs ahead of it, and a real broker
+                # refuses timestamps over an hour ahead. The simulated world's clock is the
+                # simulation's: the gateway takes the envelope's time as the receipt time
+                # (MICROHUB_INGRESS_RECEIPT_TIME=sender, DEMO_OVERRIDES; docs/simulation.md).
                 ack = await self.producer.send(
                     self.settings.topic(name), value, key=action.key.encode()
                 )
@@ -209,9 +211,17 @@ class Simulation(Settling):
                 self.observed.sent += 1
         done = await asyncio.gather(*(ack for _, ack in acks))
         return [
-            (name, TopicPartition(m.topic, m.partition))
+            (name, TopicPartition(m.topic, m.partition), m.offset)
             for (name, _), m in zip(acks, done, strict=True)
         ]
+
+    @staticmethod
+    def _topic_of(action: model.Action) -> str:
+        """A carrier's commands (and its malformed ones) go to its own topic; the rest is
+        the vehicles' telemetry."""
+        if action.carrier is not None:
+            return CARRIER_COMMANDS.for_carrier(action.carrier)
+        return FLEET_TELEMETRY.name
 
     def _event(self, payload: Payload, action: model.Action, at: datetime, event_id: str | None):
         who = getattr(payload, "carrier_id", None)
@@ -323,22 +333,32 @@ class Simulation(Settling):
             due = []
             while heap and heap[0][0] < t_next:
                 due.append(heapq.heappop(heap)[2])
-            # the hub's commands in this tick (one key, one partition, in order), then its
-            # vehicles' reports, each step settled before the next is sent. Reports of
-            # vehicles whose keys share a partition are one step: Kafka keeps their order
-            # and dispatch reads a partition in order, so nothing can race between them.
+            # the hub's commands in this tick, in time order, then its vehicles' reports,
+            # each step settled before the next is sent. Commands travel on their carriers'
+            # own topics and the gateway forwards each topic on its own: so that booking
+            # sees them in the order they were sent, a run of one carrier's commands is
+            # forwarded before the next carrier's run is sent (at one instant, carriers go
+            # in a fixed order). Reports of vehicles whose keys share a partition are one
+            # step: Kafka keeps their order and dispatch reads a partition in order.
             commands = sorted(
-                (a for a in due if a.kind != "telemetry"), key=lambda a: (a.time, a.key)
+                (a for a in due if a.kind != "telemetry"),
+                key=lambda a: (a.time, self._topic_of(a), a.key),
             )
-            steps = [commands] if commands else []
+            steps: list[list[model.Action]] = []
+            for _, run in itertools.groupby(commands, key=self._topic_of):
+                steps.append(list(run))
+            forwarded_only = len(steps) - 1  # all but the last run: until forwarded
             by_partition: dict[TopicPartition, list[model.Action]] = {}
             for action in due:
                 if action.kind == "telemetry":
                     tp = self._partition_of_key(FLEET_TELEMETRY.name, action.key)
                     by_partition.setdefault(tp, []).append(action)
             steps += by_partition.values()
-            for step in steps:
+            for index, step in enumerate(steps):
                 sent = await self._send(step)
+                if index < forwarded_only:
+                    await self._consumed(sent)
+                    continue
                 await self._settle_hub(hub_id, sent)
                 self._schedule_routes(hub_id, t_next)
             t = t_next

@@ -66,8 +66,8 @@ class Rates:
 
 @dataclass(frozen=True)
 class Action:
-    """Messages to send at one simulated instant: ``booking`` ones to the commands topic
-    (key: hub), ``telemetry`` ones to the telemetry topic (key: vehicle)."""
+    """Messages to send at one simulated instant: ``booking`` ones to the carrier's own
+    commands topic (key: hub), ``telemetry`` ones to the telemetry topic (key: vehicle)."""
 
     time: datetime
     kind: Literal["booking", "telemetry", "poison"]
@@ -76,6 +76,8 @@ class Action:
     messages: tuple[tuple[datetime, Payload | bytes, str | None], ...]
     # (envelope time, payload or raw poison bytes, event id to reuse: a redelivery)
     label: str = ""
+    # whose system sends it: a carrier's commands go to that carrier's own topic
+    carrier: str | None = None
 
 
 def _rng(seed: int, *names: object) -> random.Random:
@@ -141,7 +143,12 @@ def hub_day(
         )
         at = evening + timedelta(seconds=n)
         event_id = f"sim-{seed}-{hub.id}-{local_day:%Y%m%d}-{n:03d}"
-        actions.append(Action(at, "booking", hub.id, hub.id, ((at, request, event_id),), "request"))
+        actions.append(
+            Action(
+                at, "booking", hub.id, hub.id, ((at, request, event_id),), "request",
+                request.carrier_id,
+            )
+        )  # fmt: skip
 
     for index, slot in enumerate(slots):
         fill = rates.peak_fill if index == 0 else rates.slot_fill
@@ -167,24 +174,32 @@ def hub_day(
                 messages.append((at, request, event_id + "-retry"))
             if rng.random() < rates.redelivery:
                 messages.append((at, request, event_id))
-            actions.append(Action(at, "booking", hub.id, hub.id, tuple(messages), "request"))
+            actions.append(
+                Action(at, "booking", hub.id, hub.id, tuple(messages), "request", carrier)
+            )
             fate = rng.random()
             cancel = BookingCancellationRequested(
                 carrier_id=carrier, carrier_reference=ref, hub_id=hub.id, reason="order withdrawn"
             )
             if fate < rates.early_cancel:
                 t = at + timedelta(minutes=30)
-                actions.append(Action(t, "booking", hub.id, hub.id, ((t, cancel, None),), "cancel"))
+                actions.append(
+                    Action(t, "booking", hub.id, hub.id, ((t, cancel, None),), "cancel", carrier)
+                )
             elif fate < rates.early_cancel + rates.late_cancel:
                 t = slot - timedelta(minutes=rng.randint(20, 60))
-                actions.append(Action(t, "booking", hub.id, hub.id, ((t, cancel, None),), "cancel"))
+                actions.append(
+                    Action(t, "booking", hub.id, hub.id, ((t, cancel, None),), "cancel", carrier)
+                )
             elif fate < rates.early_cancel + rates.late_cancel + rates.no_show:
                 pass  # the truck never comes: booking marks a no-show on a later command
             else:
                 t = slot + timedelta(minutes=rng.randint(0, 20), seconds=n % 60)
                 check_in = CheckInReported(carrier_id=carrier, carrier_reference=ref, hub_id=hub.id)
                 actions.append(
-                    Action(t, "booking", hub.id, hub.id, ((t, check_in, None),), "check_in")
+                    Action(
+                        t, "booking", hub.id, hub.id, ((t, check_in, None),), "check_in", carrier
+                    )
                 )
         if asked == hub.docks_per_slot and rng.random() < rates.overflow:
             turned_away(slot)  # every dock is taken (early cancellations come later)
@@ -208,9 +223,11 @@ def poison(seed: int, day: datetime, count: int, hub_ids: list[str]) -> list[Act
             )
         )
         topic_kind = "booking" if i % 2 == 0 else "telemetry"
-        actions.append(
-            Action(t, "poison", hub_id, f"{topic_kind}:{hub_id}", ((t, body, None),), topic_kind)
-        )
+        # a carrier's system sends the malformed commands (each carrier in turn)
+        turn = (day.toordinal() + i // 2) % len(CARRIERS)
+        carrier = CARRIERS[turn] if topic_kind == "booking" else None
+        key = f"{topic_kind}:{hub_id}"
+        actions.append(Action(t, "poison", hub_id, key, ((t, body, None),), topic_kind, carrier))
     return actions
 
 

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
+from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS, CARRIER, DISPATCH_EVENTS
 from services.runtime.settings import Settings
 
 SETTLE_POLL_SECONDS = 0.01
@@ -31,7 +31,8 @@ SETTLE_TIMEOUT_SECONDS = 60.0
 # Consumer groups (by consumer name) and their topics, from whoever runs the simulation
 # (the app derives them from the services' declarations): the ones whose records cause
 # events must have caught up before the next step ("driving"), the projections only
-# before the reports are fetched.
+# before the reports are fetched. A carrier topic's name (``{carrier}``) stands for the
+# topic of each of the simulation's carriers.
 Groups = dict[str, str]
 
 
@@ -49,6 +50,7 @@ class Settling:
 
     # set by driver.Simulation (its __init__, _open and run)
     settings: Settings
+    carriers: tuple[str, ...]
     driving_groups: Groups
     observed: _Counts
     producer: AIOKafkaProducer
@@ -83,7 +85,12 @@ class Settling:
         The group's coordinator is looked up once, not before every request (the watcher
         asks ~100 times a second); when it moved, the request fails and it is asked again.
         """
-        partitions = self.partitions[topic_name]
+        partitions = [tp for name in self._topics(topic_name) for tp in self.partitions[name]]
+        return await self._committed_on(group, partitions)
+
+    async def _committed_on(
+        self, group: str, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
         for attempt in (1, 2):
             coordinator = self._coordinators.get(group)
             if coordinator is None:
@@ -102,6 +109,12 @@ class Settling:
             meta = found.get(tp)
             committed[tp] = meta.offset if meta is not None and meta.offset >= 0 else 0
         return committed
+
+    def _topics(self, topic_name: str) -> list[str]:
+        """The topic, or each carrier's for a carrier topic's name."""
+        if CARRIER in topic_name:
+            return [topic_name.replace(CARRIER, c) for c in self.carriers]
+        return [topic_name]
 
     async def _lag(self, groups: dict[str, str], ends: dict[TopicPartition, int]) -> dict[str, int]:
         async def lag_of(consumer: str, topic_name: str) -> tuple[str, int]:
@@ -172,14 +185,43 @@ class Settling:
         index = self._partitioner(key.encode(), list(range(len(tps))), None)
         return tps[index]
 
-    async def _settle_hub(self, hub_id: str, sent: list[tuple[str, TopicPartition]]) -> None:
+    async def _consumed(self, sent: list[tuple[str, TopicPartition, int]]) -> None:
+        """Until the driving group of each record's topic has committed past it: what
+        consuming it caused is then published (the services publish before they commit),
+        such as a carrier's commands forwarded to booking's topic, behind whatever was
+        forwarded before them. Asks only for these partitions' committed offsets, not a
+        whole snapshot: cheap enough between one carrier's commands and the next's."""
+        owner = {
+            name: consumer
+            for consumer, template in self.driving_groups.items()
+            for name in self._topics(template)
+        }
+        last: dict[str, dict[TopicPartition, int]] = {}
+        for name, tp, offset in sent:
+            group = self.settings.group(owner[name])
+            last.setdefault(group, {})[tp] = max(offset, last.get(group, {}).get(tp, -1))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT_SECONDS
+        for group, records in last.items():
+            while True:
+                committed = await self._committed_on(group, list(records))
+                if all(committed[tp] > offset for tp, offset in records.items()):
+                    break
+                if loop.time() > deadline:
+                    raise SettleTimeout(
+                        f"{group} did not consume {records} within {SETTLE_TIMEOUT_SECONDS:.0f} s"
+                    )
+                await asyncio.sleep(SETTLE_POLL_SECONDS / 2)
+
+    async def _settle_hub(self, hub_id: str, sent: list[tuple[str, TopicPartition, int]]) -> None:
         """Wait until nothing caused by this hub's last step is in flight: in one snapshot
         taken after the step was sent, every partition that can carry it (where its
-        records went, the hub's booking and dispatch events) is consumed (by its consumer
-        group, or the reader) up to the end offset read after that. The services publish
-        what a record caused before committing its offset, so those ends hold every
-        consequence of what was consumed."""
-        watch = {tp for _, tp in sent}
+        records went, the hub's commands as the gateway forwards them, its booking and
+        dispatch events) is consumed (by its consumer group, or the reader) up to the end
+        offset read after that. The services publish what a record caused before
+        committing its offset, so those ends hold every consequence of what was consumed."""
+        watch = {tp for _, tp, _ in sent}
+        watch.add(self._partition_of_key(BOOKING_COMMANDS.name, hub_id))
         watch.add(self._partition_of_key(BOOKING_EVENTS.name, hub_id))
         watch.add(self._partition_of_key(DISPATCH_EVENTS.name, hub_id))
         loop = asyncio.get_running_loop()

@@ -150,6 +150,7 @@ async def test_operators_follow_every_hub_through_the_api_whichever_dispatch_own
         data_dir=str(tmp_path / "data"),
         http_port="0",
         health_port="0",  # free ports: this host is shared
+        demo_mode="true",  # the operators' and admin's keys are the demo's
         # tests live in simulated time (next week's slots): event time alone decides
         max_clock_skew_seconds="0",
         sweep_interval_seconds="0",

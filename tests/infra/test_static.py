@@ -25,11 +25,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from contracts.topics import TOPICS, all_topic_names
+from contracts.topics import CARRIER_COMMANDS, CARRIER_TOPICS, TOPICS, all_topic_names
 from services.app.cli import serve_targets
 from services.app.registry import service_class, service_names
+from services.runtime.carriers import SAMPLE_CARRIERS_FILE, load_carriers
+from services.runtime.carriers import strimzi_manifest as carriers_manifest
 from services.runtime.settings import Settings
-from services.runtime.topics import load_topics, strimzi_manifest
+from services.runtime.topics import load_carrier_topics, load_topics, strimzi_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -40,6 +42,7 @@ CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject.json",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda-triggerauthentication.json",
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): "strimzi-kafkatopic.json",
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"): "strimzi-kafkauser.json",
 }
 # MICROHUB_ names in the code that are not server settings, and why they need no wiring
 NOT_SETTINGS = {
@@ -139,7 +142,7 @@ def test_every_setting_is_wired_in_compose() -> None:
 
 def test_postgres_gets_one_database_per_service() -> None:
     script = (INFRA / "postgres" / "init-databases.sh").read_text()
-    assert "for service in booking dispatch reporting" in script
+    assert f"for service in {' '.join(service_names())}; do" in script
     env = compose()["services"]["booking"]["environment"]
     for service in service_names():
         url = env[f"MICROHUB_DATABASE_URLS__{service.upper()}"]
@@ -263,11 +266,30 @@ def test_keda_scales_every_consumer_group_on_lag_up_to_the_partition_count() -> 
     for name, scaled_object in scaled.items():
         triggers = scaled_object["spec"]["triggers"]
         assert all(t["type"] == "kafka" for t in triggers)
-        found = {t["metadata"]["consumerGroup"]: t["metadata"]["topic"] for t in triggers}
-        assert found == expected[name]
-        ceiling = min(partitions[topic] for topic in found.values())
+        # a consumer of every carrier's topic (a pattern) names no topic: KEDA takes the
+        # lag of every topic its group has offsets on
+        found = {t["metadata"]["consumerGroup"]: t["metadata"].get("topic") for t in triggers}
+        assert found == {
+            group: None if topic.startswith("^") or "\\" in topic else topic
+            for group, topic in expected[name].items()
+        }
+        ceiling = min(partitions[topic] for topic in found.values() if topic is not None)
         assert scaled_object["spec"]["maxReplicaCount"] == ceiling
         assert all(t["metadata"]["allowIdleConsumers"] == "false" for t in triggers)
+
+
+def test_strimzi_carriers_are_generated_from_the_registry_and_current() -> None:
+    settings = Settings(carriers_file=SAMPLE_CARRIERS_FILE, topics_file=INFRA / "topics.yaml")
+    expected = carriers_manifest(settings, load_carriers(SAMPLE_CARRIERS_FILE), cluster="microhub")
+    actual = (K8S / "carriers.yaml").read_text()
+    assert actual == expected, (
+        "infra/k8s/carriers.yaml is stale: run "
+        "`microhub carriers strimzi -o infra/k8s/carriers.yaml`"
+    )
+    users = [d for d in yaml.safe_load_all(actual) if d["kind"] == "KafkaUser"]
+    assert {u["metadata"]["name"] for u in users} == {
+        f"microhub-carrier-{c.id}" for c in load_carriers(SAMPLE_CARRIERS_FILE)
+    }
 
 
 def test_strimzi_topics_are_generated_from_the_topics_file_and_current() -> None:
@@ -288,6 +310,13 @@ def test_topics_file_agrees_with_the_contracts() -> None:
     for topic in TOPICS:
         assert specs[topic.name].partitions == topic.partitions
         assert specs[topic.dlq].partitions == 1
+    carriers = {s.name: s for s in load_carrier_topics(INFRA / "topics.yaml")}
+    assert set(carriers) == {*(t.name for t in CARRIER_TOPICS), CARRIER_COMMANDS.dlq}
+    for topic in CARRIER_TOPICS:
+        assert carriers[topic.name].partitions == topic.partitions
+    # the receipt time of a carrier's command is the broker's, not the carrier's clock
+    assert carriers[CARRIER_COMMANDS.name].configs["message.timestamp.type"] == "LogAppendTime"
+    specs |= carriers
     for spec in specs.values():
         assert {"retention.ms", "min.insync.replicas", "cleanup.policy"} <= set(spec.configs)
         assert int(spec.configs["min.insync.replicas"]) < spec.replication_factor

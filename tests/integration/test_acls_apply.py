@@ -17,12 +17,11 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from contracts.topics import all_topic_names
 from services.app.platform import Platform
 from services.runtime.acl_admin import KafkaAclAdmin, admin_config
 from services.runtime.acls import REPO_ACLS_FILE, Grant, grants
 from services.runtime.kafka_security import aiokafka_security_kwargs
-from services.runtime.topic_admin import apply_topics
+from services.runtime.topic_admin import apply_topics, platform_topics
 from services.runtime.topics import REPO_TOPICS_FILE, TopicsError
 from tests.support.carrier import Carrier
 from tests.support.dispatch import Publisher
@@ -62,7 +61,7 @@ async def test_apply_creates_the_users_and_acls_once_and_dry_run_changes_nothing
 ) -> None:
     prefix = secured_kafka.new_prefix()
     wanted = grants(secured_kafka.principals, prefix)
-    assert len(wanted) == 36
+    assert len(wanted) == 51  # the gateway's 11, and KEDA's on the gateway's lag
 
     dry = secured_kafka.apply(prefix, dry_run=True)
     assert dry.missing == wanted and dry.present == [] and dry.created == []
@@ -73,7 +72,16 @@ async def test_apply_creates_the_users_and_acls_once_and_dry_run_changes_nothing
     assert first.created == wanted and first.extra == []
     assert [u.user for u in first.users if u.done] == [
         f"{prefix}microhub-{key}"
-        for key in ("booking", "dispatch", "reporting", "api", "fleet", "migration", "keda")
+        for key in (
+            "booking",
+            "dispatch",
+            "reporting",
+            "gateway",
+            "api",
+            "fleet",
+            "migration",
+            "keda",
+        )
     ]
     for principal in secured_kafka.principals:
         assert await authenticates(secured_kafka, principal.key, prefix), principal.key
@@ -88,23 +96,24 @@ def test_acls_beyond_the_file_are_reported_and_deleted_only_when_asked(
     secured_kafka: SecuredKafka, tmp_path: Path
 ) -> None:
     prefix = secured_kafka.new_prefix()
-    # an earlier version of the file had a carrier, and booking could write dispatch events
+    # an earlier version of the file had an exporter, and booking could write dispatch
+    # events (a carrier is no principal of this file: the carrier registry's)
     earlier = yaml.safe_load(REPO_ACLS_FILE.read_text())
-    earlier["principals"]["carrier-acme"] = {
+    earlier["principals"]["exporter"] = {
         "topics": {
-            "microhub.carriers.acme.ingress": ["Write"],
-            "microhub.carriers.acme.egress": ["Read"],
+            "microhub.exports.orders": ["Write"],
+            "microhub.booking.events.v1": ["Read"],
         },
-        "groups": {"microhub-carrier-acme*": ["Read"]},
+        "groups": {"microhub-exporter*": ["Read"]},
     }
     earlier["principals"]["booking"]["topics"]["microhub.dispatch.events.v1"] = ["Write"]
     (tmp_path / "earlier.yaml").write_text(yaml.safe_dump(earlier))
     created = secured_kafka.apply(prefix, file=tmp_path / "earlier.yaml").created
-    carrier = f"User:{prefix}microhub-carrier-acme"
-    assert {g for g in created if g.principal == carrier} == {
-        Grant(carrier, "topic", f"{prefix}microhub.carriers.acme.ingress", "literal", "Write"),
-        Grant(carrier, "topic", f"{prefix}microhub.carriers.acme.egress", "literal", "Read"),
-        Grant(carrier, "group", f"{prefix}microhub-carrier-acme", "prefixed", "Read"),
+    exporter = f"User:{prefix}microhub-exporter"
+    assert {g for g in created if g.principal == exporter} == {
+        Grant(exporter, "topic", f"{prefix}microhub.exports.orders", "literal", "Write"),
+        Grant(exporter, "topic", f"{prefix}microhub.booking.events.v1", "literal", "Read"),
+        Grant(exporter, "group", f"{prefix}microhub-exporter", "prefixed", "Read"),
     }
     # someone else's ACL on the same cluster is none of the file's business
     admin = KafkaAclAdmin(
@@ -115,7 +124,7 @@ def test_acls_beyond_the_file_are_reported_and_deleted_only_when_asked(
     wait_for_grants(admin, [elsewhere])
 
     stale = sorted(
-        {g for g in created if g.principal == carrier}
+        {g for g in created if g.principal == exporter}
         | {
             Grant(
                 f"User:{prefix}microhub-booking",
@@ -157,12 +166,15 @@ async def test_only_the_migration_principal_creates_topics_and_a_missing_one_sto
     assert str(refused.value) == (
         f"topic {prefix}microhub.booking.commands.v1 is missing (or this principal may not "
         "describe it) and this principal may not create it: create the topics first with "
-        "`microhub topics apply` as the migration principal"
+        "`microhub topics apply` as the migration principal (a carrier's: "
+        "`microhub carriers apply`)"
     )
 
     migration = secured_kafka.settings("migration", prefix)
     created = await apply_topics(migration, secured_kafka.bootstrap)
-    assert sorted(created.created) == sorted(prefix + name for name in all_topic_names())
+    # the topics file's, and those of the carriers of the carriers file (the sample's)
+    everything = sorted(prefix + s.name for s in platform_topics(migration))
+    assert sorted(created.created) == everything
     again = await apply_topics(migration, secured_kafka.bootstrap)
     # the migration principal sees the configs (DescribeConfigs): no drift, nothing unknown
     assert again.created == [] and again.drift == [] and again.of("configs-unknown") == []
@@ -170,9 +182,7 @@ async def test_only_the_migration_principal_creates_topics_and_a_missing_one_sto
     # a service's principal only observes: it may not describe configs, and says so
     observed = await apply_topics(booking, secured_kafka.bootstrap)
     assert observed.created == [] and observed.failed == [] and observed.drift == []
-    assert sorted(c.topic for c in observed.of("configs-unknown")) == sorted(
-        prefix + name for name in all_topic_names()
-    )
+    assert sorted(c.topic for c in observed.of("configs-unknown")) == everything
 
     # and the migration principal may grow a topic (Alter), which no service may
     grown_file = tmp_path / "topics.yaml"

@@ -26,14 +26,14 @@ from contracts.fleet import VehicleStatus, VehicleStatusChanged
 from contracts.topics import all_topic_names
 from services.app.platform import Platform
 from services.reporting.cli import rebuild_projection
-from services.runtime.topic_admin import apply_topics
+from services.runtime.topic_admin import apply_topics, platform_topics
 from tests.support.carrier import Carrier, TopicReader, consignment
 from tests.support.dispatch import ALL_DAY, Publisher, write_fleet
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 from tests.support.secured_kafka import INTRUDER, SecuredKafka
 from tests.support.waiting import eventually
 
-CARRIER_KEY = {"Authorization": "Bearer demo-carrier-parcelco"}  # the demo keys file
+CARRIER_KEY = {"Authorization": "Bearer parcelco-key-for-acl-tests"}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,14 @@ async def prefix(secured_kafka: SecuredKafka) -> str:
     created = await apply_topics(
         secured_kafka.settings("migration", prefix), secured_kafka.bootstrap
     )
-    assert len(created.created) == len(all_topic_names())
+    assert len(created.created) == len(platform_topics(secured_kafka.settings("migration", prefix)))
     return prefix
+
+
+def write_keys(path: Path) -> Path:
+    key = CARRIER_KEY["Authorization"].removeprefix("Bearer ")
+    path.write_text(f"keys:\n  - {{key: {key}, scope: 'carrier:parcelco', name: ParcelCo}}\n")
+    return path
 
 
 def next_slot(now: datetime) -> datetime:
@@ -74,6 +80,7 @@ async def platforms(
             for name in ("booking", "dispatch", "reporting")
         },
         "hubs_file": write_catalogue(tmp_path / "hubs.yaml", hub),
+        "api_keys_file": write_keys(tmp_path / "api-keys.yaml"),
         "fleet_file": write_fleet(tmp_path / "fleet.yaml"),
         "dispatch_wave_min_stops": 2,
         "dispatch_solver_time_limit_seconds": 0.3,

@@ -3,14 +3,12 @@ plain aiokafka and raw JSON; the service persists in PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from services.booking import store
 from services.booking.service import BookingService
-from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader, monday_after
 from tests.support.groups import drained
 from tests.support.hubs import TEST_HUB
@@ -148,32 +146,6 @@ async def test_malformed_messages_go_to_the_dlq_and_the_next_one_is_confirmed(
         assert sorted(reasons) == ["invalid_payload", "not_json", "unknown_type"]
         assert dlq.records[0].value == b"{not json"  # the original bytes, untouched
     assert booking.dead_lettered == 3
-
-
-async def test_clock_skew_is_rejected(
-    booking_settings: Settings,
-    topics: list[str],
-    database_url: str,
-    carrier: Carrier,
-    outcomes: TopicReader,
-) -> None:
-    """A command backdated by an hour against its record timestamp (the producer's clock)
-    is refused, with the check on (the other tests run in simulated time, check off)."""
-    skew_checked = booking_settings.model_copy(update={"max_clock_skew_seconds": 300})
-    service = BookingService(skew_checked, skew_checked.bootstrap_list(), database_url=database_url)
-    await service.start()
-    try:
-        slot = _local_grid(SLOT)
-        doc = carrier.request_data("skewed", hub_id=TEST_HUB, slot_start=slot)
-        from tests.support.carrier import envelope
-
-        backdated = datetime.now(UTC) - timedelta(hours=1)
-        body = envelope("microhub.booking.requested.v1", doc, time=backdated, subject=TEST_HUB)
-        await carrier.send_raw(json.dumps(body).encode(), key=TEST_HUB)
-        [rejected] = await outcomes.wait_count(1, suffix="rejected.v1")
-        assert rejected["data"]["reason"] == "clock_skew"
-    finally:
-        await service.stop()
 
 
 async def test_restart_mid_stream_loses_nothing_and_decides_nothing_twice(

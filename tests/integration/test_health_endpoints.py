@@ -40,7 +40,11 @@ async def test_ready_once_assigned_and_not_ready_without_its_database(
     settings: Settings, topics: list[str], tmp_path: Path
 ) -> None:
     settings = settings.model_copy(
-        update={"hubs_file": write_catalogue(tmp_path / "hubs.yaml"), "http_port": 0}
+        update={
+            "hubs_file": write_catalogue(tmp_path / "hubs.yaml"),
+            "http_port": 0,
+            "demo_mode": True,  # the API's keys: the public demo's
+        }
     )
     platform = await Platform(settings, services=["booking"]).start()
     try:
@@ -101,7 +105,10 @@ async def test_a_taken_port_stops_the_process_before_it_consumes(
         assert platform.services == {}  # never joined a consumer group
 
         env = clean_env(
-            kafka_bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path), http_port=str(port)
+            kafka_bootstrap_servers="127.0.0.1:9",
+            data_dir=str(tmp_path),
+            http_port=str(port),
+            demo_mode="true",  # keys, so that the port is what stops `serve api`
         )
         for args, message in (
             (["booking", "--health-port", str(port)], "MICROHUB_HEALTH_PORT or --health-port"),

@@ -10,7 +10,8 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from services.runtime.topics import load_topics, topics_file
+from services.runtime.settings import Settings
+from services.runtime.topic_admin import platform_topics
 from tests.support.kafka import KafkaUnderTest
 from tests.support.processes import MICROHUB, clean_env, embedded_kafka_process
 
@@ -58,7 +59,9 @@ async def test_apply_through_the_admin_api_creates_grows_reports_drift_and_dry_r
 ) -> None:
     prefix = real_kafka.new_prefix()
     env = clean_env(kafka_bootstrap_servers=real_kafka.bootstrap_string, kafka_topic_prefix=prefix)
-    names = [prefix + s.name for s in load_topics(topics_file(None))]
+    # the topics file's, and those of the sample carriers (MICROHUB_CARRIERS_FILE)
+    specs = platform_topics(Settings())
+    names = [prefix + s.name for s in specs]
 
     # a dry run on an empty cluster says what it would create, and creates nothing
     code, out = await run("topics", "apply", "--dry-run", env=env)
@@ -70,9 +73,7 @@ async def test_apply_through_the_admin_api_creates_grows_reports_drift_and_dry_r
     assert code == 0, out
     assert f"{len(names)} created, 0 grown, 0 drifted, 0 unchanged" in out
     created = await describe(real_kafka.bootstrap, names)
-    assert {n: p for n, (p, _) in created.items()} == {
-        prefix + s.name: s.partitions for s in load_topics(topics_file(None))
-    }
+    assert {n: p for n, (p, _) in created.items()} == {prefix + s.name: s.partitions for s in specs}
     assert created[prefix + "microhub.booking.commands.v1"][1] == "604800000"
 
     code, out = await run("topics", "apply", env=env)
@@ -108,7 +109,9 @@ async def test_on_the_mock_apply_is_idempotent_and_cannot_create_topics(tmp_path
 
         code, out = await run("topics", "apply", env=env)
         assert code == 0, out
-        assert "0 created, 0 grown, 0 drifted, 8 unchanged" in out
+        # the file's topics, and those of the sample carriers (MICROHUB_CARRIERS_FILE)
+        everything = len(platform_topics(Settings()))
+        assert f"0 created, 0 grown, 0 drifted, {everything} unchanged" in out
         # the mock keeps no configs: said once, not guessed and not an error
         assert out.count("the broker cannot describe configs") == 1
 

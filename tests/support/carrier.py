@@ -19,6 +19,11 @@ COMMANDS = "microhub.booking.commands.v1"
 EVENTS = "microhub.booking.events.v1"
 
 
+def own_topic(carrier_id: str, kind: str = "commands") -> str:
+    """A carrier's own topic (``commands`` or ``events``), without the prefix."""
+    return f"microhub.carriers.{carrier_id}.{kind}.v1"
+
+
 def consignment(
     *, parcels: int = 4, weight_kg: float = 30.0, volume_m3: float = 2.0, stops: int = 2
 ) -> dict[str, Any]:
@@ -62,12 +67,16 @@ class Carrier:
         prefix: str = "",
         carrier_id: str = "acme",
         security: Mapping[str, Any] | None = None,
+        topic: str = COMMANDS,
     ) -> None:
         """``security``: aiokafka's security keywords (``aiokafka_security_kwargs``), to
-        send as a SASL principal."""
+        send as a SASL principal; ``topic``: where its commands go (default: the internal
+        commands topic, as a platform principal would write it; ``own_topic(id)``: the
+        carrier's own, through the gateway)."""
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.carrier_id = carrier_id
+        self.topic = topic
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **(security or {})
         )
@@ -86,7 +95,7 @@ class Carrier:
         a real carrier's; tests in simulated time run the service with the skew check off)."""
         ts = int(record_time.timestamp() * 1000) if record_time is not None else None
         future = await self.producer.send(
-            self.prefix + COMMANDS, value, key=key.encode(), timestamp_ms=ts
+            self.prefix + self.topic, value, key=key.encode(), timestamp_ms=ts
         )
         return await future if wait else future
 

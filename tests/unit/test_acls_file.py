@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from contracts.topics import BOOKING_COMMANDS, FLEET_TELEMETRY, all_topic_names, dead_letter_topic
+from contracts.topics import (
+    BOOKING_COMMANDS,
+    CARRIER,
+    FLEET_TELEMETRY,
+    all_topic_names,
+    dead_letter_topic,
+)
 from services.app.registry import service_class, service_names, specs
 from services.runtime.acls import (
     OPERATIONS,
@@ -46,14 +52,19 @@ def granted(key: str, resource: str, operation: str) -> set[str]:
     }
 
 
+def acl_name(topic: str) -> str:
+    """A carrier topic (one per carrier) is granted by the carriers' namespace prefix."""
+    return "microhub.carriers.*" if CARRIER in topic else topic
+
+
 @pytest.mark.parametrize("name", service_names())
 def test_each_service_may_read_write_and_join_exactly_what_it_declares(name: str) -> None:
     spec = service_class(name).spec
     settings = Settings()  # production names: no prefix
-    consumed = {c.topic.name for c in spec.consumes}
+    consumed = {acl_name(c.topic.name) for c in spec.consumes}
     groups = set(spec.group_ids(settings).values())
-    published = {p.topic.name for p in spec.publishes}  # through its outbox
-    dead_letters = {dead_letter_topic(topic) for topic in consumed}
+    published = {acl_name(p.topic.name) for p in spec.publishes}  # through its outbox
+    dead_letters = {acl_name(dead_letter_topic(c.topic.name)) for c in spec.consumes}
     assert granted(name, "topic", "Read") == consumed
     assert granted(name, "group", "Read") == groups
     assert granted(name, "topic", "Write") == published | dead_letters
@@ -73,7 +84,7 @@ def test_the_api_only_sends_commands_and_vehicles_only_telemetry() -> None:
 def test_keda_describes_the_consumed_topics_and_the_groups_and_reads_nothing() -> None:
     consumers = [c for spec in specs() for c in spec.consumes]
     groups = {g for spec in specs() for g in spec.group_ids(Settings()).values()}
-    assert granted("keda", "topic", "Describe") == {c.topic.name for c in consumers}
+    assert granted("keda", "topic", "Describe") == {acl_name(c.topic.name) for c in consumers}
     assert granted("keda", "group", "Describe") == groups
     operations = {op for p in principal("keda").permissions for op in p.operations}
     assert operations == {"Describe"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime
 
 import jsonschema
@@ -21,7 +22,8 @@ from contracts.export import (
     message_schema,
     schema_files,
 )
-from contracts.topics import TOPICS, all_topic_names
+from contracts.topics import CARRIER_COMMANDS, CARRIER_TOPICS, TOPICS, all_topic_names
+from services.app.demo import simulation_groups
 from services.app.generated import generated_files
 from tests.support.carrier import consignment
 
@@ -85,7 +87,7 @@ def test_an_encoded_event_validates_against_its_exported_schema() -> None:
 
 
 def test_every_message_has_a_topic_from_the_table() -> None:
-    names = {t.name for t in TOPICS}
+    names = {t.name for t in (*TOPICS, *CARRIER_TOPICS)}
     assert {model.topic for model in REGISTRY.values()} <= names
     assert all(name.startswith("microhub.") for name in all_topic_names())
     assert "microhub.booking.commands.v1.dlq" in all_topic_names()
@@ -143,3 +145,27 @@ def test_unknown_fields_are_refused_so_typos_surface() -> None:
     )
     with pytest.raises(ContractError, match="reasn"):
         decode(raw)
+
+
+def test_a_carrier_topics_pattern_takes_every_carriers_topic_and_nothing_else() -> None:
+    """Kafka clients only ``re.match`` a subscription pattern: unanchored at the end, the
+    commands' pattern would take in their dead letters too."""
+    pattern = re.compile(CARRIER_COMMANDS.pattern("dev."))
+    assert pattern.match("dev.microhub.carriers.acme-1.commands.v1")
+    assert not pattern.match("dev.microhub.carriers.acme-1.commands.v1.dlq")
+    assert not pattern.match("microhub.carriers.acme-1.commands.v1")
+    assert CARRIER_COMMANDS.carrier_of("dev.microhub.carriers.acme-1.commands.v1", "dev.") == (
+        "acme-1"
+    )
+    assert (
+        CARRIER_COMMANDS.carrier_of("dev.microhub.carriers.acme-1.commands.v1.dlq", "dev.") is None
+    )
+
+
+def test_the_simulation_waits_for_the_gateways_ingress_not_for_the_carriers_events() -> None:
+    """The gateway's ingress forwards the carriers' commands to booking (the next step
+    depends on it); its egress writes topics only carriers read, a projection."""
+    driving, projections = simulation_groups()
+    assert driving["gateway-ingress"] == "microhub.carriers.{carrier}.commands.v1"
+    assert "gateway-bookings" in projections and "gateway-dispatch" in projections
+    assert driving["booking"] == "microhub.booking.commands.v1"

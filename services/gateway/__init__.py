@@ -1,0 +1,1 @@
+"""The gateway: carriers' own topics (ingress, egress), the carrier registry, webhooks."""
