@@ -184,7 +184,10 @@ class Platform:
     def health(self) -> dict[str, Any]:
         report = {name: s.health() for name, s in self.services.items()}
         ok = all(s.started for s in self.services.values())
-        return {"status": "ok" if ok else "starting", "services": report}
+        health: dict[str, Any] = {"status": "ok" if ok else "starting", "services": report}
+        if self.settings.demo_mode:
+            health["demo_mode"] = "the API accepts the public demo keys"
+        return health
 
     async def readiness(self) -> dict[str, Any]:
         checks = await asyncio.gather(*(s.readiness() for s in self.services.values()))

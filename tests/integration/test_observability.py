@@ -42,7 +42,8 @@ def spans() -> InMemorySpanExporter:
 
 @pytest.fixture
 async def platform(settings: Settings, topics: list[str], kafka_cluster) -> AsyncIterator[Platform]:
-    s = settings.model_copy(update={"http_port": 0})
+    # the public demo keys (CARRIER, ADMIN above)
+    s = settings.model_copy(update={"http_port": 0, "demo_mode": True})
     cluster = KafkaCluster(s, bootstrap=kafka_cluster.bootstrap, embedded=kafka_cluster.embedded)
     p = await Platform(s, cluster=cluster).start()
     try:

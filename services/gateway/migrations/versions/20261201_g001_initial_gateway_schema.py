@@ -28,12 +28,14 @@ def upgrade() -> None:
     )
     op.create_table('inbox',
     sa.Column('consumer', sa.String(length=100), nullable=False),
+    sa.Column('source', sa.String(length=500), nullable=False),
     sa.Column('event_id', sa.String(length=200), nullable=False),
     sa.Column('topic', sa.String(length=200), nullable=False),
     sa.Column('partition', sa.Integer(), nullable=False),
     sa.Column('offset', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('processed_at', services.runtime.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'event_id', name=op.f('pk_inbox'))
+    sa.Column('answer', sa.JSON(), nullable=True),
+    sa.PrimaryKeyConstraint('consumer', 'source', 'event_id', name=op.f('pk_inbox'))
     )
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
