@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
-from services.booking import store
+from services.booking import privacy, store
 from services.booking.answers import BookingAnswers
 from services.booking.catalogue import load_catalogue
 from services.booking.handlers import BookingHandlers
@@ -72,6 +74,11 @@ class BookingService(Service):
         return [
             lambda principal: api.router(units=self.units, publish=publish, principal=principal)
         ]
+
+    async def purge_tables(
+        self, session: AsyncSession, before: datetime, now: datetime
+    ) -> dict[str, int]:
+        return await privacy.purge(session, before, now)
 
     async def load_hubs(self, path: Path | None) -> int:
         hubs = load_catalogue(path)

@@ -59,6 +59,12 @@ bookings = Table(
     Column("check_in", JSON, nullable=True, comment="payload of ConsignmentCheckedIn"),
     Column("decided_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column(
+        "purged_at",
+        UTCDateTime(),
+        nullable=True,
+        comment="when its delivery addresses were anonymised (docs/privacy.md)",
+    ),
     UniqueConstraint("carrier_id", "carrier_reference", name="uq_bookings_carrier_reference"),
 )
 # a hub's due no-shows (confirmed, slot ended before …) without reading its whole history
@@ -80,8 +86,23 @@ slot_usage = Table(
     CheckConstraint("volume_used_l >= 0", name="volume_not_negative"),
 )
 
+# the purge's next rows (privacy.py): slots ended and not yet anonymised
+Index(
+    "ix_bookings_unpurged",
+    bookings.c.slot_end,
+    postgresql_where=bookings.c.purged_at.is_(None),
+    sqlite_where=bookings.c.purged_at.is_(None),
+)
+
 outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)
+# the answers the purge has yet to forget (services/runtime/privacy.py)
+Index(
+    "ix_inbox_answered",
+    inbox.c.processed_at,
+    postgresql_where=inbox.c.answer.is_not(None),
+    sqlite_where=inbox.c.answer.is_not(None),
+)
 
 # The statements of the command consumer's hot path are built once and take their values
 # as bind parameters (``b_…``, apart from column names): building a statement costs more
@@ -184,6 +205,7 @@ class StoredBooking:
     check_in: dict[str, Any] | None
     decided_at: datetime
     updated_at: datetime
+    purged_at: datetime | None = None
 
     @property
     def state(self) -> BookingState:

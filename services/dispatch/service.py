@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from contracts.booking import (
     BookingCancelled,
     BookingConfirmed,
@@ -16,7 +18,7 @@ from contracts.booking import (
 )
 from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
-from services.dispatch import store
+from services.dispatch import privacy, store
 from services.dispatch.changes import PRUNE_EVERY_SECONDS, ChangeLog
 from services.dispatch.domain import WavePolicy
 from services.dispatch.fleet import FleetFile, load_fleet
@@ -121,6 +123,11 @@ class DispatchService(Service):
         await self.changes.stop()
         await super().stop()
         self.solver.shutdown()
+
+    async def purge_tables(
+        self, session: AsyncSession, before: datetime, now: datetime
+    ) -> dict[str, int]:
+        return await privacy.purge(session, before, now)
 
     async def load_fleet(self) -> int:
         count = 0

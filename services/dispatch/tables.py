@@ -27,6 +27,7 @@ from services.runtime.db import UTCDateTime, new_metadata
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
+PURGED = "when its delivery address was anonymised (docs/privacy.md)"
 
 # What dispatch knows of a hub: from the hub summary in BookingConfirmed, plus its own
 # event-time clock and wave counter.
@@ -63,6 +64,7 @@ stops = Table(
     Column("expected_at", UTCDateTime(), nullable=True, comment="slot start"),
     Column("queued_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("purged_at", UTCDateTime(), nullable=True, comment=PURGED),
     PrimaryKeyConstraint("booking_id", "stop_id"),
     # after every event dispatch counts the hub's waiting stops; a route's stops are
     # read as it starts and ends: without these, each is a scan of the hub's history
@@ -96,7 +98,21 @@ routes = Table(
     Column("completed_at", UTCDateTime(), nullable=True),
     Column("actual_km", Float, nullable=True),
     Column("energy_kwh", Float, nullable=True),
+    Column("purged_at", UTCDateTime(), nullable=True, comment=PURGED),
     Index("ix_routes_vehicle_status", "vehicle_id", "status"),  # a vehicle's active route
+)
+# the purge's next rows (privacy.py): done and not yet anonymised
+Index(
+    "ix_stops_unpurged",
+    stops.c.updated_at,
+    postgresql_where=stops.c.purged_at.is_(None),
+    sqlite_where=stops.c.purged_at.is_(None),
+)
+Index(
+    "ix_routes_unpurged",
+    routes.c.completed_at,
+    postgresql_where=routes.c.purged_at.is_(None),
+    sqlite_where=routes.c.purged_at.is_(None),
 )
 
 # The live queue's change log (services/dispatch/changes.py): a row per hub and
@@ -161,6 +177,7 @@ class StopRow:
     expected_at: datetime | None
     queued_at: datetime | None
     updated_at: datetime
+    purged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -176,3 +193,4 @@ class RouteRow:
     completed_at: datetime | None
     actual_km: float | None
     energy_kwh: float | None
+    purged_at: datetime | None = None

@@ -13,9 +13,11 @@ carrier's own topics.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
 from contracts.topics import (
@@ -25,7 +27,7 @@ from contracts.topics import (
     CARRIER_EVENTS,
     DISPATCH_EVENTS,
 )
-from services.gateway import store
+from services.gateway import privacy, store
 from services.gateway.handlers import GatewayHandlers, Subscriptions
 from services.gateway.registry import Registry, upsert_carriers
 from services.gateway.webhooks import WebhookSender
@@ -130,6 +132,11 @@ class GatewayService(Service):
             allow_private=settings.webhook_allow_private_targets,
         )
         self.sender.start()
+
+    async def purge_tables(
+        self, session: AsyncSession, before: datetime, now: datetime
+    ) -> dict[str, int]:
+        return await privacy.purge(session, before, now)
 
     async def load_carriers(self, path: Path | None = None) -> int:
         carriers = load_carriers(path or carriers_file(self.settings))

@@ -9,14 +9,16 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import CloudEvent
-from services.runtime import migrations
+from services.runtime import migrations, privacy
 from services.runtime.consumer import Delivery, EventConsumer
-from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.db import make_engine, make_sessionmaker, writing
 from services.runtime.kafka import make_broker
 from services.runtime.outbox import OutboxRelay
 from services.runtime.outbox_tail import published_outbox_ids
@@ -107,6 +109,41 @@ class Service:
     def http_routers(self) -> list[Any]:
         """Factories ``principal_dependency -> APIRouter`` for the HTTP app."""
         return []
+
+    async def purge_tables(
+        self, session: AsyncSession, before: datetime, now: datetime
+    ) -> privacy.Counts:
+        """Anonymise the service's own rows whose relevant time is before ``before`` (the
+        retention's cutoff), in the purge's transaction; returns rows changed per table
+        and column (docs/privacy.md). The outbox and the inbox's answers are done here."""
+        return {}
+
+    # --- personal data ----------------------------------------------------------------
+
+    async def purge_personal_data(
+        self, now: datetime | None = None, *, dry_run: bool = False
+    ) -> privacy.Counts:
+        """One purge (services/runtime/privacy.py), in one transaction: the service's
+        tables, the outbox rows sent and the commands' answers kept before the cutoff.
+        ``dry_run``: the same, rolled back; the counts say what it would change."""
+        now = now or datetime.now(UTC)
+        before = privacy.cutoff(now, self.settings.personal_data_retention_days)
+        async with writing(self.engine), self.sessions() as session:
+            counts = dict(await self.purge_tables(session, before, now))
+            if self.outbox is not None:
+                counts["outbox (sent rows deleted)"] = await privacy.purge_outbox(
+                    session, self.outbox, before
+                )
+            if any(c.answers is not None for c in self.spec.consumes):
+                counts["inbox.answer"] = await privacy.purge_answers(session, self.inbox, before)
+            if dry_run:
+                await session.rollback()
+            else:
+                await session.commit()
+        changed = sum(counts.values())
+        if changed and not dry_run:
+            log.info("%s: personal data purged (before %s): %s", self.name, before, counts)
+        return counts
 
     def health(self) -> dict[str, Any]:
         return {
@@ -268,6 +305,12 @@ class Service:
         if self.consuming:
             await self.migrate()
             await self.on_start()
+            if self.settings.retention_interval_seconds > 0:
+                self.every(
+                    self.settings.retention_interval_seconds,
+                    self.purge_personal_data,
+                    "personal-data-purge",
+                )
         await self.broker.start()
         if self.relay is not None:
             self.producer = RelayProducer(self.bootstrap, self.settings, client_id=self.name)
