@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from services.app.purge_cli import purge
 from services.dispatch.cli import queue
 from services.gateway.cli import carriers_app
 from services.reporting import cli as reporting_cli
@@ -312,6 +313,7 @@ def simulate(
 
 
 app.command("queue", help="Follow a hub's dispatch queue live in the terminal.")(queue)
+app.command("purge", help="Anonymise personal data older than the retention, now.")(purge)
 app.command("report", help="Write a city's monthly emissions report.")(reporting_cli.report)
 app.add_typer(reporting_cli.app, name="reporting")
 

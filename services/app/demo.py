@@ -51,6 +51,8 @@ DEMO_OVERRIDES = {
     "max_clock_skew_seconds": 0,
     "sweep_interval_seconds": 0,
     "dispatch_wave_nudge_seconds": 0,
+    # the purge counts the retention on the wall clock: not a simulated month's
+    "retention_interval_seconds": 0,
     "dispatch_solver_time_limit_seconds": 0,
     "dispatch_wave_interval_minutes": 60,
 }

@@ -8,6 +8,11 @@ booking is confirmed. Confirmations, cancellations and no-shows clear a consignm
 whose parameters differ from the stored digest, before the report aggregates. The result
 is a pure function of the inputs and parameters, so two reports that refresh at once
 write the same values, and a rebuilt projection gets the same numbers.
+
+Once a closed month's stops are purged (privacy.py), its tours are kept as they were
+computed: a carrier-day computed again (new parameters, a late cancellation) keeps them,
+zeroes a consignment no longer confirmed, and sweeps only consignments that still have
+their stops.
 """
 
 from __future__ import annotations
@@ -77,6 +82,14 @@ def trunk_trips(
         "trunk_city_gc_m": round(metres * inside),
         "trunk_city_trips": trips if inside > 0 else 0,
     }
+
+
+def _kept(row: Any, stops: dict[str, list[Any]]) -> TourShare | None:
+    """The tours a confirmed consignment got before its stops were purged (privacy.py):
+    they cannot be swept again, so they stay as computed (docs/privacy.md)."""
+    if row.status != "confirmed" or stops[row.booking_id] or row.tours_gc_m is None:
+        return None
+    return TourShare(row.tours_gc_m, row.tours_city_gc_m, row.tours_x1000, row.tours_city_x1000)
 
 
 async def stale_carrier_days(
@@ -159,7 +172,7 @@ async def refresh(session: AsyncSession, factors: FactorSet, city_id: str, up_to
         volume = factors.value(factors.trunk_key(carrier, "load_volume_m3"))
         updates = []
         for r in rows:
-            share = shares.get(r.booking_id, TourShare())
+            share = shares.get(r.booking_id) or _kept(r, stops) or TourShare()
             if r.status == "confirmed" and r.hub_id in hubs:
                 trunk = trunk_trips(
                     depot=Point(r.depot_lat, r.depot_lon),

@@ -14,11 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
-from services.reporting import hub_energy, publication, store
+from services.reporting import hub_energy, privacy, publication, store
 from services.reporting.factors import FactorCatalogue
 from services.reporting.handlers import ReportingHandlers
 from services.reporting.model import EmissionsReport
@@ -79,6 +80,11 @@ class ReportingService(Service):
         from services.reporting import api
 
         return [lambda principal: api.router(self, principal)]
+
+    async def purge_tables(
+        self, session: AsyncSession, before: datetime, now: datetime
+    ) -> dict[str, int]:
+        return await privacy.purge(session, self.catalogue, before, now)
 
     async def report(
         self,
