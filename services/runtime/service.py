@@ -120,6 +120,16 @@ class Service:
 
     # --- personal data ----------------------------------------------------------------
 
+    def schedule_purge(self) -> None:
+        """The purge on the wall clock, every ``retention_interval_seconds`` (0: never),
+        in every consuming process (each run is one idempotent transaction)."""
+        if self.settings.retention_interval_seconds > 0:
+            self.every(
+                self.settings.retention_interval_seconds,
+                self.purge_personal_data,
+                "personal-data-purge",
+            )
+
     async def purge_personal_data(
         self, now: datetime | None = None, *, dry_run: bool = False
     ) -> privacy.Counts:
@@ -305,12 +315,7 @@ class Service:
         if self.consuming:
             await self.migrate()
             await self.on_start()
-            if self.settings.retention_interval_seconds > 0:
-                self.every(
-                    self.settings.retention_interval_seconds,
-                    self.purge_personal_data,
-                    "personal-data-purge",
-                )
+            self.schedule_purge()
         await self.broker.start()
         if self.relay is not None:
             self.producer = RelayProducer(self.bootstrap, self.settings, client_id=self.name)

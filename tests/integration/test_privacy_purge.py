@@ -6,6 +6,7 @@ for stops still open, nothing changes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -57,10 +58,10 @@ def consignment() -> dict[str, Any]:
 
 
 def base_settings(tmp_path: Path, **values: Any) -> Settings:
+    values = {"personal_data_retention_days": 30, **values}
     return Settings(
         kafka_bootstrap_servers="127.0.0.1:9",  # never contacted: no broker is started
         data_dir=tmp_path,
-        personal_data_retention_days=30,
         **values,
     )
 
@@ -324,3 +325,47 @@ async def test_the_gateway_forgets_webhook_events_after_the_retention(
         ]
     finally:
         await gateway.engine.dispose()
+
+
+async def test_the_purge_runs_on_the_services_timer(tmp_path: Path) -> None:
+    settings = base_settings(
+        tmp_path, personal_data_retention_days=1, retention_interval_seconds=0.05
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}"
+    service = BookingService(settings, settings.bootstrap_list(), database_url=url)
+    await service.migrate()
+    old = datetime.now(UTC) - timedelta(days=2)
+    async with service.sessions() as session, session.begin():
+        await session.execute(
+            booking_store.outbox.insert(),
+            [
+                {
+                    "topic": "t",
+                    "key": "k",
+                    "event_id": "e1",
+                    "event_type": "x",
+                    "payload": b"{}",
+                    "created_at": old,
+                    "sent_at": old,
+                    "attempts": 1,
+                }
+            ],
+        )
+    service.schedule_purge()
+    try:
+        assert [t.get_name() for t in service._tasks] == ["booking-personal-data-purge"]
+        for _ in range(100):
+            if await outbox_count(service) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await outbox_count(service) == 0
+    finally:
+        for task in service._tasks:
+            task.cancel()
+        await asyncio.gather(*service._tasks, return_exceptions=True)
+        await service.engine.dispose()
+    off = base_settings(tmp_path, retention_interval_seconds=0)
+    idle = BookingService(off, off.bootstrap_list(), database_url=url)
+    idle.schedule_purge()
+    assert idle._tasks == []
+    await idle.engine.dispose()
