@@ -182,12 +182,16 @@ class Settings(BaseSettings):
     personal_data_retention_days: int = Field(
         default=30,
         ge=1,
-        description="Days after a booking's slot (dispatch: after its stop is done) when "
-        "delivery addresses are purged from booking's and dispatch's databases "
-        "(docs/privacy.md).",
+        description="Days after a booking's slot end (dispatch: after its stop is done or "
+        "its route completed; outbox rows: after they were sent) when delivery coordinates "
+        "are rounded to ~1 km and free text dropped in every service's database; reporting "
+        "then keeps only what closed months' reports need (docs/privacy.md).",
     )
     retention_interval_seconds: float = Field(
-        default=3600, ge=0, description="How often the purge runs (wall clock); 0: never."
+        default=3600,
+        ge=0,
+        description="How often each service runs the purge (wall clock); 0: never. "
+        "`microhub purge` runs it now.",
     )
 
     session_secret: str | None = Field(
