@@ -64,6 +64,20 @@ class BookingCancellationRequested(_CarrierCommand):
     reason: str | None = Field(default=None, max_length=500)
 
 
+@message("microhub.booking.reschedule_requested.v1", BOOKING_COMMANDS.name)
+class BookingRescheduleRequested(_CarrierCommand):
+    """Move the confirmed booking ``carrier_reference`` names to the slot starting at
+    ``slot_start`` at the same hub, atomically: the booking service answers
+    ``microhub.booking.rescheduled.v1`` (confirmed in the new slot, released from the old)
+    or refuses it (``microhub.booking.reschedule_rejected.v1`` with the reason and the next
+    free slots, or ``microhub.booking.command_rejected.v1`` for a booking that cannot be
+    moved) and the booking keeps its slot. A move to the slot the booking already has is
+    answered ``rescheduled`` and changes nothing; so is the very same command sent again."""
+
+    slot_start: AwareDatetime
+    reason: str | None = Field(default=None, max_length=500)
+
+
 @message("microhub.booking.check_in.v1", BOOKING_COMMANDS.name)
 class CheckInReported(_CarrierCommand):
     """The ``ConsignmentCheckedIn`` command: the carrier's truck arrived at the hub with
