@@ -19,6 +19,9 @@ from contracts.booking import (
     BookingConfirmed,
     BookingRejected,
     BookingRequested,
+    BookingRescheduled,
+    BookingRescheduleRejected,
+    BookingRescheduleRequested,
     CommandRejectionReasonV2,
     ConsignmentCheckedIn,
     RejectionReason,
@@ -35,6 +38,8 @@ ANSWER_TYPES = frozenset(
         BookingConfirmed,
         BookingRejected,
         BookingCancelled,
+        BookingRescheduled,
+        BookingRescheduleRejected,
         ConsignmentCheckedIn,
         BookingCommandRejected,
         BookingCommandRejectedV2,
@@ -42,9 +47,7 @@ ANSWER_TYPES = frozenset(
 )
 
 
-def rejected_v2(
-    command: Any, reason: CommandRejectionReasonV2, message: str
-) -> BookingCommandRejectedV2:
+def rejected_v2(command: Any, reason: str, message: str) -> BookingCommandRejectedV2:
     return BookingCommandRejectedV2(
         command_type=command.event_type,
         carrier_id=command.carrier_id,
@@ -104,6 +107,17 @@ def refusal(
     return None
 
 
+def reschedule_refusal(
+    command: BookingRescheduleRequested, now: datetime
+) -> BookingCommandRejectedV2 | None:
+    """A reschedule whose new slot is further from ``now`` than any hub's horizon reaches
+    (or a day and more past), refused before it is decided: the booking is not looked at
+    and keeps its slot. ``command_rejected.v2`` (its reason is open): the reason is a
+    request's (``slot_beyond_horizon``, ``slot_in_the_past``)."""
+    far = domain.check_slot_distance(command, now=now)
+    return rejected_v2(command, far.reason.value, far.message) if far is not None else None
+
+
 class BookingAnswers(Answering):
     types = ANSWER_TYPES
 
@@ -115,13 +129,17 @@ class BookingAnswers(Answering):
             refused = refusal(data, command.time.astimezone(UTC))
             if refused is not None:
                 return Answer(refused, key=data.hub_id)
+        if isinstance(data, BookingRescheduleRequested):
+            moved = reschedule_refusal(data, command.time.astimezone(UTC))
+            if moved is not None:
+                return Answer(moved, key=data.hub_id)
         return None
 
     def failed(self, command: CloudEvent[Any], error: BaseException) -> Answer | None:
         data = command.data
         message = (
             f"the booking service failed on this command ({type(error).__name__}) and decided "
-            "nothing: nothing was booked, cancelled or checked in. Send it again under a new "
+            "nothing: nothing was booked, moved, cancelled or checked in. Send it again under a new "
             "id; if that fails too, give the hub operator this command's source and id."
         )
         return Answer(
