@@ -13,6 +13,7 @@ from contracts.booking import (
     BookingCancelled,
     BookingConfirmed,
     BookingNoShow,
+    BookingRescheduled,
     ConsignmentCheckedIn,
 )
 from contracts.fleet import VehicleStatus, VehicleStatusChanged
@@ -70,6 +71,30 @@ class DispatchHandlers:
                 booking_id=event.booking_id,
                 stops=removed,
                 why="cancelled" if isinstance(event, BookingCancelled) else "no_show",
+            )
+        await self._then_plan(uow, event.hub_id, now)
+
+    async def on_rescheduled(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        """A booking moved to another slot: its stops not at the hub yet are expected at
+        the new slot (an earlier move published again changes nothing)."""
+        event: BookingRescheduled = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        await store.lock_hub(uow.session, event.hub_id)
+        moved = await store.reschedule_expected_stops(
+            uow.session,
+            event.booking_id,
+            expected_at=event.slot_start,
+            moves=event.moves,
+            now=now,
+        )
+        if moved:
+            self.changes.record(
+                uow.session,
+                event.hub_id,
+                "stops_rescheduled",
+                booking_id=event.booking_id,
+                stops=moved,
+                expected_at=event.slot_start.astimezone(UTC).isoformat(),
             )
         await self._then_plan(uow, event.hub_id, now)
 

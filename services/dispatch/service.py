@@ -12,6 +12,7 @@ from contracts.booking import (
     BookingCancelled,
     BookingConfirmed,
     BookingNoShow,
+    BookingRescheduled,
     ConsignmentCheckedIn,
 )
 from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
@@ -45,10 +46,12 @@ SPEC = ServiceSpec(
                 ConsignmentCheckedIn: DispatchHandlers.on_checked_in,
                 BookingCancelled: DispatchHandlers.on_cancelled_or_no_show,
                 BookingNoShow: DispatchHandlers.on_cancelled_or_no_show,
+                BookingRescheduled: DispatchHandlers.on_rescheduled,
             },
             # rejections: nothing to dispatch, but they move the hub's event time
             otherwise=DispatchHandlers.on_other_booking_event,
-            description="Confirmed bookings become expected load, check-ins dispatchable stops.",
+            description="Confirmed bookings become expected load (moved with a reschedule), "
+            "check-ins dispatchable stops.",
         ),
         Consumes(
             FLEET_TELEMETRY,

@@ -5,7 +5,7 @@ here, so that ``store`` stays the one name a handler needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -199,6 +199,29 @@ async def set_stop(
         _SET_STOP,
         {"b_booking_id": booking_id, "b_stop_id": stop_id, "updated_at": now, **values},
     )
+
+
+async def reschedule_expected_stops(
+    session: AsyncSession, booking_id: str, *, expected_at: datetime, moves: int, now: datetime
+) -> int:
+    """A booking moved to another slot: its stops not yet at the hub are expected then.
+    Only a move newer than the last applied (``moves``): booking may publish an earlier
+    move's answer again, and it must not move them back."""
+    result = await session.execute(
+        update(stops)
+        .where(
+            stops.c.booking_id == booking_id,
+            stops.c.status == StopStatus.EXPECTED.value,
+            stops.c.booking_moves < moves,
+        )
+        .values(
+            expected_at=expected_at,
+            booking_moves=moves,
+            reason=f"expected with the slot at {expected_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            updated_at=now,
+        )
+    )
+    return rowcount(result)
 
 
 async def remove_open_stops(session: AsyncSession, booking_id: str) -> int:

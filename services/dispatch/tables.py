@@ -61,6 +61,13 @@ stops = Table(
     Column("reason", Text, nullable=True, comment="why it waits (or was returned)"),
     Column("route_id", String(100), nullable=True),
     Column("expected_at", UTCDateTime(), nullable=True, comment="slot start"),
+    Column(
+        "booking_moves",
+        Integer,
+        nullable=False,
+        default=0,
+        comment="BookingRescheduled.moves last applied (a resent older move changes nothing)",
+    ),
     Column("queued_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("booking_id", "stop_id"),
@@ -161,6 +168,7 @@ class StopRow:
     expected_at: datetime | None
     queued_at: datetime | None
     updated_at: datetime
+    booking_moves: int = 0
 
 
 @dataclass(frozen=True)

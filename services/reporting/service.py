@@ -15,7 +15,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
+from contracts.booking.events import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingNoShow,
+    BookingRescheduled,
+)
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
 from services.reporting import hub_energy, publication, store
@@ -47,8 +52,10 @@ SPEC = ServiceSpec(
                 BookingConfirmed: ReportingHandlers.on_booking_event,
                 BookingCancelled: ReportingHandlers.on_booking_event,
                 BookingNoShow: ReportingHandlers.on_booking_event,
+                BookingRescheduled: ReportingHandlers.on_booking_event,
             },
-            description="Confirmed consignments (baseline), cancellations and no-shows.",
+            description="Confirmed consignments (baseline), their moves to another slot "
+            "(and day), cancellations and no-shows.",
         ),
         Consumes(
             DISPATCH_EVENTS,
