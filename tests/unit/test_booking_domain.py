@@ -245,9 +245,10 @@ def test_the_new_slot_passes_the_rules_of_a_request() -> None:
     volume = domain.check_slot(roomy, local(2, 9), 2.0, now=NOW, usage=SlotUsage(1, 9000))
     assert volume is not None and volume.reason is RejectionReason.VOLUME_FULL
     for slot, *_ in cases[:3]:  # a request with the same slot is refused for the same reason
-        assert check(slot, h=h).reason is domain.check_slot(  # type: ignore[union-attr]
-            h, slot, 2.0, now=NOW, usage=SlotUsage()
-        ).reason  # type: ignore[union-attr]
+        as_request = check(slot, h=h)
+        as_move = domain.check_slot(h, slot, 2.0, now=NOW, usage=SlotUsage())
+        assert as_request is not None and as_move is not None
+        assert as_request.reason is as_move.reason
 
 
 def test_a_move_after_the_cutoff_before_the_slot_it_leaves_is_late() -> None:
