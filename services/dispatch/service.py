@@ -82,7 +82,11 @@ class DispatchService(Service):
         self.queues = HubQueues(
             sessions=self.sessions, unit_of_work=self.unit_of_work, changes=self.changes
         )
-        self.solver = SolverProcess(in_subprocess=self.settings.dispatch_solver_in_subprocess)
+        self.solver = SolverProcess(
+            in_subprocess=self.settings.dispatch_solver_in_subprocess,
+            iterations=self.settings.dispatch_solver_iterations,
+            seed=self.settings.dispatch_solver_seed,
+        )
 
     def make_handlers(self) -> DispatchHandlers:
         self.fleet: FleetFile = load_fleet(self.settings.fleet_file)

@@ -19,7 +19,7 @@ from services.dispatch.domain import StopStatus
 from services.dispatch.service import DispatchService
 from services.dispatch.solver import (
     SOLVER_GREEDY,
-    SOLVER_ORTOOLS,
+    SOLVER_PYVRP,
     Point,
     StopDemand,
     VehicleSpec,
@@ -157,7 +157,7 @@ async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
     )
     try:
         healthy = await service.solver.plan(instance, 0.5)
-        assert healthy.solver == SOLVER_ORTOOLS and not healthy.notes
+        assert healthy.solver == SOLVER_PYVRP and not healthy.notes
         with pytest.raises(BrokenProcessPool):  # the worker dies
             await asyncio.wrap_future(service.solver._solver_pool().submit(os._exit, 1))
         fallback = await service.solver.plan(instance, 0.5)
@@ -165,7 +165,7 @@ async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
         assert "solver process failed" in fallback.notes[0]
         assert [r.stop_keys for r in fallback.routes] == [("a",)]
         again = await service.solver.plan(instance, 0.5)  # a fresh worker for the next wave
-        assert again.solver == SOLVER_ORTOOLS
+        assert again.solver == SOLVER_PYVRP
     finally:
         await service.stop()
 

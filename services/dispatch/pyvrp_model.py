@@ -1,0 +1,117 @@
+"""The wave as a PyVRP problem (pure: no I/O, no clock): PyVRP (MIT; Wouda, Lan & Kool,
+*PyVRP: a high-performance VRP solver package*, INFORMS J. Computing 2024) solves it
+with iterated local search, stopped after a number of **iterations**, not seconds, and
+seeded: the same wave gives the same routes on any machine, however busy (a replay plans
+what the live run planned). Why PyVRP and not OR-Tools: docs/solver-choice.md.
+
+Everything is in the integer model of cvrp.py: metres, seconds from the wave's time,
+100 g, litres, rounded against the vehicle. Stops are optional with a prize of 1 000 km,
+so the solver serves as many as the limits allow and leaves the rest for a later wave.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, cast
+
+import numpy as np
+
+from services.dispatch.cvrp import NO_LATER_THAN_S, _Model
+
+# Dropping a stop costs more than any route could ever save by skipping it (1 000 km).
+DROP_PENALTY_M = 1_000_000
+
+
+def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[int]]] | None:
+    """Each vehicle's trips (node indices of ``model``), or None when the best solution
+    found breaks a limit (the caller falls back to the greedy)."""
+    from pyvrp import Client, Depot, Location, ProblemData, VehicleType, solve
+    from pyvrp.stop import MaxIterations
+
+    n = len(model.points)
+    dist = np.asarray(model.dist_m, dtype=np.int64)
+    horizon = max(model.shift_s) + 1
+    profiles: dict[float, int] = {}
+    durations: list[Any] = []  # int64 matrices (PyVRP's stubs want ndarray[int])
+    for speed in model.speed_mps:
+        if speed not in profiles:
+            profiles[speed] = len(durations)
+            durations.append(np.ceil(dist / speed).astype(np.int64))
+    zero = [0, 0, 0]
+
+    def clients(required: bool) -> list[Client]:
+        return [
+            Client(
+                location=i,
+                delivery=zero if model.pickup[i] else list(model.demand(i)),
+                pickup=list(model.demand(i)) if model.pickup[i] else zero,
+                service_duration=model.service_s[i],
+                tw_early=model.tw_early_s[i],
+                tw_late=min(model.tw_late_s[i], NO_LATER_THAN_S, horizon),
+                required=required,
+                prize=0 if required else DROP_PENALTY_M,
+            )
+            for i in range(1, n)
+        ]
+
+    # Identical vehicles are one type with several available: fewer symmetric moves.
+    types: dict[tuple[tuple[int, int, int], int, int, int, int], list[int]] = defaultdict(list)
+    for v in range(len(model.vehicles)):
+        shape = (
+            model.capacity(v),
+            model.range_m[v],
+            model.shift_s[v],
+            profiles[model.speed_mps[v]],
+            model.max_trips[v],
+        )
+        types[shape].append(v)
+    vehicle_types = [
+        VehicleType(
+            num_available=len(members),
+            capacity=list(capacity),
+            tw_early=0,
+            tw_late=shift,
+            start_late=0,  # a wave's vehicles leave now (after loading)
+            max_distance=range_m,
+            profile=profile,
+            reload_depots=[0] if trips > 1 else [],
+            max_reloads=trips - 1,
+            name=",".join(str(v) for v in members),
+        )
+        for (capacity, range_m, shift, profile, trips), members in types.items()
+    ]
+    data = ProblemData(
+        locations=[Location(p.lon, p.lat) for p in model.points],
+        clients=clients(False),
+        depots=[Depot(location=0, tw_early=0, tw_late=horizon, service_duration=model.load_s)],
+        vehicle_types=vehicle_types,
+        distance_matrices=[cast(Any, dist)] * len(durations),
+        duration_matrices=durations,
+    )
+    best = solve(data, MaxIterations(iterations), seed=seed, collect_stats=False).best
+    if not best.is_feasible():
+        return None
+    if best.num_clients() < n - 1 and max(model.max_trips) > 1:
+        # PyVRP inserts a left-over optional stop only between stops, never behind a
+        # reload at the hub: when stops are left and a vehicle may reload, try once more
+        # with every stop required (the stops no vehicle could serve alone are not here)
+        full = solve(
+            data.replace(clients=clients(True)),
+            MaxIterations(iterations),
+            seed=seed,
+            collect_stats=False,
+        ).best
+        if full.is_feasible():
+            best = full
+    routes: list[list[list[int]]] = [[] for _ in model.vehicles]
+    free = {t: list(members) for t, members in enumerate(types.values())}
+    for route in best.routes():
+        v = free[route.vehicle_type()].pop(0)
+        trips: list[list[int]] = []
+        for activity in route.schedule():
+            if activity.is_client():
+                while len(trips) <= activity.trip:
+                    trips.append([])
+                trips[activity.trip].append(activity.idx + 1)  # clients follow the depot
+        routes[v] = [t for t in trips if t]
+    return routes
