@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from contracts.booking import Consignment
 from contracts.fleet import VehicleStatus
 from services.dispatch.fleet import VehicleConfig, shift_minutes_left
 from services.dispatch.solver import Point, StopDemand, VehicleSpec, WaveInstance
+from services.dispatch.wave_policy import WavePolicy as WavePolicy
+from services.dispatch.wave_policy import last_departure as last_departure
+from services.dispatch.wave_policy import wave_due as wave_due
 
 MAX_ATTEMPTS = 3
 
@@ -81,39 +84,6 @@ def split_consignment(consignment: Consignment) -> list[StopLoad]:
     return loads
 
 
-@dataclass(frozen=True)
-class WavePolicy:
-    min_stops: int  # plan as soon as this many stops wait
-    interval: timedelta  # ... or when this long has passed since the last wave
-
-
-def wave_due(
-    *,
-    now: datetime,
-    waiting: int,
-    fresh: int,
-    oldest_waiting_since: datetime | None,
-    last_wave_at: datetime | None,
-    policy: WavePolicy,
-) -> str | None:
-    """Why a wave is due at event time ``now`` (None when it is not).
-
-    ``fresh`` counts the stops queued since the last wave: only they count towards the
-    threshold, so stops left over from a wave (nothing could take them) wait for the
-    interval instead of making every event replan. Without an earlier wave the interval
-    counts from when the oldest waiting stop was queued, so no stop waits longer than one
-    interval for its first chance.
-    """
-    if waiting <= 0:
-        return None
-    if fresh >= policy.min_stops:
-        return f"{fresh} new stops waiting (threshold {policy.min_stops})"
-    since = last_wave_at or oldest_waiting_since
-    if since is None or now >= since + policy.interval:
-        return f"wave interval of {policy.interval} passed"
-    return None
-
-
 def wave_id_for(hub_id: str, sequence: int) -> str:
     return f"{hub_id}:w{sequence:05d}"
 
@@ -159,6 +129,7 @@ def vehicle_spec(vehicle: VehicleState, *, now: datetime, timezone: str) -> Vehi
         range_km=c.range_km * charge,
         speed_kmh=c.speed_kmh,
         available_min=minutes,
+        max_trips=c.max_trips,
     )
 
 
@@ -179,6 +150,7 @@ def wave_instance(
     vehicles: Sequence[VehicleSpec],
     circuity: float,
     service_minutes_per_stop: float,
+    load_minutes_per_trip: float = 0.0,
 ) -> WaveInstance:
     # Stable order, so the same queue gives the same instance (and the greedy the same plan).
     return WaveInstance(
@@ -187,4 +159,5 @@ def wave_instance(
         vehicles=sorted(vehicles, key=lambda v: v.vehicle_id),
         circuity=circuity,
         service_min_per_stop=service_minutes_per_stop,
+        load_min_per_trip=load_minutes_per_trip,
     )

@@ -20,12 +20,18 @@ from services.dispatch.cvrp import NO_LATER_THAN_S, _Model
 
 # Dropping a stop costs more than any route could ever save by skipping it (1 000 km).
 DROP_PENALTY_M = 1_000_000
+# Late acceptance over the last 100 solutions, not PyVRP's 300: with a budget of one or
+# two thousand iterations the longer history accepts worse moves for too much of the run
+# (measured on the bench's instances: docs/solver-choice.md).
+HISTORY_LENGTH = 100
 
 
 def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[int]]] | None:
     """Each vehicle's trips (node indices of ``model``), or None when the best solution
     found breaks a limit (the caller falls back to the greedy)."""
     from pyvrp import Client, Depot, Location, ProblemData, VehicleType, solve
+    from pyvrp.IteratedLocalSearch import IteratedLocalSearchParams
+    from pyvrp.solve import SolveParams
     from pyvrp.stop import MaxIterations
 
     n = len(model.points)
@@ -88,7 +94,10 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
         distance_matrices=[cast(Any, dist)] * len(durations),
         duration_matrices=durations,
     )
-    best = solve(data, MaxIterations(iterations), seed=seed, collect_stats=False).best
+    params = SolveParams(ils=IteratedLocalSearchParams(history_length=HISTORY_LENGTH))
+    best = solve(
+        data, MaxIterations(iterations), seed=seed, collect_stats=False, params=params
+    ).best
     if not best.is_feasible():
         return None
     if best.num_clients() < n - 1 and max(model.max_trips) > 1:

@@ -93,7 +93,7 @@ class DispatchService(Service):
         self.waves = WavePlanning(
             policy=WavePolicy(
                 min_stops=self.settings.dispatch_wave_min_stops,
-                interval=timedelta(minutes=self.settings.dispatch_wave_interval_minutes),
+                max_wait=timedelta(minutes=self.settings.dispatch_wave_interval_minutes),
             ),
             fleet=self.fleet,
             changes=self.changes,

@@ -48,9 +48,9 @@ from services.dispatch.pyvrp_model import DROP_PENALTY_M, solve_pyvrp
 
 SOLVER_PYVRP = "pyvrp-iterated-local-search"
 SOLVER_GREEDY = "greedy-fallback"
-# The budget: iterations, not seconds (the same plan on a busy machine). 4 000 plan 400
-# stops in about 2 s on the 2-core build machine and 50 in well under one (docs/dispatch.md).
-DEFAULT_ITERATIONS = 4_000
+# The budget: iterations, not seconds (the same plan on a busy machine). 1 500 plan 400
+# stops in about 2 s on the 2-core build machine (docs/solver-choice.md).
+DEFAULT_ITERATIONS = 1_500
 DEFAULT_SEED = 1
 
 

@@ -59,9 +59,10 @@ class WavePlanning:
             now=now,
             waiting=queue.waiting,
             fresh=queue.fresh,
-            oldest_waiting_since=queue.oldest_queued_at,
+            oldest_fresh_since=queue.oldest_fresh_at,
             last_wave_at=hub.last_wave_at,
-            policy=self.policy,
+            policy=self.fleet.wave_policy(hub_id, self.policy),
+            timezone=hub.timezone,
         )
         if why is None:
             return 0
@@ -96,6 +97,7 @@ class WavePlanning:
             vehicles=free,
             circuity=self.fleet.circuity_of(hub.city_id),
             service_minutes_per_stop=self.fleet.service_minutes(hub_id),
+            load_minutes_per_trip=self.fleet.load_minutes(hub_id),
         )
         plan = await self.planner(instance, self.solver_time_limit_s)
         problems = check_plan(instance, plan)

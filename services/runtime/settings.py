@@ -172,7 +172,7 @@ class Settings(BaseSettings):
         "answered this long plus 30 s later counts as hung and the greedy plans the wave.",
     )
     dispatch_solver_iterations: int = Field(
-        default=4_000, ge=0, description="PyVRP's budget per wave (deterministic); 0: greedy."
+        default=1_500, ge=0, description="PyVRP's budget per wave (deterministic); 0: greedy."
     )
     dispatch_solver_seed: int = Field(default=1, ge=0, description="PyVRP's random seed.")
     dispatch_solver_in_subprocess: bool = Field(
