@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import AwareDatetime, Field
 
+from contracts.booking.commands import StopKind, TimeWindow
 from contracts.common import GeoPoint, Identifier
 from contracts.envelope import Payload, message
-from contracts.fleet import VehicleType
+from contracts.fleet import ProofOfDelivery, VehicleType
 from contracts.topics import DISPATCH_EVENTS
 
 
@@ -78,3 +81,36 @@ class StopReturned(Payload):
     stop_id: Identifier
     attempts: int = Field(ge=0)
     reason: str
+
+
+class StopProgress(StrEnum):
+    PLANNED = "planned"  # on a planned route, with its ETA
+    ETA_CHANGED = "eta_changed"  # its route runs late (or early): a new ETA
+    DELIVERED = "delivered"  # with the proof of delivery when the vehicle sent one
+    COLLECTED = "collected"  # a pickup, on board
+    FAILED = "failed"  # an attempt failed; it goes back to the queue (or is returned)
+    RETURNED = "returned"  # given back to the carrier at the hub
+    AT_HUB = "at_hub"  # a collected pickup arrived at the hub, for the carrier
+
+
+@message("microhub.dispatch.stop_updated.v1", DISPATCH_EVENTS.name)
+class StopUpdated(Payload):
+    """What happened to one stop, for its carrier: planned (with the ETA), a new ETA when
+    its route runs late, delivered or collected (with the proof), failed, returned,
+    back at the hub. Keyed by hub id like every dispatch event; a carrier reads the stops
+    whose ``carrier_id`` is its own."""
+
+    hub_id: Identifier
+    carrier_id: Identifier
+    booking_id: str
+    stop_id: Identifier
+    kind: StopKind = StopKind.DELIVERY
+    status: StopProgress
+    at: AwareDatetime = Field(description="when it happened (event time)")
+    route_id: str | None = Field(default=None, max_length=100)
+    vehicle_id: Identifier | None = None
+    eta: AwareDatetime | None = Field(default=None, description="when service should start")
+    window: TimeWindow | None = None
+    proof: ProofOfDelivery | None = None
+    reason: str | None = Field(default=None, max_length=500)
+    attempts: int = Field(default=0, ge=0)

@@ -3,9 +3,14 @@
 from contracts.booking.commands import (
     BookingCancellationRequested,
     BookingRequested,
+    BookingRequestedV2,
     CheckInReported,
     Consignment,
+    ConsignmentV2,
     DeliveryStop,
+    DeliveryStopV2,
+    StopKind,
+    TimeWindow,
 )
 from contracts.booking.events import (
     BookingCancelled,
@@ -13,10 +18,12 @@ from contracts.booking.events import (
     BookingConfirmed,
     BookingNoShow,
     BookingRejected,
+    BookingStopTerms,
     ConsignmentCheckedIn,
     HubSummary,
     RejectionReason,
     SlotOffer,
+    StopTerms,
 )
 
 __all__ = [
@@ -27,11 +34,18 @@ __all__ = [
     "BookingNoShow",
     "BookingRejected",
     "BookingRequested",
+    "BookingRequestedV2",
+    "BookingStopTerms",
     "CheckInReported",
     "Consignment",
     "ConsignmentCheckedIn",
+    "ConsignmentV2",
     "DeliveryStop",
+    "DeliveryStopV2",
     "HubSummary",
     "RejectionReason",
     "SlotOffer",
+    "StopKind",
+    "StopTerms",
+    "TimeWindow",
 ]

@@ -30,7 +30,7 @@ from contracts.booking import (
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import REGISTRY, Payload
-from services.booking import domain
+from services.booking import domain, requests_v2
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
 from services.booking.store import StoredBooking
@@ -72,7 +72,9 @@ class BookingHandlers:
         if not deliveries:
             return
         hubs = await self.catalogue.current(uow.session)
-        commands = [(d, d.event.data, d.event.time.astimezone(UTC)) for d in deliveries]
+        commands = [
+            (d, requests_v2.as_v1(d.event.data), d.event.time.astimezone(UTC)) for d in deliveries
+        ]
         latest: dict[str, datetime] = {}
         for _, command, now in commands:
             latest[command.hub_id] = max(now, latest.get(command.hub_id, now))
@@ -94,6 +96,7 @@ class BookingHandlers:
             self._no_shows(uow, ledger, command.hub_id, now)
             if isinstance(command, BookingRequested):
                 await self.request(uow, ledger, command, now)
+                requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
             elif isinstance(command, BookingCancellationRequested):
                 self.cancel(uow, ledger, command, now)
             elif isinstance(command, CheckInReported):

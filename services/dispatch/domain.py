@@ -88,10 +88,11 @@ def wave_id_for(hub_id: str, sequence: int) -> str:
     return f"{hub_id}:w{sequence:05d}"
 
 
-def route_id_for(wave_id: str, vehicle_id: str) -> str:
-    """Deterministic from (hub, wave, vehicle): replanning the same wave after a crash or
-    a redelivery produces the same ids, which the routes table refuses twice."""
-    return f"{wave_id}:{vehicle_id}"
+def route_id_for(wave_id: str, vehicle_id: str, *, trip: int = 1) -> str:
+    """Deterministic from (hub, wave, vehicle, trip): replanning the same wave after a
+    crash or a redelivery produces the same ids, which the routes table refuses twice. A
+    vehicle's first trip of a wave keeps the id it always had; later ones add ``:t<n>``."""
+    return f"{wave_id}:{vehicle_id}" if trip == 1 else f"{wave_id}:{vehicle_id}:t{trip}"
 
 
 def stop_key(booking_id: str, stop_id: str) -> str:

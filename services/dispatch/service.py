@@ -12,9 +12,17 @@ from contracts.booking import (
     BookingCancelled,
     BookingConfirmed,
     BookingNoShow,
+    BookingStopTerms,
     ConsignmentCheckedIn,
 )
-from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
+from contracts.fleet import (
+    RouteFinished,
+    StopDelivered,
+    StopDeliveredV2,
+    StopFailed,
+    StopFailedV2,
+    VehicleStatusChanged,
+)
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
 from services.dispatch import store
 from services.dispatch.changes import PRUNE_EVERY_SECONDS, ChangeLog
@@ -44,6 +52,7 @@ SPEC = ServiceSpec(
                 ConsignmentCheckedIn: DispatchHandlers.on_checked_in,
                 BookingCancelled: DispatchHandlers.on_cancelled_or_no_show,
                 BookingNoShow: DispatchHandlers.on_cancelled_or_no_show,
+                BookingStopTerms: DispatchHandlers.on_stop_terms,
             },
             # rejections: nothing to dispatch, but they move the hub's event time
             otherwise=DispatchHandlers.on_other_booking_event,
@@ -55,7 +64,9 @@ SPEC = ServiceSpec(
             handlers={
                 VehicleStatusChanged: DispatchHandlers.on_vehicle_status,
                 StopDelivered: DispatchHandlers.on_stop_delivered,
+                StopDeliveredV2: DispatchHandlers.on_stop_delivered,
                 StopFailed: DispatchHandlers.on_stop_failed,
+                StopFailedV2: DispatchHandlers.on_stop_failed,
                 RouteFinished: DispatchHandlers.on_route_finished,
             },
             description="Vehicle status, deliveries, failures and finished routes.",
@@ -64,7 +75,9 @@ SPEC = ServiceSpec(
     publishes=(
         Publishes(
             DISPATCH_EVENTS,
-            description="Planned, started and completed routes and returned stops, keyed by hub id.",
+            description="Planned, started and completed routes, returned stops, and each "
+            "stop's progress for its carrier (planned with ETA, delivered with proof, ...), "
+            "keyed by hub id.",
         ),
     ),
 )
@@ -101,7 +114,9 @@ class DispatchService(Service):
             solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
         )
         return DispatchHandlers(
-            routes=RouteFollowing(self.changes), waves=self.waves, changes=self.changes
+            routes=RouteFollowing(self.changes, self.fleet.service_minutes),
+            waves=self.waves,
+            changes=self.changes,
         )
 
     async def on_start(self) -> None:
