@@ -114,3 +114,30 @@ class StopUpdated(Payload):
     proof: ProofOfDelivery | None = None
     reason: str | None = Field(default=None, max_length=500)
     attempts: int = Field(default=0, ge=0)
+
+
+class DispatcherActionKind(StrEnum):
+    HOLD = "hold"  # keep a waiting stop out of the waves
+    UNHOLD = "unhold"  # back into the queue
+    PIN = "pin"  # only this vehicle may take the stop (kept through re-plans)
+    UNPIN = "unpin"
+    MOVE = "move"  # a stop from one proposed route to another
+    REPLAN = "replan"  # drop the hub's proposed routes (if any) and plan a wave now
+    RELEASE = "release"  # a proposed wave goes out to the vehicles
+
+
+@message("microhub.dispatch.dispatcher_action.v1", DISPATCH_EVENTS.name)
+class DispatcherAction(Payload):
+    """What a hub's dispatcher did, who and why: the audit trail of manual dispatch."""
+
+    hub_id: Identifier
+    action: DispatcherActionKind
+    by: str = Field(min_length=1, max_length=200, description="the API key's name")
+    reason: str = Field(min_length=1, max_length=500)
+    at: AwareDatetime
+    booking_id: str | None = None
+    stop_id: Identifier | None = None
+    vehicle_id: Identifier | None = None
+    route_id: str | None = Field(default=None, max_length=100)
+    wave_id: str | None = None
+    routes: list[str] = Field(default_factory=list, description="routes released or replanned")

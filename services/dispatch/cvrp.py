@@ -37,6 +37,7 @@ class StopDemand:
     kind: str = DELIVERY  # DELIVERY or PICKUP
     # minutes after the wave's time within which service must start (None: any time)
     window: tuple[float, float] | None = None
+    vehicle: str | None = None  # pinned by the dispatcher: only this vehicle may serve it
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ class _Model:
     speed_mps: list[float]
     max_trips: list[int]
     load_s: int  # at the hub before every trip
+    pinned: list[int | None]  # the vehicle (index) a stop is pinned to, if any
+
+    def may_serve(self, v: int, i: int) -> bool:
+        return self.pinned[i] is None or self.pinned[i] == v
 
     def drive_s(self, v: int, i: int, j: int) -> int:
         return math.ceil(self.dist_m[i][j] / self.speed_mps[v])
@@ -171,6 +176,7 @@ def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
             dist[i][j] = dist[j][i] = d
     service = math.ceil(instance.service_min_per_stop * 60)
     vs = list(instance.vehicles)
+    index = {v.vehicle_id: i for i, v in enumerate(vs)}
     return _Model(
         points=points,
         dist_m=dist,
@@ -199,6 +205,7 @@ def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
         speed_mps=[v.speed_kmh / 3.6 for v in vs],
         max_trips=[max(1, v.max_trips) for v in vs],
         load_s=math.ceil(round(instance.load_min_per_trip * 60, 6)),
+        pinned=[None, *(index.get(s.vehicle) if s.vehicle else None for s in stops)],
     )
 
 
@@ -291,6 +298,9 @@ def check_plan(instance: WaveInstance, plan: Plan) -> list[str]:
             if key in seen:
                 problems.append(f"stop {key} planned twice")
             seen.add(key)
+            pinned = by_key[key].vehicle
+            if pinned is not None and pinned != v.vehicle_id:
+                problems.append(f"stop {key} is pinned to {pinned}, planned on {v.vehicle_id}")
         line = timeline(instance, v, [[by_key[k] for k in trip] for trip in trips])
         for peak in line.peak_loads:
             if peak[0] > v.capacity_parcels:

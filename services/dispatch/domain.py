@@ -27,15 +27,17 @@ class StopStatus(StrEnum):
     FAILED = "failed"  # delivery failed; back in the queue when its route finishes
     DELIVERED = "delivered"
     RETURNED = "returned"  # given back to the carrier
+    HELD = "held"  # kept out of the waves by the hub's dispatcher
 
 
 class RouteStatus(StrEnum):
+    PROPOSED = "proposed"  # planned, waiting for the dispatcher to release it (review)
     PLANNED = "planned"
     RUNNING = "running"
     COMPLETED = "completed"
 
 
-ACTIVE_ROUTE = (RouteStatus.PLANNED, RouteStatus.RUNNING)
+ACTIVE_ROUTE = (RouteStatus.PROPOSED, RouteStatus.PLANNED, RouteStatus.RUNNING)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ def _greedy(model: _Model) -> list[list[list[int]]]:
         while left:
             best: tuple[int, int] | None = None
             for j in left:
+                if not model.may_serve(v, j):
+                    continue
                 demand = model.demand(j)
                 if any(load[k] + demand[k] > cap[k] for k in range(3)):
                     continue

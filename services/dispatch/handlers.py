@@ -169,6 +169,11 @@ class DispatchHandlers:
                     reason="waiting for the next wave",
                 )
                 queued += 1
+            elif stop.status is StopStatus.HELD and stop.queued_at is None:
+                # at the hub now, still held: released from the hold, it waits
+                await store.set_stop(
+                    uow.session, stop.booking_id, stop.stop_id, now=now, queued_at=now
+                )
         if queued:
             self.changes.record(
                 uow.session,
@@ -251,8 +256,10 @@ class DispatchHandlers:
                 t.vehicle_id,
             )
             return
-        if route.status is RouteStatus.COMPLETED:
-            log.warning("%s for completed route %s: ignored", type(t).__name__, route.id)
+        if route.status in (RouteStatus.COMPLETED, RouteStatus.PROPOSED):
+            log.warning(
+                "%s for %s route %s: ignored", type(t).__name__, route.status.value, route.id
+            )
             return
         if route.status is RouteStatus.PLANNED:
             await self.routes.start(uow, route, now)

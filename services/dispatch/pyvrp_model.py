@@ -12,7 +12,7 @@ so the solver serves as many as the limits allow and leaves the rest for a later
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ DROP_PENALTY_M = 1_000_000
 # two thousand iterations the longer history accepts worse moves for too much of the run
 # (measured on the bench's instances: docs/solver-choice.md).
 HISTORY_LENGTH = 100
+# An arc no vehicle may drive (into or out of a stop pinned to another vehicle): longer
+# than any range, and costlier than leaving the stop unserved.
+FORBIDDEN_M = 100 * DROP_PENALTY_M
 
 
 def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[int]]] | None:
@@ -37,12 +40,36 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
     n = len(model.points)
     dist = np.asarray(model.dist_m, dtype=np.int64)
     horizon = max(model.shift_s) + 1
-    profiles: dict[float, int] = {}
-    durations: list[Any] = []  # int64 matrices (PyVRP's stubs want ndarray[int])
-    for speed in model.speed_mps:
-        if speed not in profiles:
-            profiles[speed] = len(durations)
-            durations.append(np.ceil(dist / speed).astype(np.int64))
+    # A profile per speed, and per vehicle that stops are pinned to: on every other
+    # vehicle's profile the arcs into and out of a pinned stop are beyond any range, so
+    # only its own vehicle can serve it (PyVRP has no per-client vehicle restriction).
+    pinned_to: dict[int, list[int]] = defaultdict(list)
+    for i in range(1, n):
+        v_pinned = model.pinned[i]
+        if v_pinned is not None:
+            pinned_to[v_pinned].append(i)
+    profiles: dict[tuple[float, int | None], int] = {}
+    distances: list[Any] = []  # int64 matrices (PyVRP's stubs want ndarray[int])
+    durations: list[Any] = []
+    for v, speed in enumerate(model.speed_mps):
+        key = (speed, v if v in pinned_to else None)
+        if key in profiles:
+            continue
+        profiles[key] = len(durations)
+        matrix = dist
+        if pinned_to:
+            matrix = dist.copy()
+            for owner, nodes in pinned_to.items():
+                if owner != key[1]:
+                    matrix[nodes, :] = FORBIDDEN_M
+                    matrix[:, nodes] = FORBIDDEN_M
+            np.fill_diagonal(matrix, 0)
+        distances.append(matrix)
+        durations.append(np.ceil(matrix / speed).astype(np.int64))
+
+    def profile_of(v: int) -> int:
+        return profiles[(model.speed_mps[v], v if v in pinned_to else None)]
+
     zero = [0, 0, 0]
 
     def clients(required: bool) -> list[Client]:
@@ -67,7 +94,7 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
             model.capacity(v),
             model.range_m[v],
             model.shift_s[v],
-            profiles[model.speed_mps[v]],
+            profile_of(v),
             model.max_trips[v],
         )
         types[shape].append(v)
@@ -91,7 +118,7 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
         clients=clients(False),
         depots=[Depot(location=0, tw_early=0, tw_late=horizon, service_duration=model.load_s)],
         vehicle_types=vehicle_types,
-        distance_matrices=[cast(Any, dist)] * len(durations),
+        distance_matrices=distances,
         duration_matrices=durations,
     )
     params = SolveParams(ils=IteratedLocalSearchParams(history_length=HISTORY_LENGTH))

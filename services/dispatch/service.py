@@ -26,6 +26,7 @@ from contracts.fleet import (
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
 from services.dispatch import store
 from services.dispatch.changes import PRUNE_EVERY_SECONDS, ChangeLog
+from services.dispatch.control import DispatcherControl
 from services.dispatch.domain import WavePolicy
 from services.dispatch.fleet import FleetFile, load_fleet
 from services.dispatch.handlers import DispatchHandlers
@@ -100,8 +101,7 @@ class DispatchService(Service):
             iterations=self.settings.dispatch_solver_iterations,
             seed=self.settings.dispatch_solver_seed,
         )
-
-    def make_handlers(self) -> DispatchHandlers:
+        # waves are planned by the consumers, and re-planned by a dispatcher over HTTP
         self.fleet: FleetFile = load_fleet(self.settings.fleet_file)
         self.waves = WavePlanning(
             policy=WavePolicy(
@@ -113,6 +113,11 @@ class DispatchService(Service):
             planner=self.solver.plan,
             solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
         )
+        self.control = DispatcherControl(
+            unit_of_work=self.unit_of_work, waves=self.waves, changes=self.changes
+        )
+
+    def make_handlers(self) -> DispatchHandlers:
         return DispatchHandlers(
             routes=RouteFollowing(self.changes, self.fleet.service_minutes),
             waves=self.waves,
@@ -133,7 +138,7 @@ class DispatchService(Service):
         process serves them, consuming or not (`serve api`)."""
         from services.dispatch import api
 
-        return [lambda principal: api.router(self.queues, principal)]
+        return [lambda principal: api.router(self.queues, principal, control=self.control)]
 
     async def stop(self) -> None:
         await self.changes.stop()

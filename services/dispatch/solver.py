@@ -65,28 +65,38 @@ def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved
     keep: list[StopDemand] = []
     out: list[Unserved] = []
     for stop in instance.stops:
+        candidates = [v for v in vs if stop.vehicle is None or v.vehicle_id == stop.vehicle]
+        if not candidates:
+            out.append(
+                Unserved(
+                    stop.key,
+                    "pinned_vehicle_not_free",
+                    f"pinned to {stop.vehicle}, which is not free and on shift now",
+                )
+            )
+            continue
         fits = [
             v
-            for v in vs
+            for v in candidates
             if stop.parcels <= v.capacity_parcels
             and stop.weight_kg <= v.capacity_kg
             and stop.volume_m3 <= v.capacity_m3
         ]
         if not fits:
-            max_kg = max(v.capacity_kg for v in vs)
-            max_m3 = max(v.capacity_m3 for v in vs)
-            max_parcels = max(v.capacity_parcels for v in vs)
-            if all(stop.weight_kg > v.capacity_kg for v in vs):
+            max_kg = max(v.capacity_kg for v in candidates)
+            max_m3 = max(v.capacity_m3 for v in candidates)
+            max_parcels = max(v.capacity_parcels for v in candidates)
+            if all(stop.weight_kg > v.capacity_kg for v in candidates):
                 code, what = (
                     "too_heavy",
                     f"{stop.weight_kg:.1f} kg; the largest free vehicle carries {max_kg:.0f} kg",
                 )
-            elif all(stop.volume_m3 > v.capacity_m3 for v in vs):
+            elif all(stop.volume_m3 > v.capacity_m3 for v in candidates):
                 code, what = (
                     "too_large",
                     f"{stop.volume_m3:.2f} m³; the largest free vehicle carries {max_m3:.2f} m³",
                 )
-            elif all(stop.parcels > v.capacity_parcels for v in vs):
+            elif all(stop.parcels > v.capacity_parcels for v in candidates):
                 code, what = (
                     "too_many_parcels",
                     f"{stop.parcels} parcels; the largest free vehicle carries {max_parcels}",

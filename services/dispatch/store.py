@@ -311,7 +311,7 @@ _ACTIVE_ROUTE_OF = (
         routes.c.vehicle_id == bindparam("b_vehicle_id"),
         routes.c.status.in_([s.value for s in ACTIVE_ROUTE]),
     )
-    .order_by(routes.c.planned_at)
+    .order_by(routes.c.planned_at, routes.c.id)  # a vehicle's trips in order
 )
 _SET_ROUTE = update(routes).where(routes.c.id == bindparam("b_id"))  # SET: parameters
 
@@ -331,6 +331,13 @@ async def set_route(session: AsyncSession, route_id: str, **values: Any) -> None
     if "status" in values:
         values["status"] = RouteStatus(values["status"]).value
     await session.execute(_SET_ROUTE, {"b_id": route_id, **values})
+
+
+async def delete_route(session: AsyncSession, route_id: str) -> None:
+    """A proposed route the dispatcher re-planned or emptied (it was never published)."""
+    await session.execute(
+        delete(routes).where(routes.c.id == route_id, routes.c.status == RouteStatus.PROPOSED.value)
+    )
 
 
 async def routes_of_hub(

@@ -69,6 +69,7 @@ stops = Table(
     Column("window_end", UTCDateTime(), nullable=True),
     Column("eta", UTCDateTime(), nullable=True, comment="when service should start"),
     Column("proof", JSON, nullable=True, comment="the proof of delivery, as the vehicle sent it"),
+    Column("pinned_vehicle", String(64), nullable=True, comment="the dispatcher's pin"),
     PrimaryKeyConstraint("booking_id", "stop_id"),
     # after every event dispatch counts the hub's waiting stops; a route's stops are
     # read as it starts and ends: without these, each is a scan of the hub's history
@@ -172,6 +173,7 @@ class StopRow:
     window_end: datetime | None = None
     eta: datetime | None = None
     proof: dict[str, Any] | None = None
+    pinned_vehicle: str | None = None
 
 
 @dataclass(frozen=True)

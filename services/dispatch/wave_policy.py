@@ -56,7 +56,8 @@ def wave_due(
     the first of them was queued. A wave leaves when
 
     * ``min_stops`` fresh stops wait (the fill), or
-    * a departure time of the hub has come since the last wave, or
+    * a departure time of the hub has come since the last wave (and something waited for
+      it), or
     * the oldest fresh stop has waited ``max_wait`` (the latest departure); stops left
       over from a wave (nothing could take them) wait ``max_wait`` from that wave.
 
@@ -69,7 +70,12 @@ def wave_due(
     if fresh >= policy.min_stops:
         return f"{fresh} new stops waiting (fill {policy.min_stops})"
     departed = last_departure(now, policy.departures, timezone)
-    if departed is not None and (last_wave_at is None or last_wave_at < departed):
+    if (
+        departed is not None
+        and (last_wave_at is None or last_wave_at < departed)
+        # something waited for that departure: a leftover, or a new stop queued by then
+        and (waiting > fresh or (oldest_fresh_since is not None and oldest_fresh_since <= departed))
+    ):
         return f"departure at {departed:%H:%M} local time"
     if policy.max_wait is not None:
         if fresh > 0 and oldest_fresh_since is not None:

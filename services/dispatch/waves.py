@@ -11,7 +11,7 @@ from contracts.common import GeoPoint
 from contracts.dispatch import RoutePlanned, RouteStop, StopProgress, StopReturned
 from services.dispatch import domain, progress, store
 from services.dispatch.changes import ChangeLog
-from services.dispatch.domain import StopStatus, WavePolicy
+from services.dispatch.domain import RouteStatus, StopStatus, WavePolicy
 from services.dispatch.fleet import FleetFile
 from services.dispatch.solver import (
     DELIVERY,
@@ -52,6 +52,7 @@ def stop_demand(key: str, stop: store.StopRow, now: datetime) -> StopDemand:
         stop.volume_m3,
         kind=PICKUP if stop.kind == PICKUP else DELIVERY,
         window=window,
+        vehicle=stop.pinned_vehicle,
     )
 
 
@@ -92,6 +93,14 @@ class WavePlanning:
         )
         if why is None:
             return 0
+        return await self.plan(uow, hub, now, why)
+
+    async def plan(self, uow: UnitOfWork, hub: store.HubRow, now: datetime, why: str) -> int:
+        """Plan a wave of the hub's waiting stops at ``now``, whatever the policy says (a
+        due wave, or the dispatcher's re-plan). A hub in review mode gets proposed routes:
+        nothing is published until the dispatcher releases them (``release``)."""
+        hub_id = hub.id
+        review = self.fleet.hub(hub_id).waves.release == "review"
         waiting = await store.stops_of_hub(uow.session, hub_id, (StopStatus.WAITING,))
         fleet = await store.fleet_of(uow.session, hub_id)
         specs = [domain.vehicle_spec(v, now=now, timezone=hub.timezone) for v in fleet]
@@ -180,10 +189,12 @@ class WavePlanning:
                     vehicle_id=route.vehicle_id,
                     planned=payload.model_dump(mode="json"),
                     planned_at=now,
+                    status=(RouteStatus.PROPOSED if review else RouteStatus.PLANNED).value,
                 ):
                     log.warning("route %s exists already: not planned twice", route_id)
                     continue
-                uow.emit(payload, key=hub_id, time=now)
+                if not review:
+                    uow.emit(payload, key=hub_id, time=now)
                 for key, s in zip(trip, route_stops, strict=True):
                     eta = now + timedelta(minutes=etas[key]) if key in etas else None
                     await store.set_stop(
@@ -196,20 +207,21 @@ class WavePlanning:
                         reason=None,
                         eta=eta,
                     )
-                    progress.emit(
-                        uow,
-                        s,
-                        StopProgress.PLANNED,
-                        now,
-                        route_id=route_id,
-                        vehicle_id=route.vehicle_id,
-                        eta=eta,
-                    )
+                    if not review:
+                        progress.emit(
+                            uow,
+                            s,
+                            StopProgress.PLANNED,
+                            now,
+                            route_id=route_id,
+                            vehicle_id=route.vehicle_id,
+                            eta=eta,
+                        )
                 planned += 1
                 self.changes.record(
                     uow.session,
                     hub_id,
-                    "route_planned",
+                    "route_proposed" if review else "route_planned",
                     route_id=route_id,
                     vehicle_id=route.vehicle_id,
                     stops=len(route_stops),
@@ -238,6 +250,34 @@ class WavePlanning:
             solver=plan.solver,
         )
         return planned
+
+    async def release(self, uow: UnitOfWork, hub_id: str, now: datetime) -> list[str]:
+        """The hub's proposed routes go out to the vehicles at ``now`` (the dispatcher's
+        release): ``RoutePlanned`` and each stop's planned ETA, moved on by the time the
+        proposal waited."""
+        released: list[str] = []
+        for route in sorted(
+            await store.routes_of_hub(uow.session, hub_id, (RouteStatus.PROPOSED,)),
+            key=lambda r: r.id,
+        ):
+            waited = now - route.planned_at
+            await store.set_route(uow.session, route.id, status=RouteStatus.PLANNED, planned_at=now)
+            uow.emit(RoutePlanned.model_validate(route.planned), key=hub_id, time=now)
+            for s in await store.stops_of_route(uow.session, route.id):
+                eta = s.eta + waited if s.eta is not None else None
+                await store.set_stop(uow.session, s.booking_id, s.stop_id, now=now, eta=eta)
+                progress.emit(
+                    uow,
+                    s,
+                    StopProgress.PLANNED,
+                    now,
+                    route_id=route.id,
+                    vehicle_id=route.vehicle_id,
+                    eta=eta,
+                )
+            released.append(route.id)
+            self.changes.record(uow.session, hub_id, "route_planned", route_id=route.id)
+        return released
 
     async def _return_missed_windows(
         self,

@@ -94,6 +94,8 @@ LOCAL = timedelta(hours=1)
     [
         # a check-in at 09:05 after a quiet night: no lone route, it waits for 10:30
         ("09:05", 1, "09:05", "yesterday 14:00", False),
+        ("09:05", 1, "09:05", None, False),  # before any wave: yesterday's 14:00 is gone
+        ("10:31", 1, "09:05", None, True),
         ("10:29", 9, "09:05", "yesterday 14:00", False),
         ("10:30", 9, "09:05", "yesterday 14:00", True),  # the departure
         ("10:31", 9, "09:05", "10:30", False),  # that departure has left
@@ -103,14 +105,18 @@ LOCAL = timedelta(hours=1)
     ],
 )
 def test_departure_times_make_waves_wait(local_now, fresh, oldest_local, last_local, due) -> None:
-    def at(text: str) -> datetime:
+    def at(text: str | None) -> datetime | None:
+        if text is None:
+            return None
         day = T0.date() - timedelta(days=1) if text.startswith("yesterday") else T0.date()
         hours, minutes = text.split()[-1].split(":")
         local = datetime.combine(day, time(int(hours), int(minutes)), tzinfo=UTC)
         return local - LOCAL
 
+    now = at(local_now)
+    assert now is not None
     why = domain.wave_due(
-        now=at(local_now),
+        now=now,
         waiting=fresh,
         fresh=fresh,
         oldest_fresh_since=at(oldest_local),

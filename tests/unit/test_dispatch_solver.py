@@ -339,3 +339,39 @@ def test_limits_are_never_violated(stops, vehicles, limit, circuity, load_min) -
     assert check_plan(instance, plan) == []
     assert all(r.stop_keys for r in plan.routes)
     assert math.isfinite(plan.objective)
+
+
+# -------------------------------------------------------------------- pins, by hand ---
+
+
+def test_a_pinned_stop_rides_with_its_vehicle_whatever_the_kilometres() -> None:
+    # two bikes, two stops next to each other: one route would do, but "b" is pinned
+    # to bike-2, so bike-2 takes it (and only it)
+    stops = [stop("a", EAST[0]), replace(stop("b", EAST[1]), vehicle="bike-2")]
+    instance = WaveInstance(HUB, stops, [bike("bike-1"), bike("bike-2")])
+    for limit in (0, 1):
+        plan = plan_wave(instance, time_limit_s=limit, iterations=200)
+        by_vehicle = {r.vehicle_id: r.stop_keys for r in plan.routes}
+        assert "b" in by_vehicle["bike-2"] and "b" not in by_vehicle.get("bike-1", ())
+        assert not plan.unserved and not check_plan(instance, plan)
+    # a pin to a vehicle that is not free keeps the stop waiting, with the reason
+    alone = WaveInstance(HUB, stops, [bike("bike-1")])
+    plan = plan_wave(alone, iterations=100)
+    assert {u.key: u.code for u in plan.unserved} == {"b": "pinned_vehicle_not_free"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stops_st, vehicles_st, st.sampled_from([0, 1]), st.data())
+def test_pins_are_never_broken(stops, vehicles, limit, data) -> None:
+    fleet = [VehicleSpec(f"v{j}", *spec) for j, spec in enumerate(vehicles)]
+    pins = [data.draw(st.sampled_from([None, *(v.vehicle_id for v in fleet)])) for _ in stops]
+    instance = WaveInstance(
+        HUB,
+        [
+            StopDemand(f"s{i}", p, n, kg, m3, kind=kind, window=window, vehicle=pin)
+            for i, ((p, n, kg, m3, kind, window), pin) in enumerate(zip(stops, pins, strict=True))
+        ],
+        fleet,
+    )
+    plan = plan_wave(instance, time_limit_s=limit, iterations=150)
+    assert check_plan(instance, plan) == []

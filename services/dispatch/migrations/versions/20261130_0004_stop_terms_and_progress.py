@@ -1,4 +1,4 @@
-"""stops: kind and time window (booking's stop terms), ETA and proof of delivery
+"""stops: kind and time window (booking's stop terms), ETA, proof of delivery, pin
 
 Revision ID: 20261130_0004
 Revises: 20261130_0003
@@ -6,8 +6,8 @@ Create Date: 2026-11-30 06:00:00
 
 Stops booked with ``microhub.booking.requested.v2`` may be pickups and have a time
 window; the planner's ETA and the vehicle's proof of delivery are kept for the carrier's
-``StopUpdated`` events and the live queue. Additive only, with defaults: release N code
-ignores the columns.
+``StopUpdated`` events and the live queue; a dispatcher may pin a stop to a vehicle.
+Additive only, with defaults: release N code ignores the columns.
 """
 
 from alembic import op
@@ -48,10 +48,16 @@ def upgrade() -> None:
                 comment="the proof of delivery, as the vehicle sent it",
             )
         )
+        batch_op.add_column(
+            sa.Column(
+                "pinned_vehicle", sa.String(length=64), nullable=True, comment="the dispatcher's pin"
+            )
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("stops", schema=None) as batch_op:
+        batch_op.drop_column("pinned_vehicle")
         batch_op.drop_column("proof")
         batch_op.drop_column("eta")
         batch_op.drop_column("window_end")
