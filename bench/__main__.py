@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from bench import demo_month, dispatch_solver, reporting_aggregation
+from bench import booking_throughput, demo_month, dispatch_solver, reporting_aggregation
 
 
 def main() -> None:
@@ -17,6 +17,8 @@ def main() -> None:
     console.rule("reporting: monthly aggregation (report vs one hand-written SQL query)")
     sys.argv = [sys.argv[0]]
     reporting_aggregation.main()
+    console.rule("booking: decisions/s, CPU per decision, latency, processes (vs a plain consumer)")
+    booking_throughput.main([])
     console.rule("demo: a simulated month, with the machine's cores and on one core")
     demo_month.main([])
 

@@ -397,6 +397,7 @@ async def _fill_history(url: str, case: Case, per_hub: int, settings: Settings) 
                     "volume_l": 300,
                     "status": ("checked_in", "cancelled", "no_show", "rejected")[n % 4],
                     "request_fingerprint": "x",
+                    "request": {},
                     "outcome": {"type": "microhub.booking.confirmed.v1", "data": {}},
                     "decided_at": slot - timedelta(days=1),
                     "updated_at": slot,

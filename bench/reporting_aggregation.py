@@ -29,6 +29,7 @@ from rich.table import Table
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
+from bench import servers
 from services.reporting import domain, store
 from services.reporting.baselines import trunk_trips
 from services.reporting.factors import FactorCatalogue
@@ -487,8 +488,10 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument(
         "--postgres-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a server where the bench may create and drop a database",
+        default=None,
+        help="a server where the bench may create and drop a database (default: "
+        "MICROHUB_BENCH_DATABASE_URL, the local server on 127.0.0.1:5432, else a throwaway "
+        "cluster started for the bench)",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -504,7 +507,11 @@ def main() -> None:
     unknown = set(databases) - {"sqlite", "postgresql"}
     if unknown or not sizes or min(sizes) < STOPS_PER_ROUTE:
         parser.error(f"databases: sqlite, postgresql; sizes >= {STOPS_PER_ROUTE}")
-    asyncio.run(run(sizes, databases, args.postgres_url, args.repeats, args.refresh_up_to))
+    if args.postgres_url is not None or "postgresql" not in databases:
+        asyncio.run(run(sizes, databases, args.postgres_url, args.repeats, args.refresh_up_to))
+        return
+    with servers.postgres() as url:
+        asyncio.run(run(sizes, databases, url, args.repeats, args.refresh_up_to))
 
 
 if __name__ == "__main__":

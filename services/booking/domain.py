@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from contracts.booking import BookingRequested, RejectionReason
 from contracts.booking.events import CommandRejectionReason
@@ -161,10 +162,11 @@ def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
     return str(uuid.uuid5(BOOKING_ID_NAMESPACE, f"{carrier_id}\x1f{carrier_reference}"))
 
 
-def fingerprint(command: BookingRequested) -> str:
+def fingerprint(command: BookingRequested, document: dict[str, Any] | None = None) -> str:
     """What 'the same content' means for a resent request: its canonical JSON, with the
-    slot as a UTC instant (the same time written with another offset is the same slot)."""
-    document = command.model_dump(mode="json")
+    slot as a UTC instant (the same time written with another offset is the same slot).
+    ``document``: the command's ``model_dump(mode="json")`` when the caller has it."""
+    document = dict(document) if document is not None else command.model_dump(mode="json")
     document["slot_start"] = command.slot_start.astimezone(UTC).isoformat()
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -183,9 +183,11 @@ class BookingHandlers:
         self, uow: UnitOfWork, ledger: Ledger, command: BookingRequested, now: datetime
     ) -> None:
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
+        document = command.model_dump(mode="json")  # stored, and what its fingerprint is of
+        fingerprint = domain.fingerprint(command, document)
         existing = ledger.find(booking_id)
         if existing is not None:
-            if existing.request_fingerprint == domain.fingerprint(command):
+            if existing.request_fingerprint == fingerprint:
                 # A resend: the carrier gets the original outcome again.
                 uow.emit(stored_payload(existing.outcome), key=command.hub_id, time=now)
             else:
@@ -254,8 +256,8 @@ class BookingHandlers:
                 slot_end=slot_end,
                 status=status,
                 volume_l=volume_l,
-                request_fingerprint=domain.fingerprint(command),
-                request=command.model_dump(mode="json"),
+                request_fingerprint=fingerprint,
+                request=document,
                 reason=rejection.reason.value if rejection else None,
                 message=rejection.message if rejection else None,
                 outcome=as_document(payload),

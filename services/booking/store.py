@@ -18,17 +18,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
     bindparam,
     delete,
     func,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
-from services.runtime.db import UTCDateTime, insert_ignoring, new_metadata, rowcount, upsert
+from services.runtime.db import UTCDateTime, new_metadata, rowcount, upsert
 from services.runtime.messaging_tables import add_inbox, add_outbox
 
 metadata = new_metadata()
@@ -66,9 +64,10 @@ bookings = Table(
 # a hub's due no-shows (confirmed, slot ended before …) without reading its whole history
 Index("ix_bookings_due", bookings.c.hub_id, bookings.c.status, bookings.c.slot_end)
 
-# Capacity in use per slot. The conditional UPDATE in take_capacity() is what guards the
-# invariant, on both databases, even when two consumers overlap during a rebalance; the
-# CHECKs make a bug that would free more than was taken fail loudly.
+# Capacity in use per slot. Decisions read it locked (ledger.py: FOR UPDATE on PostgreSQL,
+# the write lock on SQLite) and write it back, so two consumers overlapping during a
+# rebalance cannot both take the last dock; the CHECKs make a bug that would free more
+# than was taken fail loudly.
 slot_usage = Table(
     "slot_usage",
     metadata,
@@ -155,58 +154,12 @@ _SLOT = (
     slot_usage.c.slot_start == bindparam("b_slot_start"),
 )
 _USAGE_OF = select(slot_usage.c.docks_used, slot_usage.c.volume_used_l).where(*_SLOT)
-_TAKE_CAPACITY = (
-    update(slot_usage)
-    .where(
-        *_SLOT,
-        slot_usage.c.docks_used + 1 <= bindparam("b_docks_per_slot"),
-        slot_usage.c.volume_used_l + bindparam("b_volume_l") <= bindparam("b_volume_per_slot_l"),
-    )
-    .values(
-        docks_used=slot_usage.c.docks_used + 1,
-        volume_used_l=slot_usage.c.volume_used_l + bindparam("b_volume_l"),
-    )
-)
 
 
 async def usage_of(session: AsyncSession, hub_id: str, slot_start: datetime) -> SlotUsage:
     params = {"b_hub_id": hub_id, "b_slot_start": slot_start}
     row = (await session.execute(_USAGE_OF, params)).first()
     return SlotUsage(row.docks_used, row.volume_used_l) if row else SlotUsage()
-
-
-async def take_capacity(
-    session: AsyncSession, hub: HubConfig, slot_start: datetime, volume_l: int
-) -> bool:
-    """Atomically take one dock and ``volume_l`` of a slot, only if both still fit."""
-    await session.execute(
-        insert_ignoring(session, slot_usage, "hub_id", "slot_start"),
-        {"hub_id": hub.id, "slot_start": slot_start, "docks_used": 0, "volume_used_l": 0},
-    )
-    result = await session.execute(
-        _TAKE_CAPACITY,
-        {
-            "b_hub_id": hub.id,
-            "b_slot_start": slot_start,
-            "b_docks_per_slot": hub.docks_per_slot,
-            "b_volume_l": volume_l,
-            "b_volume_per_slot_l": hub.volume_per_slot_l,
-        },
-    )
-    return rowcount(result) == 1
-
-
-async def release_capacity(
-    session: AsyncSession, hub_id: str, slot_start: datetime, volume_l: int
-) -> None:
-    await session.execute(
-        update(slot_usage)
-        .where(slot_usage.c.hub_id == hub_id, slot_usage.c.slot_start == slot_start)
-        .values(
-            docks_used=slot_usage.c.docks_used - 1,
-            volume_used_l=slot_usage.c.volume_used_l - volume_l,
-        )
-    )
 
 
 # --------------------------------------------------------------------- bookings --------
@@ -285,29 +238,3 @@ async def list_bookings(
 
 
 INSERT_BOOKING = bookings.insert()
-
-
-async def insert_booking(session: AsyncSession, **values: Any) -> None:
-    values.setdefault("updated_at", values["decided_at"])
-    values["status"] = BookingStatus(values["status"]).value
-    await session.execute(INSERT_BOOKING, values)
-
-
-_DUE_NO_SHOWS = (
-    select(bookings)
-    .where(
-        and_(
-            bookings.c.hub_id == bindparam("b_hub_id"),
-            bookings.c.status == BookingStatus.CONFIRMED.value,
-            bookings.c.slot_end < bindparam("b_slot_end_before"),
-        )
-    )
-    .order_by(bookings.c.slot_start, bookings.c.id)
-)
-
-
-async def due_no_shows(
-    session: AsyncSession, hub_id: str, *, slot_end_before: datetime
-) -> list[StoredBooking]:
-    params = {"b_hub_id": hub_id, "b_slot_end_before": slot_end_before}
-    return [row_to_booking(row) for row in await session.execute(_DUE_NO_SHOWS, params)]

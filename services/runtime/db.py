@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
@@ -78,7 +79,9 @@ def make_engine(url: str, *, sqlite_inline: bool = False) -> AsyncEngine:
         creator = connector(
             database, inline=sqlite_inline, timeout=busy_ms / 1000, check_same_thread=False
         )
-        engine = create_async_engine(url, async_creator=creator)
+        engine = create_async_engine(
+            url, async_creator=creator, json_serializer=_json_dumps, json_deserializer=orjson.loads
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -92,7 +95,21 @@ def make_engine(url: str, *, sqlite_inline: bool = False) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns (a booking's request and outcome, …) through orjson: the standard
+    library's encoder was the largest single cost of a booking decision (see
+    docs/booking-throughput.md); reading back is plain JSON either way."""
+    return orjson.dumps(value).decode()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -6,11 +6,12 @@ async engine lends Alembic a sync connection, so no second (sync) driver is need
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -37,6 +38,15 @@ async def upgrade(
         command.upgrade(config, revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together on a fresh database would race to create the
+            # version table ("duplicate key … pg_type"): one migrates, the others wait
+            # for its commit and then find nothing to do. (SQLite's write lock already
+            # serialises them.)
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": zlib.crc32(f"microhub-migrations-{service}".encode())},
+            )
         await connection.run_sync(run)
 
 

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         "`microhub topics apply`; default: the repository's infra/topics.yaml.",
     )
     kafka_consumer_max_batch: int = Field(
-        default=100,
+        default=500,
         ge=1,
         le=10000,
         description="Records a consumer has fetched are applied together, up to this many "

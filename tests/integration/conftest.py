@@ -4,10 +4,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.service import BookingService
 from services.runtime.acls import load_acls
 from services.runtime.apache_kafka import ApacheKafka
+from services.runtime.db import make_engine
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader
 from tests.support.hubs import write_catalogue
@@ -57,3 +59,12 @@ def secured_kafka() -> Iterator[SecuredKafka]:
     real_kafka_or_skip()
     with ApacheKafka(nodes=1, users={INTRUDER: INTRUDER_PASSWORD}) as apache:
         yield SecuredKafka(apache, load_acls())
+
+
+@pytest.fixture
+async def booking_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database with the booking service's schema (its migrations)."""
+    engine = make_engine(database_url)
+    await BookingService.spec.migrate(engine)
+    yield engine
+    await engine.dispose()

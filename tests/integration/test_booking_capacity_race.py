@@ -1,9 +1,10 @@
-"""The capacity guard docs/architecture.md claims: two transactions racing for the last
-dock of a slot on PostgreSQL (two booking instances overlapping during a rebalance) —
-exactly one gets it, and the slot is never over capacity.
+"""The capacity guard docs/architecture.md claims: two booking instances overlapping
+during a rebalance decide against the same slot on PostgreSQL — the second one's ledger
+waits for the first one's lock, then sees what it took. Exactly one gets the last
+capacity, and the slot is never over capacity.
 
-The race is forced, not hoped for: the second transaction's conditional UPDATE is shown
-waiting on the first one's row lock (pg_stat_activity) before the first commits.
+The race is forced, not hoped for: the second transaction is shown waiting on the first
+one's row lock (pg_stat_activity) before the first commits.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from sqlalchemy import text
 
 from services.booking import store
 from services.booking.domain import HubConfig
+from services.booking.ledger import Ledger
 from services.booking.service import BookingService
 from services.runtime.db import make_engine, make_sessionmaker
 from tests.support.hubs import hub_config
+from tests.support.waiting import eventually
 
 SLOT = datetime(2027, 3, 2, 8, tzinfo=UTC)
 
@@ -40,7 +43,7 @@ async def _waiting_on_a_lock(engine, application_name: str) -> bool:
     [(2, 500), (5, 4_000)],
     ids=["the-last-dock", "the-last-volume"],
 )
-async def test_two_transactions_racing_for_the_last_capacity_one_wins(
+async def test_two_instances_racing_for_the_last_capacity_one_wins(
     postgres_url: str, docks: int, volume_l: int
 ) -> None:
     # 5 m3 a slot; one booking of 1 000 l holds a dock already
@@ -48,29 +51,42 @@ async def test_two_transactions_racing_for_the_last_capacity_one_wins(
     engine = make_engine(postgres_url)
     await BookingService.spec.migrate(engine)
     sessions = make_sessionmaker(engine)
+
+    async def ledger_of(session) -> Ledger:
+        return await Ledger.load(
+            session, {hub.id: hub}, booking_ids=(), slots={(hub.id, SLOT)}, no_shows_before={}
+        )
+
     try:
         async with sessions() as session, session.begin():
             await store.upsert_hub(session, hub)
-            assert await store.take_capacity(session, hub, SLOT, 1_000)
+            held = await ledger_of(session)
+            assert held.take(hub, SLOT, 1_000)
+            await held.save(session)
 
         first = sessions()
         await first.begin()
-        assert await store.take_capacity(first, hub, SLOT, volume_l)  # holds the row lock
+        mine = await ledger_of(first)  # locks the slot's row until commit
+        assert mine.take(hub, SLOT, volume_l)
+        await mine.save(first)
 
         async def second_instance() -> bool:
             async with sessions() as session, session.begin():
                 await session.execute(text("SET application_name = 'second-instance'"))
-                return await store.take_capacity(session, hub, SLOT, volume_l)
+                theirs = await ledger_of(session)
+                taken = theirs.take(hub, SLOT, volume_l)
+                await theirs.save(session)
+                return taken
 
         racing = asyncio.create_task(second_instance())
-        # the second UPDATE really runs while the first transaction is open: it waits
-        for _ in range(500):
-            if await _waiting_on_a_lock(engine, "second-instance"):
-                break
-            assert not racing.done(), "the second transaction did not wait for the first"
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the second transaction never waited on the row lock")
+        # the second ledger's read really happens while the first transaction is open
+        await eventually(
+            lambda: _waiting_on_a_lock(engine, "second-instance"),
+            what="the second instance to wait on the first one's lock",
+            timeout=10,
+            interval=0.01,
+        )
+        assert not racing.done()
         await first.commit()
         await first.close()
 

@@ -9,15 +9,13 @@ import functools
 import json
 from datetime import UTC, datetime
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from contracts.booking import BookingCancellationRequested
 from contracts.envelope import new_event
 from services.booking import store as booking_store
-from services.booking.service import BookingService
-from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.db import make_sessionmaker
 from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER, OutboxRelay, enqueue
 from services.runtime.outbox_tail import published_outbox_ids
 from services.runtime.settings import Settings
@@ -28,20 +26,12 @@ ROWS = 10
 PUBLISHED_BEFORE_THE_CRASH = 6
 
 
-@pytest.fixture
-async def engine(database_url: str):
-    engine = make_engine(database_url)
-    await BookingService.spec.migrate(engine)
-    yield engine
-    await engine.dispose()
-
-
 async def test_a_relay_taking_over_publishes_what_its_predecessor_left_once(
-    engine, real_settings: Settings
+    booking_engine, real_settings: Settings
 ) -> None:
     topic = real_settings.topic("outbox.takeover")
     bootstrap = real_settings.bootstrap_list()
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(booking_engine)
     async with sessions() as session, session.begin():
         for i in range(ROWS):
             payload = BookingCancellationRequested(
@@ -74,7 +64,7 @@ async def test_a_relay_taking_over_publishes_what_its_predecessor_left_once(
     await successor_producer.start()
     relay = OutboxRelay(
         service="booking",
-        engine=engine,
+        engine=booking_engine,
         outbox=booking_store.outbox,
         publish=publish,
         poll_interval=0.01,

@@ -16,7 +16,6 @@ from contracts.booking import BookingCancellationRequested
 from contracts.envelope import new_event
 from services.app.registry import service_class, service_names
 from services.booking import store as booking_store
-from services.booking.service import BookingService
 from services.runtime import inbox, migrations
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.outbox import OutboxRelay, enqueue, pending_count
@@ -31,16 +30,8 @@ def _event(ref: str, hub: str):
     return new_event(payload, source="test", subject=hub, time=datetime(2027, 1, 1, tzinfo=UTC))
 
 
-@pytest.fixture
-async def engine(database_url: str):
-    engine = make_engine(database_url)
-    await BookingService.spec.migrate(engine)
-    yield engine
-    await engine.dispose()
-
-
-async def test_relay_publishes_in_order_retries_and_marks_sent(engine) -> None:
-    sessions = make_sessionmaker(engine)
+async def test_relay_publishes_in_order_retries_and_marks_sent(booking_engine) -> None:
+    sessions = make_sessionmaker(booking_engine)
     async with sessions() as session, session.begin():
         for i in range(7):
             await enqueue(
@@ -68,7 +59,7 @@ async def test_relay_publishes_in_order_retries_and_marks_sent(engine) -> None:
 
     relay = OutboxRelay(
         service="booking",
-        engine=engine,
+        engine=booking_engine,
         outbox=booking_store.outbox,
         publish=publish,
         batch_size=3,
@@ -92,13 +83,13 @@ async def test_relay_publishes_in_order_retries_and_marks_sent(engine) -> None:
 
 
 async def test_nothing_is_published_before_its_transaction_commits(
-    engine, settings: Settings
+    booking_engine, settings: Settings
 ) -> None:
     """A running relay, publishing to the real Kafka, polls the outbox again and again
     while a transaction that enqueued an event is open: nothing goes out until it
     commits, and what a rolled-back transaction enqueued never does."""
     topic = settings.topic("outbox.order")
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(booking_engine)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_list(), enable_idempotence=True, acks="all"
     )
@@ -111,7 +102,7 @@ async def test_nothing_is_published_before_its_transaction_commits(
 
     relay = OutboxRelay(
         service="booking",
-        engine=engine,
+        engine=booking_engine,
         outbox=booking_store.outbox,
         publish=publish,
         poll_interval=0.01,
@@ -153,8 +144,8 @@ async def test_nothing_is_published_before_its_transaction_commits(
         await producer.stop()
 
 
-async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:
-    sessions = make_sessionmaker(engine)
+async def test_inbox_claims_an_event_once_per_consumer(booking_engine) -> None:
+    sessions = make_sessionmaker(booking_engine)
     claim = dict(event_id="e1", topic="t", partition=0, offset=1)
     async with sessions() as session, session.begin():
         assert await inbox.claim(session, booking_store.inbox, consumer="a", **claim)
@@ -186,14 +177,14 @@ async def test_migrations_match_the_models(service: str, database_url: str) -> N
 
 
 async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losing(
-    engine,
+    booking_engine,
 ) -> None:
     """What a consumer awaits before committing its offset: the rows are in Kafka when
     it returns. A broker that does not ack in time makes it give up waiting, but the pass
     is not cancelled halfway (that would leave records in the producer that a later pass
     sends again): it goes on, and when the producer finally fails the records, the rows
     are still pending and the relay sends them again, once."""
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(booking_engine)
     published: list[bytes] = []
     unacked: list[asyncio.Future[None]] = []
     acking = True
@@ -209,7 +200,7 @@ async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losi
 
     relay = OutboxRelay(
         service="booking",
-        engine=engine,
+        engine=booking_engine,
         outbox=booking_store.outbox,
         publish=publish,
         poll_interval=3600,  # the loop's own pass happens at start, then only when woken
@@ -250,14 +241,14 @@ class _Record:
         self.key, self.timestamp = b"h", None
 
 
-async def test_a_batch_with_a_failing_record_keeps_the_others(engine, monkeypatch) -> None:
+async def test_a_batch_with_a_failing_record_keeps_the_others(booking_engine, monkeypatch) -> None:
     """Records fetched together share a transaction; when one fails for good, the batch
     is redone record by record: the others are applied once, the bad one dead-lettered."""
     from faststream.kafka import KafkaBroker
 
     from services.runtime.consumer import EventConsumer
 
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(booking_engine)
     applied: list[str] = []
 
     async def handler(uow, delivery) -> None:

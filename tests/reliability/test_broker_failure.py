@@ -28,25 +28,24 @@ BURST = 1000
 HUBS = [f"hub-{n}" for n in range(8)]
 
 
-async def leaders(bootstrap: list[str], topic: str) -> dict[int, int]:
-    """partition -> the node id leading it."""
+async def partitions_of(bootstrap: list[str], topic: str) -> list[dict]:
+    """The topic's partitions as the cluster describes them (leader, replicas, ISR)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    return {p["partition"]: p["leader"] for p in described["partitions"]}
+    return described["partitions"]
+
+
+async def leaders(bootstrap: list[str], topic: str) -> dict[int, int]:
+    """partition -> the node id leading it."""
+    return {p["partition"]: p["leader"] for p in await partitions_of(bootstrap, topic)}
 
 
 async def in_sync_replicas(bootstrap: list[str], topic: str) -> set[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return {len(p["isr"]) for p in described["partitions"]}
+    return {len(p["isr"]) for p in await partitions_of(bootstrap, topic)}
 
 
 async def test_the_leading_broker_dies_under_load_and_nothing_is_lost_or_repeated(
@@ -99,16 +98,9 @@ async def test_the_leading_broker_dies_under_load_and_nothing_is_lost_or_repeate
         ):
 
             async def send(first: int, count: int) -> None:
-                for i in range(first, first + count):
-                    await carrier.request(
-                        f"c{i}",
-                        hub_id=HUBS[i % len(HUBS)],
-                        slot_start=slot0 + timedelta(hours=(i // len(HUBS)) % 10),
-                        time=now,
-                        volume_m3=0.2,
-                        wait=False,
-                    )
-                await carrier.producer.flush()
+                await carrier.spread(
+                    first, count, hub_ids=HUBS, first_slot=slot0, time=now, slots=10
+                )
 
             def decided() -> int:
                 return len(outcomes.by_reference())

@@ -8,12 +8,14 @@ partitions move after the session timeout, and the survivors redo what it had no
 committed). Every command gets exactly one outcome, no event is published twice, no
 booking exists twice and no slot is over capacity.
 
-The faults overlap the work: each happens while outcomes are still missing, and only
-once the group says the instances involved really hold partitions.
+The faults overlap the work: each happens while outcomes are still missing (the crash
+while the second half is still streaming in), and only once the group says the
+instances involved really hold partitions.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from tests.support.waiting import eventually
 TOTAL = 5000
 PARTITIONS = 6
 SLOTS = 10
+WINDOW = 400  # commands sent ahead of their outcomes in the streamed second half
+CHUNK = 100
 DOCKS = 20  # per slot: 12 hubs x 10 slots x 20 docks = 2 400 of 5 000 confirmed
 
 
@@ -109,16 +113,9 @@ async def test_instances_join_and_crash_mid_burst_and_every_command_gets_one_out
         ):
 
             async def send(first: int, count: int) -> None:
-                for i in range(first, first + count):
-                    await carrier.request(
-                        f"c{i}",
-                        hub_id=hub_ids[i % len(hub_ids)],
-                        slot_start=slot0 + timedelta(hours=(i // len(hub_ids)) % SLOTS),
-                        time=now,
-                        volume_m3=0.2,
-                        wait=False,
-                    )
-                await carrier.producer.flush()
+                await carrier.spread(
+                    first, count, hub_ids=hub_ids, first_slot=slot0, time=now, slots=SLOTS
+                )
 
             def decided() -> int:
                 return len(outcomes.by_reference())
@@ -132,20 +129,38 @@ async def test_instances_join_and_crash_mid_burst_and_every_command_gets_one_out
                 {"booking-a", "booking-b", "booking-c"}, "three instances sharing the partitions"
             )
             decided_when_joined = decided()
-            await send(TOTAL // 2, TOTAL // 2)
+
+            # the second half streams in, never more than WINDOW commands ahead of their
+            # outcomes: deciding a batch takes milliseconds, so a burst sent at once
+            # would be decided before the crash below could hit it
+            sent = TOTAL // 2
+
+            async def stream() -> None:
+                nonlocal sent
+                while sent < TOTAL:
+                    floor = sent - WINDOW
+                    await outcomes.wait_for(
+                        lambda _, floor=floor: decided() >= floor, timeout=120, what="the window"
+                    )
+                    chunk = min(CHUNK, TOTAL - sent)
+                    await send(sent, chunk)
+                    sent += chunk
+
+            streaming = asyncio.create_task(stream())
             await outcomes.wait_for(
                 lambda _: decided() >= decided_when_joined + 300, timeout=60, what="more outcomes"
             )
 
-            # the instance holding the most partitions crashes
+            # the instance holding the most partitions crashes, commands still arriving
             victim = max(instances, key=lambda n: len(three.members.get(member(n), ())))
             held = three.members[member(victim)]
             await instances[victim].kill()
-            decided_when_killed = decided()
+            decided_when_killed, sent_when_killed = decided(), sent
             survivors = set(instances) - {victim}
             after = await group_is(survivors, "the survivors taking over the crashed one's share")
             assert held <= set().union(*after.members.values())
 
+            await streaming
             await outcomes.wait_for(
                 lambda _: decided() >= TOTAL, timeout=180, what=f"{TOTAL} outcomes"
             )
@@ -167,7 +182,7 @@ async def test_instances_join_and_crash_mid_burst_and_every_command_gets_one_out
 
     # the faults overlapped the work
     assert 300 <= decided_when_joined < TOTAL // 2 + 300
-    assert decided_when_killed < TOTAL
+    assert decided_when_killed < sent_when_killed < TOTAL
     assert len(held) >= 2
 
     # exactly one outcome per command, no event twice

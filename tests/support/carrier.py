@@ -152,6 +152,29 @@ class Carrier:
             )
         await self.producer.flush()
 
+    async def spread(
+        self,
+        first: int,
+        count: int,
+        *,
+        hub_ids: list[str],
+        first_slot: datetime,
+        time: datetime,
+        slots: int = 10,
+    ) -> None:
+        """Requests ``c<first>`` … over several hubs (round-robin) and, per hub, ``slots``
+        hourly slots, without waiting for each ack; then flushed."""
+        for i in range(first, first + count):
+            await self.request(
+                f"c{i}",
+                hub_id=hub_ids[i % len(hub_ids)],
+                slot_start=first_slot + timedelta(hours=(i // len(hub_ids)) % slots),
+                time=time,
+                volume_m3=0.2,
+                wait=False,
+            )
+        await self.producer.flush()
+
     async def cancel(self, reference: str, *, hub_id: str, time: datetime) -> dict:
         data = {"carrier_id": self.carrier_id, "carrier_reference": reference, "hub_id": hub_id}
         return await self.send("microhub.booking.cancellation_requested.v1", data, time=time)
