@@ -12,7 +12,7 @@ from typing import Any, Union
 from contracts import booking as _booking  # noqa: F401 - registers the booking messages
 from contracts import dispatch as _dispatch  # noqa: F401 - registers the dispatch messages
 from contracts import fleet as _fleet  # noqa: F401 - registers the fleet messages
-from contracts.envelope import REGISTRY, CloudEvent, Payload
+from contracts.envelope import ANSWER_TOPICS, REGISTRY, AnswerEvent, CloudEvent, Payload
 from contracts.topics import Topic
 
 
@@ -34,4 +34,5 @@ def envelope_of(topic: Topic) -> Any:
     models = messages_on(topic)
     if not models:
         raise ValueError(f"no message is registered on {topic.name}")
-    return CloudEvent[Union[models]]  # type: ignore[valid-type]  # noqa: UP007 - runtime union
+    envelope: Any = AnswerEvent if topic.name in ANSWER_TOPICS else CloudEvent
+    return envelope[Union[models]]  # noqa: UP007 - a union built at run time

@@ -8,19 +8,19 @@ from enum import StrEnum
 from pydantic import AwareDatetime, Field
 
 from contracts.booking.commands import StopKind, TimeWindow
-from contracts.common import GeoPoint, Identifier
+from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.fleet import ProofOfDelivery, VehicleType
 from contracts.topics import DISPATCH_EVENTS
 
 
 class RouteStop(Payload):
-    sequence: int = Field(ge=1)
+    sequence: Integer = Field(ge=1)
     booking_id: str
     carrier_id: Identifier
     stop_id: Identifier
     location: GeoPoint
-    parcels: int = Field(ge=1)
+    parcels: Integer = Field(ge=1)
     weight_kg: float = Field(ge=0)
     volume_m3: float = Field(ge=0)
 
@@ -43,7 +43,7 @@ class RoutePlanned(_RouteEvent):
     wave_id: str
     hub_location: GeoPoint
     stops: list[RouteStop] = Field(min_length=1)
-    load_parcels: int = Field(ge=0)
+    load_parcels: Integer = Field(ge=0)
     load_kg: float = Field(ge=0)
     load_m3: float = Field(ge=0)
     planned_km: float = Field(
@@ -79,7 +79,7 @@ class StopReturned(Payload):
     booking_id: str
     carrier_id: Identifier
     stop_id: Identifier
-    attempts: int = Field(ge=0)
+    attempts: Integer = Field(ge=0)
     reason: str
 
 
@@ -113,7 +113,7 @@ class StopUpdated(Payload):
     window: TimeWindow | None = None
     proof: ProofOfDelivery | None = None
     reason: str | None = Field(default=None, max_length=500)
-    attempts: int = Field(default=0, ge=0)
+    attempts: Integer = Field(default=0, ge=0)
 
 
 class DispatcherActionKind(StrEnum):

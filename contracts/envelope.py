@@ -2,19 +2,35 @@
 
 ``type`` is the discriminator and ``subject`` the hub id (the Kafka key). ``data`` is the
 payload, one of the pydantic models registered with :func:`message`.
+
+What the wire carries is JSON, and :func:`decode` reads it as the published JSON Schemas
+say (``contracts/schemas/``): strictly (``"5"`` is no integer, ``1803000000`` no
+date-time), at most :data:`MAX_RECORD_BYTES`, no ``NaN``/``Infinity`` and no nesting
+deeper than a JSON parser should follow. Whatever it cannot read is a
+:class:`ContractError` with a reason, never another exception.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
-import orjson
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.topics import TOPICS
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
+# The largest record a consumer reads, uncompressed (Kafka's max.message.bytes limits the
+# *compressed* batch: 1 MiB of it may hold far more JSON). The largest command a contract
+# allows (500 stops) is about 60 kB.
+MAX_RECORD_BYTES: Final = 1024 * 1024
+# CloudEvents extension attributes on an event that answers a command: the command's id
+# and source (its CloudEvents identity)
+CAUSATION_ATTRIBUTES: Final = ("causationid", "causationsource")
 
 
 class Payload(BaseModel):
@@ -48,11 +64,12 @@ def message(event_type: str, topic: str):
 
 
 class CloudEvent(BaseModel, Generic[P]):
-    """A typed envelope. ``CloudEvent[BookingRequested]`` validates the payload too."""
+    """A typed envelope. ``CloudEvent[BookingRequested]`` validates the payload too.
+    Further attributes (CloudEvents extensions) are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    specversion: Literal["1.0"] = SPECVERSION
+    specversion: Literal["1.0"]  # CloudEvents 1.0 requires it, and so does the service
     id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=500)
     type: str = Field(min_length=1, max_length=200)
@@ -62,8 +79,28 @@ class CloudEvent(BaseModel, Generic[P]):
     data: P
 
 
+class AnswerEvent(CloudEvent[P], Generic[P]):
+    """The envelope of events on a topic that answers commands (booking's events): an
+    answer names the command it answers by its CloudEvents identity, so that a client can
+    match it to what it sent without guessing. Events that answer no command (a no-show)
+    carry neither attribute."""
+
+    causationid: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The `id` of the command this event answers (absent when it answers none).",
+    )
+    causationsource: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The `source` of the command this event answers (with `causationid`, the "
+        "command's CloudEvents identity).",
+    )
+
+
 class RawCloudEvent(BaseModel):
-    """The envelope before the payload is known: used to read ``type`` first."""
+    """The envelope before the payload is known: what a record must be before its type
+    is looked at."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -77,6 +114,29 @@ class RawCloudEvent(BaseModel):
     data: dict[str, Any]
 
 
+# topics whose events may answer commands
+ANSWER_TOPICS: Final = frozenset(t.name for t in TOPICS if t.answers)
+
+
+def envelope_for(model: type[Payload]) -> type[CloudEvent[Any]]:
+    """The envelope class of a payload model: :class:`AnswerEvent` on a topic that answers
+    commands, :class:`CloudEvent` elsewhere."""
+    return AnswerEvent if model.topic in ANSWER_TOPICS else CloudEvent
+
+
+_ENVELOPES: dict[type[Payload], Any] = {}
+
+
+def envelope_class(model: type[Payload]) -> Any:
+    """``envelope_for(model)[model]``, looked up once per type: pydantic's own lookup of a
+    parametrized generic costs more than validating a small payload."""
+    try:
+        return _ENVELOPES[model]
+    except KeyError:
+        envelope = _ENVELOPES[model] = envelope_for(model)[model]  # type: ignore[index]  # a run-time class
+        return envelope
+
+
 class ContractError(ValueError):
     """A message that is not JSON, not a CloudEvent, of an unknown type, or whose payload
     does not satisfy its contract. It is a poison message: dead-letter it, move on."""
@@ -87,61 +147,49 @@ class ContractError(ValueError):
         self.detail = detail
 
 
-def _short_errors(exc: ValidationError) -> str:
+def _short_errors(exc: ValidationError, *, skip: int = 0) -> str:
+    """The first errors, each with where it is (``skip``: leading path parts to leave out)."""
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(str(p) for p in err["loc"][skip:]) or "<root>"
         parts.append(f"{loc}: {err['msg']}")
     more = len(exc.errors()) - 5
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-_ENVELOPES: dict[type[Payload], Any] = {}
-
-
-def envelope_class(model: type[Payload]) -> Any:
-    """``CloudEvent[model]``, looked up once per type: pydantic's own lookup of a
-    parametrized generic costs more than validating a small payload."""
+def decode(
+    raw: bytes | str, *, allowed: set[str] | None = None, max_bytes: int = MAX_RECORD_BYTES
+) -> CloudEvent[Any]:
+    """Parse and validate one message. Raises :class:`ContractError` with a clear reason:
+    ``too_large``, ``not_json``, ``not_cloudevent``, ``unknown_type``, ``invalid_payload``."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if len(raw) > max_bytes:
+        raise ContractError(
+            "too_large", f"the record is {len(raw)} bytes, more than the {max_bytes} bytes read"
+        )
     try:
-        return _ENVELOPES[model]
-    except KeyError:
-        envelope = _ENVELOPES[model] = CloudEvent[model]  # type: ignore[valid-type]  # a run-time class
-        return envelope
-
-
-def decode(raw: bytes | str, *, allowed: set[str] | None = None) -> CloudEvent[Any]:
-    """Parse and validate one message. Raises :class:`ContractError` with a clear reason."""
-    try:
-        # orjson: several times faster than json, refuses NaN/Infinity and invalid UTF-8
-        # as JSON does not have them, and stops at a nesting depth of 1 024
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        # jiter: refuses invalid UTF-8, NaN and Infinity, and nesting deeper than ~200
+        doc = pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
         raise ContractError("not_json", str(exc)) from exc
-    if isinstance(doc, dict):
-        # The common case, a valid message: envelope and payload validated in one pass.
-        # Anything wrong goes the long way below, which says what is wrong.
-        model = REGISTRY.get(doc.get("type"))  # type: ignore[arg-type]
-        if model is not None and (allowed is None or model.event_type in allowed):
-            try:
-                return envelope_class(model).model_validate(doc)
-            except ValidationError:
-                pass
     if not isinstance(doc, dict):
         raise ContractError("not_cloudevent", "the message is JSON but not an object")
+    model = REGISTRY.get(doc["type"]) if isinstance(doc.get("type"), str) else None
+    if model is None or (allowed is not None and model.event_type not in allowed):
+        try:
+            RawCloudEvent.model_validate_json(raw, strict=True)
+        except ValidationError as exc:
+            raise ContractError("not_cloudevent", _short_errors(exc)) from exc
+        raise ContractError("unknown_type", f"no contract for type {doc['type']!r} here")
     try:
-        envelope = RawCloudEvent.model_validate(doc)
+        # strict, from the JSON itself: the types the schema says and no coercion
+        return envelope_class(model).model_validate_json(raw, strict=True)
     except ValidationError as exc:
+        if all(err["loc"][:1] == ("data",) for err in exc.errors()):
+            detail = _short_errors(exc, skip=1)
+            raise ContractError("invalid_payload", f"{model.event_type}: {detail}") from exc
         raise ContractError("not_cloudevent", _short_errors(exc)) from exc
-    model = REGISTRY.get(envelope.type)
-    if model is None or (allowed is not None and envelope.type not in allowed):
-        raise ContractError("unknown_type", f"no contract for type {envelope.type!r} here")
-    try:
-        payload = model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise ContractError("invalid_payload", f"{envelope.type}: {_short_errors(exc)}") from exc
-    return envelope_class(model).model_construct(
-        **{**envelope.model_dump(exclude={"data"}), "data": payload}
-    )
 
 
 def new_event(
@@ -151,16 +199,22 @@ def new_event(
     subject: str | None,
     time: datetime | None = None,
     event_id: str | None = None,
+    extensions: Mapping[str, str] | None = None,
 ) -> CloudEvent[Any]:
+    """``extensions``: CloudEvents extension attributes (e.g. :data:`CAUSATION_ATTRIBUTES`)."""
     return envelope_class(type(payload))(
+        specversion=SPECVERSION,
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=payload.event_type,
         time=time or datetime.now(UTC),
         subject=subject,
         data=payload,
+        **(extensions or {}),
     )
 
 
 def encode(event: CloudEvent[Any]) -> bytes:
-    return event.model_dump_json(exclude_none=False).encode()
+    """The structured-mode JSON of ``event``; causation attributes only when set."""
+    unset = {name for name in CAUSATION_ATTRIBUTES if getattr(event, name, None) is None}
+    return event.model_dump_json(exclude=unset or None).encode()

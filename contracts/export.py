@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.catalog import messages_on  # noqa: F401 - every message registered
-from contracts.envelope import REGISTRY, CloudEvent
+from contracts.envelope import REGISTRY, envelope_for
 
 HERE = Path(__file__).parent
 SCHEMA_DIR = HERE / "schemas"
@@ -26,7 +26,7 @@ def _dump(document: Any) -> str:
 
 def message_schema(event_type: str) -> dict[str, Any]:
     model = REGISTRY[event_type]
-    schema = CloudEvent[model].model_json_schema()  # type: ignore[valid-type]
+    schema = envelope_for(model)[model].model_json_schema()  # type: ignore[index]
     schema["title"] = f"{model.__name__} ({event_type})"
     schema["$id"] = f"https://microhub.dev/schemas/{event_type}.json"
     schema["properties"]["type"] = {"const": event_type, "title": "Type", "type": "string"}
@@ -42,6 +42,23 @@ def schema_files() -> dict[str, str]:
 
 IGNORED_KEYS = {"title", "description", "examples"}
 
+# Corrections of released schemas that said something other than what the service ever
+# did, each with why it breaks nobody. Applied to the released schema before comparing.
+ERRATA = {
+    "specversion": "CloudEvents 1.0 requires `specversion`, the service never accepted a "
+    "message without it (the consumer refused it as not_cloudevent) and never sent one "
+    "without it; the 1.0 schemas called it optional (with a default) by mistake.",
+}
+
+
+def _apply_errata(released: dict[str, Any]) -> dict[str, Any]:
+    corrected = json.loads(json.dumps(released))
+    if "specversion" in corrected.get("properties", {}):
+        corrected["properties"]["specversion"].pop("default", None)
+        if "specversion" not in corrected.setdefault("required", []):
+            corrected["required"].insert(0, "specversion")
+    return corrected
+
 
 def _strip_docs(node: Any) -> Any:
     if isinstance(node, dict):
@@ -54,20 +71,33 @@ def _strip_docs(node: Any) -> Any:
 def incompatibilities(released: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """A released major version is frozen: consumers of it validate strictly (unknown
     fields are refused), so a field added, removed, made required or retyped breaks them.
-    Documentation may change; anything else needs a new ``.v2`` type."""
-    problems = []
-    old, new = _strip_docs(released), _strip_docs(current)
+    Documentation may change, and so may :data:`ERRATA`; the one addition that breaks
+    nobody is an optional field of an envelope that already allowed any further fields
+    (``additionalProperties: true``: a CloudEvents extension attribute, documented).
+    Anything else needs a new ``.v2`` type."""
+    old, new = _strip_docs(_apply_errata(released)), _strip_docs(current)
     old.pop("$id", None)
     new.pop("$id", None)
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
+    old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
+    open_envelope = old.get("additionalProperties") is True
+    tolerated = {
+        name
+        for name in set(new_props) - set(old_props)
+        if open_envelope and name not in new_required
+    }
+    if tolerated:  # compare the rest
+        new = {**new, "properties": {k: v for k, v in new_props.items() if k not in tolerated}}
+        new_props = new["properties"]
     if old == new:
         return []
-    old_props = old.get("properties", {})
-    new_props = new.get("properties", {})
+    problems = []
     for name in sorted(set(old_props) - set(new_props)):
         problems.append(f"field {name!r} was removed")
     for name in sorted(set(new_props) - set(old_props)):
-        problems.append(f"field {name!r} was added (old consumers refuse unknown fields)")
-    for name in sorted(set(old.get("required", [])) ^ set(new.get("required", []))):
+        if not open_envelope:
+            problems.append(f"field {name!r} was added (old consumers refuse unknown fields)")
+    for name in sorted(old_required ^ new_required):
         problems.append(f"field {name!r} changed between optional and required")
     for name in sorted(set(old_props) & set(new_props)):
         if old_props[name] != new_props[name]:

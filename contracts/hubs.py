@@ -60,6 +60,10 @@ class OpeningInterval(BaseModel):
         return self
 
 
+# No hub takes bookings further ahead than this (a slot beyond it is beyond every hub's).
+MAX_BOOKING_HORIZON_DAYS = 366
+
+
 class HubConfig(BaseModel):
     """A micro-hub as the booking service knows it (YAML catalogue / admin API)."""
 
@@ -76,7 +80,7 @@ class HubConfig(BaseModel):
     slot_minutes: int = Field(ge=5, le=24 * 60)
     docks_per_slot: int = Field(ge=1, le=1000)
     volume_per_slot_m3: float = Field(gt=0, le=10_000, allow_inf_nan=False)
-    booking_horizon_days: int = Field(ge=1, le=366)
+    booking_horizon_days: int = Field(ge=1, le=MAX_BOOKING_HORIZON_DAYS)
     cancellation_cutoff_minutes: int = Field(ge=0, le=7 * 24 * 60)
     check_in_early_minutes: int = Field(
         default=120, ge=0, le=24 * 60, description="How early before its slot a truck may check in."

@@ -16,6 +16,9 @@ class Topic:
     written_by: str
     read_by: str
     partitions: int = 6
+    # its events answer the commands of another topic: they carry the command's identity
+    # (CloudEvents extension attributes causationid and causationsource)
+    answers: bool = False
 
     @property
     def dlq(self) -> str:
@@ -30,7 +33,11 @@ BOOKING_COMMANDS = Topic(
     "microhub.booking.commands.v1", "hub id", "carriers (directly, or via the HTTP API)", "booking"
 )
 BOOKING_EVENTS = Topic(
-    "microhub.booking.events.v1", "hub id", "booking (outbox)", "dispatch, reporting, carriers"
+    "microhub.booking.events.v1",
+    "hub id",
+    "booking (outbox)",
+    "dispatch, reporting, carriers",
+    answers=True,
 )
 FLEET_TELEMETRY = Topic(
     "microhub.fleet.telemetry.v1", "vehicle id", "vehicle apps / the simulator", "dispatch"

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from contracts.common import GeoPoint, Identifier
+from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_COMMANDS
 
@@ -20,27 +20,21 @@ MAX_STOPS = 500
 class DeliveryStop(Payload):
     stop_id: Identifier
     location: GeoPoint
-    parcels: int = Field(ge=1, le=10_000)
+    parcels: Integer = Field(ge=1, le=10_000)
 
 
 class Consignment(Payload):
-    parcel_count: int = Field(ge=1, le=100_000)
+    """What a carrier brings to the hub. Two rules JSON Schema cannot say: the stops'
+    ``parcels`` add up to ``parcel_count``, and no two stops share a ``stop_id``. The
+    booking service answers a request that breaks one with
+    ``microhub.booking.command_rejected.v2`` (reason ``parcel_count_mismatch`` or
+    ``duplicate_stop_id``)."""
+
+    parcel_count: Integer = Field(ge=1, le=100_000)
     weight_kg: float = Field(gt=0, le=40_000, allow_inf_nan=False)
     volume_m3: float = Field(gt=0, le=200, allow_inf_nan=False)
     stops: list[DeliveryStop] = Field(min_length=1, max_length=MAX_STOPS)
     depot: GeoPoint = Field(description="The carrier's depot the consignment comes from.")
-
-    @model_validator(mode="after")
-    def _stops_add_up(self) -> Consignment:
-        total = sum(stop.parcels for stop in self.stops)
-        if total != self.parcel_count:
-            raise ValueError(
-                f"the stops carry {total} parcels but parcel_count is {self.parcel_count}"
-            )
-        ids = [stop.stop_id for stop in self.stops]
-        if len(set(ids)) != len(ids):
-            raise ValueError("stop_id values must be unique within a consignment")
-        return self
 
 
 class _CarrierCommand(Payload):
@@ -94,32 +88,23 @@ class TimeWindow(Payload):
 class DeliveryStopV2(Payload):
     stop_id: Identifier
     location: GeoPoint
-    parcels: int = Field(ge=1, le=10_000, description="delivered, or collected at a pickup")
+    parcels: Integer = Field(ge=1, le=10_000, description="delivered, or collected at a pickup")
     kind: StopKind = StopKind.DELIVERY
     window: TimeWindow | None = None
 
 
 class ConsignmentV2(Payload):
     """A consignment whose stops may have time windows and may be pickups. Weight and
-    volume are totals over all stops, pickups included (they come back through the hub)."""
+    volume are totals over all stops, pickups included (they come back through the hub).
+    The rules JSON Schema cannot say are those of :class:`Consignment` (the stops add up
+    to ``parcel_count``, unique ``stop_id``s): a request that breaks one is answered with
+    ``microhub.booking.command_rejected.v2``."""
 
-    parcel_count: int = Field(ge=1, le=100_000)
+    parcel_count: Integer = Field(ge=1, le=100_000)
     weight_kg: float = Field(gt=0, le=40_000, allow_inf_nan=False)
     volume_m3: float = Field(gt=0, le=200, allow_inf_nan=False)
     stops: list[DeliveryStopV2] = Field(min_length=1, max_length=MAX_STOPS)
     depot: GeoPoint = Field(description="The carrier's depot the consignment comes from.")
-
-    @model_validator(mode="after")
-    def _stops_add_up(self) -> ConsignmentV2:
-        total = sum(stop.parcels for stop in self.stops)
-        if total != self.parcel_count:
-            raise ValueError(
-                f"the stops carry {total} parcels but parcel_count is {self.parcel_count}"
-            )
-        ids = [stop.stop_id for stop in self.stops]
-        if len(set(ids)) != len(ids):
-            raise ValueError("stop_id values must be unique within a consignment")
-        return self
 
 
 @message("microhub.booking.requested.v2", BOOKING_COMMANDS.name)

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import AwareDatetime, Field
 
 from contracts.booking.commands import Consignment, StopKind, TimeWindow
-from contracts.common import GeoPoint, Identifier
+from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_EVENTS
 
@@ -36,6 +37,30 @@ class CommandRejectionReason(StrEnum):
     WRONG_HUB = "wrong_hub"
 
 
+class CommandRejectionReasonV2(StrEnum):
+    """The reasons ``command_rejected.v2`` carries today. The schema leaves the field open
+    (:data:`ReasonCode`): a reason added later is no new contract, and a client treats a
+    code it does not know as a refusal, showing the message."""
+
+    INTERNAL_ERROR = "internal_error"
+    PARCEL_COUNT_MISMATCH = "parcel_count_mismatch"
+    DUPLICATE_STOP_ID = "duplicate_stop_id"
+
+
+ReasonCode = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Why the command was refused: a code of lowercase words. Known today: "
+        + ", ".join(f"`{r.value}`" for r in CommandRejectionReasonV2)
+        + " (README, Rejection reasons). Treat a code you do not know as a refusal.",
+        examples=[r.value for r in CommandRejectionReasonV2],
+    ),
+]
+
+
 class HubSummary(Payload):
     """What consumers need to know of the hub without reading booking's tables."""
 
@@ -51,7 +76,7 @@ class HubSummary(Payload):
 class SlotOffer(Payload):
     start: AwareDatetime
     end: AwareDatetime
-    free_docks: int = Field(ge=0)
+    free_docks: Integer = Field(ge=0)
     free_volume_m3: float = Field(ge=0)
 
 
@@ -125,3 +150,24 @@ class BookingStopTerms(_BookingEvent):
 
     slot_start: AwareDatetime
     stops: list[StopTerms] = Field(min_length=1)
+
+
+@message("microhub.booking.command_rejected.v2", BOOKING_EVENTS.name)
+class BookingCommandRejectedV2(Payload):
+    """Any command (a booking request, a cancellation or a check-in) the booking service
+    answered without a decision on its booking: it breaks a rule JSON Schema cannot
+    express, or the service failed on it (``internal_error``: nothing was booked or
+    changed; send the command again under a new id). Nothing of it is stored, so the same
+    reference may be used again. Unlike ``command_rejected.v1`` its reason is open."""
+
+    command_type: str = Field(description="The `type` of the refused command.")
+    carrier_id: Identifier
+    carrier_reference: Identifier
+    hub_id: Identifier
+    booking_id: str | None = Field(
+        default=None,
+        description="The booking the command is about (derived from carrier and reference; "
+        "it may not exist).",
+    )
+    reason: ReasonCode
+    message: str

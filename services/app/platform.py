@@ -109,7 +109,13 @@ class Platform:
         keys = ApiKeys.load(self.settings.api_keys_file)
         routers = [r for s in self.services.values() for r in s.http_routers()]
         routers += self.extra_routers
-        app = create_app(keys=keys, routers=routers, health=self.health, ready=self.readiness)
+        app = create_app(
+            keys=keys,
+            routers=routers,
+            health=self.health,
+            ready=self.readiness,
+            max_body_bytes=self.settings.http_max_body_bytes,
+        )
         for service in self.services.values():
             attach = getattr(service, "attach_to_app", None)
             if attach is not None:

@@ -22,9 +22,15 @@ from contracts.booking import (
 from contracts.common import Identifier
 from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
+from services.booking.answers import refusal
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime.auth import Principal, Role, forbid
+from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
+
+# Offsets beyond this are refused (422) rather than handed to the database, where a
+# number past its integer range is an error (500); any offset past the end is an empty page.
+MAX_OFFSET = 2**31 - 1
 
 # (payload, hub id, time) -> published
 PublishCommand = Callable[[Payload, str, datetime], Awaitable[None]]
@@ -153,12 +159,19 @@ def router(
     )
     async def request_booking(
         body: BookingRequestBody,
+        strict: Annotated[BookingRequestBody, Depends(strict_body(BookingRequestBody))],
         caller: Caller,
         response: Response,
         wait: Annotated[
             float, Query(ge=0, le=max_wait_seconds, description="seconds to wait for the decision")
         ] = 2.0,
     ) -> Accepted:
+        """Request a booking. ``202`` with the outcome when it is decided within ``wait``
+        seconds (else ``pending``: poll ``Location``); ``409`` ``idempotency_conflict``
+        when the reference was used for another request; ``422`` for a body that is not
+        the contract (strict JSON types) or breaks a rule it cannot express, with the
+        ``reason`` a Kafka client would get."""
+        body = strict  # what the contract says (FastAPI's own parsing of it is lax)
         carrier_id = body.carrier_id
         if caller.role is Role.CARRIER:
             if carrier_id not in (None, caller.scope):
@@ -184,8 +197,28 @@ def router(
             ) from exc
         booking_id = domain.booking_id_for(carrier_id, body.carrier_reference)
         sent_at = datetime.now(UTC)
-        await send(command, command.hub_id, sent_at)
-        booking = await wait_for(booking_id, wait, lambda _decided: True)
+        refused = refusal(command, sent_at)
+        if refused is not None:  # what the service would answer, and store nothing of
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                {"reason": str(refused.reason), "message": refused.message},
+            )
+        async with sessions() as session:
+            existing = await store.get_booking(session, booking_id)
+        if existing is None:
+            await send(command, command.hub_id, sent_at)
+        booking = existing or await wait_for(booking_id, wait, lambda _decided: True)
+        if booking is not None and booking.request_fingerprint != domain.fingerprint(command):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                {
+                    "reason": "idempotency_conflict",
+                    "message": f"reference {body.carrier_reference!r} was already used for a "
+                    f"different request (booking {booking.id} is {booking.status.value}); "
+                    "use a new reference for a new booking",
+                    "booking_id": booking.id,
+                },
+            )
         response.headers["Location"] = location(booking_id)
         return Accepted(
             booking_id=booking_id,
@@ -204,7 +237,7 @@ def router(
         hub_id: str | None = None,
         booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[BookingView]:
         carrier_id: str | None = None
         hubs: list[str] | None = [hub_id] if hub_id else None

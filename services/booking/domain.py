@@ -9,15 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from contracts.booking import BookingRequested, RejectionReason
-from contracts.booking.events import CommandRejectionReason
-from contracts.hubs import WEEKDAYS, City, HubConfig, OpeningInterval, litres
+from contracts.booking import BookingRequested, Consignment, RejectionReason
+from contracts.booking.events import CommandRejectionReason, CommandRejectionReasonV2
+from contracts.hubs import (
+    MAX_BOOKING_HORIZON_DAYS,
+    WEEKDAYS,
+    City,
+    HubConfig,
+    OpeningInterval,
+    litres,
+)
 
 __all__ = ["WEEKDAYS", "City", "HubConfig", "OpeningInterval", "litres"]  # the catalogue
 
@@ -176,6 +184,61 @@ def fingerprint(command: BookingRequested, document: dict[str, Any] | None = Non
 class Rejection:
     reason: RejectionReason
     message: str
+
+
+def check_consignment(consignment: Consignment) -> tuple[CommandRejectionReasonV2, str] | None:
+    """The rules of a consignment its JSON Schema cannot express: the stops carry
+    ``parcel_count`` parcels, and no two stops share a ``stop_id``. None when it keeps
+    both (checked before anything is decided; a command that breaks one is refused)."""
+    total = sum(stop.parcels for stop in consignment.stops)
+    if total != consignment.parcel_count:
+        return (
+            CommandRejectionReasonV2.PARCEL_COUNT_MISMATCH,
+            f"the stops carry {total} parcels but parcel_count is {consignment.parcel_count}",
+        )
+    repeated = sorted(i for i, n in Counter(s.stop_id for s in consignment.stops).items() if n > 1)
+    if repeated:
+        shown = ", ".join(repr(i) for i in repeated[:5]) + (" …" if len(repeated) > 5 else "")
+        return (
+            CommandRejectionReasonV2.DUPLICATE_STOP_ID,
+            f"stop_id values must be unique within a consignment; repeated: {shown}",
+        )
+    return None
+
+
+# A slot this far from the request is answered before any date arithmetic, which fails at
+# the ends of the calendar (year 1, year 9999): beyond every hub's horizon, or past.
+_FAR_AHEAD = timedelta(days=MAX_BOOKING_HORIZON_DAYS + 1)
+_FAR_BEHIND = timedelta(days=1)
+
+
+def check_slot_distance(command: BookingRequested, *, now: datetime) -> Rejection | None:
+    """A slot so far ahead that no hub's horizon reaches it, or a day or more before the
+    request, whatever the hub (its grid need not be looked at)."""
+    slot = command.slot_start
+    if slot - now > _FAR_AHEAD:  # aware datetimes: their difference never overflows
+        return Rejection(
+            RejectionReason.BEYOND_HORIZON,
+            f"slot {slot.isoformat()} is more than {MAX_BOOKING_HORIZON_DAYS} days after the "
+            f"request ({now.isoformat()}): beyond every hub's booking horizon",
+        )
+    if now - slot > _FAR_BEHIND:
+        return Rejection(
+            RejectionReason.IN_THE_PAST,
+            f"slot {slot.isoformat()} is not in the future (request time {now.isoformat()})",
+        )
+    return None
+
+
+def time_is_usable(moment: datetime) -> bool:
+    """Can the decisions compute with this event time (a year of margin to the ends of
+    the calendar)? A sender's clock that says year 9999 is answered as clock skew."""
+    margin = timedelta(days=MAX_BOOKING_HORIZON_DAYS + 2)
+    try:
+        utc = moment.astimezone(UTC)
+        return utc - margin < utc + margin
+    except OverflowError:
+        return False
 
 
 def check_request(

@@ -88,21 +88,26 @@ class BookingHandlers:
             no_shows_before={h: t - self.no_show_grace for h, t in latest.items()},
         )
         for delivery, command, now in commands:
-            if self._skewed(delivery):
-                self._reject_skewed(uow, command, now, delivery)
+            if self._skewed(delivery):  # its time is not to be trusted, not even for no-shows
+                with uow.answering(delivery.event):
+                    self._reject_skewed(uow, command, now, delivery)
                 continue
             # Event time moved on for this hub: settle no-shows first, so that what follows
-            # sees the hub as it is at `now` (same code path as the wall-clock sweep).
+            # sees the hub as it is at `now` (same code path as the wall-clock sweep); a
+            # no-show answers no command
             self._no_shows(uow, ledger, command.hub_id, now)
-            if isinstance(command, BookingRequested):
-                await self.request(uow, ledger, command, now)
-                requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
-            elif isinstance(command, BookingCancellationRequested):
-                self.cancel(uow, ledger, command, now)
-            elif isinstance(command, CheckInReported):
-                self.check_in(uow, ledger, command, now)
-            else:  # pragma: no cover - the consumer accepts the commands topic's contracts
-                raise TypeError(f"booking cannot decide {type(command).__name__}")
+            # what is emitted in here answers this command (services/runtime/answers.py)
+            with uow.answering(delivery.event):
+                if isinstance(command, BookingRequested):
+                    await self.request(uow, ledger, command, now)
+                elif isinstance(command, BookingCancellationRequested):
+                    self.cancel(uow, ledger, command, now)
+                elif isinstance(command, CheckInReported):
+                    self.check_in(uow, ledger, command, now)
+                else:  # pragma: no cover - the consumer accepts the topic's contracts
+                    raise TypeError(f"booking cannot decide {type(command).__name__}")
+            # not an answer: a v2 booking's stop terms follow its confirmation
+            requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
         await ledger.save(uow.session)
 
     async def sweep_no_shows(self, uow: UnitOfWork, *, now: datetime) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
 from services.booking import store
+from services.booking.answers import BookingAnswers
 from services.booking.catalogue import load_catalogue
 from services.booking.handlers import BookingHandlers
 from services.runtime.service import Service
@@ -29,7 +30,10 @@ SPEC = ServiceSpec(
             # together, in order: a few statements per batch (handlers.py, ledger.py)
             handlers={},
             batch=BookingHandlers.decide,
-            description="Carriers' booking commands, keyed by hub id.",
+            description="Carriers' booking commands, keyed by hub id. Each gets exactly one "
+            "answer on microhub.booking.events.v1 (its causationid and causationsource are "
+            "the command's id and source), or, when it cannot be read, a record in the DLQ.",
+            answers=BookingAnswers(),
         ),
     ),
     publishes=(

@@ -3,9 +3,9 @@
 For each record:
 
 1. Decode the CloudEvent and validate its payload against the contract. A poison message
-   (not JSON, not a CloudEvent, unknown type, invalid payload) goes to ``<topic>.dlq``
-   with headers saying why and where from; the consumer moves on.
-2. In one database transaction: record ``(consumer, event id)`` in the inbox (a
+   (too large, not JSON, not a CloudEvent, unknown type, invalid payload) goes to
+   ``<topic>.dlq`` with headers saying why and where from; the consumer moves on.
+2. In one database transaction: record ``(consumer, source, id)`` in the inbox (a
    redelivered event stops here) and apply the handler, which writes state and outbox.
 3. The events the transaction wrote to the outbox are published (``after_commit``; with
    ``outbox_publish_before_ack``, awaited, so a committed offset never runs ahead of the
@@ -16,7 +16,8 @@ For each record:
 Transient failures (database unreachable, locked) are retried in place with backoff and
 never commit the offset. A handler that keeps failing on one record for another reason
 (a bug, a constraint it trips every time) dead-letters that record after a few tries
-rather than blocking its partition for ever.
+rather than blocking its partition for ever; a command is answered besides
+(services/runtime/answers.py: every command gets exactly one answer).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 
 from contracts.envelope import CloudEvent, ContractError, decode
-from contracts.topics import dead_letter_topic
 from services.runtime import inbox as inbox_module
+from services.runtime.answers import Answering, CommandAnswers
+from services.runtime.dead_letters import DeadLetters
 from services.runtime.uow import UnitOfWork, UnitsOfWork
 
 log = logging.getLogger(__name__)
@@ -79,46 +81,6 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-class DeadLetters:
-    """Publishes poison records, unchanged, to ``<topic>.dlq`` with diagnostic headers.
-    Without a broker (a replay: the live consumer dead-lettered them already) it only
-    counts them."""
-
-    def __init__(self, broker: KafkaBroker | None, *, consumer: str) -> None:
-        self.broker = broker
-        self.consumer = consumer
-        self.count = 0
-
-    async def send(self, record: Any, *, reason: str, error: BaseException | str) -> None:
-        error_class = type(error).__name__ if isinstance(error, BaseException) else "ContractError"
-        headers = {
-            "x-microhub-error-reason": reason,
-            "x-microhub-error-class": error_class,
-            "x-microhub-error-message": str(error)[:2000],
-            "x-microhub-original-topic": record.topic,
-            "x-microhub-original-partition": str(record.partition),
-            "x-microhub-original-offset": str(record.offset),
-            "x-microhub-consumer": self.consumer,
-        }
-        self.count += 1
-        if self.broker is None:
-            return
-        await self.broker.publish(
-            record.value if record.value is not None else b"",
-            dead_letter_topic(record.topic),
-            key=record.key,
-            headers=headers,
-        )
-        log.warning(
-            "dead-lettered %s[%s]@%s (%s): %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-            error,
-        )
-
-
 def rewind(kafka_consumer: Any, records: list[Any]) -> None:
     """Seek every partition of a failed batch back to its first record, so that nothing
     after an unprocessed record is committed."""
@@ -155,13 +117,21 @@ class RecordApplier:
         dead_letters: DeadLetters,
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
         batch_handler: BatchHandler | None = None,
+        answers: Answering | None = None,
     ) -> None:
         self.name = name
         self.allowed_types = set(allowed_types)
         self.units = units
         self.inbox = inbox
-        self.handler = handler
-        self.batch_handler = batch_handler
+        self.answers = (
+            CommandAnswers(answers, consumer=name, inbox=inbox) if answers is not None else None
+        )
+        self.handler = self.answers.handler(handler) if self.answers is not None else handler
+        self.batch_handler = (
+            self.answers.batch_handler(batch_handler)
+            if self.answers is not None and batch_handler is not None
+            else batch_handler
+        )
         self.after_commit = after_commit
         self.dead_letters = dead_letters
         self.stats = ConsumerStats()
@@ -173,6 +143,9 @@ class RecordApplier:
             event = decode(record.value or b"", allowed=self.allowed_types)
         except ContractError as exc:
             await self.dead_letters.send(record, reason=exc.reason, error=exc)
+            return None
+        except Exception as exc:  # a record no contract names: never block the partition
+            await self.dead_letters.send(record, reason="undecodable", error=exc)
             return None
         return Delivery(
             event=event,
@@ -237,6 +210,10 @@ class RecordApplier:
                             "%s: giving up on %s after %d attempts", self.name, event.id, failures
                         )
                         await self.dead_letters.send(record, reason="handler_failed", error=exc)
+                        if self.answers is not None:
+                            await self.answers.after_failure(
+                                self.units, delivery, exc, self.after_commit, is_transient
+                            )
                         return
                     log.warning("%s: handler failed (attempt %d): %r", self.name, failures, exc)
                 await asyncio.sleep(backoff)
@@ -244,21 +221,43 @@ class RecordApplier:
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         """Deliveries in one unit of work: each claimed in the inbox (a duplicate stops
-        there) and handed to the handler; then what they caused is published."""
+        there; a command sent again is answered again) and handed to the handler; then
+        what they caused is published."""
         async with self.units(notify=False) as uow:
             new_ids = await inbox_module.claim_all(
                 uow.session, self.inbox, consumer=self.name, deliveries=deliveries
             )
             fresh = []
             for delivery in deliveries:
-                if delivery.event.id in new_ids:
-                    new_ids.discard(delivery.event.id)  # a second copy in the batch is not
+                if (delivery.event.source, delivery.event.id) in new_ids:
+                    # a second copy in the batch is not fresh: it is seen below
+                    new_ids.discard((delivery.event.source, delivery.event.id))
                     fresh.append(delivery)
             if self.batch_handler is not None:
                 await self.batch_handler(uow, fresh)
             else:
                 for delivery in fresh:
                     await self.handler(uow, delivery)
+            if self.answers is not None:
+                await self.answers.keep(uow)
+                # after the fresh ones are answered: a copy sent again within the batch
+                # gets the answer its first copy just got
+                fresh_ids = {id(d) for d in fresh}
+                for delivery in deliveries:
+                    if id(delivery) in fresh_ids:
+                        continue
+                    claim = await inbox_module.seen_before(
+                        uow.session,
+                        self.inbox,
+                        consumer=self.name,
+                        source=delivery.event.source,
+                        event_id=delivery.event.id,
+                        topic=delivery.topic,
+                        partition=delivery.partition,
+                        offset=delivery.offset,
+                    )
+                    if not claim.redelivered:  # sent again
+                        await self.answers.again(uow, delivery, claim.answer)
         self.stats.processed += len(fresh)
         self.stats.duplicates += len(deliveries) - len(fresh)
         # Also after redelivered records only: what they caused may still sit in the
@@ -289,6 +288,9 @@ class EventConsumer(RecordApplier):
         fetch_max_wait_ms: int = 500,
         max_batch: int = 100,
         batch_handler: BatchHandler | None = None,
+        answers: Answering | None = None,
+        max_partition_fetch_bytes: int = 2 * 1024 * 1024,
+        fetch_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         super().__init__(
             name=name,
@@ -299,6 +301,7 @@ class EventConsumer(RecordApplier):
             dead_letters=DeadLetters(broker, consumer=name),
             after_commit=after_commit,
             batch_handler=batch_handler,
+            answers=answers,
         )
         self.topic = topic
 
@@ -329,7 +332,21 @@ class EventConsumer(RecordApplier):
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            # above every topic's max.message.bytes (infra/topics.yaml): a record batch
+            # fits one fetch (a larger one would still come, alone: KIP-74)
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
+            fetch_max_bytes=fetch_max_bytes,
             title=f"{name}:{topic}",
             description=description,
+            decoder=_undecoded,
         )
         self.subscriber(on_record)
+
+
+def _undecoded(message: Any) -> Any:
+    """FastStream's default decoder parses a body as JSON before the handler runs (always
+    without a content-type header): an error there (a JSON parser's RecursionError, a
+    non-JSON body with ``content-type: application/json``) fails every delivery of the
+    record before :meth:`RecordApplier._decode` could dead-letter it. The bytes are ours
+    to decode."""
+    return message.body

@@ -1,15 +1,34 @@
-"""The inbox: a consumer records ``(consumer, event id)`` in the same transaction as the
-effects of the event, so a redelivered event is recognised and changes nothing."""
+"""The inbox: a consumer records each event it applies, by the event's CloudEvents identity
+(``source`` + ``id``: two producers may well use the same ids), in the same transaction
+as the event's effects, so a redelivered event is recognised and changes nothing.
+
+A consumer of commands also keeps the command's answer there (the events that answered
+it), so that the very same command sent again is answered again, with the same answer.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.runtime.db import cached_statement, insert_ignoring, rowcount
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the inbox said of an event: new (``fresh``, recorded now), or seen before:
+    ``redelivered`` (Kafka delivered a record of it again: the same partition, at or
+    before the last offset the inbox saw it at) or sent again (a later offset, or another
+    partition), with the ``answer`` kept then (consumers of commands)."""
+
+    fresh: bool
+    redelivered: bool = False
+    answer: list[dict[str, Any]] | None = None
 
 
 async def claim(
@@ -17,16 +36,18 @@ async def claim(
     inbox: Table,
     *,
     consumer: str,
+    source: str,
     event_id: str,
     topic: str,
     partition: int,
     offset: int,
-) -> bool:
-    """True when this event is new for this consumer (and is now recorded)."""
+) -> Claim:
+    """Record the event for this consumer if it is new; else say how it was seen."""
     result = await session.execute(
-        insert_ignoring(session, inbox, "consumer", "event_id"),
+        insert_ignoring(session, inbox, "consumer", "source", "event_id"),
         {
             "consumer": consumer,
+            "source": source,
             "event_id": event_id,
             "topic": topic,
             "partition": partition,
@@ -34,21 +55,63 @@ async def claim(
             "processed_at": datetime.now(UTC),
         },
     )
-    return rowcount(result) == 1
+    if rowcount(result) == 1:
+        return Claim(fresh=True)
+    return await seen_before(
+        session,
+        inbox,
+        consumer=consumer,
+        source=source,
+        event_id=event_id,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )
+
+
+async def seen_before(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    source: str,
+    event_id: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> Claim:
+    """How an event this consumer has recorded already was seen (not fresh)."""
+    seen = (
+        await session.execute(
+            select(inbox.c.topic, inbox.c.partition, inbox.c.offset, inbox.c.answer).where(
+                inbox.c.consumer == consumer,
+                inbox.c.source == source,
+                inbox.c.event_id == event_id,
+            )
+        )
+    ).one()
+    return Claim(
+        fresh=False,
+        # offsets only grow: one at or before the last seen is a record read before
+        redelivered=(seen.topic, seen.partition) == (topic, partition) and offset <= seen.offset,
+        answer=seen.answer,
+    )
 
 
 async def claim_all(
     session: AsyncSession, inbox: Table, *, consumer: str, deliveries: list[Any]
-) -> set[str]:
-    """Record a batch of deliveries in one statement; returns the event ids that were new
-    for this consumer (a redelivery's, and a second copy within the batch, are not)."""
+) -> set[tuple[str, str]]:
+    """Record a batch of deliveries in one statement; returns the identities (source,
+    id) that were new for this consumer. A redelivery's, and a second copy within the
+    batch, are not: :func:`seen_before` says how those were seen."""
     now = datetime.now(UTC)
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for d in deliveries:
         rows.setdefault(
-            d.event.id,
+            (d.event.source, d.event.id),
             {
                 "consumer": consumer,
+                "source": d.event.source,
                 "event_id": d.event.id,
                 "topic": d.topic,
                 "partition": d.partition,
@@ -63,9 +126,107 @@ async def claim_all(
         ("inbox.claim_all", inbox),
         lambda insert: (
             insert(inbox)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(inbox.c.event_id)
+            .on_conflict_do_nothing(index_elements=["consumer", "source", "event_id"])
+            .returning(inbox.c.source, inbox.c.event_id)
         ),
     )
     result = await session.execute(statement, list(rows.values()))
-    return set(result.scalars())
+    return {(row.source, row.event_id) for row in result}
+
+
+@cache
+def _seen_at(inbox: Table) -> Any:
+    """``UPDATE inbox SET topic, partition, offset`` of one event, built once per table."""
+    return (
+        update(inbox)
+        .where(
+            inbox.c.consumer == bindparam("b_consumer"),
+            inbox.c.source == bindparam("b_source"),
+            inbox.c.event_id == bindparam("b_event_id"),
+        )
+        .values(
+            topic=bindparam("b_topic"),
+            partition=bindparam("b_partition"),
+            offset=bindparam("b_offset"),
+        )
+    )
+
+
+async def seen_at(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    source: str,
+    event_id: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> None:
+    """The event was read again, at a later position (it was sent again): remember that
+    one, so that a redelivery of *that* record is known as one too."""
+    await session.execute(
+        _seen_at(inbox),
+        {
+            "b_consumer": consumer,
+            "b_source": source,
+            "b_event_id": event_id,
+            "b_topic": topic,
+            "b_partition": partition,
+            "b_offset": offset,
+        },
+    )
+
+
+@cache
+def _record_answer(inbox: Table) -> Any:
+    """``UPDATE inbox SET answer`` of one event, built once per table."""
+    return (
+        update(inbox)
+        .where(
+            inbox.c.consumer == bindparam("b_consumer"),
+            inbox.c.source == bindparam("b_source"),
+            inbox.c.event_id == bindparam("b_event_id"),
+        )
+        .values(answer=bindparam("b_answer"))
+    )
+
+
+async def record_answer(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    source: str,
+    event_id: str,
+    answer: list[dict[str, Any]],
+) -> None:
+    """Keep the events that answered a command with its inbox row."""
+    result = await session.execute(
+        _record_answer(inbox),
+        {"b_consumer": consumer, "b_source": source, "b_event_id": event_id, "b_answer": answer},
+    )
+    if rowcount(result) != 1:
+        raise RuntimeError(f"{consumer}: no inbox row for {source} {event_id} to keep its answer")
+
+
+async def record_answers(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    answers: list[tuple[str, str, list[dict[str, Any]]]],
+) -> None:
+    """Keep the events that answered each command (source, id, answer) with its inbox
+    row: one statement for a batch."""
+    if not answers:
+        return
+    result = await session.execute(
+        _record_answer(inbox),
+        [
+            {"b_consumer": consumer, "b_source": source, "b_event_id": event_id, "b_answer": a}
+            for source, event_id, a in answers
+        ],
+    )
+    if rowcount(result) not in (len(answers), -1):
+        raise RuntimeError(f"{consumer}: {len(answers)} answers but not as many inbox rows")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from faststream.kafka import KafkaBroker
 
+from contracts.envelope import MAX_RECORD_BYTES
 from services.runtime.embedded_kafka import EmbeddedKafka
 from services.runtime.kafka_security import security_from
 from services.runtime.settings import Settings
@@ -15,12 +16,19 @@ from services.runtime.topics import load_topics, topics_file
 
 log = logging.getLogger(__name__)
 
+# a dead letter's copy of a record plus its headers, with room to spare (below the DLQ
+# topics' max.message.bytes, infra/topics.yaml)
+MAX_REQUEST_BYTES = MAX_RECORD_BYTES + 64 * 1024
+
 
 def make_broker(bootstrap: list[str], settings: Settings, *, client_id: str) -> KafkaBroker:
     """A FastStream broker with our delivery guarantees: idempotent producer, acks=all.
 
     ``apply_types=False``: handlers validate against the contracts themselves so that a
     poison message can be dead-lettered instead of failing inside the framework.
+
+    ``max_request_size``: the largest record it sends is a dead letter (a copy of at most
+    ``MAX_RECORD_BYTES`` and its headers); the DLQ topics take it (infra/topics.yaml).
     """
     return KafkaBroker(
         bootstrap,
@@ -31,6 +39,7 @@ def make_broker(bootstrap: list[str], settings: Settings, *, client_id: str) -> 
         security=security_from(settings),
         request_timeout_ms=30_000,
         retry_backoff_ms=200,
+        max_request_size=MAX_REQUEST_BYTES,
         logger=None,
         graceful_timeout=15.0,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     Column,
     Index,
     Integer,
@@ -37,14 +38,19 @@ def add_outbox(metadata: MetaData) -> Table:
 
 
 def add_inbox(metadata: MetaData) -> Table:
+    """What a consumer applied, by the event's CloudEvents identity (``source`` + ``id``),
+    where it was read, and (a consumer of commands) the command's ``answer``: the events
+    that answered it, ``[{"type", "data", "key"}]``."""
     return Table(
         "inbox",
         metadata,
         Column("consumer", String(100), nullable=False),
+        Column("source", String(500), nullable=False),  # '' on rows from before it was kept
         Column("event_id", String(200), nullable=False),
         Column("topic", String(200), nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigId, nullable=False),
         Column("processed_at", UTCDateTime(), nullable=False),
-        PrimaryKeyConstraint("consumer", "event_id"),
+        Column("answer", JSON, nullable=True),
+        PrimaryKeyConstraint("consumer", "source", "event_id"),
     )

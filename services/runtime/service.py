@@ -112,7 +112,13 @@ class Service:
         return {
             "started": self.started,
             "consumers": {
-                c.name: vars(c.stats) | {"dead_lettered": c.dead_letters.count}
+                c.name: vars(c.stats)
+                | {"dead_lettered": c.dead_letters.count}
+                | (
+                    {"answered_again": c.answers.resent, "answered_failed": c.answers.failed}
+                    if c.answers is not None
+                    else {}
+                )
                 for c in self.consumers
             },
             "outbox_published": self.relay.published if self.relay else None,
@@ -189,6 +195,9 @@ class Service:
             description=consumes.description,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             max_batch=self.settings.kafka_consumer_max_batch,
+            answers=consumes.answers,
+            max_partition_fetch_bytes=self.settings.kafka_max_partition_fetch_bytes,
+            fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
         )
         self.consumers.append(event_consumer)
         return event_consumer

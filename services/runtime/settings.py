@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,21 @@ class Settings(BaseSettings):
         description="Consumers' long-poll wait. A real broker answers as soon as data "
         "arrives; the embedded mock waits it out, so simulations set it low.",
     )
+    kafka_max_partition_fetch_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=256 * 1024 * 1024,
+        description="Consumers fetch at most this much per partition and request. Above "
+        "every consumed topic's max.message.bytes (infra/topics.yaml: 1 MiB), so a record "
+        "batch fits one fetch; a larger one still comes, alone (Kafka returns the first "
+        "batch whatever its size: KIP-74), and does not stall its partition.",
+    )
+    kafka_fetch_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Consumers fetch at most this much per request (all partitions).",
+    )
     kafka_topic_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]*$",
@@ -94,6 +109,14 @@ class Settings(BaseSettings):
         le=65535,
         description="The public API (`serve api`, `serve all`): every service's routes, "
         "/healthz and /readyz. 0: a free port (printed on start).",
+    )
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="The public API refuses a request body larger than this with 413, "
+        "before reading it (a declared Content-Length) or as soon as a streamed body "
+        "passes it. A command is at most 1 MiB on Kafka too.",
     )
     health_port: int | None = Field(
         default=None,
@@ -185,6 +208,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Wall-clock check for due waves on quiet hubs; 0 turns it off (replays).",
     )
+
+    @model_validator(mode="after")
+    def _fetch_sizes(self) -> Settings:
+        if self.kafka_fetch_max_bytes < self.kafka_max_partition_fetch_bytes:
+            raise ValueError(
+                "MICROHUB_KAFKA_FETCH_MAX_BYTES must be at least "
+                "MICROHUB_KAFKA_MAX_PARTITION_FETCH_BYTES"
+            )
+        return self
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

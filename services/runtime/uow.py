@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,15 +45,38 @@ class UnitOfWork:
         self._events: list[dict[str, Any]] = []  # outbox rows, written in one statement
         self._now = datetime.now(UTC)
         self.emitted = 0
+        # (the command being answered, the types that answer it, the answer so far)
+        self._answering: tuple[CloudEvent[Any], frozenset[str], list[dict[str, Any]]] | None
+        self._answering = None
+        # the event types that answer a command, for this unit's consumer (none: it
+        # consumes no commands), and each command answered so far with its answer, for
+        # services/runtime/answers.py to keep together with the inbox rows
+        self.answer_types: frozenset[str] = frozenset()
+        self.answered: list[tuple[CloudEvent[Any], list[dict[str, Any]]]] = []
 
     def emit(
         self, payload: Payload, *, key: str, time: datetime, event_id: str | None = None
     ) -> CloudEvent[Any]:
         """Write ``payload`` as an event to the outbox, on the topic its contract names,
-        keyed by ``key`` (the hub id for hub events), at event time ``time``."""
+        keyed by ``key`` (the hub id for hub events), at event time ``time``. Inside
+        :meth:`answering`, an event of an answer type answers that command."""
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
-        event = new_event(payload, source=self.source, subject=key, time=time, event_id=event_id)
+        extensions = None
+        if self._answering is not None and payload.event_type in self._answering[1]:
+            command, _types, answer = self._answering
+            extensions = {"causationid": command.id, "causationsource": command.source}
+            answer.append(
+                {"type": payload.event_type, "data": payload.model_dump(mode="json"), "key": key}
+            )
+        event = new_event(
+            payload,
+            source=self.source,
+            subject=key,
+            time=time,
+            event_id=event_id,
+            extensions=extensions,
+        )
         self._events.append(
             outbox_row(event, topic=self._topic(payload.topic), key=key, now=self._now)
         )
@@ -66,6 +89,24 @@ class UnitOfWork:
         if self._events and self._outbox is not None:
             events, self._events = self._events, []
             await enqueue_all(self.session, self._outbox, events)
+
+    @contextlib.contextmanager
+    def answering(
+        self, command: CloudEvent[Any], *, keep: bool = True
+    ) -> Iterator[list[dict[str, Any]]]:
+        """While open, an event of one of :attr:`answer_types` this unit of work emits
+        answers ``command``: it carries the command's id and source (``causationid``,
+        ``causationsource``), and its ``{"type", "data", "key"}`` is added to the list
+        yielded; on leaving, a non-empty answer is added to :attr:`answered` (unless
+        ``keep`` is false: an answer sent again is kept already)."""
+        answer: list[dict[str, Any]] = []
+        outer, self._answering = self._answering, (command, self.answer_types, answer)
+        try:
+            yield answer
+        finally:
+            self._answering = outer
+        if answer and keep:
+            self.answered.append((command, answer))
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (never after a rollback)."""

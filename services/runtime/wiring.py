@@ -16,6 +16,7 @@ from contracts.catalog import envelope_of, messages_on, types_on
 from contracts.envelope import Payload
 from contracts.topics import Topic
 from services.runtime import migrations
+from services.runtime.answers import Answering
 from services.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ class Consumes:
     """A consumer: a topic, its consumer group (``<prefix>microhub-<consumer>``) and what
     to do with each message type. A consumer accepts every contract of its topic; a type
     without a handler goes to ``otherwise``, or is recorded (inbox) and left alone. What
-    is no contract of the topic at all is poison: dead-lettered."""
+    is no contract of the topic at all is poison: dead-lettered. A consumer of commands
+    says how they are answered (``answers``, services/runtime/answers.py): each gets
+    exactly one answer, also when it is sent again or its handler fails."""
 
     topic: Topic
     consumer: str
@@ -48,6 +51,8 @@ class Consumes:
     # instead of the per-type handlers one by one: for a service whose decisions cost
     # a few statements per batch, not per record (booking)
     batch: BatchHandler | None = None
+    # a consumer of commands: how each command is answered (services/runtime/answers.py)
+    answers: Answering | None = None
 
     def __post_init__(self) -> None:
         foreign = [m.__name__ for m in self.handlers if m.topic != self.topic.name]

@@ -146,11 +146,11 @@ async def test_nothing_is_published_before_its_transaction_commits(
 
 async def test_inbox_claims_an_event_once_per_consumer(booking_engine) -> None:
     sessions = make_sessionmaker(booking_engine)
-    claim = dict(event_id="e1", topic="t", partition=0, offset=1)
+    claim = dict(source="s", event_id="e1", topic="t", partition=0, offset=1)
     async with sessions() as session, session.begin():
-        assert await inbox.claim(session, booking_store.inbox, consumer="a", **claim)
-        assert not await inbox.claim(session, booking_store.inbox, consumer="a", **claim)
-        assert await inbox.claim(session, booking_store.inbox, consumer="b", **claim)
+        assert (await inbox.claim(session, booking_store.inbox, consumer="a", **claim)).fresh
+        assert not (await inbox.claim(session, booking_store.inbox, consumer="a", **claim)).fresh
+        assert (await inbox.claim(session, booking_store.inbox, consumer="b", **claim)).fresh
 
 
 @pytest.mark.parametrize("service", service_names())

@@ -1,0 +1,133 @@
+"""How the booking service answers carriers' commands beyond deciding them (the runtime
+side is services/runtime/answers.py): which of its events answer a command, the rules
+checked before a decision, and the answer when deciding failed.
+
+Refusals here are not stored (like ``clock_skew``): a carrier corrects the command and
+sends it again under the same reference. They use ``command_rejected.v2`` where the
+reason is new (its reason is open), and the v1 types where a v1 reason says it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.booking import (
+    BookingCancelled,
+    BookingCommandRejected,
+    BookingCommandRejectedV2,
+    BookingConfirmed,
+    BookingRejected,
+    BookingRequested,
+    BookingRequestedV2,
+    CommandRejectionReasonV2,
+    ConsignmentCheckedIn,
+    RejectionReason,
+)
+from contracts.booking.events import CommandRejectionReason
+from contracts.envelope import CloudEvent, Payload
+from services.booking import domain, requests_v2
+from services.runtime.answers import Answer, Answering
+
+# the events that answer a command; a no-show answers none
+ANSWER_TYPES = frozenset(
+    model.event_type
+    for model in (
+        BookingConfirmed,
+        BookingRejected,
+        BookingCancelled,
+        ConsignmentCheckedIn,
+        BookingCommandRejected,
+        BookingCommandRejectedV2,
+    )
+)
+
+
+def rejected_v2(
+    command: Any, reason: CommandRejectionReasonV2, message: str
+) -> BookingCommandRejectedV2:
+    return BookingCommandRejectedV2(
+        command_type=command.event_type,
+        carrier_id=command.carrier_id,
+        carrier_reference=command.carrier_reference,
+        hub_id=command.hub_id,
+        booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
+        reason=reason,
+        message=message,
+    )
+
+
+def _clock_skew(command: Any, time: datetime) -> Payload:
+    message = (
+        f"the command's time {time.isoformat()} is at the edge of the calendar; check the "
+        "sender's clock"
+    )
+    if isinstance(command, BookingRequested | BookingRequestedV2):
+        return BookingRejected(
+            booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
+            carrier_id=command.carrier_id,
+            carrier_reference=command.carrier_reference,
+            hub_id=command.hub_id,
+            requested_slot_start=command.slot_start,
+            reason=RejectionReason.CLOCK_SKEW,
+            message=message,
+        )
+    return BookingCommandRejected(
+        command_type=command.event_type,
+        carrier_id=command.carrier_id,
+        carrier_reference=command.carrier_reference,
+        hub_id=command.hub_id,
+        reason=CommandRejectionReason.CLOCK_SKEW,
+        message=message,
+    )
+
+
+def refusal(
+    command: BookingRequested, now: datetime
+) -> BookingRejected | BookingCommandRejectedV2 | None:
+    """A booking request refused before it is decided (and not stored): its consignment
+    breaks a rule its schema cannot express, or its slot is further from ``now`` than any
+    hub's horizon reaches. The HTTP API asks the same before it sends a request."""
+    problem = domain.check_consignment(command.consignment)
+    if problem is not None:
+        return rejected_v2(command, *problem)
+    far = domain.check_slot_distance(command, now=now)
+    if far is not None:
+        return BookingRejected(
+            booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
+            carrier_id=command.carrier_id,
+            carrier_reference=command.carrier_reference,
+            hub_id=command.hub_id,
+            requested_slot_start=command.slot_start,
+            reason=far.reason,
+            message=far.message,
+        )
+    return None
+
+
+class BookingAnswers(Answering):
+    types = ANSWER_TYPES
+
+    def refuse(self, command: CloudEvent[Any]) -> Answer | None:
+        data = command.data
+        if not domain.time_is_usable(command.time):
+            return Answer(_clock_skew(data, command.time), key=data.hub_id)
+        if isinstance(data, BookingRequested | BookingRequestedV2):
+            # a v2 request keeps the rules of the v1 request it is decided as
+            refused = refusal(requests_v2.as_v1(data), command.time.astimezone(UTC))
+            if isinstance(refused, BookingCommandRejectedV2):
+                refused = refused.model_copy(update={"command_type": data.event_type})
+            if refused is not None:
+                return Answer(refused, key=data.hub_id)
+        return None
+
+    def failed(self, command: CloudEvent[Any], error: BaseException) -> Answer | None:
+        data = command.data
+        message = (
+            f"the booking service failed on this command ({type(error).__name__}) and decided "
+            "nothing: nothing was booked, cancelled or checked in. Send it again under a new "
+            "id; if that fails too, give the hub operator this command's source and id."
+        )
+        return Answer(
+            rejected_v2(data, CommandRejectionReasonV2.INTERNAL_ERROR, message), key=data.hub_id
+        )
