@@ -1,7 +1,7 @@
 """stops: kind and time window (booking's stop terms), ETA, proof of delivery, pin
 
-Revision ID: 20261130_0004
-Revises: 20261130_0003
+Revision ID: 20261130_0006
+Revises: 20261130_0005
 Create Date: 2026-11-30 06:00:00
 
 Stops booked with ``microhub.booking.requested.v2`` may be pickups and have a time
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import services.runtime.db
 
 
-revision = "20261130_0004"
-down_revision = "20261130_0003"
+revision = "20261130_0006"
+down_revision = "20261130_0005"
 branch_labels = None
 depends_on = None
 
