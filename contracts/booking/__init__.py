@@ -3,9 +3,14 @@
 from contracts.booking.commands import (
     BookingCancellationRequested,
     BookingRequested,
+    BookingRequestedV2,
     CheckInReported,
     Consignment,
+    ConsignmentV2,
     DeliveryStop,
+    DeliveryStopV2,
+    StopKind,
+    TimeWindow,
 )
 from contracts.booking.events import (
     BookingCancelled,
@@ -14,11 +19,13 @@ from contracts.booking.events import (
     BookingConfirmed,
     BookingNoShow,
     BookingRejected,
+    BookingStopTerms,
     CommandRejectionReasonV2,
     ConsignmentCheckedIn,
     HubSummary,
     RejectionReason,
     SlotOffer,
+    StopTerms,
 )
 
 __all__ = [
@@ -30,12 +37,19 @@ __all__ = [
     "BookingNoShow",
     "BookingRejected",
     "BookingRequested",
+    "BookingRequestedV2",
+    "BookingStopTerms",
     "CheckInReported",
     "CommandRejectionReasonV2",
     "Consignment",
     "ConsignmentCheckedIn",
+    "ConsignmentV2",
     "DeliveryStop",
+    "DeliveryStopV2",
     "HubSummary",
     "RejectionReason",
     "SlotOffer",
+    "StopKind",
+    "StopTerms",
+    "TimeWindow",
 ]
