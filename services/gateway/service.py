@@ -17,7 +17,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingRequested,
+    BookingRequestedV2,
+    CheckInReported,
+)
 from contracts.topics import (
     BOOKING_COMMANDS,
     BOOKING_EVENTS,
@@ -51,6 +56,7 @@ SPEC = ServiceSpec(
             consumer=INGRESS,
             handlers={
                 BookingRequested: GatewayHandlers.on_command,
+                BookingRequestedV2: GatewayHandlers.on_command,
                 BookingCancellationRequested: GatewayHandlers.on_command,
                 CheckInReported: GatewayHandlers.on_command,
             },
