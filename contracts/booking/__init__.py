@@ -4,9 +4,14 @@ from contracts.booking.commands import (
     BookingCancellationRequested,
     BookingRequested,
     BookingRescheduleRequested,
+    BookingRequestedV2,
     CheckInReported,
     Consignment,
+    ConsignmentV2,
     DeliveryStop,
+    DeliveryStopV2,
+    StopKind,
+    TimeWindow,
 )
 from contracts.booking.events import (
     BookingCancelled,
@@ -17,11 +22,13 @@ from contracts.booking.events import (
     BookingRejected,
     BookingRescheduled,
     BookingRescheduleRejected,
+    BookingStopTerms,
     CommandRejectionReasonV2,
     ConsignmentCheckedIn,
     HubSummary,
     RejectionReason,
     SlotOffer,
+    StopTerms,
 )
 
 __all__ = [
@@ -36,12 +43,19 @@ __all__ = [
     "BookingRescheduleRejected",
     "BookingRescheduleRequested",
     "BookingRescheduled",
+    "BookingRequestedV2",
+    "BookingStopTerms",
     "CheckInReported",
     "CommandRejectionReasonV2",
     "Consignment",
     "ConsignmentCheckedIn",
+    "ConsignmentV2",
     "DeliveryStop",
+    "DeliveryStopV2",
     "HubSummary",
     "RejectionReason",
     "SlotOffer",
+    "StopKind",
+    "StopTerms",
+    "TimeWindow",
 ]

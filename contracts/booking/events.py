@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field
 
-from contracts.booking.commands import Consignment
+from contracts.booking.commands import Consignment, StopKind, TimeWindow
 from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_EVENTS
@@ -171,6 +171,22 @@ class BookingCommandRejected(Payload):
     booking_id: str | None = None
     reason: CommandRejectionReason
     message: str
+
+
+class StopTerms(Payload):
+    stop_id: Identifier
+    kind: StopKind
+    window: TimeWindow | None = None
+
+
+@message("microhub.booking.stop_terms.v1", BOOKING_EVENTS.name)
+class BookingStopTerms(_BookingEvent):
+    """The per-stop terms of a booking requested with ``microhub.booking.requested.v2``:
+    published right after its ``BookingConfirmed`` (same key, same order), for dispatch
+    to plan the windows and pickups."""
+
+    slot_start: AwareDatetime
+    stops: list[StopTerms] = Field(min_length=1)
 
 
 @message("microhub.booking.command_rejected.v2", BOOKING_EVENTS.name)

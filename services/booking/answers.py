@@ -22,13 +22,14 @@ from contracts.booking import (
     BookingRescheduled,
     BookingRescheduleRejected,
     BookingRescheduleRequested,
+    BookingRequestedV2,
     CommandRejectionReasonV2,
     ConsignmentCheckedIn,
     RejectionReason,
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import CloudEvent, Payload
-from services.booking import domain
+from services.booking import domain, requests_v2
 from services.runtime.answers import Answer, Answering
 
 # the events that answer a command; a no-show answers none
@@ -64,7 +65,7 @@ def _clock_skew(command: Any, time: datetime) -> Payload:
         f"the command's time {time.isoformat()} is at the edge of the calendar; check the "
         "sender's clock"
     )
-    if isinstance(command, BookingRequested):
+    if isinstance(command, BookingRequested | BookingRequestedV2):
         return BookingRejected(
             booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
             carrier_id=command.carrier_id,
@@ -125,8 +126,11 @@ class BookingAnswers(Answering):
         data = command.data
         if not domain.time_is_usable(command.time):
             return Answer(_clock_skew(data, command.time), key=data.hub_id)
-        if isinstance(data, BookingRequested):
-            refused = refusal(data, command.time.astimezone(UTC))
+        if isinstance(data, BookingRequested | BookingRequestedV2):
+            # a v2 request keeps the rules of the v1 request it is decided as
+            refused = refusal(requests_v2.as_v1(data), command.time.astimezone(UTC))
+            if isinstance(refused, BookingCommandRejectedV2):
+                refused = refused.model_copy(update={"command_type": data.event_type})
             if refused is not None:
                 return Answer(refused, key=data.hub_id)
         if isinstance(data, BookingRescheduleRequested):

@@ -34,7 +34,7 @@ from contracts.booking import (
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import REGISTRY, Payload
-from services.booking import domain
+from services.booking import domain, requests_v2
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
 from services.booking.store import StoredBooking
@@ -76,7 +76,9 @@ class BookingHandlers:
         if not deliveries:
             return
         hubs = await self.catalogue.current(uow.session)
-        commands = [(d, d.event.data, d.event.time.astimezone(UTC)) for d in deliveries]
+        commands = [
+            (d, requests_v2.as_v1(d.event.data), d.event.time.astimezone(UTC)) for d in deliveries
+        ]
         latest: dict[str, datetime] = {}
         for _, command, now in commands:
             latest[command.hub_id] = max(now, latest.get(command.hub_id, now))
@@ -110,6 +112,8 @@ class BookingHandlers:
                     self.check_in(uow, ledger, command, now)
                 else:  # pragma: no cover - the consumer accepts the topic's contracts
                     raise TypeError(f"booking cannot decide {type(command).__name__}")
+            # not an answer: a v2 booking's stop terms follow its confirmation
+            requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
         await ledger.save(uow.session)
 
     async def sweep_no_shows(self, uow: UnitOfWork, *, now: datetime) -> int:

@@ -1,7 +1,7 @@
 """stops follow a booking that moved to another slot
 
-Revision ID: 20261202_0006
-Revises: 20261130_0005
+Revision ID: 20261202_0007
+Revises: 20261130_0006
 Create Date: 2026-12-02 10:00:00
 
 A booking may be moved to another slot (``microhub.booking.rescheduled.v1``): its stops
@@ -15,8 +15,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '20261202_0006'
-down_revision = '20261130_0005'
+revision = '20261202_0007'
+down_revision = '20261130_0006'
 branch_labels = None
 depends_on = None
 
