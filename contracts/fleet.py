@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from contracts.common import GeoPoint, Identifier
 from contracts.envelope import Payload, message
@@ -67,3 +67,45 @@ class RouteFinished(_Telemetry):
         allow_inf_nan=False,
         description="Measured energy drawn from the battery (electric vehicles).",
     )
+
+
+# ----------------------------------------------------------------------------- v2 ---
+
+
+class ProofOfDelivery(Payload):
+    """What the driver's app records at the door."""
+
+    at: AwareDatetime = Field(description="when the parcels were handed over (or collected)")
+    location: GeoPoint
+    recipient_name: str | None = Field(default=None, max_length=200)
+    signature_ref: str | None = Field(
+        default=None, max_length=500, description="a reference to the stored signature image"
+    )
+    photo_ref: str | None = Field(
+        default=None, max_length=500, description="a reference to the stored photo"
+    )
+
+
+@message("microhub.fleet.stop_delivered.v2", FLEET_TELEMETRY.name)
+class StopDeliveredV2(_Telemetry):
+    """``stop_delivered.v1`` with the proof of delivery; at a pickup stop: collected."""
+
+    route_id: str = Field(min_length=1, max_length=100)
+    booking_id: str = Field(min_length=1, max_length=100)
+    stop_id: Identifier
+    proof: ProofOfDelivery
+
+
+@message("microhub.fleet.stop_failed.v2", FLEET_TELEMETRY.name)
+class StopFailedV2(_Telemetry):
+    """``stop_failed.v1`` with where and when, and a photo of the door if there is one."""
+
+    route_id: str = Field(min_length=1, max_length=100)
+    booking_id: str = Field(min_length=1, max_length=100)
+    stop_id: Identifier
+    reason: str = Field(
+        min_length=1, max_length=200, description="e.g. recipient_absent, access_denied"
+    )
+    at: AwareDatetime
+    location: GeoPoint | None = None
+    photo_ref: str | None = Field(default=None, max_length=500)

@@ -7,8 +7,9 @@ are the carrier's idempotency key.
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
@@ -64,8 +65,76 @@ class BookingCancellationRequested(_CarrierCommand):
     reason: str | None = Field(default=None, max_length=500)
 
 
+@message("microhub.booking.reschedule_requested.v1", BOOKING_COMMANDS.name)
+class BookingRescheduleRequested(_CarrierCommand):
+    """Move the confirmed booking ``carrier_reference`` names to the slot starting at
+    ``slot_start`` at the same hub, atomically: the booking service answers
+    ``microhub.booking.rescheduled.v1`` (confirmed in the new slot, released from the old)
+    or refuses it (``microhub.booking.reschedule_rejected.v1`` with the reason and the next
+    free slots, or ``microhub.booking.command_rejected.v1`` for a booking that cannot be
+    moved) and the booking keeps its slot. A move to the slot the booking already has is
+    answered ``rescheduled`` and changes nothing; so is the very same command sent again."""
+
+    slot_start: AwareDatetime
+    reason: str | None = Field(default=None, max_length=500)
+
+
 @message("microhub.booking.check_in.v1", BOOKING_COMMANDS.name)
 class CheckInReported(_CarrierCommand):
     """The ``ConsignmentCheckedIn`` command: the carrier's truck arrived at the hub with
     the consignment (at the envelope's time). Named apart from the ``ConsignmentCheckedIn``
     event the booking service answers with, so the two schemas never share a name."""
+
+
+# ----------------------------------------------------------------------------- v2 ---
+
+
+class StopKind(StrEnum):
+    DELIVERY = "delivery"
+    PICKUP = "pickup"  # parcels collected at the address, brought to the hub for the carrier
+
+
+class TimeWindow(Payload):
+    """When service at a stop may start (the vehicle waits for ``start``; it never
+    arrives after ``end``)."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeWindow:
+        if self.end <= self.start:
+            raise ValueError("a time window must end after it starts")
+        return self
+
+
+class DeliveryStopV2(Payload):
+    stop_id: Identifier
+    location: GeoPoint
+    parcels: Integer = Field(ge=1, le=10_000, description="delivered, or collected at a pickup")
+    kind: StopKind = StopKind.DELIVERY
+    window: TimeWindow | None = None
+
+
+class ConsignmentV2(Payload):
+    """A consignment whose stops may have time windows and may be pickups. Weight and
+    volume are totals over all stops, pickups included (they come back through the hub).
+    The rules JSON Schema cannot say are those of :class:`Consignment` (the stops add up
+    to ``parcel_count``, unique ``stop_id``s): a request that breaks one is answered with
+    ``microhub.booking.command_rejected.v2``."""
+
+    parcel_count: Integer = Field(ge=1, le=100_000)
+    weight_kg: float = Field(gt=0, le=40_000, allow_inf_nan=False)
+    volume_m3: float = Field(gt=0, le=200, allow_inf_nan=False)
+    stops: list[DeliveryStopV2] = Field(min_length=1, max_length=MAX_STOPS)
+    depot: GeoPoint = Field(description="The carrier's depot the consignment comes from.")
+
+
+@message("microhub.booking.requested.v2", BOOKING_COMMANDS.name)
+class BookingRequestedV2(_CarrierCommand):
+    """``microhub.booking.requested.v1`` with per-stop time windows and pickups. Decided
+    like v1 (slot, docks, volume); when confirmed, a ``microhub.booking.stop_terms.v1``
+    follows the ``BookingConfirmed`` with the stops' kinds and windows."""
+
+    slot_start: AwareDatetime
+    consignment: ConsignmentV2

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field
 
-from contracts.booking.commands import Consignment
+from contracts.booking.commands import Consignment, StopKind, TimeWindow
 from contracts.common import GeoPoint, Identifier, Integer
 from contracts.envelope import Payload, message
 from contracts.topics import BOOKING_EVENTS
@@ -110,6 +110,42 @@ class BookingCancelled(_BookingEvent):
     reason: str | None = None
 
 
+@message("microhub.booking.rescheduled.v1", BOOKING_EVENTS.name)
+class BookingRescheduled(_BookingEvent):
+    """The booking moved to ``slot_start``: confirmed there, and the capacity it held in
+    ``previous_slot_start`` released, in one decision. ``previous_slot_start`` equal to
+    ``slot_start``: it already had that slot, and nothing changed."""
+
+    previous_slot_start: AwareDatetime
+    previous_slot_end: AwareDatetime
+    slot_start: AwareDatetime
+    slot_end: AwareDatetime
+    late: bool = Field(
+        description="True when moved after the hub's cancellation cutoff before the "
+        "previous slot (like a late cancellation)."
+    )
+    moves: Integer = Field(
+        ge=0,
+        description="How often the booking has been moved, this move included. The same "
+        "answer may be published again (a command sent again): a consumer applies a move "
+        "only when it is greater than the last it applied.",
+    )
+    reason: str | None = None
+
+
+@message("microhub.booking.reschedule_rejected.v1", BOOKING_EVENTS.name)
+class BookingRescheduleRejected(_BookingEvent):
+    """The booking could not be moved to ``requested_slot_start`` and keeps its slot
+    (``slot_start``); ``next_slots``: the next slots that would take it."""
+
+    slot_start: AwareDatetime
+    slot_end: AwareDatetime
+    requested_slot_start: AwareDatetime
+    reason: RejectionReason
+    message: str
+    next_slots: list[SlotOffer] = Field(default_factory=list, max_length=3)
+
+
 @message("microhub.booking.consignment_checked_in.v1", BOOKING_EVENTS.name)
 class ConsignmentCheckedIn(_BookingEvent):
     slot_start: AwareDatetime
@@ -125,7 +161,8 @@ class BookingNoShow(_BookingEvent):
 
 @message("microhub.booking.command_rejected.v1", BOOKING_EVENTS.name)
 class BookingCommandRejected(Payload):
-    """A cancellation or check-in that could not be applied, and why."""
+    """A cancellation, check-in or reschedule that could not be applied to its booking,
+    and why."""
 
     command_type: str
     carrier_id: Identifier
@@ -134,6 +171,22 @@ class BookingCommandRejected(Payload):
     booking_id: str | None = None
     reason: CommandRejectionReason
     message: str
+
+
+class StopTerms(Payload):
+    stop_id: Identifier
+    kind: StopKind
+    window: TimeWindow | None = None
+
+
+@message("microhub.booking.stop_terms.v1", BOOKING_EVENTS.name)
+class BookingStopTerms(_BookingEvent):
+    """The per-stop terms of a booking requested with ``microhub.booking.requested.v2``:
+    published right after its ``BookingConfirmed`` (same key, same order), for dispatch
+    to plan the windows and pickups."""
+
+    slot_start: AwareDatetime
+    stops: list[StopTerms] = Field(min_length=1)
 
 
 @message("microhub.booking.command_rejected.v2", BOOKING_EVENTS.name)

@@ -19,13 +19,17 @@ from contracts.booking import (
     BookingConfirmed,
     BookingRejected,
     BookingRequested,
+    BookingRequestedV2,
+    BookingRescheduled,
+    BookingRescheduleRejected,
+    BookingRescheduleRequested,
     CommandRejectionReasonV2,
     ConsignmentCheckedIn,
     RejectionReason,
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import CloudEvent, Payload
-from services.booking import domain
+from services.booking import domain, requests_v2
 from services.runtime.answers import Answer, Answering
 
 # the events that answer a command; a no-show answers none
@@ -35,6 +39,8 @@ ANSWER_TYPES = frozenset(
         BookingConfirmed,
         BookingRejected,
         BookingCancelled,
+        BookingRescheduled,
+        BookingRescheduleRejected,
         ConsignmentCheckedIn,
         BookingCommandRejected,
         BookingCommandRejectedV2,
@@ -42,9 +48,7 @@ ANSWER_TYPES = frozenset(
 )
 
 
-def rejected_v2(
-    command: Any, reason: CommandRejectionReasonV2, message: str
-) -> BookingCommandRejectedV2:
+def rejected_v2(command: Any, reason: str, message: str) -> BookingCommandRejectedV2:
     return BookingCommandRejectedV2(
         command_type=command.event_type,
         carrier_id=command.carrier_id,
@@ -61,7 +65,7 @@ def _clock_skew(command: Any, time: datetime) -> Payload:
         f"the command's time {time.isoformat()} is at the edge of the calendar; check the "
         "sender's clock"
     )
-    if isinstance(command, BookingRequested):
+    if isinstance(command, BookingRequested | BookingRequestedV2):
         return BookingRejected(
             booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
             carrier_id=command.carrier_id,
@@ -104,6 +108,17 @@ def refusal(
     return None
 
 
+def reschedule_refusal(
+    command: BookingRescheduleRequested, now: datetime
+) -> BookingCommandRejectedV2 | None:
+    """A reschedule whose new slot is further from ``now`` than any hub's horizon reaches
+    (or a day and more past), refused before it is decided: the booking is not looked at
+    and keeps its slot. ``command_rejected.v2`` (its reason is open): the reason is a
+    request's (``slot_beyond_horizon``, ``slot_in_the_past``)."""
+    far = domain.check_slot_distance(command, now=now)
+    return rejected_v2(command, far.reason.value, far.message) if far is not None else None
+
+
 class BookingAnswers(Answering):
     types = ANSWER_TYPES
 
@@ -111,17 +126,24 @@ class BookingAnswers(Answering):
         data = command.data
         if not domain.time_is_usable(command.time):
             return Answer(_clock_skew(data, command.time), key=data.hub_id)
-        if isinstance(data, BookingRequested):
-            refused = refusal(data, command.time.astimezone(UTC))
+        if isinstance(data, BookingRequested | BookingRequestedV2):
+            # a v2 request keeps the rules of the v1 request it is decided as
+            refused = refusal(requests_v2.as_v1(data), command.time.astimezone(UTC))
+            if isinstance(refused, BookingCommandRejectedV2):
+                refused = refused.model_copy(update={"command_type": data.event_type})
             if refused is not None:
                 return Answer(refused, key=data.hub_id)
+        if isinstance(data, BookingRescheduleRequested):
+            moved = reschedule_refusal(data, command.time.astimezone(UTC))
+            if moved is not None:
+                return Answer(moved, key=data.hub_id)
         return None
 
     def failed(self, command: CloudEvent[Any], error: BaseException) -> Answer | None:
         data = command.data
         message = (
             f"the booking service failed on this command ({type(error).__name__}) and decided "
-            "nothing: nothing was booked, cancelled or checked in. Send it again under a new "
+            "nothing: nothing was booked, moved, cancelled or checked in. Send it again under a new "
             "id; if that fails too, give the hub operator this command's source and id."
         )
         return Answer(

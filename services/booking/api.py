@@ -12,17 +12,19 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from contracts.booking import (
     BookingCancellationRequested,
     BookingRequested,
+    BookingRescheduleRequested,
     CheckInReported,
     Consignment,
 )
 from contracts.common import Identifier
 from contracts.envelope import Payload, encode, new_event
 from services.booking import domain, store
-from services.booking.answers import refusal
+from services.booking.answers import refusal, reschedule_refusal
 from services.booking.domain import BookingStatus, HubConfig
 from services.runtime import tracing
 from services.runtime.auth import Principal, Role, forbid
@@ -33,8 +35,9 @@ from services.runtime.uow import UnitsOfWork
 # number past its integer range is an error (500); any offset past the end is an empty page.
 MAX_OFFSET = 2**31 - 1
 
-# (payload, hub id, time) -> published
-PublishCommand = Callable[[Payload, str, datetime], Awaitable[None]]
+# (payload, hub id, time) -> published; returns the command's CloudEvents id
+PublishCommand = Callable[[Payload, str, datetime], Awaitable[str | None]]
+SOURCE = "microhub/http-api"  # the CloudEvents source of the commands it publishes
 
 
 class BookingRequestBody(BaseModel):
@@ -47,6 +50,13 @@ class BookingRequestBody(BaseModel):
     carrier_id: Identifier | None = Field(
         default=None, description="Defaults to the carrier of the API key; admins must set it."
     )
+
+
+class RescheduleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slot_start: AwareDatetime = Field(description="The start of the slot to move it to.")
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class BookingView(BaseModel):
@@ -111,11 +121,11 @@ def router(
     Caller = Annotated[Principal, Depends(principal)]
     sessions = units.sessions  # reads; every write goes through a unit of work
 
-    async def send(payload: Payload, hub_id: str, time: datetime) -> None:
-        """Publish a command, or answer 503: the caller may retry (the booking id is
-        deterministic, so a retry is an idempotent resend)."""
+    async def send(payload: Payload, hub_id: str, time: datetime) -> str | None:
+        """Publish a command (its id), or answer 503: the caller may retry (the booking id
+        is deterministic, so a retry is an idempotent resend)."""
         try:
-            await asyncio.wait_for(publish(payload, hub_id, time), timeout=publish_timeout)
+            return await asyncio.wait_for(publish(payload, hub_id, time), timeout=publish_timeout)
         except Exception as exc:  # any broker failure means: not accepted
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -351,6 +361,83 @@ def router(
             booking=view(after),
         )
 
+    async def answer_to(event_id: str, seconds: float) -> list[dict[str, Any]] | None:
+        """The events that answered this API's command ``event_id`` (the booking
+        consumer's inbox keeps them with the command), or None when not decided within
+        ``seconds``."""
+        inbox = store.inbox.c
+        query = select(inbox.answer).where(
+            inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)
+        )
+        deadline = asyncio.get_running_loop().time() + min(max(seconds, 0.0), max_wait_seconds)
+        while True:
+            async with sessions() as session:
+                answer = (await session.execute(query)).scalars().first()
+            if answer or asyncio.get_running_loop().time() >= deadline:
+                return answer or None
+            await asyncio.sleep(0.05)
+
+    @api.patch(
+        "/v1/bookings/{booking_id}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        tags=["bookings"],
+    )
+    async def reschedule(
+        booking_id: str,
+        body: RescheduleBody,
+        strict: Annotated[RescheduleBody, Depends(strict_body(RescheduleBody))],
+        caller: Caller,
+        wait: Annotated[float, Query(ge=0, le=max_wait_seconds)] = 2.0,
+    ) -> Accepted:
+        """Move the booking to the slot starting at ``slot_start`` (same hub), atomically:
+        ``202`` with the booking in its new slot (or ``pending``: poll ``Location``);
+        ``409`` with ``reason``, ``message`` and, when the new slot is the problem,
+        ``next_slots``, and the booking keeps its slot; ``422`` for a body that is not the
+        contract or a slot no hub's horizon reaches. After the hub's cancellation cutoff
+        the move is made and counted late (``late`` in ``microhub.booking.rescheduled.v1``)."""
+        body = strict  # what the contract says (FastAPI's own parsing of it is lax)
+        booking = await owned(booking_id, caller)
+        if not caller.may_act_as_carrier(booking.carrier_id):
+            raise forbid("only the booking's carrier can reschedule it")
+        problem = domain.check_reschedule(booking.state, hub_id=booking.hub_id)
+        if problem is not None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, {"reason": problem[0].value, "message": problem[1]}
+            )
+        command = BookingRescheduleRequested(
+            carrier_id=booking.carrier_id,
+            carrier_reference=booking.carrier_reference,
+            hub_id=booking.hub_id,
+            slot_start=body.slot_start,
+            reason=body.reason,
+        )
+        sent_at = datetime.now(UTC)
+        refused = reschedule_refusal(command, sent_at)
+        if refused is not None:  # what the service would answer, and store nothing of
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                {"reason": refused.reason, "message": refused.message},
+            )
+        event_id = await send(command, booking.hub_id, sent_at)
+        answer = await answer_to(event_id, wait) if event_id else None
+        for event in answer or ():
+            if event["type"] != "microhub.booking.rescheduled.v1":
+                data = event["data"]
+                detail = {"reason": data["reason"], "message": data["message"]}
+                if "next_slots" in data:  # the new slot was the problem: the offers
+                    detail |= {"slot_start": data["slot_start"], "next_slots": data["next_slots"]}
+                raise HTTPException(status.HTTP_409_CONFLICT, detail)
+        async with sessions() as session:
+            after = await store.get_booking(session, booking_id)
+        assert after is not None  # bookings are never deleted
+        return Accepted(
+            booking_id=booking_id,
+            status=after.status.value if answer else "pending",
+            location=location(booking_id),
+            booking=view(after),
+        )
+
     # ------------------------------------------------------------------ hubs -----------
 
     @api.get("/v1/hubs", tags=["hubs"])
@@ -422,13 +509,11 @@ def router(
     return api
 
 
-def kafka_publisher(
-    broker: Any, topic: str, *, source: str = "microhub/http-api"
-) -> PublishCommand:
+def kafka_publisher(broker: Any, topic: str, *, source: str = SOURCE) -> PublishCommand:
     """Publish a command as the HTTP API's carrier would: envelope time and Kafka record
     timestamp set together."""
 
-    async def publish(payload: Payload, hub_id: str, time: datetime) -> None:
+    async def publish(payload: Payload, hub_id: str, time: datetime) -> str:
         # the request's trace goes on in the command (traceparent extension)
         event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
         await broker.publish(
@@ -438,5 +523,6 @@ def kafka_publisher(
             timestamp_ms=int(time.timestamp() * 1000),
             headers={"content-type": "application/cloudevents+json"},
         )
+        return event.id
 
     return publish

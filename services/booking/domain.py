@@ -134,15 +134,17 @@ def next_fitting_slots(
     volume_l: int,
     usage: Mapping[datetime, SlotUsage],
     limit: int = 3,
+    skip: datetime | None = None,
 ) -> list[FreeSlot]:
     """Up to ``limit`` bookable slots after ``after`` (and after ``now``) that would take
-    a consignment of ``volume_l`` litres, within the booking horizon."""
+    a consignment of ``volume_l`` litres, within the booking horizon; never ``skip`` (the
+    slot a booking to be moved holds already)."""
     if volume_l > hub.volume_per_slot_l:
         return []
     horizon_end = now + timedelta(days=hub.booking_horizon_days)
     found: list[FreeSlot] = []
     for slot in slots_between(hub, max(after, now), horizon_end + timedelta(microseconds=1)):
-        if slot <= now or slot <= after:
+        if slot <= now or slot <= after or slot == skip:
             continue
         used = usage.get(slot, SlotUsage())
         if fits(hub, used, volume_l) is None:
@@ -205,9 +207,10 @@ _FAR_AHEAD = timedelta(days=MAX_BOOKING_HORIZON_DAYS + 1)
 _FAR_BEHIND = timedelta(days=1)
 
 
-def check_slot_distance(command: BookingRequested, *, now: datetime) -> Rejection | None:
-    """A slot so far ahead that no hub's horizon reaches it, or a day or more before the
-    request, whatever the hub (its grid need not be looked at)."""
+def check_slot_distance(command: Any, *, now: datetime) -> Rejection | None:
+    """A slot (``command.slot_start``: a request's or a reschedule's) so far ahead that no
+    hub's horizon reaches it, or a day or more before the command, whatever the hub (its
+    grid need not be looked at)."""
     slot = command.slot_start
     if slot - now > _FAR_AHEAD:  # aware datetimes: their difference never overflows
         return Rejection(
@@ -245,7 +248,15 @@ def check_request(
     to hear about them. None means: confirm."""
     if hub is None:
         return Rejection(RejectionReason.UNKNOWN_HUB, f"there is no hub {command.hub_id!r}")
-    slot = command.slot_start
+    return check_slot(hub, command.slot_start, command.consignment.volume_m3, now=now, usage=usage)
+
+
+def check_slot(
+    hub: HubConfig, slot: datetime, volume_m3: float, *, now: datetime, usage: SlotUsage
+) -> Rejection | None:
+    """May a consignment of ``volume_m3`` take ``slot`` of ``hub`` at ``now``, the slot's
+    ``usage`` being what others hold of it? The rules of a request and of a reschedule's
+    new slot alike, in the order a carrier would want to hear about them."""
     problem = grid_problem(hub, slot)
     if problem is not None:
         return Rejection(*problem)
@@ -261,11 +272,11 @@ def check_request(
             f"hub {hub.id} takes bookings at most {hub.booking_horizon_days} days ahead "
             f"(until {horizon_end.isoformat()})",
         )
-    volume_l = litres(command.consignment.volume_m3)
+    volume_l = litres(volume_m3)
     if volume_l > hub.volume_per_slot_l:
         return Rejection(
             RejectionReason.CONSIGNMENT_TOO_LARGE,
-            f"the consignment ({command.consignment.volume_m3} m³) is larger than a whole slot "
+            f"the consignment ({volume_m3} m³) is larger than a whole slot "
             f"of hub {hub.id} ({hub.volume_per_slot_m3} m³)",
         )
     reason = fits(hub, usage, volume_l)
@@ -275,8 +286,7 @@ def check_request(
         free = (hub.volume_per_slot_l - usage.volume_used_l) / 1000
         return Rejection(
             reason,
-            f"the slot has {free:.3f} m³ left, the consignment needs "
-            f"{command.consignment.volume_m3} m³",
+            f"the slot has {free:.3f} m³ left, the consignment needs {volume_m3} m³",
         )
     return None
 
@@ -309,6 +319,34 @@ def check_cancellation(
             f"a booking that is {booking.status.value} can no longer be cancelled",
         )
     return None
+
+
+def check_reschedule(
+    booking: BookingState | None, *, hub_id: str
+) -> tuple[CommandRejectionReason, str] | None:
+    """May this booking be moved at all (whatever the new slot)? Only a confirmed booking,
+    at the hub the command names: a cancelled, checked-in or no-show booking keeps its
+    slot. None when it may (the new slot is :func:`check_slot`'s)."""
+    if booking is None or booking.status is BookingStatus.REJECTED:
+        return CommandRejectionReason.UNKNOWN_BOOKING, "no confirmed booking with this reference"
+    if booking.hub_id != hub_id:
+        return (
+            CommandRejectionReason.WRONG_HUB,
+            f"the booking is at hub {booking.hub_id}; a booking moves within its hub",
+        )
+    if booking.status is not BookingStatus.CONFIRMED:
+        return (
+            CommandRejectionReason.NOT_CONFIRMED,
+            f"a booking that is {booking.status.value} can no longer be rescheduled",
+        )
+    return None
+
+
+def reschedule_is_late(hub: HubConfig | None, previous_slot: datetime, now: datetime) -> bool:
+    """A move is late when a cancellation of the booking would be: after the hub's
+    cancellation cutoff before the slot it leaves (that slot's capacity is freed too late
+    for another carrier to plan with). Late moves are made and flagged, not refused."""
+    return cancellation_is_late(hub, previous_slot, now)
 
 
 def check_check_in(

@@ -9,6 +9,7 @@ command's event time.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,9 @@ from contracts.booking import (
     BookingNoShow,
     BookingRejected,
     BookingRequested,
+    BookingRescheduled,
+    BookingRescheduleRejected,
+    BookingRescheduleRequested,
     CheckInReported,
     ConsignmentCheckedIn,
     HubSummary,
@@ -30,7 +34,7 @@ from contracts.booking import (
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import REGISTRY, Payload
-from services.booking import domain
+from services.booking import domain, requests_v2
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
 from services.booking.store import StoredBooking
@@ -72,7 +76,9 @@ class BookingHandlers:
         if not deliveries:
             return
         hubs = await self.catalogue.current(uow.session)
-        commands = [(d, d.event.data, d.event.time.astimezone(UTC)) for d in deliveries]
+        commands = [
+            (d, requests_v2.as_v1(d.event.data), d.event.time.astimezone(UTC)) for d in deliveries
+        ]
         latest: dict[str, datetime] = {}
         for _, command, now in commands:
             latest[command.hub_id] = max(now, latest.get(command.hub_id, now))
@@ -100,10 +106,14 @@ class BookingHandlers:
                     await self.request(uow, ledger, command, now)
                 elif isinstance(command, BookingCancellationRequested):
                     self.cancel(uow, ledger, command, now)
+                elif isinstance(command, BookingRescheduleRequested):
+                    await self.reschedule(uow, ledger, command, now)
                 elif isinstance(command, CheckInReported):
                     self.check_in(uow, ledger, command, now)
                 else:  # pragma: no cover - the consumer accepts the topic's contracts
                     raise TypeError(f"booking cannot decide {type(command).__name__}")
+            # not an answer: a v2 booking's stop terms follow its confirmation
+            requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
         await ledger.save(uow.session)
 
     async def sweep_no_shows(self, uow: UnitOfWork, *, now: datetime) -> int:
@@ -128,7 +138,7 @@ class BookingHandlers:
         return {
             (c.hub_id, c.slot_start.astimezone(UTC))
             for _, c, _ in commands
-            if isinstance(c, BookingRequested) and c.hub_id in hubs
+            if isinstance(c, BookingRequested | BookingRescheduleRequested) and c.hub_id in hubs
         }
 
     # ------------------------------------------------------------------ clock check ---
@@ -264,6 +274,7 @@ class BookingHandlers:
                 outcome=as_document(payload),
                 cancellation=None,
                 check_in=None,
+                rescheduled=None,
                 decided_at=now,
             )
         )
@@ -277,14 +288,17 @@ class BookingHandlers:
         slot: datetime,
         now: datetime,
         volume_l: int,
+        leaving: datetime | None = None,
     ) -> list[SlotOffer]:
+        """The next slots after ``slot`` that would take ``volume_l`` (not ``leaving``:
+        the slot a booking that is to be moved has already)."""
         if hub is None:
             return []
         horizon_end = now + timedelta(days=hub.booking_horizon_days)
         usage = await ledger.horizon(session, hub, now, horizon_end + timedelta(seconds=1))
         after = slot if slot > now else now
         offers = domain.next_fitting_slots(
-            hub, after=after, now=now, volume_l=volume_l, usage=usage
+            hub, after=after, now=now, volume_l=volume_l, usage=usage, skip=leaving
         )
         return [
             SlotOffer(
@@ -323,6 +337,106 @@ class BookingHandlers:
         ledger.transition(booking, BookingStatus.CANCELLED, now, cancellation=as_document(payload))
         ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
         uow.emit(payload, key=booking.hub_id, time=now)
+
+    # ----------------------------------------------------------------- reschedules -----
+
+    async def reschedule(
+        self, uow: UnitOfWork, ledger: Ledger, command: BookingRescheduleRequested, now: datetime
+    ) -> None:
+        """Move a confirmed booking to another slot of its hub in one step: the new slot
+        taken and the old released, or nothing changed and the refusal answered (with the
+        next slots that would take it, when the new slot is the problem)."""
+        booking = ledger.find(domain.booking_id_for(command.carrier_id, command.carrier_reference))
+        problem = domain.check_reschedule(booking.state if booking else None, hub_id=command.hub_id)
+        if problem is not None:
+            rejected = self._command_rejected(command, booking.id if booking else None, *problem)
+            uow.emit(rejected, key=command.hub_id, time=now)
+            return
+        assert booking is not None and booking.status is BookingStatus.CONFIRMED
+        hub = ledger.hubs.get(booking.hub_id)
+        target = command.slot_start.astimezone(UTC)
+        if target == booking.slot_start:
+            # Already there: the answer of the move that brought it there again (this very
+            # move, resent under a new id), or, never moved, a move that changes nothing.
+            if booking.rescheduled is not None:
+                again = stored_payload(booking.rescheduled)
+            else:
+                again = self._moved(booking, booking, False, command.reason)
+            uow.emit(again, key=booking.hub_id, time=now)
+            return
+        if hub is None:  # a hub is not deleted while it has bookings to come (api.py)
+            rejection: domain.Rejection | None = domain.Rejection(
+                RejectionReason.UNKNOWN_HUB, f"there is no hub {booking.hub_id!r}"
+            )
+        else:
+            rejection = domain.check_slot_distance(command, now=now) or domain.check_slot(
+                hub, target, booking.volume_l / 1000, now=now, usage=ledger.usage_of(hub.id, target)
+            )
+        if rejection is not None:
+            offers = await self._next_slots(
+                uow.session, ledger, hub, target, now, booking.volume_l, leaving=booking.slot_start
+            )
+            uow.emit(
+                BookingRescheduleRejected(
+                    booking_id=booking.id,
+                    carrier_id=booking.carrier_id,
+                    carrier_reference=booking.carrier_reference,
+                    hub_id=booking.hub_id,
+                    slot_start=booking.slot_start,
+                    slot_end=booking.slot_end,
+                    requested_slot_start=command.slot_start,
+                    reason=rejection.reason,
+                    message=rejection.message,
+                    next_slots=offers,
+                ),
+                key=booking.hub_id,
+                time=now,
+            )
+            return
+        assert hub is not None
+        taken = ledger.take(hub, target, booking.volume_l)
+        assert taken, "check_slot found room that the ledger has not"
+        ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
+        moved = replace(booking, slot_start=target, slot_end=target + hub.slot_length)
+        payload = self._moved(
+            booking,
+            moved,
+            domain.reschedule_is_late(hub, booking.slot_start, now),
+            command.reason,
+            moves=booking.moves + 1,
+        )
+        ledger.transition(
+            booking,
+            BookingStatus.CONFIRMED,
+            now,
+            slot_start=moved.slot_start,
+            slot_end=moved.slot_end,
+            rescheduled=as_document(payload),
+        )
+        uow.emit(payload, key=booking.hub_id, time=now)
+
+    @staticmethod
+    def _moved(
+        before: StoredBooking,
+        after: StoredBooking,
+        late: bool,
+        reason: str | None,
+        *,
+        moves: int | None = None,
+    ) -> BookingRescheduled:
+        return BookingRescheduled(
+            booking_id=before.id,
+            carrier_id=before.carrier_id,
+            carrier_reference=before.carrier_reference,
+            hub_id=before.hub_id,
+            previous_slot_start=before.slot_start,
+            previous_slot_end=before.slot_end,
+            slot_start=after.slot_start,
+            slot_end=after.slot_end,
+            late=late,
+            moves=before.moves if moves is None else moves,
+            reason=reason,
+        )
 
     # ------------------------------------------------------------------- check-in ------
 

@@ -57,6 +57,7 @@ bookings = Table(
     Column("outcome", JSON, nullable=False, comment="payload of the decision event"),
     Column("cancellation", JSON, nullable=True, comment="payload of BookingCancelled"),
     Column("check_in", JSON, nullable=True, comment="payload of ConsignmentCheckedIn"),
+    Column("rescheduled", JSON, nullable=True, comment="payload of the last BookingRescheduled"),
     Column("decided_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column(
@@ -206,6 +207,12 @@ class StoredBooking:
     decided_at: datetime
     updated_at: datetime
     purged_at: datetime | None = None
+    rescheduled: dict[str, Any] | None = None  # the last move's answer (slot_start: current)
+
+    @property
+    def moves(self) -> int:
+        """How often it has been moved (BookingRescheduled.moves)."""
+        return int(self.rescheduled["data"]["moves"]) if self.rescheduled else 0
 
     @property
     def state(self) -> BookingState:

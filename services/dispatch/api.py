@@ -1,5 +1,5 @@
 """HTTP routes of the dispatch service: the live queue of a hub (snapshot and Server-Sent
-Events) for its operators, and fleet management for admins.
+Events) and the dispatcher's actions for its operators, and fleet management for admins.
 
 ``principal`` is the FastAPI dependency that authenticates the caller (the platform's API
 keys); it yields a :class:`~services.runtime.auth.Principal`.
@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
+from contracts.dispatch import DispatcherActionKind
+from services.dispatch.control import Action, DispatcherControl, NotFound, Refused
 from services.dispatch.fleet import VehicleConfig
 from services.dispatch.queue import HubQueues
 from services.runtime.auth import Principal
@@ -24,7 +27,22 @@ from services.runtime.auth import Principal
 COALESCE_SECONDS = 0.05
 
 
-def router(service: HubQueues, principal: Callable[..., Any]) -> APIRouter:
+class DispatcherRequest(BaseModel):
+    """One action of the hub's dispatcher; ``reason`` is kept with it (the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: DispatcherActionKind
+    reason: str = Field(min_length=1, max_length=500, description="why: kept in the event")
+    booking_id: str | None = Field(default=None, max_length=100)
+    stop_id: str | None = Field(default=None, max_length=64)
+    vehicle_id: str | None = Field(default=None, max_length=64, description="pin: the vehicle")
+    route_id: str | None = Field(default=None, max_length=100, description="move: the target")
+
+
+def router(
+    service: HubQueues, principal: Callable[..., Any], *, control: DispatcherControl | None = None
+) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["dispatch"])
 
     def operator_of(hub_id: str, who: Any) -> None:
@@ -92,6 +110,39 @@ def router(service: HubQueues, principal: Callable[..., Any]) -> APIRouter:
                 service.changes.unsubscribe(subscription)
 
         return EventSourceResponse(events(), ping=15)
+
+    @api.post(
+        "/hubs/{hub_id}/dispatch/actions",
+        summary="The hub's dispatcher acts: hold/unhold or pin/unpin a stop, move a stop "
+        "between proposed routes, re-plan, release a proposed wave (operators of the hub)",
+    )
+    async def dispatcher_action(
+        hub_id: str, body: DispatcherRequest, who: Principal = Depends(principal)
+    ) -> dict[str, Any]:
+        operator_of(hub_id, who)
+        if control is None:  # pragma: no cover - every platform process wires it
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no dispatcher control here")
+        try:
+            event = await control.apply(
+                hub_id,
+                Action(
+                    kind=body.action,
+                    by=who.name,
+                    reason=body.reason,
+                    booking_id=body.booking_id,
+                    stop_id=body.stop_id,
+                    vehicle_id=body.vehicle_id,
+                    route_id=body.route_id,
+                ),
+            )
+        except NotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        except Refused as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return {
+            "action": event.model_dump(mode="json"),
+            "snapshot": await service.snapshot(hub_id),
+        }
 
     @api.get("/hubs/{hub_id}/fleet", summary="The hub's vehicles, their limits and state")
     async def get_fleet(hub_id: str, who: Principal = Depends(principal)) -> list[dict[str, Any]]:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from contracts.booking import Consignment
 from contracts.fleet import VehicleStatus
 from services.dispatch.fleet import VehicleConfig, shift_minutes_left
 from services.dispatch.solver import Point, StopDemand, VehicleSpec, WaveInstance
+from services.dispatch.wave_policy import WavePolicy as WavePolicy
+from services.dispatch.wave_policy import last_departure as last_departure
+from services.dispatch.wave_policy import wave_due as wave_due
 
 MAX_ATTEMPTS = 3
 
@@ -24,15 +27,17 @@ class StopStatus(StrEnum):
     FAILED = "failed"  # delivery failed; back in the queue when its route finishes
     DELIVERED = "delivered"
     RETURNED = "returned"  # given back to the carrier
+    HELD = "held"  # kept out of the waves by the hub's dispatcher
 
 
 class RouteStatus(StrEnum):
+    PROPOSED = "proposed"  # planned, waiting for the dispatcher to release it (review)
     PLANNED = "planned"
     RUNNING = "running"
     COMPLETED = "completed"
 
 
-ACTIVE_ROUTE = (RouteStatus.PLANNED, RouteStatus.RUNNING)
+ACTIVE_ROUTE = (RouteStatus.PROPOSED, RouteStatus.PLANNED, RouteStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -81,47 +86,15 @@ def split_consignment(consignment: Consignment) -> list[StopLoad]:
     return loads
 
 
-@dataclass(frozen=True)
-class WavePolicy:
-    min_stops: int  # plan as soon as this many stops wait
-    interval: timedelta  # ... or when this long has passed since the last wave
-
-
-def wave_due(
-    *,
-    now: datetime,
-    waiting: int,
-    fresh: int,
-    oldest_waiting_since: datetime | None,
-    last_wave_at: datetime | None,
-    policy: WavePolicy,
-) -> str | None:
-    """Why a wave is due at event time ``now`` (None when it is not).
-
-    ``fresh`` counts the stops queued since the last wave: only they count towards the
-    threshold, so stops left over from a wave (nothing could take them) wait for the
-    interval instead of making every event replan. Without an earlier wave the interval
-    counts from when the oldest waiting stop was queued, so no stop waits longer than one
-    interval for its first chance.
-    """
-    if waiting <= 0:
-        return None
-    if fresh >= policy.min_stops:
-        return f"{fresh} new stops waiting (threshold {policy.min_stops})"
-    since = last_wave_at or oldest_waiting_since
-    if since is None or now >= since + policy.interval:
-        return f"wave interval of {policy.interval} passed"
-    return None
-
-
 def wave_id_for(hub_id: str, sequence: int) -> str:
     return f"{hub_id}:w{sequence:05d}"
 
 
-def route_id_for(wave_id: str, vehicle_id: str) -> str:
-    """Deterministic from (hub, wave, vehicle): replanning the same wave after a crash or
-    a redelivery produces the same ids, which the routes table refuses twice."""
-    return f"{wave_id}:{vehicle_id}"
+def route_id_for(wave_id: str, vehicle_id: str, *, trip: int = 1) -> str:
+    """Deterministic from (hub, wave, vehicle, trip): replanning the same wave after a
+    crash or a redelivery produces the same ids, which the routes table refuses twice. A
+    vehicle's first trip of a wave keeps the id it always had; later ones add ``:t<n>``."""
+    return f"{wave_id}:{vehicle_id}" if trip == 1 else f"{wave_id}:{vehicle_id}:t{trip}"
 
 
 def stop_key(booking_id: str, stop_id: str) -> str:
@@ -159,6 +132,7 @@ def vehicle_spec(vehicle: VehicleState, *, now: datetime, timezone: str) -> Vehi
         range_km=c.range_km * charge,
         speed_kmh=c.speed_kmh,
         available_min=minutes,
+        max_trips=c.max_trips,
     )
 
 
@@ -179,6 +153,7 @@ def wave_instance(
     vehicles: Sequence[VehicleSpec],
     circuity: float,
     service_minutes_per_stop: float,
+    load_minutes_per_trip: float = 0.0,
 ) -> WaveInstance:
     # Stable order, so the same queue gives the same instance (and the greedy the same plan).
     return WaveInstance(
@@ -187,4 +162,5 @@ def wave_instance(
         vehicles=sorted(vehicles, key=lambda v: v.vehicle_id),
         circuity=circuity,
         service_min_per_stop=service_minutes_per_stop,
+        load_min_per_trip=load_minutes_per_trip,
     )

@@ -19,6 +19,7 @@ from contracts.common import Identifier
 from contracts.fleet import VehicleType
 from contracts.vehicle_energy import battery_kwh_per_km
 from services.dispatch.solver import DEFAULT_CIRCUITY
+from services.dispatch.wave_policy import WavePolicy
 from services.runtime.yamlfile import load_listing, validation_problems
 
 SAMPLE_FLEET = Path(__file__).parent / "data" / "fleet.yaml"
@@ -61,6 +62,13 @@ class VehicleConfig(BaseModel):
     shifts: dict[Weekday, list[ShiftWindow]] = Field(
         description="Local shift windows per weekday (the hub's time zone)."
     )
+    max_trips: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="trips from the hub within one wave, reloading (and recharging) at "
+        "the hub in between; the battery at departure must cover them all",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -91,11 +99,57 @@ class VehicleConfig(BaseModel):
         return shifts
 
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class WaveSettings(BaseModel):
+    """When the hub's waves leave (docs/dispatch.md, "Waves that consolidate"); what is
+    not set here comes from the settings (``MICROHUB_DISPATCH_WAVE_…``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    departures: list[str] = Field(
+        default_factory=list, description="local departure times 'HH:MM', every day"
+    )
+    min_stops: int | None = Field(default=None, ge=1, description="leave when this many wait")
+    max_wait_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 60,
+        description="latest departure: how long the first new stop may wait; without "
+        "departures the setting's default applies, with departures none (they are the "
+        "latest departures) unless set here",
+    )
+    release: Literal["auto", "review"] = Field(
+        default="auto",
+        description="auto: a planned wave is released to the vehicles at once; review: "
+        "the hub's dispatcher releases it",
+    )
+
+    @field_validator("departures")
+    @classmethod
+    def _clock_times(cls, value: list[str]) -> list[str]:
+        for text in value:
+            if not _CLOCK.match(text):
+                raise ValueError(f"{text!r} is not a local time 'HH:MM'")
+        if len(set(value)) != len(value):
+            raise ValueError("departure times listed more than once")
+        return sorted(value)
+
+
 class HubFleet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hub_id: Identifier
     service_minutes_per_stop: float = Field(default=4.0, ge=0, le=120)
+    load_minutes_per_trip: float = Field(
+        default=0.0,
+        ge=0,
+        le=240,
+        description="at the hub before every trip: loading, and between trips of a vehicle "
+        "that reloads, reloading and recharging",
+    )
+    waves: WaveSettings = Field(default_factory=WaveSettings)
     vehicles: list[VehicleConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -126,11 +180,31 @@ class FleetFile(BaseModel):
     def circuity_of(self, city_id: str | None) -> float:
         return self.circuity.get(city_id or "", DEFAULT_CIRCUITY)
 
-    def service_minutes(self, hub_id: str) -> float:
+    def hub(self, hub_id: str) -> HubFleet:
         for hub in self.hubs:
             if hub.hub_id == hub_id:
-                return hub.service_minutes_per_stop
-        return HubFleet.model_fields["service_minutes_per_stop"].default
+                return hub
+        return HubFleet(hub_id=hub_id)
+
+    def service_minutes(self, hub_id: str) -> float:
+        return self.hub(hub_id).service_minutes_per_stop
+
+    def load_minutes(self, hub_id: str) -> float:
+        return self.hub(hub_id).load_minutes_per_trip
+
+    def wave_policy(self, hub_id: str, default: WavePolicy) -> WavePolicy:
+        """The hub's wave policy: its ``waves`` settings over the service's defaults."""
+        waves = self.hub(hub_id).waves
+        departures = tuple(time(int(t[:2]), int(t[3:])) for t in waves.departures)
+        if waves.max_wait_minutes is not None:
+            max_wait: timedelta | None = timedelta(minutes=waves.max_wait_minutes)
+        else:
+            max_wait = None if departures else default.max_wait
+        return WavePolicy(
+            min_stops=waves.min_stops or default.min_stops,
+            max_wait=max_wait,
+            departures=departures or default.departures,
+        )
 
 
 def load_fleet(path: Path | None = None) -> FleetFile:

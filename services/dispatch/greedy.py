@@ -1,42 +1,48 @@
 """The greedy fallback (pure, deterministic): nearest neighbour per vehicle, then 2-opt
-per route, on the integer model (cvrp.py). ``solver.plan_wave`` uses it when OR-Tools is
-given no time or finds nothing within it; apart from the OR-Tools model because it shares
-nothing with it but the integer model."""
+per route, on the integer model (cvrp.py). ``solver.plan_wave`` uses it when the solver
+is given no time, finds nothing, or its process crashed or hung. One trip per vehicle;
+a pickup's load counts from the hub on (it is on board on the way back), which is never
+less than the real peak load, so capacity holds whatever the order."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from services.dispatch.cvrp import _Model
 
 
-def _greedy(model: _Model) -> list[list[int]]:
+def _greedy(model: _Model) -> list[list[list[int]]]:
     """Deterministic: vehicles largest first, each takes the nearest stop that still fits
-    (capacity, range and shift with the way back), then 2-opt shortens each route."""
+    (capacity, range and shift with the way back, the stop's time window), then 2-opt
+    shortens each route where the schedule still holds. Returns each vehicle's trips."""
     order = sorted(
         range(len(model.vehicles)),
         key=lambda v: (-model.cap_dg[v], -model.cap_l[v], model.vehicles[v].vehicle_id),
     )
     left = set(range(1, len(model.points)))
-    routes: list[list[int]] = [[] for _ in model.vehicles]
+    routes: list[list[list[int]]] = [[] for _ in model.vehicles]
     for v in order:
         route: list[int] = []
         load = [0, 0, 0]
+        cap = model.capacity(v)
         dist = 0  # hub -> ... -> last
-        elapsed_s = 0
+        clock = model.load_s  # service at the last stop done: leaves it then
         here = 0
         while left:
             best: tuple[int, int] | None = None
             for j in left:
-                if (
-                    load[0] + model.parcels[j] > model.cap_parcels[v]
-                    or load[1] + model.dg[j] > model.cap_dg[v]
-                    or load[2] + model.dl[j] > model.cap_l[v]
-                ):
+                if not model.may_serve(v, j):
+                    continue
+                demand = model.demand(j)
+                if any(load[k] + demand[k] > cap[k] for k in range(3)):
                     continue
                 d = model.dist_m[here][j]
                 if dist + d + model.dist_m[j][0] > model.range_m[v]:
                     continue
-                back_s = model.travel_s(v, here, j) + model.travel_s(v, j, 0)
-                if elapsed_s + back_s > model.shift_s[v]:
+                start = max(clock + model.drive_s(v, here, j), model.tw_early_s[j])
+                if start > model.tw_late_s[j]:
+                    continue
+                if start + model.service_s[j] + model.drive_s(v, j, 0) > model.shift_s[v]:
                     continue
                 if best is None or (d, j) < best:
                     best = (d, j)
@@ -44,18 +50,34 @@ def _greedy(model: _Model) -> list[list[int]]:
                 break
             j = best[1]
             dist += model.dist_m[here][j]
-            elapsed_s += model.travel_s(v, here, j)
-            load = [load[0] + model.parcels[j], load[1] + model.dg[j], load[2] + model.dl[j]]
+            clock = max(clock + model.drive_s(v, here, j), model.tw_early_s[j]) + model.service_s[j]
+            load = [a + b for a, b in zip(load, model.demand(j), strict=True)]
             route.append(j)
             left.discard(j)
             here = j
-        routes[v] = _two_opt(model, route)
+        if route:
+            routes[v] = [_two_opt(model, v, route)]
     return routes
 
 
-def _two_opt(model: _Model, route: list[int]) -> list[int]:
+def feasible_in_time(model: _Model, v: int, route: Sequence[int]) -> bool:
+    """The trip's time windows and the shift hold (integer model)."""
+    clock = model.load_s
+    here = 0
+    for j in route:
+        clock = max(clock + model.drive_s(v, here, j), model.tw_early_s[j])
+        if clock > model.tw_late_s[j]:
+            return False
+        clock += model.service_s[j]
+        here = j
+    return clock + model.drive_s(v, here, 0) <= model.shift_s[v]
+
+
+def _two_opt(model: _Model, v: int, route: list[int]) -> list[int]:
     # Reversing a segment never lengthens the route it is accepted for, and the load is
-    # the same set of stops, so every limit that held still holds.
+    # the same set of stops (counted from the hub on), so capacity and range still hold;
+    # time windows (and the rounded durations) may not: a reversal is kept only if the
+    # schedule still holds.
     d = model.dist_m
     path = [0, *route, 0]
     improved = True
@@ -70,6 +92,9 @@ def _two_opt(model: _Model, route: list[int]) -> list[int]:
                     - d[path[k]][path[k + 1]]
                 )
                 if delta < 0:
-                    path[i : k + 1] = reversed(path[i : k + 1])
+                    candidate = path[:i] + path[i : k + 1][::-1] + path[k + 1 :]
+                    if not feasible_in_time(model, v, candidate[1:-1]):
+                        continue
+                    path = candidate
                     improved = True
     return path[1:-1]

@@ -13,6 +13,8 @@ from contracts.booking import (
     BookingCancelled,
     BookingConfirmed,
     BookingNoShow,
+    BookingRescheduled,
+    BookingStopTerms,
     ConsignmentCheckedIn,
 )
 from contracts.fleet import VehicleStatus, VehicleStatusChanged
@@ -70,6 +72,57 @@ class DispatchHandlers:
                 booking_id=event.booking_id,
                 stops=removed,
                 why="cancelled" if isinstance(event, BookingCancelled) else "no_show",
+            )
+        await self._then_plan(uow, event.hub_id, now)
+
+    async def on_rescheduled(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        """A booking moved to another slot: its stops not at the hub yet are expected at
+        the new slot (an earlier move published again changes nothing)."""
+        event: BookingRescheduled = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        await store.lock_hub(uow.session, event.hub_id)
+        moved = await store.reschedule_expected_stops(
+            uow.session,
+            event.booking_id,
+            expected_at=event.slot_start,
+            moves=event.moves,
+            now=now,
+        )
+        if moved:
+            self.changes.record(
+                uow.session,
+                event.hub_id,
+                "stops_rescheduled",
+                booking_id=event.booking_id,
+                stops=moved,
+                expected_at=event.slot_start.astimezone(UTC).isoformat(),
+            )
+        await self._then_plan(uow, event.hub_id, now)
+
+    async def on_stop_terms(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        """A v2 booking's stop kinds and time windows, right after its confirmation."""
+        event: BookingStopTerms = delivery.event.data
+        now = delivery.event.time.astimezone(UTC)
+        await store.lock_hub(uow.session, event.hub_id)
+        known = {s.stop_id: s for s in await store.stops_of_booking(uow.session, event.booking_id)}
+        changed = 0
+        for terms in event.stops:
+            stop = known.get(terms.stop_id)
+            if stop is None or stop.status not in (StopStatus.EXPECTED, StopStatus.WAITING):
+                continue
+            await store.set_stop(
+                uow.session,
+                stop.booking_id,
+                stop.stop_id,
+                now=now,
+                kind=terms.kind.value,
+                window_start=terms.window.start if terms.window else None,
+                window_end=terms.window.end if terms.window else None,
+            )
+            changed += 1
+        if changed:
+            self.changes.record(
+                uow.session, event.hub_id, "stop_terms", booking_id=event.booking_id, stops=changed
             )
         await self._then_plan(uow, event.hub_id, now)
 
@@ -141,6 +194,11 @@ class DispatchHandlers:
                     reason="waiting for the next wave",
                 )
                 queued += 1
+            elif stop.status is StopStatus.HELD and stop.queued_at is None:
+                # at the hub now, still held: released from the hold, it waits
+                await store.set_stop(
+                    uow.session, stop.booking_id, stop.stop_id, now=now, queued_at=now
+                )
         if queued:
             self.changes.record(
                 uow.session,
@@ -223,8 +281,10 @@ class DispatchHandlers:
                 t.vehicle_id,
             )
             return
-        if route.status is RouteStatus.COMPLETED:
-            log.warning("%s for completed route %s: ignored", type(t).__name__, route.id)
+        if route.status in (RouteStatus.COMPLETED, RouteStatus.PROPOSED):
+            log.warning(
+                "%s for %s route %s: ignored", type(t).__name__, route.status.value, route.id
+            )
             return
         if route.status is RouteStatus.PLANNED:
             await self.routes.start(uow, route, now)

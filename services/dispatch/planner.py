@@ -1,4 +1,4 @@
-"""The solver in a worker process: OR-Tools holds the GIL while it searches, which would
+"""The solver in a worker process: PyVRP holds the GIL while it searches, which would
 stall every consumer and HTTP request of the dispatch process. A crashed or hung worker
 gives the greedy plan for that wave (and a fresh worker for the next)."""
 
@@ -10,7 +10,7 @@ import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from services.dispatch.solver import Plan, WaveInstance, plan_wave
+from services.dispatch.solver import DEFAULT_ITERATIONS, DEFAULT_SEED, Plan, WaveInstance, plan_wave
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,16 @@ SOLVER_GRACE_SECONDS = 30.0
 
 
 class SolverProcess:
-    def __init__(self, *, in_subprocess: bool) -> None:
+    def __init__(
+        self,
+        *,
+        in_subprocess: bool,
+        iterations: int = DEFAULT_ITERATIONS,
+        seed: int = DEFAULT_SEED,
+    ) -> None:
         self.in_subprocess = in_subprocess
+        self.iterations = iterations
+        self.seed = seed
         self._pool: ProcessPoolExecutor | None = None
         self._warm_up: Future[None] | None = None
 
@@ -32,18 +40,21 @@ class SolverProcess:
         return self._pool
 
     def warm_up(self, time_limit_s: float) -> None:
-        """Start the worker and import OR-Tools now, not inside the first wave's budget."""
+        """Start the worker and import the solver now, not while the first wave waits."""
         if self.in_subprocess and time_limit_s > 0:
             self._warm_up = self._solver_pool().submit(_import_solver)
 
     async def plan(self, instance: WaveInstance, time_limit_s: float) -> Plan:
         if time_limit_s <= 0 or not self.in_subprocess:
-            return plan_wave(instance, time_limit_s=time_limit_s)
+            return _plan(instance, time_limit_s, self.iterations, self.seed)
         loop = asyncio.get_running_loop()
         try:
-            # OR-Tools keeps to its limit; the margin covers spawning and importing it.
+            # The search stops by iterations; past the limit and a margin (spawning and
+            # importing, a busy machine) the worker counts as hung.
             return await asyncio.wait_for(
-                loop.run_in_executor(self._solver_pool(), _plan, instance, time_limit_s),
+                loop.run_in_executor(
+                    self._solver_pool(), _plan, instance, time_limit_s, self.iterations, self.seed
+                ),
                 timeout=time_limit_s + SOLVER_GRACE_SECONDS,
             )
         except (BrokenProcessPool, TimeoutError) as exc:
@@ -59,9 +70,9 @@ class SolverProcess:
             self._pool = None
 
 
-def _plan(instance: WaveInstance, time_limit_s: float) -> Plan:
-    return plan_wave(instance, time_limit_s=time_limit_s)
+def _plan(instance: WaveInstance, time_limit_s: float, iterations: int, seed: int) -> Plan:
+    return plan_wave(instance, time_limit_s=time_limit_s, iterations=iterations, seed=seed)
 
 
 def _import_solver() -> None:
-    import ortools.constraint_solver.pywrapcp  # noqa: F401 - the import is the warm-up
+    import pyvrp  # noqa: F401 - the import is the warm-up

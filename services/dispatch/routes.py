@@ -4,21 +4,26 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from contracts.booking import StopKind
 from contracts.dispatch import (
     RouteCompleted,
     RouteStarted,
+    StopProgress,
     StopRef,
     StopReturned,
 )
 from contracts.fleet import (
     RouteFinished,
     StopDelivered,
+    StopDeliveredV2,
     StopFailed,
+    StopFailedV2,
     VehicleStatus,
 )
-from services.dispatch import domain, store
+from services.dispatch import domain, progress, store
 from services.dispatch.changes import ChangeLog
 from services.dispatch.domain import MAX_ATTEMPTS, RouteStatus, StopStatus
 from services.runtime.uow import UnitOfWork
@@ -29,8 +34,44 @@ log = logging.getLogger(__name__)
 class RouteFollowing:
     """A route's life after planning, as its vehicle reports it."""
 
-    def __init__(self, changes: ChangeLog) -> None:
+    def __init__(
+        self, changes: ChangeLog, service_minutes: Callable[[str], float] = lambda hub: 0.0
+    ) -> None:
         self.changes = changes
+        self.service_minutes = service_minutes
+
+    async def _shift_etas(
+        self, uow: UnitOfWork, route: store.RouteRow, stop: store.StopRow, served_at: datetime
+    ) -> None:
+        """The route is behind (or ahead of) its plan at ``stop`` by more than
+        ``progress.ETA_SHIFT``: the stops after it move by as much, and their carriers get
+        the new ETA."""
+        if stop.eta is None:
+            return
+        started = served_at - timedelta(minutes=self.service_minutes(route.hub_id))
+        delay = started - stop.eta
+        if abs(delay) < progress.ETA_SHIFT:
+            return
+        for later in await store.stops_of_route(uow.session, route.id):
+            if (
+                later.status is not StopStatus.ON_ROUTE
+                or later.eta is None
+                or later.eta <= stop.eta
+            ):
+                continue
+            eta = later.eta + delay
+            await store.set_stop(
+                uow.session, later.booking_id, later.stop_id, now=served_at, eta=eta
+            )
+            progress.emit(
+                uow,
+                later,
+                StopProgress.ETA_CHANGED,
+                served_at,
+                vehicle_id=route.vehicle_id,
+                eta=eta,
+                reason=f"the route is {delay.total_seconds() / 60:+.0f} min against its plan",
+            )
 
     async def start(self, uow: UnitOfWork, route: store.RouteRow, now: datetime) -> None:
         await store.set_route(uow.session, route.id, status=RouteStatus.RUNNING, started_at=now)
@@ -54,7 +95,11 @@ class RouteFollowing:
         self.changes.record(uow.session, route.hub_id, "route_started", route_id=route.id)
 
     async def delivered(
-        self, uow: UnitOfWork, route: store.RouteRow, t: StopDelivered, now: datetime
+        self,
+        uow: UnitOfWork,
+        route: store.RouteRow,
+        t: StopDelivered | StopDeliveredV2,
+        now: datetime,
     ) -> None:
         stop = await store.get_stop(uow.session, t.booking_id, t.stop_id)
         if stop is None or stop.route_id != route.id:
@@ -62,6 +107,7 @@ class RouteFollowing:
                 "delivery of stop %s/%s not on route %s: ignored", t.booking_id, t.stop_id, route.id
             )
             return
+        proof = t.proof.model_dump(mode="json") if isinstance(t, StopDeliveredV2) else None
         await store.set_stop(
             uow.session,
             stop.booking_id,
@@ -69,6 +115,20 @@ class RouteFollowing:
             now=now,
             status=StopStatus.DELIVERED,
             reason=None,
+            proof=proof,
+        )
+        picked_up = stop.kind == StopKind.PICKUP.value
+        progress.emit(
+            uow,
+            stop,
+            StopProgress.COLLECTED if picked_up else StopProgress.DELIVERED,
+            now,
+            vehicle_id=route.vehicle_id,
+            eta=stop.eta,
+            proof=proof,
+        )
+        await self._shift_etas(
+            uow, route, stop, t.proof.at if isinstance(t, StopDeliveredV2) else now
         )
         self.changes.record(
             uow.session,
@@ -80,7 +140,7 @@ class RouteFollowing:
         )
 
     async def failed(
-        self, uow: UnitOfWork, route: store.RouteRow, t: StopFailed, now: datetime
+        self, uow: UnitOfWork, route: store.RouteRow, t: StopFailed | StopFailedV2, now: datetime
     ) -> None:
         stop = await store.get_stop(uow.session, t.booking_id, t.stop_id)
         if stop is None or stop.route_id != route.id or stop.status is StopStatus.FAILED:
@@ -102,6 +162,16 @@ class RouteFollowing:
             reason=f"delivery failed ({t.reason}), attempt {attempts} of {MAX_ATTEMPTS}; "
             "back in the queue when its vehicle returns",
         )
+        progress.emit(
+            uow,
+            stop,
+            StopProgress.FAILED,
+            now,
+            vehicle_id=route.vehicle_id,
+            reason=t.reason,
+            attempts=attempts,
+        )
+        await self._shift_etas(uow, route, stop, t.at if isinstance(t, StopFailedV2) else now)
         self.changes.record(
             uow.session,
             route.hub_id,
@@ -121,6 +191,8 @@ class RouteFollowing:
             ref = StopRef(booking_id=stop.booking_id, stop_id=stop.stop_id)
             if stop.status is StopStatus.DELIVERED:
                 delivered.append(ref)
+                if stop.kind == StopKind.PICKUP.value:  # collected: now at the hub for its carrier
+                    progress.emit(uow, stop, StopProgress.AT_HUB, now, vehicle_id=route.vehicle_id)
                 continue
             if stop.status is StopStatus.FAILED:
                 failed.append(ref)
@@ -149,6 +221,7 @@ class RouteFollowing:
                     key=route.hub_id,
                     time=now,
                 )
+                progress.emit(uow, stop, StopProgress.RETURNED, now, reason=reason)
                 self.changes.record(
                     uow.session,
                     route.hub_id,

@@ -14,12 +14,22 @@ from contracts.booking import (
     BookingCancelled,
     BookingConfirmed,
     BookingNoShow,
+    BookingRescheduled,
+    BookingStopTerms,
     ConsignmentCheckedIn,
 )
-from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
+from contracts.fleet import (
+    RouteFinished,
+    StopDelivered,
+    StopDeliveredV2,
+    StopFailed,
+    StopFailedV2,
+    VehicleStatusChanged,
+)
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS, FLEET_TELEMETRY
 from services.dispatch import privacy, store
 from services.dispatch.changes import PRUNE_EVERY_SECONDS, ChangeLog
+from services.dispatch.control import DispatcherControl
 from services.dispatch.domain import WavePolicy
 from services.dispatch.fleet import FleetFile, load_fleet
 from services.dispatch.handlers import DispatchHandlers
@@ -47,10 +57,13 @@ SPEC = ServiceSpec(
                 ConsignmentCheckedIn: DispatchHandlers.on_checked_in,
                 BookingCancelled: DispatchHandlers.on_cancelled_or_no_show,
                 BookingNoShow: DispatchHandlers.on_cancelled_or_no_show,
+                BookingRescheduled: DispatchHandlers.on_rescheduled,
+                BookingStopTerms: DispatchHandlers.on_stop_terms,
             },
             # rejections: nothing to dispatch, but they move the hub's event time
             otherwise=DispatchHandlers.on_other_booking_event,
-            description="Confirmed bookings become expected load, check-ins dispatchable stops.",
+            description="Confirmed bookings become expected load (moved with a reschedule), "
+            "check-ins dispatchable stops.",
         ),
         Consumes(
             FLEET_TELEMETRY,
@@ -58,7 +71,9 @@ SPEC = ServiceSpec(
             handlers={
                 VehicleStatusChanged: DispatchHandlers.on_vehicle_status,
                 StopDelivered: DispatchHandlers.on_stop_delivered,
+                StopDeliveredV2: DispatchHandlers.on_stop_delivered,
                 StopFailed: DispatchHandlers.on_stop_failed,
+                StopFailedV2: DispatchHandlers.on_stop_failed,
                 RouteFinished: DispatchHandlers.on_route_finished,
             },
             description="Vehicle status, deliveries, failures and finished routes.",
@@ -67,7 +82,9 @@ SPEC = ServiceSpec(
     publishes=(
         Publishes(
             DISPATCH_EVENTS,
-            description="Planned, started and completed routes and returned stops, keyed by hub id.",
+            description="Planned, started and completed routes, returned stops, and each "
+            "stop's progress for its carrier (planned with ETA, delivered with proof, ...), "
+            "keyed by hub id.",
         ),
     ),
 )
@@ -85,22 +102,32 @@ class DispatchService(Service):
         self.queues = HubQueues(
             sessions=self.sessions, unit_of_work=self.unit_of_work, changes=self.changes
         )
-        self.solver = SolverProcess(in_subprocess=self.settings.dispatch_solver_in_subprocess)
-
-    def make_handlers(self) -> DispatchHandlers:
+        self.solver = SolverProcess(
+            in_subprocess=self.settings.dispatch_solver_in_subprocess,
+            iterations=self.settings.dispatch_solver_iterations,
+            seed=self.settings.dispatch_solver_seed,
+        )
+        # waves are planned by the consumers, and re-planned by a dispatcher over HTTP
         self.fleet: FleetFile = load_fleet(self.settings.fleet_file)
         self.waves = WavePlanning(
             policy=WavePolicy(
                 min_stops=self.settings.dispatch_wave_min_stops,
-                interval=timedelta(minutes=self.settings.dispatch_wave_interval_minutes),
+                max_wait=timedelta(minutes=self.settings.dispatch_wave_interval_minutes),
             ),
             fleet=self.fleet,
             changes=self.changes,
             planner=metrics.timed_planner(self.solver.plan),  # solver time and quality
             solver_time_limit_s=self.settings.dispatch_solver_time_limit_seconds,
         )
+        self.control = DispatcherControl(
+            unit_of_work=self.unit_of_work, waves=self.waves, changes=self.changes
+        )
+
+    def make_handlers(self) -> DispatchHandlers:
         return DispatchHandlers(
-            routes=RouteFollowing(self.changes), waves=self.waves, changes=self.changes
+            routes=RouteFollowing(self.changes, self.fleet.service_minutes),
+            waves=self.waves,
+            changes=self.changes,
         )
 
     async def on_start(self) -> None:
@@ -117,7 +144,7 @@ class DispatchService(Service):
         process serves them, consuming or not (`serve api`)."""
         from services.dispatch import api
 
-        return [lambda principal: api.router(self.queues, principal)]
+        return [lambda principal: api.router(self.queues, principal, control=self.control)]
 
     async def stop(self) -> None:
         await self.changes.stop()

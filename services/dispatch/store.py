@@ -5,7 +5,7 @@ here, so that ``store`` stays the one name a handler needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -146,6 +146,7 @@ class WaitingQueue:
     waiting: int
     fresh: int  # queued after the last wave (all queued ones when there was none)
     oldest_queued_at: datetime | None
+    oldest_fresh_at: datetime | None = None  # the first of the fresh ones
 
 
 _WAITING_OF_HUB = (
@@ -160,6 +161,7 @@ _QUEUE_SINCE = select(
     func.count(),
     func.count(case((stops.c.queued_at > bindparam("b_since"), 1))),
     func.min(stops.c.queued_at),
+    func.min(case((stops.c.queued_at > bindparam("b_since"), stops.c.queued_at))),
 ).where(*_WAITING_OF_HUB)
 
 
@@ -170,10 +172,10 @@ async def waiting_queue(
     and deciding that needs no stop rows."""
     if last_wave_at is None:
         row = (await session.execute(_QUEUE, {"b_hub_id": hub_id})).one()
-    else:
-        params = {"b_hub_id": hub_id, "b_since": last_wave_at}
-        row = (await session.execute(_QUEUE_SINCE, params)).one()
-    return WaitingQueue(waiting=row[0], fresh=row[1], oldest_queued_at=row[2])
+        return WaitingQueue(row[0], row[1], row[2], row[2])
+    params = {"b_hub_id": hub_id, "b_since": last_wave_at}
+    row = (await session.execute(_QUEUE_SINCE, params)).one()
+    return WaitingQueue(row[0], row[1], row[2], row[3])
 
 
 _STOP_KEY = (
@@ -199,6 +201,29 @@ async def set_stop(
         _SET_STOP,
         {"b_booking_id": booking_id, "b_stop_id": stop_id, "updated_at": now, **values},
     )
+
+
+async def reschedule_expected_stops(
+    session: AsyncSession, booking_id: str, *, expected_at: datetime, moves: int, now: datetime
+) -> int:
+    """A booking moved to another slot: its stops not yet at the hub are expected then.
+    Only a move newer than the last applied (``moves``): booking may publish an earlier
+    move's answer again, and it must not move them back."""
+    result = await session.execute(
+        update(stops)
+        .where(
+            stops.c.booking_id == booking_id,
+            stops.c.status == StopStatus.EXPECTED.value,
+            stops.c.booking_moves < moves,
+        )
+        .values(
+            expected_at=expected_at,
+            booking_moves=moves,
+            reason=f"expected with the slot at {expected_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            updated_at=now,
+        )
+    )
+    return rowcount(result)
 
 
 async def remove_open_stops(session: AsyncSession, booking_id: str) -> int:
@@ -309,7 +334,7 @@ _ACTIVE_ROUTE_OF = (
         routes.c.vehicle_id == bindparam("b_vehicle_id"),
         routes.c.status.in_([s.value for s in ACTIVE_ROUTE]),
     )
-    .order_by(routes.c.planned_at)
+    .order_by(routes.c.planned_at, routes.c.id)  # a vehicle's trips in order
 )
 _SET_ROUTE = update(routes).where(routes.c.id == bindparam("b_id"))  # SET: parameters
 
@@ -329,6 +354,13 @@ async def set_route(session: AsyncSession, route_id: str, **values: Any) -> None
     if "status" in values:
         values["status"] = RouteStatus(values["status"]).value
     await session.execute(_SET_ROUTE, {"b_id": route_id, **values})
+
+
+async def delete_route(session: AsyncSession, route_id: str) -> None:
+    """A proposed route the dispatcher re-planned or emptied (it was never published)."""
+    await session.execute(
+        delete(routes).where(routes.c.id == route_id, routes.c.status == RouteStatus.PROPOSED.value)
+    )
 
 
 async def routes_of_hub(

@@ -62,9 +62,23 @@ stops = Table(
     Column("reason", Text, nullable=True, comment="why it waits (or was returned)"),
     Column("route_id", String(100), nullable=True),
     Column("expected_at", UTCDateTime(), nullable=True, comment="slot start"),
+    Column(
+        "booking_moves",
+        Integer,
+        nullable=False,
+        default=0,
+        comment="BookingRescheduled.moves last applied (a resent older move changes nothing)",
+    ),
     Column("queued_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("purged_at", UTCDateTime(), nullable=True, comment=PURGED),
+    # booking's stop terms (microhub.booking.requested.v2), the planner's ETA, the POD
+    Column("kind", String(20), nullable=False, server_default="delivery"),
+    Column("window_start", UTCDateTime(), nullable=True),
+    Column("window_end", UTCDateTime(), nullable=True),
+    Column("eta", UTCDateTime(), nullable=True, comment="when service should start"),
+    Column("proof", JSON, nullable=True, comment="the proof of delivery, as the vehicle sent it"),
+    Column("pinned_vehicle", String(64), nullable=True, comment="the dispatcher's pin"),
     PrimaryKeyConstraint("booking_id", "stop_id"),
     # after every event dispatch counts the hub's waiting stops; a route's stops are
     # read as it starts and ends: without these, each is a scan of the hub's history
@@ -178,6 +192,13 @@ class StopRow:
     queued_at: datetime | None
     updated_at: datetime
     purged_at: datetime | None = None
+    booking_moves: int = 0
+    kind: str = "delivery"
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    eta: datetime | None = None
+    proof: dict[str, Any] | None = None
+    pinned_vehicle: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.dispatch import domain, store
 from services.dispatch.domain import RouteStatus, StopStatus, VehicleState
 
-QUEUED = (StopStatus.EXPECTED, StopStatus.WAITING, StopStatus.FAILED)
+QUEUED = (StopStatus.EXPECTED, StopStatus.WAITING, StopStatus.FAILED, StopStatus.HELD)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -28,7 +28,9 @@ async def snapshot(
     clock = (hub.clock if hub else None) or now or datetime.now(UTC)
     timezone = hub.timezone if hub else "UTC"
     stops = await store.stops_of_hub(session, hub_id, QUEUED)
-    routes = await store.routes_of_hub(session, hub_id, (RouteStatus.PLANNED, RouteStatus.RUNNING))
+    routes = await store.routes_of_hub(
+        session, hub_id, (RouteStatus.PROPOSED, RouteStatus.PLANNED, RouteStatus.RUNNING)
+    )
     done = await store.routes_of_hub(session, hub_id, (RouteStatus.COMPLETED,), limit=10)
     route_status = {r.id: r.status for r in routes}
     return {
@@ -58,6 +60,11 @@ async def snapshot(
                 "reason": s.reason,
                 "expected_at": _iso(s.expected_at),
                 "queued_at": _iso(s.queued_at),
+                "kind": s.kind,
+                "window": None
+                if s.window_start is None
+                else {"start": _iso(s.window_start), "end": _iso(s.window_end)},
+                "pinned_vehicle": s.pinned_vehicle,
             }
             for s in stops
         ],

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
+from contracts.catalog import messages_on
 from contracts.topics import (
     BOOKING_COMMANDS,
     BOOKING_EVENTS,
@@ -51,11 +51,9 @@ SPEC = ServiceSpec(
         Consumes(
             CARRIER_COMMANDS,
             consumer=INGRESS,
-            handlers={
-                BookingRequested: GatewayHandlers.on_command,
-                BookingCancellationRequested: GatewayHandlers.on_command,
-                CheckInReported: GatewayHandlers.on_command,
-            },
+            # every booking command (request, cancellation, reschedule, check-in): one the
+            # ingress had no handler for would be recorded and dropped, never answered
+            handlers=dict.fromkeys(messages_on(BOOKING_COMMANDS), GatewayHandlers.on_command),
             identify=GatewayHandlers.identify,
             description="Every carrier's commands, each from its own topic (keyed by hub id).",
         ),

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from services.reporting.domain import parse_month
 from services.reporting.factors import FactorError
 from services.reporting.report import UnknownCity
 from services.runtime.settings import Settings
@@ -121,6 +122,10 @@ def report(
     (default: the configured database, else the demo's)."""
     from services.runtime.cli_common import NoDatabase, load_settings, read_database_url
 
+    try:
+        parse_month(month)  # a mistyped month is said as such, before any database
+    except ValueError as exc:
+        _fail(str(exc))
     settings = load_settings()
     try:
         database_url = read_database_url(settings, "reporting", database_url)

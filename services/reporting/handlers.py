@@ -15,7 +15,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
+from contracts.booking.events import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingNoShow,
+    BookingRescheduled,
+)
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from services.reporting import domain, store
 from services.reporting.factors import FactorCatalogue
@@ -44,6 +49,17 @@ class ReportingHandlers:
         elif isinstance(data, BookingCancelled | BookingNoShow):
             status = "cancelled" if isinstance(data, BookingCancelled) else "no_show"
             if not await store.set_consignment_status(session, data.booking_id, status):
+                log.warning("%s for unknown booking %s ignored", event.type, data.booking_id)
+        elif isinstance(data, BookingRescheduled):
+            slot = data.slot_start
+            moved = await store.reschedule_consignment(
+                session,
+                data.booking_id,
+                slot_start_ms=domain.to_ms(slot),
+                local_day=lambda tz: slot.astimezone(ZoneInfo(tz)).date().isoformat(),
+                moves=data.moves,
+            )
+            if moved is None:
                 log.warning("%s for unknown booking %s ignored", event.type, data.booking_id)
         else:
             return  # rejections, check-ins: not part of the emissions flows

@@ -16,7 +16,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.booking.events import BookingCancelled, BookingConfirmed, BookingNoShow
+from contracts.booking.events import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingNoShow,
+    BookingRescheduled,
+)
 from contracts.dispatch import RouteCompleted, RoutePlanned
 from contracts.topics import BOOKING_EVENTS, DISPATCH_EVENTS
 from services.reporting import hub_energy, privacy, publication, store
@@ -48,8 +53,10 @@ SPEC = ServiceSpec(
                 BookingConfirmed: ReportingHandlers.on_booking_event,
                 BookingCancelled: ReportingHandlers.on_booking_event,
                 BookingNoShow: ReportingHandlers.on_booking_event,
+                BookingRescheduled: ReportingHandlers.on_booking_event,
             },
-            description="Confirmed consignments (baseline), cancellations and no-shows.",
+            description="Confirmed consignments (baseline), their moves to another slot "
+            "(and day), cancellations and no-shows.",
         ),
         Consumes(
             DISPATCH_EVENTS,

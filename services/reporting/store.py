@@ -85,6 +85,8 @@ consignments = Table(
     Column("weight_kg", Float, nullable=False),
     Column("volume_m3", Float, nullable=False),
     Column("slot_start_ms", Big, nullable=False),
+    # BookingRescheduled.moves last applied: an earlier move published again is ignored
+    Column("moves", Integer, nullable=False, default=0),
     # inputs of the baseline (methodology v2)
     Column("depot_lat", Float, nullable=True),
     Column("depot_lon", Float, nullable=True),
@@ -281,6 +283,45 @@ async def set_consignment_status(session: AsyncSession, booking_id: str, status:
         {"b_booking_id": booking_id, "status": status, "derived_params": None},
     )
     return rowcount(result) == 1
+
+
+async def reschedule_consignment(
+    session: AsyncSession, booking_id: str, *, slot_start_ms: int, local_day: Any, moves: int
+) -> bool | None:
+    """A booking moved to another slot: its consignment takes the new slot and local day
+    (``local_day``: a function of the city's timezone name to the day). Both carrier-days
+    it left and joined are computed again (derived_params cleared: the one it joined by
+    this row, the one it left by its other rows). None: an unknown booking; False: a move
+    not newer than the last applied (booking published an earlier answer again)."""
+    c = consignments.c
+    row = (
+        await session.execute(
+            select(c.city_id, c.carrier_id, c.baseline_day, c.moves, cities.c.timezone)
+            .join(cities, cities.c.city_id == c.city_id)
+            .where(c.booking_id == booking_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.moves >= moves:
+        return False
+    day = local_day(row.timezone)
+    await session.execute(
+        update(consignments)
+        .where(c.booking_id == booking_id)
+        .values(slot_start_ms=slot_start_ms, baseline_day=day, moves=moves, derived_params=None)
+    )
+    if row.baseline_day is not None and row.baseline_day != day:
+        await session.execute(
+            update(consignments)
+            .where(
+                c.city_id == row.city_id,
+                c.carrier_id == row.carrier_id,
+                c.baseline_day == row.baseline_day,
+            )
+            .values(derived_params=None)
+        )
+    return True
 
 
 async def add_route(session: AsyncSession, **row: Any) -> bool:

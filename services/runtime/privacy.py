@@ -49,6 +49,21 @@ def coarse_point(point: Any) -> Any:
     return point
 
 
+# what a proof of delivery (contracts.fleet.ProofOfDelivery) names of the recipient
+PROOF_PERSONAL = ("recipient_name", "signature_ref", "photo_ref")
+
+
+def scrub_proof(proof: Any) -> Any:
+    """A stored proof of delivery without the recipient: the name and the references to
+    the signature and photo dropped, the place rounded; when it happened stays."""
+    if not isinstance(proof, Mapping):
+        return proof
+    kept = {k: v for k, v in proof.items() if k not in PROOF_PERSONAL}
+    if "location" in kept:
+        kept["location"] = coarse_point(kept["location"])
+    return kept
+
+
 def scrub(document: Any) -> Any:
     """A JSON document (an event's payload, ``{"type", "data"}``, a list of those) with
     every delivery stop's ``location`` rounded and carriers' free-text reasons dropped.

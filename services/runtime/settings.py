@@ -270,11 +270,20 @@ class Settings(BaseSettings):
         default=10, gt=0, description="... or when this long (event time) passed since the last."
     )
     dispatch_solver_time_limit_seconds: float = Field(
-        default=2.0, ge=0, le=600, description="OR-Tools search time per wave; 0: greedy only."
+        default=2.0,
+        ge=0,
+        le=600,
+        description="0: the greedy plans every wave. Otherwise PyVRP plans, stopped by "
+        "iterations (not time: the same plan on a busy machine); a worker that has not "
+        "answered this long plus 30 s later counts as hung and the greedy plans the wave.",
     )
+    dispatch_solver_iterations: int = Field(
+        default=1_500, ge=0, description="PyVRP's budget per wave (deterministic); 0: greedy."
+    )
+    dispatch_solver_seed: int = Field(default=1, ge=0, description="PyVRP's random seed.")
     dispatch_solver_in_subprocess: bool = Field(
         default=True,
-        description="Solve in a worker process: OR-Tools holds the GIL while it searches, "
+        description="Solve in a worker process: the solver holds the GIL while it searches, "
         "which would stall every consumer and HTTP request of this process.",
     )
     dispatch_wave_nudge_seconds: float = Field(

@@ -29,9 +29,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
-from contracts.dispatch import RouteCompleted, RoutePlanned
+from contracts.dispatch import RouteCompleted, RoutePlanned, StopUpdated
 from contracts.envelope import ContractError, Payload, decode, encode, new_event
-from contracts.fleet import StopFailed
+from contracts.fleet import StopFailed, StopFailedV2
 from contracts.topics import (
     BOOKING_EVENTS,
     CARRIER_COMMANDS,
@@ -76,6 +76,9 @@ class Observed:
     routes_completed: int = 0
     stops_returned: int = 0
     stops_failed: int = 0  # failed delivery attempts the vehicles reported
+    # what the carriers heard per stop (StopUpdated), by status, and how many proofs
+    stop_updates: Counter[str] = field(default_factory=Counter)
+    proofs_to_carriers: int = 0
     km_by_city: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     routes_by_city: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
@@ -198,7 +201,7 @@ class Simulation(Settling):
                     value = payload
                 else:
                     value = encode(self._event(payload, action, at, event_id))
-                    self.observed.stops_failed += isinstance(payload, StopFailed)
+                    self.observed.stops_failed += isinstance(payload, StopFailed | StopFailedV2)
                 # The record timestamp is the producer's wall clock (or, on the carriers'
                 # topics, the broker's): simulated time runs ahead of it, and a real broker
                 # refuses timestamps over an hour ahead. The simulated world's clock is the
@@ -279,6 +282,9 @@ class Simulation(Settling):
             obs.km_by_city[data.city_id] += data.actual_km
         elif kind == "stop_returned":
             obs.stops_returned += 1
+        elif isinstance(data, StopUpdated):
+            obs.stop_updates[data.status.value] += 1
+            obs.proofs_to_carriers += data.proof is not None
 
     async def _read_available(self) -> None:
         while True:

@@ -16,17 +16,23 @@ from typing import Literal
 from contracts.booking import (
     BookingCancellationRequested,
     BookingRequested,
+    BookingRequestedV2,
     CheckInReported,
     Consignment,
+    ConsignmentV2,
     DeliveryStop,
+    DeliveryStopV2,
+    StopKind,
+    TimeWindow,
 )
 from contracts.common import GeoPoint
 from contracts.dispatch import RoutePlanned
 from contracts.envelope import Payload
 from contracts.fleet import (
+    ProofOfDelivery,
     RouteFinished,
-    StopDelivered,
-    StopFailed,
+    StopDeliveredV2,
+    StopFailedV2,
     VehicleStatus,
     VehicleStatusChanged,
     VehicleType,
@@ -34,6 +40,7 @@ from contracts.fleet import (
 from contracts.hubs import HubConfig
 
 CARRIERS = ("parcelco", "swiftpost", "nordfrakt")
+RECIPIENTS = ("A. Schulz", "M. Berg", "J. Hansen", "L. Nowak", "S. Olsen", "reception", "neighbour")
 FAIL_REASONS = ("recipient_absent", "access_denied", "address_not_found")
 # kWh per km drawn from the battery, typical of the vehicle class (diesel: not measured)
 ENERGY_KWH_PER_KM = {
@@ -62,6 +69,11 @@ class Rates:
     overflow: float = 0.5
     # a carrier system's rounding bug: a slot time off the hub's grid (slot_not_on_grid)
     off_grid_per_day: float = 0.3
+    # requests sent as microhub.booking.requested.v2, and of their stops: a time window
+    # (1-2 hours, starting 1-3 hours after the slot), or a pickup (a return to collect)
+    v2: float = 0.4
+    windowed_stop: float = 0.3
+    pickup_stop: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,47 @@ def consignment(rng: random.Random, hub: HubConfig) -> Consignment:
         volume_m3=round(parcels * rng.uniform(0.02, 0.05), 3),
         stops=stops,
         depot=depot,
+    )
+
+
+def with_terms(
+    rng: random.Random, request: BookingRequested, rates: Rates
+) -> BookingRequested | BookingRequestedV2:
+    """Some carriers' systems book with v2: windows on some stops, a return to collect."""
+    if rng.random() >= rates.v2:
+        return request
+    c = request.consignment
+    stops = []
+    for stop in c.stops:
+        draw = rng.random()
+        window = None
+        kind = StopKind.DELIVERY
+        if draw < rates.windowed_stop:
+            start = request.slot_start + timedelta(minutes=rng.choice((60, 90, 120, 180)))
+            window = TimeWindow(start=start, end=start + timedelta(minutes=rng.choice((60, 120))))
+        elif draw < rates.windowed_stop + rates.pickup_stop:
+            kind = StopKind.PICKUP
+        stops.append(
+            DeliveryStopV2(
+                stop_id=stop.stop_id,
+                location=stop.location,
+                parcels=stop.parcels,
+                kind=kind,
+                window=window,
+            )
+        )
+    return BookingRequestedV2(
+        carrier_id=request.carrier_id,
+        carrier_reference=request.carrier_reference,
+        hub_id=request.hub_id,
+        slot_start=request.slot_start,
+        consignment=ConsignmentV2(
+            parcel_count=c.parcel_count,
+            weight_kg=c.weight_kg,
+            volume_m3=c.volume_m3,
+            stops=stops,
+            depot=c.depot,
+        ),
     )
 
 
@@ -160,12 +213,16 @@ def hub_day(
             asked += 1
             carrier = rng.choice(CARRIERS)
             ref = f"{hub.id}-{slot.astimezone(hub.zone):%m%d%H%M}-{n:03d}"
-            request = BookingRequested(
-                carrier_id=carrier,
-                carrier_reference=ref,
-                hub_id=hub.id,
-                slot_start=slot,
-                consignment=consignment(rng, hub),
+            request = with_terms(
+                rng,
+                BookingRequested(
+                    carrier_id=carrier,
+                    carrier_reference=ref,
+                    hub_id=hub.id,
+                    slot_start=slot,
+                    consignment=consignment(rng, hub),
+                ),
+                rates,
             )
             at = evening + timedelta(seconds=n)
             event_id = f"sim-{seed}-{hub.id}-{local_day:%Y%m%d}-{n:03d}"
@@ -266,10 +323,24 @@ def drive(
     for i, stop in enumerate(planned.stops, start=1):
         t = start + step * i
         ref = {"route_id": planned.route_id, "booking_id": stop.booking_id, "stop_id": stop.stop_id}
+        # the driver's app: when and where, with a name and a photo at the door
+        where = GeoPoint(lat=stop.location.lat, lon=stop.location.lon)
+        photo = f"pod/{planned.route_id}/{stop.booking_id[:8]}-{stop.stop_id}.jpg"
         if rng.random() < rates.stop_failure:
-            back.append((t, StopFailed(**common, **ref, reason=rng.choice(FAIL_REASONS)), None))
+            failed = StopFailedV2(
+                **common,
+                **ref,
+                reason=rng.choice(FAIL_REASONS),
+                at=t,
+                location=where,
+                photo_ref=photo,
+            )
+            back.append((t, failed, None))
         else:
-            back.append((t, StopDelivered(**common, **ref), None))
+            proof = ProofOfDelivery(
+                at=t, location=where, recipient_name=rng.choice(RECIPIENTS), photo_ref=photo
+            )
+            back.append((t, StopDeliveredV2(**common, **ref, proof=proof), None))
     actual_km = round(planned.planned_km * rng.uniform(0.98, 1.12), 3)
     per_km = ENERGY_KWH_PER_KM.get(planned.vehicle_type)
     energy = round(actual_km * per_km * rng.uniform(0.9, 1.1), 3) if per_km else None

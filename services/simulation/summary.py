@@ -76,6 +76,8 @@ def as_dict(observed: Observed, reports: list[CityMonth]) -> dict[str, Any]:
             "completed": observed.routes_completed,
             "stops_failed": observed.stops_failed,
             "stops_returned": observed.stops_returned,
+            "stop_updates": dict(sorted(observed.stop_updates.items())),
+            "proofs_to_carriers": observed.proofs_to_carriers,
             "km_by_city": {c: round(k, 1) for c, k in sorted(observed.km_by_city.items())},
         },
         "co2e_saved_kg_by_city": saved,
@@ -110,6 +112,12 @@ def print_summary(console: Console, summary: dict[str, Any], title: str) -> None
     table.add_row("routes planned / completed", f"{r['planned']} / {r['completed']}")
     # a failed stop is planned again, and returned to the carrier after its last attempt
     table.add_row("failed stop attempts / returned", f"{r['stops_failed']} / {r['stops_returned']}")
+    updates = ", ".join(f"{k}: {v}" for k, v in r["stop_updates"].items())
+    table.add_row(
+        "stop updates to carriers",
+        f"{sum(r['stop_updates'].values())}" + (f" ({updates})" if updates else ""),
+    )
+    table.add_row("proofs of delivery to carriers", str(r["proofs_to_carriers"]))
     for city, km in r["km_by_city"].items():
         table.add_row(f"last-mile km, {city}", f"{km:.1f}")
     # per city and month, as the report pages show it (the difference to the modelled

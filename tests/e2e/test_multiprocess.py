@@ -1,5 +1,5 @@
-"""The multi-process deployment on the real engines: booking, dispatch and reporting each
-in its own `microhub serve` process on PostgreSQL, the HTTP API in another, all on the
+"""The multi-process deployment on the real engines: the gateway, booking, dispatch and
+reporting each in its own `microhub serve` process on PostgreSQL, the HTTP API in another, all on the
 session's Kafka (Apache Kafka in CI), driven by `microhub simulate` — and each service
 SIGKILLed once mid-run and started again. The report totals are exactly those of the
 undisturbed single-process demo with the same seed.
@@ -23,9 +23,9 @@ from tests.support.carrier import TopicReader
 from tests.support.kafka import create_topics
 from tests.support.processes import ServeProcess
 
-SERVICES = ("booking", "dispatch", "reporting")
+SERVICES = ("gateway", "booking", "dispatch", "reporting")
 # where each service is killed, as a share of the run's booking events
-KILL_AT = {"booking": 0.2, "dispatch": 0.45, "reporting": 0.7}
+KILL_AT = {"booking": 0.2, "gateway": 0.35, "dispatch": 0.5, "reporting": 0.7}
 
 
 def booking_events_of(summary: dict) -> int:

@@ -1,5 +1,6 @@
-"""Property: whatever carriers send, and however often they resend it, no slot's docks
-or volume is ever exceeded and every request gets exactly one outcome — also while two
+"""Property: whatever carriers send (requests, cancellations, moves to another slot), and
+however often they resend it, no slot's docks or volume is ever exceeded, capacity in use
+is exactly what the live bookings hold, and every command gets exactly one answer — also while two
 consumers overlap on one partition, as during a rebalance: the old owner still works
 through records the new owner starts again from the last committed offset.
 
@@ -19,9 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from contracts.booking import BookingCancellationRequested, BookingRequested
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingRequested,
+    BookingRescheduleRequested,
+)
 from contracts.envelope import new_event
 from services.booking import store
+from services.booking.answers import ANSWER_TYPES
 from services.booking.domain import HubConfig
 from services.booking.handlers import BookingHandlers
 from services.booking.service import BookingService
@@ -33,6 +39,7 @@ from tests.support.hubs import hub_config
 
 NOW = datetime(2027, 3, 1, 5, tzinfo=UTC)  # Monday 06:00 Berlin
 SLOTS = [datetime(2027, 3, 2, 8 + i, tzinfo=UTC) for i in range(3)]  # Tuesday 09:00..11:00 local
+MOVE_ANSWERS = {"microhub.booking.rescheduled.v1", "microhub.booking.reschedule_rejected.v1"}
 HUB = HubConfig.model_validate(hub_config(docks_per_slot=3, volume_per_slot_m3=5.0))
 
 requests = st.builds(
@@ -42,7 +49,10 @@ requests = st.builds(
     st.sampled_from([0.5, 1.0, 1.75, 2.5, 4.0]),
 )
 cancellations = st.builds(lambda ref: ("cancel", f"r{ref}", None, None), st.integers(0, 11))
-operations = st.lists(st.one_of(requests, requests, cancellations), min_size=1, max_size=25)
+moves = st.builds(
+    lambda ref, slot: ("move", f"r{ref}", slot, None), st.integers(0, 11), st.sampled_from(SLOTS)
+)
+operations = st.lists(st.one_of(requests, requests, cancellations, moves), min_size=1, max_size=25)
 # where the old owner stops and the new owner starts, as fractions of the partition
 overlaps = st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda t: (max(t), min(t)))
 
@@ -121,6 +131,10 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
                     consignment=consignment(volume_m3=volume),
                 )
                 sent_requests[ref] = sent_requests.get(ref, 0) + 1
+            elif kind == "move":
+                payload = BookingRescheduleRequested(
+                    carrier_id="acme", carrier_reference=ref, hub_id=HUB.id, slot_start=slot
+                )
             else:
                 payload = BookingCancellationRequested(
                     carrier_id="acme", carrier_reference=ref, hub_id=HUB.id
@@ -154,6 +168,13 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
                 ref = event["data"]["carrier_reference"]
                 outcomes[ref] = outcomes.get(ref, 0) + 1
         assert outcomes == sent_requests  # one outcome per request sent (resends included)
+        # every command, a move too, answered once (the records both instances applied
+        # were applied once): as many answers as commands, of each kind
+        answers = [e for e in events if e["type"] in ANSWER_TYPES]
+        assert len(answers) == len(deliveries)
+        to_moves = [e for e in answers if e["type"] in MOVE_ANSWERS or e["data"].get(
+            "command_type") == "microhub.booking.reschedule_requested.v1"]  # fmt: skip
+        assert len(to_moves) == sum(1 for kind, *_ in ops if kind == "move")
         # and capacity in use is exactly what the live bookings hold
         for slot in SLOTS:
             live = [b for b in bookings if b.slot_start == slot and b.status == "confirmed"]

@@ -63,7 +63,7 @@ async def dispatch(
 @pytest.fixture
 async def base_url(dispatch: DispatchService) -> AsyncIterator[str]:
     app = FastAPI()
-    app.include_router(api.router(dispatch.queues, stand_in_principal))
+    app.include_router(api.router(dispatch.queues, stand_in_principal, control=dispatch.control))
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -216,3 +216,27 @@ async def test_the_terminal_view_follows_the_stream(
 
     with pytest.raises(RuntimeError, match="403"):
         await watch_queue(base_url, TEST_HUB, "carrier:acme", stop_after=1)
+
+
+async def test_a_dispatcher_acts_on_the_hub_it_operates_only(
+    dispatch: DispatchService, base_url: str
+) -> None:
+    await confirm_booking(dispatch, "b1", 2)
+    hold = {"action": "hold", "reason": "address unclear", "booking_id": "b1", "stop_id": "s0"}
+    url = f"/v1/hubs/{TEST_HUB}/dispatch/actions"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        other = {"X-Test-Principal": "operator:another-hub"}
+        assert (await client.post(url, json=hold, headers=other)).status_code == 403
+        answer = await client.post(url, json=hold, headers=OPERATOR)
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        assert document["action"]["by"] == f"operator:{TEST_HUB}"
+        assert document["action"]["reason"] == "address unclear"
+        held = [s for s in document["snapshot"]["stops"] if s["stop_id"] == "s0"]
+        assert held[0]["status"] == "held"
+        again = await client.post(url, json=hold, headers=OPERATOR)
+        assert again.status_code == 409 and "held" in again.json()["detail"]
+        unknown = {**hold, "booking_id": "nope"}
+        assert (await client.post(url, json=unknown, headers=OPERATOR)).status_code == 404
+        no_reason = {k: v for k, v in hold.items() if k != "reason"}
+        assert (await client.post(url, json=no_reason, headers=OPERATOR)).status_code == 422

@@ -98,7 +98,7 @@ async def test_checked_in_stops_are_planned_started_and_completed(
     assert sorted(s["stop_id"] for s in route["stops"]) == ["s0", "s1", "s2", "s3"]
     assert [s["sequence"] for s in route["stops"]] == [1, 2, 3, 4]
     assert route["load_parcels"] == 8 and route["load_kg"] == pytest.approx(32)
-    assert route["solver"] == "ortools-guided-local-search"
+    assert route["solver"] == "pyvrp-iterated-local-search"
     assert route["city_id"] == "testcity" and route["vehicle_type"] == "e_cargo_bike"
     assert route["route_id"] == f"{TEST_HUB}:w00001:{route['vehicle_id']}"
     assert 0 < route["planned_km"] < 30

@@ -19,7 +19,7 @@ from services.dispatch.domain import StopStatus
 from services.dispatch.service import DispatchService
 from services.dispatch.solver import (
     SOLVER_GREEDY,
-    SOLVER_ORTOOLS,
+    SOLVER_PYVRP,
     Point,
     StopDemand,
     VehicleSpec,
@@ -83,6 +83,29 @@ async def test_the_interval_is_measured_in_event_time(dispatch: DispatchService)
     assert route["solver"] == "greedy-fallback"
     assert snapshot["vehicles"][0]["battery_pct"] == 80
     assert snapshot["last_wave_at"] == (SLOT + timedelta(minutes=10)).isoformat()
+
+
+async def test_a_check_in_after_a_quiet_hour_waits_for_the_next_one(
+    dispatch: DispatchService,
+) -> None:
+    """The issue's hand-driven case: the last wave was long ago, a consignment checks in
+    and another a minute later. Both ride one route, planned when the first has waited
+    its latest departure (10 min), not one lone route each."""
+    await apply(dispatch, confirmed("b1", SLOT, consignment(2)), T0)
+    await apply(dispatch, confirmed("b2", SLOT, consignment(2)), T0)
+    async with dispatch.unit_of_work() as uow:
+        await store.next_wave(uow.session, TEST_HUB, SLOT - timedelta(hours=2))
+    await apply(dispatch, checked_in("b1", SLOT, SLOT), SLOT)
+    assert await routes(dispatch) == 0
+    await apply(dispatch, checked_in("b2", SLOT, SLOT), SLOT + timedelta(minutes=1))
+    assert await routes(dispatch) == 0
+    status = VehicleStatusChanged(
+        vehicle_id="bike-1", hub_id=TEST_HUB, status=VehicleStatus.AVAILABLE, battery_pct=90
+    )
+    await apply(dispatch, status, SLOT + timedelta(minutes=10))
+    assert await routes(dispatch) == 1
+    [route] = (await dispatch.queues.snapshot(TEST_HUB))["routes"]
+    assert {s["booking_id"] for s in route["stops"]} == {"b1", "b2"}
 
 
 async def test_the_threshold_counts_new_stops_and_leftovers_wait(dispatch: DispatchService) -> None:
@@ -157,7 +180,7 @@ async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
     )
     try:
         healthy = await service.solver.plan(instance, 0.5)
-        assert healthy.solver == SOLVER_ORTOOLS and not healthy.notes
+        assert healthy.solver == SOLVER_PYVRP and not healthy.notes
         with pytest.raises(BrokenProcessPool):  # the worker dies
             await asyncio.wrap_future(service.solver._solver_pool().submit(os._exit, 1))
         fallback = await service.solver.plan(instance, 0.5)
@@ -165,7 +188,7 @@ async def test_a_dead_solver_process_means_the_greedy_for_that_wave(
         assert "solver process failed" in fallback.notes[0]
         assert [r.stop_keys for r in fallback.routes] == [("a",)]
         again = await service.solver.plan(instance, 0.5)  # a fresh worker for the next wave
-        assert again.solver == SOLVER_ORTOOLS
+        assert again.solver == SOLVER_PYVRP
     finally:
         await service.stop()
 
@@ -189,11 +212,14 @@ async def test_the_waiting_queue_numbers_are_those_of_the_waiting_rows(
         assert len(rows) == 6
         for last_wave_at in (None, T0, queued[1], queued[0], queued[4], SLOT + timedelta(hours=1)):
             times = [s.queued_at for s in rows if s.queued_at is not None]
-            fresh = sum(1 for q in times if last_wave_at is None or q > last_wave_at)
+            new = [q for q in times if last_wave_at is None or q > last_wave_at]
             queue = await store.waiting_queue(session, TEST_HUB, last_wave_at)
-            assert queue == store.WaitingQueue(len(rows), fresh, min(times)), last_wave_at
+            assert queue == store.WaitingQueue(
+                len(rows), len(new), min(times), min(new, default=None)
+            ), last_wave_at
             assert queue.oldest_queued_at is not None
             assert queue.oldest_queued_at.tzinfo is UTC
+            assert queue.oldest_fresh_at is None or queue.oldest_fresh_at.tzinfo is UTC
         assert await store.waiting_queue(session, "no-such-hub", None) == store.WaitingQueue(
-            0, 0, None
+            0, 0, None, None
         )

@@ -58,7 +58,8 @@ async def test_the_same_id_from_two_sources_is_two_events(service: str, database
         await engine.dispose()
 
 
-@pytest.mark.parametrize("service", service_names())
+# the services whose inbox predates the source column (the gateway's never lacked it)
+@pytest.mark.parametrize("service", sorted(BEFORE))
 async def test_the_migration_keeps_the_events_recorded_before(
     service: str, database_url: str
 ) -> None:

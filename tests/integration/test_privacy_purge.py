@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import select, update
 
 from contracts.booking import BookingCancellationRequested, BookingRequested
+from contracts.common import GeoPoint
 from contracts.envelope import REGISTRY, Payload, new_event
-from contracts.fleet import RouteFinished, StopDelivered, StopFailed
+from contracts.fleet import ProofOfDelivery, RouteFinished, StopDeliveredV2, StopFailed
 from services.booking import store as booking_store
 from services.booking.service import BookingService
 from services.dispatch import store as dispatch_store
@@ -229,7 +230,15 @@ async def test_dispatch_rounds_stops_done_and_completed_routes_and_leaves_open_s
     await apply(dispatch, checked_in("b1", DSLOT, DSLOT), DSLOT)
     route_id = f"{TEST_HUB}:w00001:bike-1"
     on_route = dict(vehicle_id="bike-1", hub_id=TEST_HUB, route_id=route_id, booking_id="b1")
-    await apply(dispatch, StopDelivered(stop_id="s0", **on_route), DSLOT + timedelta(minutes=20))
+    handed_over = DSLOT + timedelta(minutes=20)
+    proof = ProofOfDelivery(
+        at=handed_over,
+        location=GeoPoint(lat=PRECISE[0][0], lon=PRECISE[0][1]),
+        recipient_name="Erika Mustermann",
+        signature_ref="sig/123",
+        photo_ref="photo/123",
+    )
+    await apply(dispatch, StopDeliveredV2(stop_id="s0", proof=proof, **on_route), handed_over)
     await apply(
         dispatch,
         StopFailed(stop_id="s1", reason=SECRET, **on_route),
@@ -249,18 +258,23 @@ async def test_dispatch_rounds_stops_done_and_completed_routes_and_leaves_open_s
 
     s0, s1, route = await state()
     assert s0.status is StopStatus.DELIVERED and s1.status is not StopStatus.DELIVERED
+    assert s0.proof is not None and s0.proof["recipient_name"] == "Erika Mustermann"
     assert stops_of(route.planned) == PRECISE
 
     assert sum((await dispatch.purge_personal_data(done_at + timedelta(days=29))).values()) == 0
     later = done_at + timedelta(days=31)
     counts = await dispatch.purge_personal_data(later)
-    assert counts["stops (lat, lon, reason)"] == 1
+    assert counts["stops (lat, lon, reason, proof)"] == 1
     assert counts["routes (planned stops)"] == 1
     assert counts["outbox (sent rows deleted)"] > 0
 
     p0, p1, purged = await state()
     assert (p0.lat, p0.lon) == rounded(PRECISE)[0] and p0.purged_at == later
     assert p0.reason is None
+    # the proof keeps when and roughly where, not who
+    assert p0.proof is not None
+    assert not {"recipient_name", "signature_ref", "photo_ref"} & set(p0.proof)
+    assert (p0.proof["location"]["lat"], p0.proof["location"]["lon"]) == rounded(PRECISE)[0]
     # the failed stop waits for another attempt: dispatch still needs its address
     assert p1 == s1 and (p1.lat, p1.lon) == PRECISE[1]
     assert stops_of(purged.planned) == rounded(PRECISE)

@@ -188,6 +188,25 @@ class Carrier:
         data = {"carrier_id": self.carrier_id, "carrier_reference": reference, "hub_id": hub_id}
         return await self.send("microhub.booking.cancellation_requested.v1", data, time=time)
 
+    async def reschedule(
+        self,
+        reference: str,
+        *,
+        hub_id: str,
+        slot_start: datetime,
+        time: datetime,
+        reason: str | None = None,
+    ) -> dict:
+        data = {
+            "carrier_id": self.carrier_id,
+            "carrier_reference": reference,
+            "hub_id": hub_id,
+            "slot_start": slot_start.isoformat(),
+        }
+        if reason is not None:
+            data["reason"] = reason
+        return await self.send("microhub.booking.reschedule_requested.v1", data, time=time)
+
     async def check_in(self, reference: str, *, hub_id: str, time: datetime) -> dict:
         data = {"carrier_id": self.carrier_id, "carrier_reference": reference, "hub_id": hub_id}
         return await self.send("microhub.booking.check_in.v1", data, time=time)

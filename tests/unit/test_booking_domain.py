@@ -205,3 +205,65 @@ def test_hub_configuration_errors_say_what_is_wrong(change: dict, fragment: str)
     with pytest.raises(ValidationError) as info:
         HubConfig.model_validate(hub_config(**change))
     assert fragment in str(info.value)
+
+
+# ------------------------------------------------------------------ reschedules ------
+
+
+def test_only_a_confirmed_booking_at_the_named_hub_may_be_moved() -> None:
+    assert domain.check_reschedule(state(BookingStatus.CONFIRMED), hub_id="test-hub") is None
+    refused = {
+        None: CommandRejectionReason.UNKNOWN_BOOKING,
+        state(BookingStatus.REJECTED): CommandRejectionReason.UNKNOWN_BOOKING,
+        state(BookingStatus.CANCELLED): CommandRejectionReason.NOT_CONFIRMED,
+        state(BookingStatus.CHECKED_IN): CommandRejectionReason.NOT_CONFIRMED,
+        state(BookingStatus.NO_SHOW): CommandRejectionReason.NOT_CONFIRMED,
+    }
+    for booking, reason in refused.items():
+        problem = domain.check_reschedule(booking, hub_id="test-hub")
+        assert problem is not None and problem[0] is reason, booking
+    wrong_hub = domain.check_reschedule(state(BookingStatus.CONFIRMED), hub_id="other")
+    assert wrong_hub is not None and wrong_hub[0] is CommandRejectionReason.WRONG_HUB
+
+
+def test_the_new_slot_passes_the_rules_of_a_request() -> None:
+    """check_request and a reschedule's new slot share check_slot: grid, past, horizon,
+    size and capacity, the same reasons in the same order."""
+    h = hub(docks_per_slot=1)
+    assert domain.check_slot(h, local(2, 9), 2.0, now=NOW, usage=SlotUsage()) is None
+    cases = [
+        (local(2, 9, 30), SlotUsage(), 2.0, RejectionReason.NOT_ON_GRID),
+        (local(1, 6), SlotUsage(), 2.0, RejectionReason.IN_THE_PAST),
+        (NOW + timedelta(days=20), SlotUsage(), 2.0, RejectionReason.BEYOND_HORIZON),
+        (local(2, 9), SlotUsage(), 11.0, RejectionReason.CONSIGNMENT_TOO_LARGE),
+        (local(2, 9), SlotUsage(1, 1000), 2.0, RejectionReason.DOCKS_FULL),
+    ]
+    for slot, usage, volume, reason in cases:
+        rejection = domain.check_slot(h, slot, volume, now=NOW, usage=usage)
+        assert rejection is not None and rejection.reason is reason, (slot, reason)
+    roomy = hub(docks_per_slot=5)
+    volume = domain.check_slot(roomy, local(2, 9), 2.0, now=NOW, usage=SlotUsage(1, 9000))
+    assert volume is not None and volume.reason is RejectionReason.VOLUME_FULL
+    for slot, *_ in cases[:3]:  # a request with the same slot is refused for the same reason
+        as_request = check(slot, h=h)
+        as_move = domain.check_slot(h, slot, 2.0, now=NOW, usage=SlotUsage())
+        assert as_request is not None and as_move is not None
+        assert as_request.reason is as_move.reason
+
+
+def test_a_move_after_the_cutoff_before_the_slot_it_leaves_is_late() -> None:
+    h = hub(cancellation_cutoff_minutes=120)
+    old = local(2, 12)
+    assert not domain.reschedule_is_late(h, old, old - timedelta(minutes=121))
+    assert domain.reschedule_is_late(h, old, old - timedelta(minutes=119))
+    # after the slot it leaves began (not a no-show yet): late, still allowed
+    assert domain.reschedule_is_late(h, old, old + timedelta(minutes=10))
+
+
+def test_offers_for_a_move_leave_out_the_slot_the_booking_has() -> None:
+    h = hub(docks_per_slot=1, opening_hours={"tue": ["06:00-10:00"]})
+    usage = {local(2, 7): SlotUsage(1, 0)}
+    offers = domain.next_fitting_slots(
+        h, after=local(2, 6), now=NOW, volume_l=1000, usage=usage, skip=local(2, 8)
+    )
+    assert [o.start for o in offers][:2] == [local(2, 9), local(9, 6)]  # not 07 (full), 08

@@ -12,9 +12,13 @@ from contracts.booking import (
     BookingCommandRejectedV2,
     BookingRejected,
     BookingRequested,
+    BookingRequestedV2,
     CheckInReported,
     CommandRejectionReasonV2,
+    ConsignmentV2,
+    DeliveryStopV2,
     RejectionReason,
+    StopKind,
 )
 from contracts.envelope import new_event
 from contracts.hubs import MAX_BOOKING_HORIZON_DAYS, HubConfig
@@ -110,3 +114,29 @@ def test_the_answer_to_a_failure_is_internal_error_and_says_what_to_do() -> None
 def test_no_shows_answer_no_command() -> None:
     assert "microhub.booking.no_show.v1" not in ANSWER_TYPES
     assert "microhub.booking.command_rejected.v2" in ANSWER_TYPES
+
+
+def test_a_v2_request_keeps_the_v1_rules_and_its_stop_terms_answer_nothing() -> None:
+    v1 = request()
+    stops = [
+        DeliveryStopV2(stop_id="s0", location=s.location, parcels=s.parcels, kind=StopKind.PICKUP)
+        for s in v1.consignment.stops
+    ]  # every stop called s0, the parcels one short of parcel_count
+    v2 = BookingRequestedV2(
+        carrier_id="acme",
+        carrier_reference="r1",
+        hub_id="test-hub",
+        slot_start=v1.slot_start,
+        consignment=ConsignmentV2(
+            parcel_count=v1.consignment.parcel_count + 1,
+            weight_kg=v1.consignment.weight_kg,
+            volume_m3=v1.consignment.volume_m3,
+            stops=stops,
+            depot=v1.consignment.depot,
+        ),
+    )
+    answer = BookingAnswers().refuse(new_event(v2, source="carrier/a", subject="h", time=NOW))
+    assert answer is not None and isinstance(answer.payload, BookingCommandRejectedV2)
+    assert answer.payload.reason == "parcel_count_mismatch"
+    assert answer.payload.command_type == "microhub.booking.requested.v2"
+    assert "microhub.booking.stop_terms.v1" not in ANSWER_TYPES

@@ -3,7 +3,7 @@ vehicles as the solver sees them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from hypothesis import given
@@ -13,9 +13,9 @@ from contracts.booking import Consignment
 from contracts.fleet import VehicleStatus
 from services.dispatch import domain
 from services.dispatch.domain import StopStatus, VehicleState, WavePolicy
-from services.dispatch.fleet import VehicleConfig
+from services.dispatch.fleet import FleetFile, VehicleConfig
 
-POLICY = WavePolicy(min_stops=5, interval=timedelta(minutes=10))
+POLICY = WavePolicy(min_stops=5, max_wait=timedelta(minutes=10))
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Berlin
 
 
@@ -65,6 +65,11 @@ def test_shares_add_up_to_the_consignment(parcels: list[int], kg: float, m3: flo
         (T0 + timedelta(minutes=9), 9, 0, T0, T0, False),  # leftovers only: wait the interval
         (T0 + timedelta(minutes=10), 9, 0, T0, T0, True),
         (T0 + timedelta(minutes=1), 6, 5, T0, T0, True),  # five new since the last wave
+        # the issue's case: a quiet hour after the last wave, then one check-in: it waits
+        # for company until its latest departure, counted from its own queueing
+        (T0 + timedelta(hours=1), 1, 1, T0 + timedelta(hours=1), T0, False),
+        (T0 + timedelta(hours=1, minutes=9), 2, 2, T0 + timedelta(hours=1), T0, False),
+        (T0 + timedelta(hours=1, minutes=10), 2, 2, T0 + timedelta(hours=1), T0, True),
     ],
 )
 def test_when_a_wave_is_due(now, waiting, fresh, oldest, last, due) -> None:
@@ -72,11 +77,73 @@ def test_when_a_wave_is_due(now, waiting, fresh, oldest, last, due) -> None:
         now=now,
         waiting=waiting,
         fresh=fresh,
-        oldest_waiting_since=oldest,
+        oldest_fresh_since=oldest,
         last_wave_at=last,
         policy=POLICY,
     )
     assert (why is not None) is due
+
+
+# Berlin, winter: local = UTC + 1. Departures at 10:30 and 14:00 local.
+DEPARTURES = WavePolicy(min_stops=15, max_wait=None, departures=(time(10, 30), time(14, 0)))
+LOCAL = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("local_now", "fresh", "oldest_local", "last_local", "due"),
+    [
+        # a check-in at 09:05 after a quiet night: no lone route, it waits for 10:30
+        ("09:05", 1, "09:05", "yesterday 14:00", False),
+        ("09:05", 1, "09:05", None, False),  # before any wave: yesterday's 14:00 is gone
+        ("10:31", 1, "09:05", None, True),
+        ("10:29", 9, "09:05", "yesterday 14:00", False),
+        ("10:30", 9, "09:05", "yesterday 14:00", True),  # the departure
+        ("10:31", 9, "09:05", "10:30", False),  # that departure has left
+        ("11:00", 15, "10:35", "10:30", True),  # the fill does not wait for 14:00
+        ("13:59", 3, "11:10", "11:00", False),
+        ("14:02", 3, "11:10", "11:00", True),  # the first event after 14:00
+    ],
+)
+def test_departure_times_make_waves_wait(local_now, fresh, oldest_local, last_local, due) -> None:
+    def at(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        day = T0.date() - timedelta(days=1) if text.startswith("yesterday") else T0.date()
+        hours, minutes = text.split()[-1].split(":")
+        local = datetime.combine(day, time(int(hours), int(minutes)), tzinfo=UTC)
+        return local - LOCAL
+
+    now = at(local_now)
+    assert now is not None
+    why = domain.wave_due(
+        now=now,
+        waiting=fresh,
+        fresh=fresh,
+        oldest_fresh_since=at(oldest_local),
+        last_wave_at=at(last_local),
+        policy=DEPARTURES,
+        timezone="Europe/Berlin",
+    )
+    assert (why is not None) is due, why
+
+
+def test_a_hubs_wave_settings_come_from_the_fleet_file() -> None:
+    fleet = FleetFile.model_validate(
+        {
+            "hubs": [
+                {"hub_id": "a", "waves": {"departures": ["14:00", "09:30"]}},
+                {"hub_id": "b", "waves": {"min_stops": 8, "max_wait_minutes": 45}},
+            ]
+        }
+    )
+    default = WavePolicy(min_stops=20, max_wait=timedelta(minutes=10))
+    assert fleet.wave_policy("a", default) == WavePolicy(
+        min_stops=20, max_wait=None, departures=(time(9, 30), time(14, 0))
+    )
+    assert fleet.wave_policy("b", default) == WavePolicy(
+        min_stops=8, max_wait=timedelta(minutes=45)
+    )
+    assert fleet.wave_policy("elsewhere", default) == default
 
 
 def test_route_ids_are_deterministic() -> None:

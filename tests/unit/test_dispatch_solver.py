@@ -4,14 +4,16 @@ random instances (hypothesis)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.dispatch.solver import (
+    PICKUP,
     SOLVER_GREEDY,
-    SOLVER_ORTOOLS,
+    SOLVER_PYVRP,
     Point,
     StopDemand,
     VehicleSpec,
@@ -78,7 +80,7 @@ def test_two_clusters_two_vehicles_each_takes_one_cluster() -> None:
     plan = plan_wave(
         WaveInstance(HUB, stops, [bike("a", kg=120), bike("b", kg=120)]), time_limit_s=0.5
     )
-    assert plan.solver == SOLVER_ORTOOLS
+    assert plan.solver == SOLVER_PYVRP
     assert not plan.unserved
     clusters = sorted(sorted(k[0] for k in r.stop_keys) for r in plan.routes)
     assert clusters == [["n", "n"], ["s", "s"]]
@@ -136,45 +138,240 @@ def test_no_time_means_the_deterministic_greedy() -> None:
     assert plan_wave(instance, time_limit_s=0.5).total_km <= first.total_km + 1e-9
 
 
+def test_the_solver_is_deterministic_for_a_seed_and_an_iteration_budget() -> None:
+    stops = [stop(f"s{i}", Point(52.45 + (i % 7) / 60, 13.3 + (i // 7) / 40)) for i in range(30)]
+    instance = WaveInstance(HUB, stops, [bike("a", parcels=12), bike("b", parcels=12), bike("c")])
+    first = plan_wave(instance, iterations=300, seed=3)
+    assert first.solver == SOLVER_PYVRP
+    assert plan_wave(instance, iterations=300, seed=3) == first
+    assert not check_plan(instance, first)
+
+
+# ------------------------------------------------------------- time windows, by hand ---
+
+
+def test_a_time_window_decides_the_order() -> None:
+    # EAST[3] is 3.52 road km out: 14.1 min at 15 km/h. Without windows the bike would
+    # serve the near stop first and reach the far one after 18.1 min; the far stop's
+    # window closes 2 min after the direct arrival, so it goes first.
+    near, far = EAST[0], EAST[3]
+    direct = road_km(HUB, far) / 15 * 60
+    instance = WaveInstance(
+        HUB,
+        [
+            stop("near", near, m3=0.01),
+            StopDemand("far", far, 1, 5.0, 0.01, window=(0, direct + 2)),
+        ],
+        [bike()],
+    )
+    plan = plan_wave(instance, iterations=200)
+    [route] = plan.routes
+    assert route.stop_keys == ("far", "near")
+    assert route.etas_min[0] == pytest.approx(road_km(HUB, far) / 15 * 60)
+    assert not check_plan(instance, plan)
+    # the greedy takes the nearest first, and then keeps the window by leaving the far
+    # stop for the next wave
+    greedy = plan_wave(instance, time_limit_s=0)
+    assert [r.stop_keys for r in greedy.routes] == [("near",)]
+    assert [u.key for u in greedy.unserved] == ["far"] and not check_plan(instance, greedy)
+
+
+def test_a_vehicle_waits_for_a_window_to_open_and_the_eta_says_so() -> None:
+    instance = WaveInstance(
+        HUB, [StopDemand("later", EAST[0], 1, 5.0, 0.05, window=(60, 90))], [bike()]
+    )
+    [route] = plan_wave(instance, iterations=100).routes
+    assert route.etas_min == (60,)
+    # waits at the stop: 60 min, 4 min service, then back (1.45 km at 15 km/h)
+    assert route.duration_min == pytest.approx(64 + road_km(HUB, EAST[0]) / 15 * 60)
+
+
+def test_windows_that_cannot_be_kept_are_reported() -> None:
+    instance = WaveInstance(
+        HUB,
+        [
+            StopDemand("closed", EAST[0], 1, 5.0, 0.05, window=(-30, -5)),
+            StopDemand("too-soon", EAST[3], 1, 5.0, 0.05, window=(0, 10)),
+        ],
+        [bike()],
+    )
+    plan = plan_wave(instance, iterations=100)
+    assert {u.key: u.code for u in plan.unserved} == {
+        "closed": "window_passed",
+        "too-soon": "window_unreachable",
+    }
+
+
+def test_two_stops_with_the_same_tight_window_far_apart_need_two_vehicles() -> None:
+    west = Point(52.50, 13.40 - 0.03)
+    east = EAST[2]
+    instance = WaveInstance(
+        HUB,
+        [
+            StopDemand("w", west, 1, 5.0, 0.05, window=(0, 15)),
+            StopDemand("e", east, 1, 5.0, 0.05, window=(0, 15)),
+        ],
+        [bike("a"), bike("b")],
+    )
+    plan = plan_wave(instance, iterations=200)
+    assert sorted(r.stop_keys for r in plan.routes) == [("e",), ("w",)]
+    assert not check_plan(instance, plan)
+    one = WaveInstance(HUB, instance.stops, [bike("a")])
+    assert [u.code for u in plan_wave(one, iterations=200).unserved] == ["wave_full"]
+
+
+# ----------------------------------------------------------------- pickups, by hand ---
+
+
+def test_a_pickup_rides_back_to_the_hub_and_capacity_counts_it_on_board() -> None:
+    # 100 kg out to EAST[0], 100 kg collected at EAST[1]: a 150 kg bike can do both only
+    # if it delivers first (100 out, 0 after, 100 back), never the other way round.
+    deliver = StopDemand("d", EAST[1], 1, 100.0, 0.1)
+    collect = StopDemand("p", EAST[0], 1, 100.0, 0.1, kind=PICKUP)
+    instance = WaveInstance(HUB, [deliver, collect], [bike(kg=150)])
+    plan = plan_wave(instance, iterations=200)
+    [route] = plan.routes
+    assert route.stop_keys == ("d", "p")
+    assert not check_plan(instance, plan)
+    wrong = type(plan)(
+        [replace(route, stop_keys=("p", "d"), trips=(("p", "d"),))], [], plan.solver, 0
+    )
+    assert check_plan(instance, wrong) == ["bike-1: overweight"]
+    # the greedy counts a pickup from the hub on: 200 kg > 150, so one waits
+    greedy = plan_wave(instance, time_limit_s=0)
+    assert [u.code for u in greedy.unserved] == ["wave_full"] and not check_plan(instance, greedy)
+
+
+# ---------------------------------------------------------- reloads and charging time ---
+
+
+def test_a_vehicle_reloads_at_the_hub_for_a_second_trip() -> None:
+    # two stops of 100 kg each, one 150 kg bike: one trip cannot take both, two can.
+    stops = [stop("a", EAST[0], kg=100), stop("b", EAST[1], kg=100)]
+    one_trip = WaveInstance(HUB, stops, [bike(kg=150)])
+    assert len(plan_wave(one_trip, iterations=200).unserved) == 1
+    instance = WaveInstance(HUB, stops, [replace(bike(kg=150), max_trips=2)], load_min_per_trip=15)
+    plan = plan_wave(instance, iterations=300)
+    [route] = plan.routes
+    assert not plan.unserved and len(route.trips) == 2
+    assert not check_plan(instance, plan)
+    # each trip starts with 15 min at the hub (loading; between trips reloading and
+    # recharging): out and back twice, two services, two loads
+    km = 2 * road_km(HUB, EAST[0]) + 2 * road_km(HUB, EAST[1])
+    assert route.km == pytest.approx(km)
+    assert route.duration_min == pytest.approx(km / 15 * 60 + 2 * 4 + 2 * 15)
+    # the battery at departure covers both trips: a range for one trip only leaves one out
+    short = WaveInstance(
+        HUB,
+        stops,
+        [replace(bike(kg=150, range_km=2 * road_km(HUB, EAST[1]) + 0.1), max_trips=2)],
+        load_min_per_trip=15,
+    )
+    assert len(plan_wave(short, iterations=200).unserved) == 1
+
+
 points = st.builds(
     Point, st.floats(52.40, 52.60, allow_nan=False), st.floats(13.20, 13.60, allow_nan=False)
 )
+windows = st.one_of(
+    st.none(),
+    st.builds(lambda a, w: (a, a + w), st.floats(-30, 300), st.floats(5, 240)),
+)
 stops_st = st.lists(
     st.builds(
-        lambda p, parcels, kg, m3: (p, parcels, kg, m3),
+        lambda p, parcels, kg, m3, kind, window: (p, parcels, kg, m3, kind, window),
         points,
         st.integers(1, 12),
         st.floats(0.1, 120, allow_nan=False),
         st.floats(0.001, 1.5, allow_nan=False),
+        st.sampled_from(["delivery", "delivery", "pickup"]),
+        windows,
     ),
     min_size=1,
     max_size=25,
 )
 vehicles_st = st.lists(
     st.builds(
-        lambda parcels, kg, m3, rng, speed, minutes: (parcels, kg, m3, rng, speed, minutes),
+        lambda parcels, kg, m3, rng, speed, minutes, trips: (
+            parcels,
+            kg,
+            m3,
+            rng,
+            speed,
+            minutes,
+            trips,
+        ),
         st.integers(5, 80),
         st.floats(20, 800),
         st.floats(0.3, 8),
         st.floats(3, 120),
         st.floats(8, 40),
         st.floats(10, 600),
+        st.integers(1, 3),
     ),
     min_size=0,
     max_size=4,
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stops_st, vehicles_st, st.sampled_from([0, 0.05]), st.floats(1.0, 2.0))
-def test_limits_are_never_violated(stops, vehicles, limit, circuity) -> None:
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stops_st,
+    vehicles_st,
+    st.sampled_from([0, 1]),
+    st.floats(1.0, 2.0),
+    st.sampled_from([0.0, 0.5, 10.0]),
+)
+def test_limits_are_never_violated(stops, vehicles, limit, circuity, load_min) -> None:
+    """No capacity (at any point of any trip, pickups on board), range, shift or time
+    window is ever broken, whichever planner made the plan."""
     instance = WaveInstance(
         HUB,
-        [StopDemand(f"s{i}", p, n, kg, m3) for i, (p, n, kg, m3) in enumerate(stops)],
+        [
+            StopDemand(f"s{i}", p, n, kg, m3, kind=kind, window=window)
+            for i, (p, n, kg, m3, kind, window) in enumerate(stops)
+        ],
         [VehicleSpec(f"v{j}", *spec) for j, spec in enumerate(vehicles)],
         circuity=circuity,
+        load_min_per_trip=load_min,
     )
-    plan = plan_wave(instance, time_limit_s=limit)
+    plan = plan_wave(instance, time_limit_s=limit, iterations=150)
     assert check_plan(instance, plan) == []
     assert all(r.stop_keys for r in plan.routes)
     assert math.isfinite(plan.objective)
+
+
+# -------------------------------------------------------------------- pins, by hand ---
+
+
+def test_a_pinned_stop_rides_with_its_vehicle_whatever_the_kilometres() -> None:
+    # two bikes, two stops next to each other: one route would do, but "b" is pinned
+    # to bike-2, so bike-2 takes it (and only it)
+    stops = [stop("a", EAST[0]), replace(stop("b", EAST[1]), vehicle="bike-2")]
+    instance = WaveInstance(HUB, stops, [bike("bike-1"), bike("bike-2")])
+    for limit in (0, 1):
+        plan = plan_wave(instance, time_limit_s=limit, iterations=200)
+        by_vehicle = {r.vehicle_id: r.stop_keys for r in plan.routes}
+        assert "b" in by_vehicle["bike-2"] and "b" not in by_vehicle.get("bike-1", ())
+        assert not plan.unserved and not check_plan(instance, plan)
+    # a pin to a vehicle that is not free keeps the stop waiting, with the reason
+    alone = WaveInstance(HUB, stops, [bike("bike-1")])
+    plan = plan_wave(alone, iterations=100)
+    assert {u.key: u.code for u in plan.unserved} == {"b": "pinned_vehicle_not_free"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stops_st, vehicles_st, st.sampled_from([0, 1]), st.data())
+def test_pins_are_never_broken(stops, vehicles, limit, data) -> None:
+    fleet = [VehicleSpec(f"v{j}", *spec) for j, spec in enumerate(vehicles)]
+    pins = [data.draw(st.sampled_from([None, *(v.vehicle_id for v in fleet)])) for _ in stops]
+    instance = WaveInstance(
+        HUB,
+        [
+            StopDemand(f"s{i}", p, n, kg, m3, kind=kind, window=window, vehicle=pin)
+            for i, ((p, n, kg, m3, kind, window), pin) in enumerate(zip(stops, pins, strict=True))
+        ],
+        fleet,
+    )
+    plan = plan_wave(instance, time_limit_s=limit, iterations=150)
+    assert check_plan(instance, plan) == []

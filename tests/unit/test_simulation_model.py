@@ -7,10 +7,15 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingRequested,
+    BookingRequestedV2,
+    CheckInReported,
+)
 from contracts.common import GeoPoint
 from contracts.dispatch import RoutePlanned, RouteStop
-from contracts.fleet import RouteFinished, StopDelivered, StopFailed, VehicleStatusChanged
+from contracts.fleet import RouteFinished, StopDeliveredV2, StopFailedV2, VehicleStatusChanged
 from services.booking.catalogue import load_catalogue
 from services.booking.domain import slots_on
 from services.simulation import model
@@ -71,15 +76,30 @@ def test_the_same_seed_gives_the_same_day_and_another_seed_another() -> None:
 def test_a_day_requests_real_slots_the_evening_before_and_checks_in_at_the_slot() -> None:
     hub, day = _day("ber-suedkreuz")
     actions = hub_day(3, hub, day)
-    requests = [m for a in actions for _, m, _ in a.messages if isinstance(m, BookingRequested)]
+    requests = [
+        m
+        for a in actions
+        for _, m, _ in a.messages
+        if isinstance(m, BookingRequested | BookingRequestedV2)
+    ]
     slots = set(slots_on(hub, MONDAY))
-    assert requests and all(r.slot_start in slots for r in requests)
+    checked_in = {
+        m.carrier_reference
+        for a in actions
+        for _, m, _ in a.messages
+        if isinstance(m, CheckInReported)
+    }
+    # every request that checks in booked a slot of the grid (the off-grid ones are
+    # turned away: test_carriers_ask_too_much_of_full_slots_and_now_and_then_off_the_grid)
+    assert checked_in and all(
+        r.slot_start in slots for r in requests if r.carrier_reference in checked_in
+    )
     assert all(
         r.consignment.parcel_count == sum(s.parcels for s in r.consignment.stops) for r in requests
     )
     for action in actions:
         for at, message, _ in action.messages:
-            if isinstance(message, BookingRequested):
+            if isinstance(message, BookingRequested | BookingRequestedV2):
                 assert at < day  # booked the evening before
             if isinstance(message, CheckInReported):
                 slot = next(
@@ -118,7 +138,9 @@ def test_a_vehicle_reports_every_stop_once_then_finishes(seed: int, stops: int) 
     reports = [m for _, m, _ in finish.messages]
     assert isinstance(reports[-1], RouteFinished)
     done = [
-        (m.booking_id, m.stop_id) for m in reports[:-1] if isinstance(m, StopDelivered | StopFailed)
+        (m.booking_id, m.stop_id)
+        for m in reports[:-1]
+        if isinstance(m, StopDeliveredV2 | StopFailedV2)
     ]
     assert sorted(done) == sorted((s.booking_id, s.stop_id) for s in route.stops)
     times = [t for t, _, _ in finish.messages]
@@ -142,11 +164,11 @@ def test_carriers_ask_too_much_of_full_slots_and_now_and_then_off_the_grid() -> 
         for d in range(14):
             day = datetime.combine(MONDAY + timedelta(days=d), time(0), tzinfo=hub.zone)
             grid = set(slots_on(hub, day.date()))
-            requests: dict[str, BookingRequested] = {}
+            requests: dict[str, BookingRequested | BookingRequestedV2] = {}
             followed: set[str] = set()
             for action in hub_day(7, hub, day):
                 for _, m, _ in action.messages:
-                    if isinstance(m, BookingRequested):
+                    if isinstance(m, BookingRequested | BookingRequestedV2):
                         requests[m.carrier_reference] = m
                     elif isinstance(m, CheckInReported | BookingCancellationRequested):
                         followed.add(m.carrier_reference)
@@ -163,3 +185,30 @@ def test_carriers_ask_too_much_of_full_slots_and_now_and_then_off_the_grid() -> 
                     overflowing += 1
                     assert refs[-1] not in followed  # the last one asked is turned away
     assert overflowing > 0 and off_grid > 0
+
+
+def test_some_carriers_book_with_windows_and_returns_and_vehicles_send_proof() -> None:
+    requests = [
+        m
+        for hub_id in ("ber-westhafen", "osl-alnabru")
+        for d in range(3)
+        for a in hub_day(
+            5,
+            HUBS[hub_id],
+            datetime.combine(MONDAY + timedelta(days=d), time(0), tzinfo=HUBS[hub_id].zone),
+        )
+        for _, m, _ in a.messages
+        if isinstance(m, BookingRequested | BookingRequestedV2)
+    ]
+    v2 = [r for r in requests if isinstance(r, BookingRequestedV2)]
+    assert 0 < len(v2) < len(requests)
+    stops = [s for r in v2 for s in r.consignment.stops]
+    assert any(s.window is not None for s in stops)
+    assert any(s.kind.value == "pickup" for s in stops)
+    for r in v2:
+        for s in r.consignment.stops:
+            if s.window is not None:
+                assert s.window.start >= r.slot_start + timedelta(hours=1)
+    _, finish = model.drive(3, _route(5), datetime(2026, 11, 23, 9, tzinfo=UTC))
+    reports = [m for _, m, _ in finish.messages if isinstance(m, StopDeliveredV2)]
+    assert reports and all(r.proof.photo_ref and r.proof.recipient_name for r in reports)

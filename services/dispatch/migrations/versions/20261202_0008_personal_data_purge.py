@@ -6,8 +6,8 @@ have passed. ``purged_at`` marks a row done, so that each run reads only the row
 not done yet (partial indexes), not the whole history every hour. Additive: nullable
 columns and two indexes.
 
-Revision ID: 20261130_0006
-Revises: 20261130_0005
+Revision ID: 20261202_0008
+Revises: 20261202_0007
 """
 
 from alembic import op
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from services.runtime.db import UTCDateTime
 
-revision = "20261130_0006"
-down_revision = "20261130_0005"
+revision = "20261202_0008"
+down_revision = "20261202_0007"
 branch_labels = None
 depends_on = None
 

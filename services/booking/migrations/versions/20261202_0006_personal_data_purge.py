@@ -7,8 +7,8 @@ done yet (a partial index on the slot end of those), not the whole history every
 the inbox's kept answers, which it forgets after the retention, get a partial index of
 their own. Additive: a nullable column and two indexes.
 
-Revision ID: 20261130_0005
-Revises: 20261130_0004
+Revision ID: 20261202_0006
+Revises: 20261202_0005
 """
 
 from alembic import op
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from services.runtime.db import UTCDateTime
 
-revision = "20261130_0005"
-down_revision = "20261130_0004"
+revision = "20261202_0006"
+down_revision = "20261202_0005"
 branch_labels = None
 depends_on = None
 
