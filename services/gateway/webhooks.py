@@ -45,7 +45,7 @@ from services.runtime.db import writing
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # at least; longer when a pass may take longer (lease_for)
 BATCH = 50
 PARALLEL = 8
 
@@ -135,6 +135,14 @@ class Due:
     active: bool
 
 
+def lease_for(timeout: float) -> timedelta:
+    """How long a pass holds what it claimed: longer than the pass can take (BATCH
+    deliveries, PARALLEL at a time, each given up after ``timeout``), or another gateway
+    process would take and send again deliveries this one has yet to answer."""
+    rounds = -(-BATCH // PARALLEL)
+    return max(LEASE, timedelta(seconds=rounds * timeout + 30))
+
+
 class WebhookSender:
     """Sends the due deliveries of one gateway database."""
 
@@ -151,6 +159,7 @@ class WebhookSender:
         self.engine = engine
         self.retry_seconds = list(retry_seconds)
         self.timeout = timeout
+        self.lease = lease_for(timeout)
         self.allow_private = allow_private
         self.poll_seconds = poll_seconds
         self._client = client
@@ -209,7 +218,12 @@ class WebhookSender:
         async def one(item: Due) -> None:
             async with limit:
                 try:
-                    status, error = await self._post(item)
+                    # the whole attempt (resolving the host too), not each step of it: the
+                    # pass must end within its lease
+                    async with asyncio.timeout(self.timeout):
+                        status, error = await self._post(item)
+                except TimeoutError:
+                    status, error = None, f"no answer within {self.timeout:g} s"
                 except Exception as exc:  # an attempt that failed, not a lost batch
                     log.exception("webhook delivery %s: the attempt failed", item.id)
                     status, error = None, f"{type(exc).__name__}: {exc}"[:500]
@@ -225,7 +239,7 @@ class WebhookSender:
             answered_ids = {item.id for item, _, _ in answered}
             unanswered = [item.id for item in due if item.id not in answered_ids]
             recording = asyncio.ensure_future(
-                self._record(list(answered), unanswered, leased_until=now + LEASE)
+                self._record(list(answered), unanswered, leased_until=now + self.lease)
             )
             try:
                 await asyncio.shield(recording)
@@ -253,7 +267,7 @@ class WebhookSender:
             await session.execute(
                 update(store.webhook_deliveries)
                 .where(d.id.in_(ids))
-                .values(lease_until=now + LEASE)
+                .values(lease_until=now + self.lease)
             )
             rows = await session.execute(
                 select(
@@ -333,7 +347,7 @@ class WebhookSender:
                     .where(
                         d.id.in_(list(unanswered)),
                         d.status == "pending",
-                        d.lease_until <= (leased_until or now + LEASE),
+                        d.lease_until <= (leased_until or now + self.lease),
                     )
                     .values(lease_until=None)
                 )
