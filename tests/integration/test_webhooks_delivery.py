@@ -211,12 +211,16 @@ class Gateway:
             return list(rows.scalars())
 
     def sender(
-        self, retry_seconds: list[float], *, engine: AsyncEngine | None = None
+        self,
+        retry_seconds: list[float],
+        *,
+        engine: AsyncEngine | None = None,
+        timeout: float = 10,
     ) -> WebhookSender:
         sender = WebhookSender(
             engine or self.engine,
             retry_seconds=retry_seconds,
-            timeout=10,
+            timeout=timeout,
             allow_private=True,
             poll_seconds=0.05,
         )
@@ -516,13 +520,67 @@ async def test_a_crashed_senders_deliveries_are_taken_again_when_its_lease_runs_
     subscription = await gateway.subscribe(receiver.url)
     receiver.secrets = [subscription["secret"]]
     queued = await gateway.queue(3)
+    sender = gateway.sender([0.1])
     crashed_at = datetime.now(UTC)
     async with gateway.units() as uow:
         await uow.session.execute(
-            update(store.webhook_deliveries).values(lease_until=crashed_at + webhooks.LEASE)
+            update(store.webhook_deliveries).values(lease_until=crashed_at + sender.lease)
         )
-    sender = gateway.sender([0.1])
     assert await sender.send_due() == 0
-    assert await sender.send_due(now=crashed_at + webhooks.LEASE + timedelta(seconds=1)) == 3
+    assert await sender.send_due(now=crashed_at + sender.lease + timedelta(seconds=1)) == 3
     assert receiver.accepted == Counter(queued)
     assert (await gateway.statuses()) == Counter(delivered=3)
+
+
+async def test_another_sender_leaves_alone_what_a_slow_pass_still_holds(
+    gateway: Gateway, receiver: Receiver, database_url: str
+) -> None:
+    """Two gateway processes on one database. A pass claims up to BATCH deliveries and
+    sends PARALLEL at a time, each given up to the timeout: against a receiver that
+    answers slowly, seven rounds of ten seconds, longer than a minute. The other process
+    must not send again what the first still holds while that pass may still run."""
+    subscription = await gateway.subscribe(receiver.url)
+    receiver.secrets = [subscription["secret"]]
+    receiver.hold_after = 0  # a receiver that takes its time: nothing answered yet
+    queued = await gateway.queue(webhooks.BATCH)
+    first = gateway.sender([0.1], timeout=10)
+    first.start()
+    await eventually(lambda: receiver.held == webhooks.PARALLEL, what="a slow pass under way")
+    longest_pass = timedelta(seconds=-(-webhooks.BATCH // webhooks.PARALLEL) * first.timeout)
+    engine = make_engine(database_url)
+    try:
+        other = gateway.sender([0.1], engine=engine)
+        later = datetime.now(UTC) + longest_pass - timedelta(seconds=1)
+        try:
+            taken = await asyncio.wait_for(other.send_due(now=later), timeout=5)
+        except TimeoutError:
+            pytest.fail("the other sender took (and sent) what the first pass still holds")
+        assert taken == 0
+        receiver.hold_after = None
+        receiver.release.set()  # the first pass's held requests: 503, tried again
+        await eventually(
+            lambda: set(receiver.accepted) == set(queued),
+            what="every delivery accepted",
+            describe=lambda: len(receiver.accepted),
+        )
+        assert all(count == 1 for count in receiver.accepted.values())
+        assert len(receiver.attempts) == webhooks.BATCH + webhooks.PARALLEL
+    finally:
+        await engine.dispose()
+
+
+async def test_an_attempt_is_given_up_after_the_timeout_as_a_whole(
+    gateway: Gateway, receiver: Receiver
+) -> None:
+    subscription = await gateway.subscribe(receiver.url)
+    receiver.secrets = [subscription["secret"]]
+    receiver.hold_after = 0  # never answers
+    [event_id] = await gateway.queue(1)
+    gateway.sender([0.05], timeout=0.5).start()
+    await eventually(
+        logged_as(gateway, subscription["id"], "failed"), what="the delivery failed for good"
+    )
+    [entry] = await gateway.log(subscription["id"])
+    assert (entry["attempts"], entry["last_status"]) == (2, None)
+    assert entry["last_error"] == "no answer within 0.5 s"
+    assert len(receiver.of(event_id)) == 2
