@@ -12,8 +12,11 @@ Deliveries are rows written in the egress's transaction (store.webhook_deliverie
 sender takes the due ones (a lease, so two gateway processes never send one at the same
 time), POSTs them, and on anything but a 2xx tries again later (``webhook_retry_seconds``)
 until the schedule runs out: then the delivery is failed, and the carrier's delivery log
-shows it. A stop or crash loses nothing: a leased delivery whose sender died is taken
-again when its lease runs out.
+shows it. A stop or crash loses nothing: a stopped sender records what the receivers
+answered and gives the rest back at once (a restart goes on where it stopped); a leased
+delivery whose sender died is taken again when its lease runs out. So delivery is at least
+once: a request whose answer the sender never saw (a crash or a stop in the middle of it, a
+timeout) is sent again, with the same ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from services.runtime.db import writing
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # at least; longer when a pass may take longer (lease_for)
 BATCH = 50
 PARALLEL = 8
 
@@ -132,6 +135,14 @@ class Due:
     active: bool
 
 
+def lease_for(timeout: float) -> timedelta:
+    """How long a pass holds what it claimed: longer than the pass can take (BATCH
+    deliveries, PARALLEL at a time, each given up after ``timeout``), or another gateway
+    process would take and send again deliveries this one has yet to answer."""
+    rounds = -(-BATCH // PARALLEL)
+    return max(LEASE, timedelta(seconds=rounds * timeout + 30))
+
+
 class WebhookSender:
     """Sends the due deliveries of one gateway database."""
 
@@ -148,6 +159,7 @@ class WebhookSender:
         self.engine = engine
         self.retry_seconds = list(retry_seconds)
         self.timeout = timeout
+        self.lease = lease_for(timeout)
         self.allow_private = allow_private
         self.poll_seconds = poll_seconds
         self._client = client
@@ -201,13 +213,39 @@ class WebhookSender:
         if not due:
             return 0
         limit = asyncio.Semaphore(PARALLEL)
+        answered: list[tuple[Due, int | None, str | None]] = []
 
-        async def one(item: Due) -> tuple[Due, int | None, str | None]:
+        async def one(item: Due) -> None:
             async with limit:
-                return (item, *await self._post(item))
+                try:
+                    # the whole attempt (resolving the host too), not each step of it: the
+                    # pass must end within its lease
+                    async with asyncio.timeout(self.timeout):
+                        status, error = await self._post(item)
+                except TimeoutError:
+                    status, error = None, f"no answer within {self.timeout:g} s"
+                except Exception as exc:  # an attempt that failed, not a lost batch
+                    log.exception("webhook delivery %s: the attempt failed", item.id)
+                    status, error = None, f"{type(exc).__name__}: {exc}"[:500]
+            answered.append((item, status, error))
 
-        results = await asyncio.gather(*(one(item) for item in due))
-        await self._record(results)
+        try:
+            await asyncio.gather(*(one(item) for item in due))
+        finally:
+            # Also when the sender is stopped halfway (cancelled): what the receivers have
+            # answered is recorded, so an accepted delivery is not sent again, and the
+            # deliveries not answered are given back at once, not when the lease runs out
+            # (the next sender, e.g. after a restart, takes them right away).
+            answered_ids = {item.id for item, _, _ in answered}
+            unanswered = [item.id for item in due if item.id not in answered_ids]
+            recording = asyncio.ensure_future(
+                self._record(list(answered), unanswered, leased_until=now + self.lease)
+            )
+            try:
+                await asyncio.shield(recording)
+            except asyncio.CancelledError:
+                await recording  # a stop during the recording waits for it: it is short
+                raise
         return len(due)
 
     async def _claim(self, now: datetime) -> list[Due]:
@@ -229,7 +267,7 @@ class WebhookSender:
             await session.execute(
                 update(store.webhook_deliveries)
                 .where(d.id.in_(ids))
-                .values(lease_until=now + LEASE)
+                .values(lease_until=now + self.lease)
             )
             rows = await session.execute(
                 select(
@@ -291,9 +329,28 @@ class WebhookSender:
             return response.status_code, None
         return response.status_code, f"HTTP {response.status_code}"
 
-    async def _record(self, results: list[tuple[Due, int | None, str | None]]) -> None:
+    async def _record(
+        self,
+        results: list[tuple[Due, int | None, str | None]],
+        unanswered: Sequence[int] = (),
+        *,
+        leased_until: datetime | None = None,
+    ) -> None:
+        """The attempts' outcomes; ``unanswered``: claimed (the lease until
+        ``leased_until``) but not attempted, or the attempt cut short by a stop: their
+        leases released, no attempt counted; not a lease another sender has taken since."""
         now = datetime.now(UTC)
         async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
+            if unanswered:
+                await session.execute(
+                    update(store.webhook_deliveries)
+                    .where(
+                        d.id.in_(list(unanswered)),
+                        d.status == "pending",
+                        d.lease_until <= (leased_until or now + self.lease),
+                    )
+                    .values(lease_until=None)
+                )
             for item, status, error in results:
                 attempts = item.attempts + 1
                 values: dict[str, Any] = {
