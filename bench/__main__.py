@@ -12,7 +12,9 @@ from bench import booking_throughput, demo_month, dispatch_solver, reporting_agg
 
 def main() -> None:
     console = Console()
-    console.rule("dispatch: wave planning (OR-Tools within budget vs 30 s ceiling vs greedy)")
+    console.rule(
+        "dispatch: wave planning (PyVRP vs OR-Tools vs VROOM vs greedy, against the best found)"
+    )
     dispatch_solver.main([])
     console.rule("reporting: monthly aggregation (report vs one hand-written SQL query)")
     sys.argv = [sys.argv[0]]

@@ -3,20 +3,24 @@
     python -m bench.dispatch_solver                 # Berlin + Oslo, 50/100/200/400 stops
     python -m bench.dispatch_solver --quick         # no 30 s OR-Tools, no long reference run
     python -m bench.dispatch_solver --sizes 50 200 --cities berlin
+    python -m bench.dispatch_solver --quick --repeat  # each plan twice: same routes?
 
 Instances: stops clustered like real addresses (dense neighbourhoods plus scatter) around
 the sample hubs Berlin Westhafen and Oslo Alnabru, 1-6 parcels per stop, the hub's fleet
 from fleet.yaml (bikes, trikes, e-vans), repeated until it has about 1.25x the load, 8-hour
 shifts, the hub's service minutes, the city's circuity. Then Solomon-style VRPTW
 instances (random, clustered, mixed; 100 stops with time windows), generated: no package
-on the registries we use ships the Solomon or Homberger files (vrplib only reads them).
+on the registries we use ships the Solomon or Homberger sets (vrplib only reads them);
+the one Solomon instance found in a package (RC208) is in bench/published_bks.py.
 
 Solvers: PyVRP with the service's budget (iterations, seed), OR-Tools with 2 s and 30 s
 (guided local search, as the service planned until now), VROOM (pyvroom, exploration
-level 5) when the wheel is installed, the greedy fallback, and PyVRP with 10x the
-iterations as a reference. ``best`` is the shortest plan that serves every stop found
-by any of them; ``÷best`` compares each plan to it. Every plan is re-checked in real
-units (``broken``: limits broken).
+level 5 or --vroom-exploration) when the wheel is installed, the greedy fallback, and
+PyVRP with 10x the iterations as a reference. ``best`` is the shortest plan that serves
+every stop found by any of them; ``÷best`` compares each plan to it. Every plan is
+re-checked in real units (``broken``: limits broken). ``cpu s`` is the process's CPU
+time (all threads); ``--repeat`` plans everything twice and says whether the routes came
+out the same. Results: docs/solver-choice.md.
 """
 
 from __future__ import annotations
@@ -149,24 +153,29 @@ def solomon_like(kind: str, *, seed: int, stops: int = 100) -> WaveInstance:
 @dataclass
 class Run:
     seconds: float
+    cpu_seconds: float
     km: float
     served: int
     vehicles: int
     broken: int
     fell_back: bool
+    routes: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 def _timed(inst: WaveInstance, planner: Callable[[WaveInstance], Plan]) -> Run:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     plan = planner(inst)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     return Run(
         seconds,
+        cpu_seconds,
         plan.total_km,
         sum(len(r.stop_keys) for r in plan.routes),
         len(plan.routes),
         len(check_plan(inst, plan)),
         plan.solver == SOLVER_GREEDY,
+        tuple(sorted((r.vehicle_id, r.stop_keys) for r in plan.routes)),
     )
 
 
@@ -196,7 +205,8 @@ def planners(args: argparse.Namespace) -> list[tuple[str, Callable[[WaveInstance
     if not args.quick:
         chosen.append(("ortools 30 s", _external(solve_ortools, seconds=30.0)))
     if vroom_planner.available():
-        chosen.append(("vroom x5", _external(vroom_planner.solve_vroom)))
+        level = args.vroom_exploration
+        chosen.append((f"vroom x{level}", _external(vroom_planner.solve_vroom, exploration=level)))
     chosen.append(("greedy", lambda i: plan_wave(i, time_limit_s=0)))
     if not args.quick:
         chosen.append(
@@ -215,7 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--solomon", nargs="*", default=["R", "C", "RC"])
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--vroom-exploration", type=int, default=5, help="VROOM's level, 0-5")
     parser.add_argument("--quick", action="store_true", help="no 30 s OR-Tools, no reference")
+    parser.add_argument(
+        "--repeat", action="store_true", help="plan each instance twice: same routes?"
+    )
     args = parser.parse_args(argv)
 
     console = Console()
@@ -226,40 +240,76 @@ def main(argv: list[str] | None = None) -> None:
     table = Table(
         title="Wave planning: km against the best known (shortest plan serving every stop)"
     )
-    for col in ("instance", "solver", "wall s", "km", "served", "vehicles", "÷best", "broken"):
+    columns = ["instance", "solver", "wall s", "cpu s", "km", "served", "vehicles", "÷best"]
+    columns += ["broken"] + (["same"] if args.repeat else [])
+    for col in columns:
         table.add_column(col, justify="left" if col in ("instance", "solver") else "right")
-    ratios: dict[str, list[float]] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
+    walls: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
+    repeats: dict[tuple[str, str], list[bool]] = {}
     instances = [(f"{c} {n}", city_instance(c, n, seed=7)) for c in args.cities for n in args.sizes]
     instances += [(f"vrptw {k}100", solomon_like(k, seed=7)) for k in args.solomon]
     for label, inst in instances:
+        group = label.split()[-1] if not label.startswith("vrptw") else "vrptw 100"
         runs = [(name, _timed(inst, p)) for name, p in planners(args)]
+        again = [_timed(inst, p).routes for _, p in planners(args)] if args.repeat else []
         complete = [r.km for _, r in runs if r.served == len(inst.stops) and not r.broken]
         best = min(complete) if complete else None
-        for name, r in runs:
+        for k, (name, r) in enumerate(runs):
             ratio = r.km / best if best and r.served == len(inst.stops) else None
             if ratio is not None:
-                ratios.setdefault(name, []).append(ratio)
-            table.add_row(
+                ratios.setdefault((name, group), []).append(ratio)
+            walls.setdefault((name, group), []).append(r.seconds)
+            cpus.setdefault((name, group), []).append(r.cpu_seconds)
+            row = [
                 label,
                 name + (" (fell back to greedy)" if r.fell_back and name != "greedy" else ""),
                 f"{r.seconds:.2f}",
+                f"{r.cpu_seconds:.2f}",
                 f"{r.km:.1f}",
                 f"{r.served}/{len(inst.stops)}",
                 str(r.vehicles),
                 f"{ratio:.3f}" if ratio is not None else "-",
                 str(r.broken),
-            )
+            ]
+            if args.repeat:
+                same = again[k] == r.routes
+                repeats.setdefault((name, group), []).append(same)
+                row.append("yes" if same else "no")
+            table.add_row(*row)
         table.add_section()
         console.print(f"{label} done", style="dim")
     console.print(table)
-    summary = Table(title="÷best over all instances (plans that serve every stop)")
+    summary = Table(title="÷best per solver and size (plans that serve every stop)")
+    columns = ["solver", "stops", "÷best median", "÷best worst", "complete", "wall s max"]
+    columns += ["cpu s max"] + (["same routes"] if args.repeat else [])
+    for col in columns:
+        summary.add_column(col, justify="left" if col in ("solver", "stops") else "right")
+    for key, times in walls.items():
+        values = ratios.get(key, [])
+        row = [
+            key[0],
+            key[1],
+            f"{statistics.median(values):.3f}" if values else "-",
+            f"{max(values):.3f}" if values else "-",
+            f"{len(values)}/{len(times)}",
+            f"{max(times):.2f}",
+            f"{max(cpus[key]):.2f}",
+        ]
+        if args.repeat:
+            row.append(f"{sum(repeats[key])}/{len(repeats[key])}")
+        summary.add_row(*row)
+    console.print(summary)
+    overall = Table(title="÷best over all instances")
     for col in ("solver", "median", "worst", "instances"):
-        summary.add_column(col, justify="left" if col == "solver" else "right")
-    for name, values in ratios.items():
-        summary.add_row(
+        overall.add_column(col, justify="left" if col == "solver" else "right")
+    for name in dict.fromkeys(n for n, _ in ratios):
+        values = [v for (n, _), vs in ratios.items() if n == name for v in vs]
+        overall.add_row(
             name, f"{statistics.median(values):.3f}", f"{max(values):.3f}", str(len(values))
         )
-    console.print(summary)
+    console.print(overall)
 
 
 if __name__ == "__main__":

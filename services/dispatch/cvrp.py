@@ -2,8 +2,8 @@
 planners read and return, the distance model, the integer model they check limits in,
 and ``check_plan``, which checks a plan against the limits in real units.
 
-Apart from the planners (solver.py: OR-Tools and ``plan_wave``; greedy.py: the fallback)
-so that both can use it without importing each other; ``solver`` re-exports its public
+Apart from the planners (solver.py and pyvrp_model.py: PyVRP and ``plan_wave``;
+greedy.py: the fallback) so that both can use it without importing each other; ``solver`` re-exports its public
 names, the way callers have always imported them.
 """
 

@@ -22,7 +22,7 @@ from services.dispatch.cvrp import NO_LATER_THAN_S, _Model
 DROP_PENALTY_M = 1_000_000
 # Late acceptance over the last 100 solutions, not PyVRP's 300: with a budget of one or
 # two thousand iterations the longer history accepts worse moves for too much of the run
-# (measured on the bench's instances: docs/solver-choice.md).
+# (measured on the bench's instances when PyVRP came in; docs/solver-choice.md).
 HISTORY_LENGTH = 100
 # An arc no vehicle may drive (into or out of a stop pinned to another vehicle): longer
 # than any range, and costlier than leaving the stop unserved.

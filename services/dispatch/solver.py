@@ -48,8 +48,9 @@ from services.dispatch.pyvrp_model import DROP_PENALTY_M, solve_pyvrp
 
 SOLVER_PYVRP = "pyvrp-iterated-local-search"
 SOLVER_GREEDY = "greedy-fallback"
-# The budget: iterations, not seconds (the same plan on a busy machine). 1 500 plan 400
-# stops in about 2 s on the 2-core build machine (docs/solver-choice.md).
+# The budget: iterations, not seconds (the same plan on a busy machine). 1 500 plan 200
+# stops in about 1.5 s of CPU on the 2-core build machine, 400 in 1.8-2.9 s
+# (docs/solver-choice.md).
 DEFAULT_ITERATIONS = 1_500
 DEFAULT_SEED = 1
 
