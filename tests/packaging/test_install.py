@@ -22,6 +22,7 @@ import pytest
 
 import contracts
 import services
+from services.app.registry import service_names
 
 pytestmark = pytest.mark.packaging
 
@@ -132,4 +133,5 @@ async def test_the_package_without_extras_has_everything_it_imports_and_ships(
 
     assert "Usage: microhub" in probe["help"] and "serve" in probe["help"]
     assert "Usage: microhub queue" in probe["queue_help"] and "--hub" in probe["queue_help"]
-    assert probe["databases"] == ["booking.db", "dispatch.db", "reporting.db"]
+    # `microhub migrate` from the installed package: every service's migrations shipped
+    assert probe["databases"] == sorted(f"{name}.db" for name in service_names())
