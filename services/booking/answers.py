@@ -60,11 +60,10 @@ def rejected_v2(command: Any, reason: str, message: str) -> BookingCommandReject
     )
 
 
-def _clock_skew(command: Any, time: datetime) -> Payload:
-    message = (
-        f"the command's time {time.isoformat()} is at the edge of the calendar; check the "
-        "sender's clock"
-    )
+def clock_skew(command: Any, message: str) -> Payload:
+    """The answer to a command whose time cannot be trusted (the sender's clock): a
+    request is rejected, any other command refused; nothing is stored, so the carrier
+    may send it again with a correct clock. (The receipt-time check is the gateway's.)"""
     if isinstance(command, BookingRequested | BookingRequestedV2):
         return BookingRejected(
             booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
@@ -125,7 +124,11 @@ class BookingAnswers(Answering):
     def refuse(self, command: CloudEvent[Any]) -> Answer | None:
         data = command.data
         if not domain.time_is_usable(command.time):
-            return Answer(_clock_skew(data, command.time), key=data.hub_id)
+            message = (
+                f"the command's time {command.time.isoformat()} is at the edge of the "
+                "calendar; check the sender's clock"
+            )
+            return Answer(clock_skew(data, message), key=data.hub_id)
         if isinstance(data, BookingRequested | BookingRequestedV2):
             # a v2 request keeps the rules of the v1 request it is decided as
             refused = refusal(requests_v2.as_v1(data), command.time.astimezone(UTC))

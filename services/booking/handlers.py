@@ -64,8 +64,7 @@ def as_document(payload: Payload) -> dict[str, Any]:
 
 
 class BookingHandlers:
-    def __init__(self, *, max_clock_skew: timedelta, no_show_grace: timedelta) -> None:
-        self.max_clock_skew = max_clock_skew
+    def __init__(self, *, no_show_grace: timedelta) -> None:
         self.no_show_grace = no_show_grace
         self.catalogue = HubCatalogue()
 
@@ -92,10 +91,6 @@ class BookingHandlers:
             no_shows_before={h: t - self.no_show_grace for h, t in latest.items()},
         )
         for delivery, command, now in commands:
-            if self._skewed(delivery):  # its time is not to be trusted, not even for no-shows
-                with uow.answering(delivery.event):
-                    self._reject_skewed(uow, command, now, delivery)
-                continue
             # Event time moved on for this hub: settle no-shows first, so that what follows
             # sees the hub as it is at `now` (same code path as the wall-clock sweep); a
             # no-show answers no command
@@ -140,39 +135,6 @@ class BookingHandlers:
             for _, c, _ in commands
             if isinstance(c, BookingRequested | BookingRescheduleRequested) and c.hub_id in hubs
         }
-
-    # ------------------------------------------------------------------ clock check ---
-
-    def _skewed(self, delivery: Delivery) -> bool:
-        if not self.max_clock_skew or delivery.timestamp_ms is None or delivery.timestamp_ms < 0:
-            return False
-        record_time = datetime.fromtimestamp(delivery.timestamp_ms / 1000, UTC)
-        return abs(delivery.event.time - record_time) > self.max_clock_skew
-
-    def _reject_skewed(
-        self, uow: UnitOfWork, command: Any, now: datetime, delivery: Delivery
-    ) -> None:
-        record_time = datetime.fromtimestamp((delivery.timestamp_ms or 0) / 1000, UTC)
-        message = (
-            f"the command's time {now.isoformat()} is more than {self.max_clock_skew} away from "
-            f"its Kafka record timestamp {record_time.isoformat()}; check the sender's clock"
-        )
-        # Not stored: a transport problem, the carrier may resend with a correct clock.
-        if isinstance(command, BookingRequested):
-            payload: Payload = BookingRejected(
-                booking_id=domain.booking_id_for(command.carrier_id, command.carrier_reference),
-                carrier_id=command.carrier_id,
-                carrier_reference=command.carrier_reference,
-                hub_id=command.hub_id,
-                requested_slot_start=command.slot_start,
-                reason=RejectionReason.CLOCK_SKEW,
-                message=message,
-            )
-        else:
-            payload = self._command_rejected(
-                command, None, CommandRejectionReason.CLOCK_SKEW, message
-            )
-        uow.emit(payload, key=command.hub_id, time=record_time)
 
     @staticmethod
     def _command_rejected(

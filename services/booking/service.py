@@ -53,12 +53,11 @@ class BookingService(Service):
     inbox = store.inbox
 
     def make_handlers(self) -> BookingHandlers:
+        # No clock check here: a carrier's clock is checked where its commands come in,
+        # against the time they are received (the gateway's ingress); what arrives here
+        # was stamped with that receipt time, or the HTTP API's clock, and published later
+        # by a relay: comparing it with this record's timestamp would refuse a backlog.
         return BookingHandlers(
-            # A carrier's clock is checked where its commands come in, against the time
-            # they are received (the gateway's ingress); what arrives here was stamped
-            # with that receipt time, or the HTTP API's clock, and published later by a
-            # relay: comparing it with this record's timestamp would refuse a backlog.
-            max_clock_skew=timedelta(0),
             no_show_grace=timedelta(minutes=self.settings.no_show_grace_minutes),
         )
 

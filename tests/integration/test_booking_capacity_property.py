@@ -93,9 +93,7 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
     runner = asyncio.Runner()
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    handlers = BookingHandlers(
-        max_clock_skew=timedelta(minutes=5), no_show_grace=timedelta(minutes=30)
-    )
+    handlers = BookingHandlers(no_show_grace=timedelta(minutes=30))
     runner.run(BookingService.spec.migrate(engine))
 
     # the instance that owned the partition, and the one it moved to (its own engine)
