@@ -6,6 +6,7 @@ are the carrier's idempotency key.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from enum import StrEnum
 
@@ -19,6 +20,7 @@ MAX_STOPS = 500
 BOOKING_ID_NAMESPACE = uuid.UUID("8d0f7c8e-3c5e-4a8e-9d43-6f1f0c2b7a11")
 
 
+@functools.lru_cache(maxsize=65_536)  # asked twice per decision (ledger load, decision)
 def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
     """The booking's id, derived from the carrier's idempotency key: known before the
     decision (the HTTP API hands out the poll location at once; the gateway keys what it

@@ -190,14 +190,14 @@ class BookingHandlers(Reschedules):
                 request=document,
                 reason=rejection.reason.value if rejection else None,
                 message=rejection.message if rejection else None,
-                outcome=as_document(payload),
+                outcome=(outcome := as_document(payload)),
                 cancellation=None,
                 check_in=None,
                 rescheduled=None,
                 decided_at=now,
             )
         )
-        uow.emit(payload, key=command.hub_id, time=now)
+        uow.emit(payload, key=command.hub_id, time=now, data=outcome["data"])
 
     # --------------------------------------------------------------- cancellations -----
 
