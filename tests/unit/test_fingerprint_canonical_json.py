@@ -18,8 +18,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -34,6 +35,7 @@ def test_the_canonical_json_is_what_json_dumps_writes(document: dict) -> None:
 def test_the_numbers_orjson_writes_otherwise_take_the_slow_path() -> None:
     for value in (1e-05, 1e16, 2.5e-07, 2**65, "Straße", 0.0001, 12.0):
         document = {"v": value, "stops": [{"stop_id": "s1"}]}
-        assert _canonical_json(document) == json.dumps(
-            document, sort_keys=True, separators=(",", ":")
-        ).encode()
+        assert (
+            _canonical_json(document)
+            == json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        )
