@@ -225,7 +225,8 @@ async def test_taking_an_acl_away_refuses_what_it_allowed(
     await vehicles_send_telemetry()
     reduced = yaml.safe_load(REPO_ACLS_FILE.read_text())
     del reduced["principals"]["booking"]["topics"]["microhub.booking.events.v1"]
-    del reduced["principals"]["fleet"]["topics"]["microhub.fleet.telemetry.v1"]
+    # the vehicles keep only seeing their topic: no Write left anywhere
+    reduced["principals"]["fleet"]["topics"]["microhub.fleet.telemetry.v1"] = ["Describe"]
     (tmp_path / "reduced.yaml").write_text(yaml.safe_dump(reduced))
     removed = secured_kafka.apply(prefix, file=tmp_path / "reduced.yaml", delete_extra=True)
     taken = [
