@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from contracts.topics import TOPICS
+from contracts.topics import CARRIER_TOPICS, TOPICS
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -115,7 +115,7 @@ class RawCloudEvent(BaseModel):
 
 
 # topics whose events may answer commands
-ANSWER_TOPICS: Final = frozenset(t.name for t in TOPICS if t.answers)
+ANSWER_TOPICS: Final = frozenset(t.name for t in (*TOPICS, *CARRIER_TOPICS) if t.answers)
 
 
 def envelope_for(model: type[Payload]) -> type[CloudEvent[Any]]:

@@ -20,7 +20,8 @@ from contracts.booking import (
     BookingRescheduleRequested,
     CheckInReported,
 )
-from contracts.envelope import Payload, encode, new_event
+from contracts.carriers import forwarded_id, forwarded_source
+from contracts.envelope import Payload
 from services.booking import api_hubs as hub_routes
 from services.booking import domain, store
 from services.booking.answers import refusal, reschedule_refusal
@@ -32,7 +33,6 @@ from services.booking.api_models import (
     view,
 )
 from services.booking.domain import BookingStatus
-from services.runtime import tracing
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
@@ -306,13 +306,17 @@ def router(
             booking=view(after),
         )
 
-    async def answer_to(event_id: str, seconds: float) -> list[dict[str, Any]] | None:
+    async def answer_to(
+        event_id: str, carrier_id: str, seconds: float
+    ) -> list[dict[str, Any]] | None:
         """The events that answered this API's command ``event_id`` (the booking
-        consumer's inbox keeps them with the command), or None when not decided within
-        ``seconds``."""
+        consumer's inbox keeps them with the command, under the id and source the
+        gateway forwarded it with), or None when not decided within ``seconds``."""
         inbox = store.inbox.c
         query = select(inbox.answer).where(
-            inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)
+            inbox.source == forwarded_source(carrier_id),
+            inbox.event_id == forwarded_id(carrier_id, SOURCE, event_id),
+            inbox.answer.is_not(None),
         )
         deadline = asyncio.get_running_loop().time() + min(max(seconds, 0.0), max_wait_seconds)
         while True:
@@ -358,7 +362,7 @@ def router(
                 {"reason": refused.reason, "message": refused.message},
             )
         event_id = await send(command, booking.hub_id, sent_at)
-        answer = await answer_to(event_id, wait) if event_id else None
+        answer = await answer_to(event_id, booking.carrier_id, wait) if event_id else None
         for event in answer or ():
             if event["type"] != "microhub.booking.rescheduled.v1":
                 data = event["data"]
@@ -379,22 +383,3 @@ def router(
     api.include_router(hub_routes.router(units=units, principal=principal))
 
     return api
-
-
-def kafka_publisher(broker: Any, topic: str, *, source: str = SOURCE) -> PublishCommand:
-    """Publish a command as the HTTP API's carrier would: envelope time and Kafka record
-    timestamp set together."""
-
-    async def publish(payload: Payload, hub_id: str, time: datetime) -> str:
-        # the request's trace goes on in the command (traceparent extension)
-        event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
-        await broker.publish(
-            encode(event),
-            topic,
-            key=hub_id.encode(),
-            timestamp_ms=int(time.timestamp() * 1000),
-            headers={"content-type": "application/cloudevents+json"},
-        )
-        return event.id
-
-    return publish

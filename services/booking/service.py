@@ -68,8 +68,10 @@ class BookingService(Service):
 
     def http_routers(self) -> list[Any]:
         from services.booking import api
+        from services.booking.http_commands import ingress_publisher
 
-        publish = api.kafka_publisher(self.broker, self.settings.topic(BOOKING_COMMANDS.name))
+        # through the carrier's own topic and the gateway, like a carrier's Kafka client
+        publish = ingress_publisher(self.broker, self.settings.topic)
         return [
             lambda principal: api.router(units=self.units, publish=publish, principal=principal)
         ]
