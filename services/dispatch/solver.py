@@ -50,12 +50,10 @@ from services.dispatch.schedule import vehicle_problems
 SOLVER_PYVRP = "pyvrp-iterated-local-search"
 SOLVER_GREEDY = "greedy-fallback"
 # The budget: iterations, not seconds (the same plan on a busy machine). 1 500 plan 200
-# stops in about 1.5 s of CPU on the 2-core build machine; an iteration costs more the
-# more stops a wave has, so waves beyond FULL_BUDGET_STOPS get proportionally fewer
-# (``iterations_for``: 1 001 at 400 stops, 1.3-1.8 s of CPU instead of 1.9-2.9 s, at
-# 1.008-1.012 x the best known; docs/solver-choice.md).
+# stops in about 1.5 s of CPU on the 2-core build machine, and 400 in 1.4-1.6 s, where
+# each stop has fewer neighbours to try (pyvrp_model.neighbours_for;
+# docs/solver-choice.md).
 DEFAULT_ITERATIONS = 1_500
-FULL_BUDGET_STOPS = 267
 DEFAULT_SEED = 1
 
 
@@ -164,15 +162,6 @@ def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved
     return keep, out
 
 
-def iterations_for(stops: int, iterations: int) -> int:
-    """The wave's share of the budget: ``iterations`` up to FULL_BUDGET_STOPS stops,
-    beyond that the same number of stop-iterations (a function of the wave alone, so the
-    plan stays deterministic)."""
-    if stops <= FULL_BUDGET_STOPS:
-        return iterations
-    return max(1, iterations * FULL_BUDGET_STOPS // stops)
-
-
 def _reach_km(v: VehicleSpec) -> float:
     """The longest trip the vehicle can make: its battery now, or full where it may wait
     at the hub for a charge."""
@@ -217,9 +206,8 @@ def plan_wave(
     iterations: int = DEFAULT_ITERATIONS,
     seed: int = DEFAULT_SEED,
 ) -> Plan:
-    """Plan one wave with PyVRP (``iterations`` for a wave of up to FULL_BUDGET_STOPS
-    stops, fewer beyond; ``seed``: deterministic); ``time_limit_s <= 0`` (or no
-    iterations) plans with the greedy fallback alone. The time limit does not cut the
+    """Plan one wave with PyVRP (``iterations``, ``seed``: deterministic);
+    ``time_limit_s <= 0`` (or no iterations) plans with the greedy fallback alone. The time limit does not cut the
     search (that would make the plan depend on the machine's load): a worker process
     that overruns it by far counts as hung (planner.py)."""
     use_solver = time_limit_s > 0 and iterations > 0
@@ -231,10 +219,9 @@ def plan_wave(
     routes: list[list[list[int]]] | None = None
     solver = SOLVER_GREEDY
     if use_solver:
-        budget = iterations_for(len(servable), iterations)
-        routes = solve_pyvrp(model, iterations=budget, seed=seed)
+        routes = solve_pyvrp(model, iterations=iterations, seed=seed)
         if routes is None:
-            notes.append(f"PyVRP found no plan within every limit in {budget} iterations")
+            notes.append(f"PyVRP found no plan within every limit in {iterations} iterations")
         else:
             solver = SOLVER_PYVRP
     if routes is None:
