@@ -23,7 +23,8 @@ from contracts.booking import BookingRequestedV2, ConsignmentV2
 from contracts.common import Identifier
 from services.booking import domain, requests_v2, store
 from services.booking.answers import refusal
-from services.booking.api import Accepted, PublishCommand, view
+from services.booking.api import PublishCommand
+from services.booking.api_models import Accepted, view
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
