@@ -30,6 +30,9 @@ class Timeline:
     charging_min: float = 0.0  # waiting at the hub for charge, beyond loading
     flat_trips: tuple[int, ...] = ()  # trips (1-based) the battery at departure cannot do
     longest_work_min: float = 0.0  # the longest stretch of work without a break
+    # each trip's minutes, from arriving at the hub before it (loading, charging, any
+    # break there) to being back: a trip's own route, with what the earlier ones left
+    trip_minutes: tuple[float, ...] = ()
 
 
 def _lasting(minutes: float) -> Callable[[float], float]:
@@ -82,9 +85,11 @@ def timeline(
         longest = max(longest, work)
         return t
 
+    trip_minutes: list[float] = []
     for number, trip in enumerate(trips, start=1):
         if not trip:
             continue
+        trip_start = t
         path = [instance.depot, *(s.location for s in trip), instance.depot]
         legs = [road_km(a, b, instance.circuity) for a, b in pairwise(path)]
         trip_km = sum(legs)
@@ -129,6 +134,7 @@ def timeline(
         km += legs[-1]
         step(_lasting(legs[-1] / vehicle.speed_kmh * 60))
         peaks.append((int(peak[0]), peak[1], peak[2]))
+        trip_minutes.append(t - trip_start)
     return Timeline(
         tuple(etas),
         km,
@@ -139,6 +145,7 @@ def timeline(
         charging,
         tuple(flat),
         longest,
+        tuple(trip_minutes),
     )
 
 

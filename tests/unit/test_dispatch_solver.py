@@ -22,6 +22,7 @@ from services.dispatch.solver import (
     haversine_km,
     plan_wave,
     road_km,
+    timeline,
 )
 
 HUB = Point(52.50, 13.40)
@@ -293,6 +294,15 @@ def test_a_vehicle_waits_at_the_hub_for_the_charge_its_second_trip_needs() -> No
     second_one_way = road_km(HUB, stops[0 if second == ("a",) else 1].location)
     assert route.etas_min[1] == pytest.approx(
         5 + first_km / 15 * 60 + 4 + 5 + wait + second_one_way / 15 * 60
+    )
+    # the second trip's own minutes (its route's planned duration) include the wait
+    by_key = {s.key: s for s in stops}
+    line = timeline(instance, charging, [[by_key[k] for k in trip] for trip in route.trips])
+    assert line.charging_min == pytest.approx(wait)
+    # (the wait before the first trip is what 2.5 km lacked for it; the rest is here)
+    wait_first = max(0.0, first_km - 2.5) / 0.1
+    assert line.trip_minutes[1] == pytest.approx(
+        5 + (wait - wait_first) + 2 * second_one_way / 15 * 60 + 4
     )
     # without a charge at the hub 2 km cannot reach b and back (3.5 km): it waits
     no_charge = WaveInstance(HUB, stops, [replace(charging, charge_km_per_min=0)])
