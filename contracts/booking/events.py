@@ -45,6 +45,8 @@ class CommandRejectionReasonV2(StrEnum):
     INTERNAL_ERROR = "internal_error"
     PARCEL_COUNT_MISMATCH = "parcel_count_mismatch"
     DUPLICATE_STOP_ID = "duplicate_stop_id"
+    WINDOW_BACKWARDS = "window_backwards"
+    WINDOW_BEFORE_SLOT = "window_before_slot"
 
 
 ReasonCode = Annotated[
