@@ -34,7 +34,7 @@ from contracts.booking import (
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import REGISTRY, Payload
-from services.booking import domain, requests_v2
+from services.booking import domain, no_show_rule, requests_v2
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
 from services.booking.store import StoredBooking
@@ -185,6 +185,10 @@ class BookingHandlers:
 
         hub = ledger.hubs.get(command.hub_id)
         slot = command.slot_start.astimezone(UTC)
+        limited = await no_show_rule.refusal(uow, ledger, hub, command, slot, now)
+        if limited is not None:  # refused, not stored: a nearer slot may be asked for
+            uow.emit(limited, key=command.hub_id, time=now)
+            return
         volume_l = domain.litres(command.consignment.volume_m3)
         usage = ledger.usage_of(hub.id, slot) if hub else domain.SlotUsage()
         rejection = domain.check_request(hub, command, now=now, usage=usage)
@@ -326,6 +330,10 @@ class BookingHandlers:
                 again = self._moved(booking, booking, False, command.reason)
             uow.emit(again, key=booking.hub_id, time=now)
             return
+        limited = await no_show_rule.refusal(uow, ledger, hub, command, target, now)
+        if limited is not None:  # the booking keeps its slot
+            uow.emit(limited, key=booking.hub_id, time=now)
+            return
         if hub is None:  # a hub is not deleted while it has bookings to come (api.py)
             rejection: domain.Rejection | None = domain.Rejection(
                 RejectionReason.UNKNOWN_HUB, f"there is no hub {booking.hub_id!r}"
@@ -360,13 +368,8 @@ class BookingHandlers:
         assert taken, "check_slot found room that the ledger has not"
         ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
         moved = replace(booking, slot_start=target, slot_end=target + hub.slot_length)
-        payload = self._moved(
-            booking,
-            moved,
-            domain.reschedule_is_late(hub, booking.slot_start, now),
-            command.reason,
-            moves=booking.moves + 1,
-        )
+        late = domain.reschedule_is_late(hub, booking.slot_start, now)
+        payload = self._moved(booking, moved, late, command.reason, moves=booking.moves + 1)
         ledger.transition(
             booking,
             BookingStatus.CONFIRMED,
@@ -374,6 +377,7 @@ class BookingHandlers:
             slot_start=moved.slot_start,
             slot_end=moved.slot_end,
             rescheduled=as_document(payload),
+            late_moves=booking.late_moves + late,
         )
         uow.emit(payload, key=booking.hub_id, time=now)
 
