@@ -14,11 +14,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import yaml
 
+from services import web
 from services.booking.service import BookingService
+from services.runtime.auth import ApiKeys
+from services.runtime.http import create_app
 from services.runtime.settings import Settings
 from tests.integration.test_booking_answers import answered
-from tests.integration.test_booking_http import auth, client
+from tests.integration.test_booking_http import KEYS, auth, client
 from tests.support.carrier import Carrier, TopicReader, monday_after
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 
@@ -210,3 +214,50 @@ async def test_who_may_read_which_scorecards(
     assert missing.status_code == 404 and "no hub" in missing.json()["detail"]
     for month in ("2027-13", "2027-1", "last month", ""):
         assert (await scorecards(client, "k-op", month=month)).status_code == 422, month
+
+
+@pytest.fixture
+def people_app(booking: BookingService, tmp_path: Path) -> Any:
+    """The whole HTTP app for people: the pages and the booking API."""
+    keys = tmp_path / "people.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"key": k, "scope": s} for k, s in KEYS.items()]}))
+    routers = [*booking.http_routers(), *web.routers()]
+    app = create_app(keys=ApiKeys.load(keys), routers=routers, session_secret="test-secret")
+    web.install(app)
+    return app
+
+
+@pytest.fixture
+async def browser(people_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A person's browser on it, signed in with a session cookie (the page's script calls
+    the API with it)."""
+    transport = httpx.ASGITransport(app=people_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+async def test_the_operators_page_shows_the_hubs_scorecards_to_its_operators_only(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, browser: httpx.AsyncClient
+) -> None:
+    await book(outcomes, carrier, "seen", local(9), local(6))
+    page = f"/ui/hubs/{TEST_HUB}/scorecards?month={MONTH}"
+    assert (await browser.get(page)).status_code == 303  # off to sign in first
+    signed = await browser.post("/ui/sign-in", data={"key": "k-op", "next": page})
+    assert signed.status_code == 303 and signed.headers["location"] == page
+    shell = await browser.get(page)
+    assert shell.status_code == 200 and "/ui/static/scorecards.js" in shell.text
+    assert "k-op" not in shell.text and MONTH in shell.text
+    script = await browser.get("/ui/static/scorecards.js")
+    assert script.status_code == 200 and "/v1/scorecards" in script.text
+    # what the script reads, with the page's session and no key
+    data = await browser.get("/v1/scorecards", params={"hub": TEST_HUB, "month": MONTH})
+    assert data.status_code == 200
+    assert [(r["carrier_id"], r["pending"]) for r in data.json()["scorecards"]] == [("acme", 1)]
+    assert "Carrier scorecards" in (await browser.get("/ui/")).text
+    assert (await browser.get(f"/ui/hubs/{TEST_HUB}/scorecards?month=May")).status_code == 400
+
+    for key in ("k-op-elsewhere", "k-acme"):  # another hub's desk, a carrier: not theirs
+        await browser.post("/ui/sign-out")
+        await browser.post("/ui/sign-in", data={"key": key})
+        refused = await browser.get(page)
+        assert refused.status_code == 403 and "does not operate" in refused.text
