@@ -17,12 +17,13 @@ import pytest
 import yaml
 
 from services import web
+from services.booking.domain import booking_id_for
 from services.booking.service import BookingService
 from services.runtime.auth import ApiKeys
 from services.runtime.http import create_app
 from services.runtime.settings import Settings
 from tests.integration.test_booking_answers import answered
-from tests.integration.test_booking_http import KEYS, auth, client
+from tests.integration.test_booking_http import KEYS, auth, body, client
 from tests.support.carrier import Carrier, TopicReader, monday_after
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 
@@ -261,3 +262,40 @@ async def test_the_operators_page_shows_the_hubs_scorecards_to_its_operators_onl
         await browser.post("/ui/sign-in", data={"key": key})
         refused = await browser.get(page)
         assert refused.status_code == 403 and "does not operate" in refused.text
+
+
+async def test_over_http_a_carrier_held_nearer_is_told_why(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, client: httpx.AsyncClient
+) -> None:
+    """Event time is the wall clock's here: a week or two ago acme missed 2 of 4 bookings
+    (over Kafka, at that time); the HTTP API's request now is refused with the reason."""
+    past = monday_after(datetime.now(UTC) - timedelta(days=14)).astimezone(BERLIN)
+
+    def then(hour: int, minute: int = 0) -> datetime:
+        return past.replace(hour=hour, minute=minute).astimezone(UTC)
+
+    for reference, hour in (("w1", 9), ("w2", 10), ("w3", 11), ("w4", 12)):
+        await book(outcomes, carrier, reference, then(hour), then(6))
+    for reference, hour in (("w1", 9), ("w2", 10)):
+        checked = await answer(
+            outcomes, carrier.check_in(reference, hub_id=TEST_HUB, time=then(hour))
+        )
+        assert checked["type"].endswith("consignment_checked_in.v1"), checked
+
+    now = datetime.now(UTC)
+    near, far = (
+        (now + timedelta(days=d)).replace(hour=9, minute=0, second=0, microsecond=0) for d in (1, 5)
+    )
+    far_body = body("web-far", slot_start=far.isoformat())
+    refused = await client.post("/v1/bookings?wait=10", json=far_body, headers=auth("k-acme"))
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    assert detail["reason"] == "horizon_limited_no_shows"
+    assert "2 of its last 4" in detail["message"] and "50.0%" in detail["message"]
+    gone = await client.get(
+        f"/v1/bookings/{booking_id_for('acme', 'web-far')}", headers=auth("k-acme")
+    )
+    assert gone.status_code == 404  # nothing stored
+    near_body = body("web-far", slot_start=near.isoformat())  # the same reference, nearer
+    accepted = await client.post("/v1/bookings?wait=10", json=near_body, headers=auth("k-acme"))
+    assert accepted.status_code == 202 and accepted.json()["status"] == "confirmed", accepted.text
