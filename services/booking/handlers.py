@@ -69,7 +69,7 @@ class BookingHandlers(Reschedules):
             # what is emitted in here answers this command (services/runtime/answers.py)
             with uow.answering(delivery.event):
                 if isinstance(command, BookingRequested):
-                    await self.request(uow, ledger, command, now)
+                    await self.request(uow, ledger, command, now, sent_as=delivery.event.type)
                 elif isinstance(command, BookingCancellationRequested):
                     self.cancel(uow, ledger, command, now)
                 elif isinstance(command, BookingRescheduleRequested):
@@ -110,7 +110,13 @@ class BookingHandlers(Reschedules):
     # ------------------------------------------------------------------- requests ------
 
     async def request(
-        self, uow: UnitOfWork, ledger: Ledger, command: BookingRequested, now: datetime
+        self,
+        uow: UnitOfWork,
+        ledger: Ledger,
+        command: BookingRequested,
+        now: datetime,
+        *,
+        sent_as: str | None = None,  # the type the carrier sent (a v2 is decided as v1)
     ) -> None:
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
         document = command.model_dump(mode="json")  # stored, and what its fingerprint is of
@@ -144,6 +150,7 @@ class BookingHandlers(Reschedules):
         slot = command.slot_start.astimezone(UTC)
         limited = await no_show_rule.refusal(uow, ledger, hub, command, slot, now)
         if limited is not None:  # refused, not stored: a nearer slot may be asked for
+            limited = limited.model_copy(update={"command_type": sent_as or command.event_type})
             uow.emit(limited, key=command.hub_id, time=now)
             return
         volume_l = domain.litres(command.consignment.volume_m3)

@@ -18,6 +18,7 @@ from services.booking import store
 from services.booking.service import BookingService
 from services.runtime.settings import Settings
 from tests.integration.test_booking_handlers import request
+from tests.integration.test_booking_requests_v2 import request_v2
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 
 NOW = datetime(2027, 3, 1, 5, tzinfo=UTC)  # Monday 06:00 Berlin
@@ -68,6 +69,11 @@ async def test_a_no_show_settled_at_the_requests_own_time_limits_that_request(
     assert far["type"] == "microhub.booking.command_rejected.v2", far
     assert far["data"]["reason"] == "horizon_limited_no_shows"
     assert "1 of its last 3" in far["data"]["message"]
+    assert far["data"]["command_type"] == "microhub.booking.requested.v1"
+    # a v2 request is decided as v1, and refused as the v2 it is
+    far_v2 = await send(booking, request_v2("far-v2", slot_start=slots[0] + 48 * HOUR), later)
+    assert far_v2["data"]["reason"] == "horizon_limited_no_shows", far_v2
+    assert far_v2["data"]["command_type"] == "microhub.booking.requested.v2"
     async with booking.sessions() as session:
         assert await store.find_booking(session, "acme", "far") is None  # nothing stored
         missed = await store.find_booking(session, "acme", "r2")
