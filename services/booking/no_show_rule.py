@@ -35,14 +35,27 @@ async def refusal(
         return None
     rule = hub.no_show_rule
     assert rule is not None  # may_limit: the hub has a rule
-    start = scorecards.window_start(rule, now)
-    recent = await scorecard_store.recent_statuses(
-        uow.session, hub.id, command.carrier_id, start, now
+    # what this batch holds of the carrier at the hub is as it is at `now` (a no-show
+    # settled at this very time is not saved yet): counted from memory, the rest by SQL
+    held = [
+        (booking.id, booking.slot_start, booking.status)
+        for booking in ledger.bookings.values()
+        if booking.hub_id == hub.id and booking.carrier_id == command.carrier_id
+    ]
+    stored_no_shows, stored_due = await scorecard_store.settled_counts(
+        uow.session,
+        hub.id,
+        command.carrier_id,
+        scorecards.window_start(rule, now),
+        now,
+        excluding=(booking_id for booking_id, _, _ in held),
     )
-    for booking in ledger.bookings.values():  # this batch's decisions over the stored
-        if booking.hub_id == hub.id and booking.carrier_id == command.carrier_id:
-            recent[booking.id] = (booking.slot_start, booking.status)
-    limit = scorecards.horizon_limit(rule, recent.values(), now=now)
+    held_no_shows, held_due = scorecards.settled_in_window(
+        rule, ((start, status) for _, start, status in held), now=now
+    )
+    limit = scorecards.limit_for(
+        rule, no_shows=stored_no_shows + held_no_shows, due=stored_due + held_due
+    )
     if limit is None:
         return None
     message = scorecards.beyond_limit(hub, limit, command.carrier_id, slot, now)

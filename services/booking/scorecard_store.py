@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.domain import BookingStatus, HubConfig
@@ -21,13 +22,6 @@ _MONTH = select(
     b.slot_start >= bindparam("b_start"),
     b.slot_start < bindparam("b_end"),
     b.status != BookingStatus.REJECTED.value,
-)
-
-_RECENT = select(b.id, b.slot_start, b.status).where(
-    b.hub_id == bindparam("b_hub_id"),
-    b.carrier_id == bindparam("b_carrier_id"),
-    b.slot_start >= bindparam("b_start"),
-    b.slot_start < bindparam("b_end"),
 )
 
 
@@ -60,12 +54,33 @@ async def month_facts(
     return [_facts(row) for row in rows]
 
 
-async def recent_statuses(
-    session: AsyncSession, hub_id: str, carrier_id: str, start: datetime, end: datetime
-) -> dict[str, tuple[datetime, BookingStatus]]:
-    """A carrier's bookings at a hub with a slot start in ``[start, end)``, by id."""
-    params = {"b_hub_id": hub_id, "b_carrier_id": carrier_id, "b_start": start, "b_end": end}
-    return {
-        row.id: (row.slot_start, BookingStatus(row.status))
-        for row in await session.execute(_RECENT, params)
-    }
+async def settled_counts(
+    session: AsyncSession,
+    hub_id: str,
+    carrier_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    excluding: Iterable[str] = (),
+) -> tuple[int, int]:
+    """(no-shows, checked in + no-shows) of a carrier's bookings at a hub with a slot
+    start in ``[start, end)``, counted by the database (a carrier may have thousands in
+    a window); not those ``excluding`` names (the caller counts them as it has them)."""
+    settled = (BookingStatus.CHECKED_IN.value, BookingStatus.NO_SHOW.value)
+    query = (
+        select(b.status, func.count())
+        .where(
+            b.hub_id == hub_id,
+            b.carrier_id == carrier_id,
+            b.slot_start >= start,
+            b.slot_start < end,
+            b.status.in_(settled),
+        )
+        .group_by(b.status)
+    )
+    skipped = sorted(excluding)
+    if skipped:
+        query = query.where(b.id.not_in(skipped))
+    counts: dict[str, int] = {status: n for status, n in await session.execute(query)}
+    no_shows = counts.get(BookingStatus.NO_SHOW.value, 0)
+    return no_shows, no_shows + counts.get(BookingStatus.CHECKED_IN.value, 0)

@@ -160,24 +160,39 @@ def window_start(rule: NoShowRule, now: datetime) -> datetime:
     return now - timedelta(days=rule.window_days)
 
 
-def horizon_limit(
+def settled_in_window(
     rule: NoShowRule, recent: Iterable[tuple[datetime, BookingStatus]], *, now: datetime
-) -> HorizonLimit | None:
-    """The limit for a carrier whose bookings at the hub are ``recent`` (slot start and
-    status as they are at ``now``), or None. Counted: bookings whose slot started in the
-    trailing window ``[now - window_days, now)`` and that were checked in or became
-    no-shows (cancelled ones and those not settled yet say nothing about showing up)."""
+) -> tuple[int, int]:
+    """(no-shows, arrivals due) among ``recent`` bookings (slot start and status as they
+    are at ``now``): those whose slot started in the trailing window ``[now -
+    window_days, now)`` and that were checked in or became no-shows (cancelled ones and
+    those not settled yet say nothing about showing up)."""
     begin = window_start(rule, now)
     due = no_shows = 0
     for slot_start, status in recent:
-        if not begin <= slot_start < now:
-            continue
-        if status in (BookingStatus.CHECKED_IN, BookingStatus.NO_SHOW):
+        if begin <= slot_start < now and status in (
+            BookingStatus.CHECKED_IN,
+            BookingStatus.NO_SHOW,
+        ):
             due += 1
             no_shows += status is BookingStatus.NO_SHOW
+    return no_shows, due
+
+
+def limit_for(rule: NoShowRule, *, no_shows: int, due: int) -> HorizonLimit | None:
+    """The limit for a carrier with ``no_shows`` of ``due`` settled bookings in the
+    window, or None: fewer than ``min_bookings``, or a rate not above the rule's."""
     if due < rule.min_bookings or no_shows / due <= rule.max_no_show_rate:
         return None
     return HorizonLimit(rule, no_shows, due)
+
+
+def horizon_limit(
+    rule: NoShowRule, recent: Iterable[tuple[datetime, BookingStatus]], *, now: datetime
+) -> HorizonLimit | None:
+    """The limit for a carrier whose bookings at the hub are ``recent``, or None."""
+    no_shows, due = settled_in_window(rule, recent, now=now)
+    return limit_for(rule, no_shows=no_shows, due=due)
 
 
 def may_limit(hub: HubConfig | None, slot: datetime, now: datetime) -> bool:
