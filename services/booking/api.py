@@ -131,9 +131,10 @@ def router(
     ) -> Accepted:
         """Request a booking. ``202`` with the outcome when it is decided within ``wait``
         seconds (else ``pending``: poll ``Location``); ``409`` ``idempotency_conflict``
-        when the reference was used for another request; ``422`` for a body that is not
-        the contract (strict JSON types) or breaks a rule it cannot express, with the
-        ``reason`` a Kafka client would get."""
+        when the reference was used for another request, or ``reason`` and ``message``
+        of a refusal before the decision (``horizon_limited_no_shows``); ``422`` for a
+        body that is not the contract (strict JSON types) or breaks a rule it cannot
+        express, with the ``reason`` a Kafka client would get."""
         body = strict  # what the contract says (FastAPI's own parsing of it is lax)
         carrier_id = body.carrier_id
         if caller.role is Role.CARRIER:
@@ -168,9 +169,15 @@ def router(
             )
         async with sessions() as session:
             existing = await store.get_booking(session, booking_id)
+        answer = None
         if existing is None:
-            await send(command, command.hub_id, sent_at)
-        booking = existing or await wait_for(booking_id, wait, lambda _decided: True)
+            event_id = await send(command, command.hub_id, sent_at)
+            answer = await answer_to(event_id, wait) if event_id else None
+            for event in answer or ():  # refused before a decision: no booking is stored
+                if event["type"] == "microhub.booking.command_rejected.v2":
+                    detail = {k: event["data"][k] for k in ("reason", "message")}
+                    raise HTTPException(status.HTTP_409_CONFLICT, detail)
+        booking = existing or await wait_for(booking_id, wait if answer else 0, lambda _: True)
         if booking is not None and booking.request_fingerprint != domain.fingerprint(command):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,

@@ -25,7 +25,7 @@ from contracts.booking import (
     RejectionReason,
 )
 from contracts.envelope import Payload
-from services.booking import domain, requests_v2
+from services.booking import domain, no_show_rule, requests_v2
 from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
@@ -69,7 +69,7 @@ class BookingHandlers(Reschedules):
             # what is emitted in here answers this command (services/runtime/answers.py)
             with uow.answering(delivery.event):
                 if isinstance(command, BookingRequested):
-                    await self.request(uow, ledger, command, now)
+                    await self.request(uow, ledger, command, now, sent_as=delivery.event.type)
                 elif isinstance(command, BookingCancellationRequested):
                     self.cancel(uow, ledger, command, now)
                 elif isinstance(command, BookingRescheduleRequested):
@@ -110,7 +110,13 @@ class BookingHandlers(Reschedules):
     # ------------------------------------------------------------------- requests ------
 
     async def request(
-        self, uow: UnitOfWork, ledger: Ledger, command: BookingRequested, now: datetime
+        self,
+        uow: UnitOfWork,
+        ledger: Ledger,
+        command: BookingRequested,
+        now: datetime,
+        *,
+        sent_as: str | None = None,  # the type the carrier sent (a v2 is decided as v1)
     ) -> None:
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
         document = command.model_dump(mode="json")  # stored, and what its fingerprint is of
@@ -142,6 +148,11 @@ class BookingHandlers(Reschedules):
 
         hub = ledger.hubs.get(command.hub_id)
         slot = command.slot_start.astimezone(UTC)
+        limited = await no_show_rule.refusal(uow, ledger, hub, command, slot, now)
+        if limited is not None:  # refused, not stored: a nearer slot may be asked for
+            limited = limited.model_copy(update={"command_type": sent_as or command.event_type})
+            uow.emit(limited, key=command.hub_id, time=now)
+            return
         volume_l = domain.litres(command.consignment.volume_m3)
         usage = ledger.usage_of(hub.id, slot) if hub else domain.SlotUsage()
         rejection = domain.check_request(hub, command, now=now, usage=usage)

@@ -67,7 +67,7 @@ class BookingService(Service):
             self.every(self.settings.sweep_interval_seconds, self.sweep_no_shows, "no-show-sweep")
 
     def http_routers(self) -> list[Any]:
-        from services.booking import api, api_v2
+        from services.booking import api, api_v2, scorecards_api
         from services.booking.http_commands import ingress_publisher
 
         # through the carrier's own topic and the gateway, like a carrier's Kafka client
@@ -75,6 +75,7 @@ class BookingService(Service):
         return [
             lambda principal: api.router(units=self.units, publish=publish, principal=principal),
             lambda principal: api_v2.router(units=self.units, publish=publish, principal=principal),
+            lambda principal: scorecards_api.router(units=self.units, principal=principal),
         ]
 
     async def purge_tables(
