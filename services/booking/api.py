@@ -172,7 +172,7 @@ def router(
         answer = None
         if existing is None:
             event_id = await send(command, command.hub_id, sent_at)
-            answer = await answer_to(event_id, wait) if event_id else None
+            answer = await answer_to(event_id, carrier_id, wait) if event_id else None
             for event in answer or ():  # refused before a decision: no booking is stored
                 if event["type"] == "microhub.booking.command_rejected.v2":
                     detail = {k: event["data"][k] for k in ("reason", "message")}
