@@ -1,0 +1,112 @@
+"""The rows of standing bookings (store.py's ``series`` table) as one batch reads and
+writes them, and the widening of the batch's ledger to the slots and bookings of the
+occurrences it decides (series.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dateutil.rrule import rrule
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.envelope import REGISTRY
+from services.booking import domain, series_rules, store
+from services.booking.ledger import Ledger
+from services.booking.store import series as series_table
+from services.runtime.db import dialect_name, insert_ignoring
+
+
+@dataclass
+class Series:
+    id: str
+    carrier_id: str
+    carrier_reference: str
+    hub_id: str
+    rule: str
+    dtstart: str
+    consignment: dict[str, Any]
+    request_fingerprint: str
+    status: str
+    booked_until: datetime
+    outcome: dict[str, Any]
+    cancellation: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    _parsed: rrule | None = field(default=None, repr=False)
+    _next: datetime | None = field(default=None, repr=False)  # next occurrence (UTC)
+    _checked_until: datetime | None = field(default=None, repr=False)  # _next looked for
+
+    @property
+    def parsed(self) -> rrule:
+        if self._parsed is None:
+            rule = series_rules.parse(self.rule, datetime.fromisoformat(self.dtstart))
+            assert not isinstance(rule, series_rules.Problem), "a stored rule was accepted"
+            self._parsed = rule
+        return self._parsed
+
+    def row(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+async def save(session: AsyncSession, *, new: list[Series], changed: list[Series]) -> None:
+    if new:
+        await session.execute(series_table.insert(), [s.row() for s in new])
+    if changed:
+        await session.execute(
+            update(series_table)
+            .where(series_table.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                booked_until=bindparam("b_booked_until"),
+                cancellation=bindparam("b_cancellation"),
+                updated_at=bindparam("b_updated_at"),
+            ),
+            [
+                {"b_id": s.id, "b_status": s.status, "b_booked_until": s.booked_until,
+                 "b_cancellation": s.cancellation, "b_updated_at": s.updated_at}
+                for s in changed
+            ],
+        )  # fmt: skip
+
+
+def store_payload(document: dict[str, Any]) -> Any:
+    return REGISTRY[document["type"]].model_validate(document["data"])
+
+
+async def widen(
+    ledger: Ledger,
+    session: AsyncSession,
+    *,
+    booking_ids: Iterable[str],
+    slots: Iterable[tuple[str, datetime]],
+) -> None:
+    """Load into the batch's ledger the bookings and slots an occurrence reads that the
+    batch did not name up front (locked as Ledger.load locks them)."""
+    locking = dialect_name(session) == "postgresql"
+    wanted = sorted(set(booking_ids) - set(ledger.bookings))
+    if wanted:
+        query = select(store.bookings).where(store.bookings.c.id.in_(wanted))
+        for row in await session.execute(query.with_for_update() if locking else query):
+            ledger.bookings[row.id] = store.row_to_booking(row)
+    missing = sorted(
+        set(slots)
+        | {(b.hub_id, b.slot_start) for i in wanted if (b := ledger.bookings.get(i)) is not None}
+        - set(ledger.usage)
+    )
+    if not missing:
+        return
+    await session.execute(
+        insert_ignoring(session, store.slot_usage, "hub_id", "slot_start"),
+        [{"hub_id": h, "slot_start": s, "docks_used": 0, "volume_used_l": 0} for h, s in missing],
+    )
+    usage = store.slot_usage.c
+    for hub_id, slot in missing:  # few per batch: a series' next occurrences
+        query = select(usage.docks_used, usage.volume_used_l).where(
+            usage.hub_id == hub_id, usage.slot_start == slot
+        )
+        row = (await session.execute(query.with_for_update() if locking else query)).one()
+        ledger.usage[hub_id, slot] = domain.SlotUsage(row.docks_used, row.volume_used_l)
