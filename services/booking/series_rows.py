@@ -92,11 +92,10 @@ async def widen(
         query = select(store.bookings).where(store.bookings.c.id.in_(wanted))
         for row in await session.execute(query.with_for_update() if locking else query):
             ledger.bookings[row.id] = store.row_to_booking(row)
-    missing = sorted(
-        set(slots)
-        | {(b.hub_id, b.slot_start) for i in wanted if (b := ledger.bookings.get(i)) is not None}
-        - set(ledger.usage)
-    )
+    held = {(b.hub_id, b.slot_start) for i in wanted if (b := ledger.bookings.get(i)) is not None}
+    # a slot the ledger has already is never read again: its usage there may be this
+    # batch's, not yet saved
+    missing = sorted((set(slots) | held) - set(ledger.usage))
     if not missing:
         return
     await session.execute(
