@@ -18,6 +18,7 @@ from services.booking import domain, series_rules, store
 from services.booking.ledger import Ledger
 from services.booking.store import series as series_table
 from services.runtime.db import dialect_name, insert_ignoring
+from services.runtime.privacy import Counts, scrub
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Series:
     cancellation: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    purged_at: datetime | None = None
     _parsed: rrule | None = field(default=None, repr=False)
     _next: datetime | None = field(default=None, repr=False)  # next occurrence (UTC)
     _checked_until: datetime | None = field(default=None, repr=False)  # _next looked for
@@ -109,3 +111,39 @@ async def widen(
         )
         row = (await session.execute(query.with_for_update() if locking else query)).one()
         ledger.usage[hub_id, slot] = domain.SlotUsage(row.docks_used, row.volume_used_l)
+
+
+async def purge(session: AsyncSession, before: datetime, now: datetime) -> Counts:
+    """The personal data purge of series (docs/privacy.md): a series cancelled before
+    ``before`` books nothing any more, so its consignment's stops are rounded and the
+    carrier's free-text cancellation reason dropped; ``purged_at`` marks it done. An
+    active series keeps its consignment: its next occurrences are requested with it."""
+    s = series_table.c
+    rows = (
+        await session.execute(
+            select(s.id, s.consignment, s.cancellation).where(
+                s.status == "cancelled", s.purged_at.is_(None), s.updated_at < before
+            )
+        )
+    ).all()
+    if rows:
+        await session.execute(
+            update(series_table)
+            .where(s.id == bindparam("b_id"))
+            .values(
+                consignment=bindparam("b_consignment"),
+                cancellation=bindparam("b_cancellation"),
+                purged_at=bindparam("b_purged_at"),
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {"b_id": r.id, "b_consignment": scrub(r.consignment),
+                 "b_cancellation": _without_reason(r.cancellation), "b_purged_at": now}
+                for r in rows
+            ],
+        )  # fmt: skip
+    return {"series (consignment, cancellation)": len(rows)}
+
+
+def _without_reason(document: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "data": {**document["data"], "reason": None}}

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
-from services.booking import privacy, store
+from services.booking import privacy, series_rows, store
 from services.booking.answers import BookingAnswers
 from services.booking.catalogue import load_catalogue
 from services.booking.handlers import BookingHandlers
@@ -81,7 +81,9 @@ class BookingService(Service):
     async def purge_tables(
         self, session: AsyncSession, before: datetime, now: datetime
     ) -> dict[str, int]:
-        return await privacy.purge(session, before, now)
+        return await privacy.purge(session, before, now) | await series_rows.purge(
+            session, before, now
+        )
 
     async def load_hubs(self, path: Path | None) -> int:
         hubs = load_catalogue(path)

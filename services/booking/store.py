@@ -115,6 +115,12 @@ series = Table(
     Column("cancellation", JSON, nullable=True, comment="payload of SeriesCancelled"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column(
+        "purged_at",
+        UTCDateTime(),
+        nullable=True,
+        comment="when its delivery addresses were anonymised (docs/privacy.md)",
+    ),
     UniqueConstraint("carrier_id", "carrier_reference", name="uq_series_carrier_reference"),
 )
 # the series a hub's moving horizon reaches next

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from services.booking import store
 from services.booking.domain import booking_id_for
 from services.booking.service import BookingService
@@ -130,6 +132,22 @@ async def test_a_series_is_booked_extended_and_cancelled(
         kept = await store.find_booking(session, "acme", reference(0))
     # not cancelled with the rest (its slot had begun): a no-show by now, no check-in
     assert kept is not None and kept.status.value == "no_show"
+
+    # after the retention, the cancelled series keeps no delivery address nor free text
+    retention = timedelta(days=booking.settings.personal_data_retention_days)
+    purged_at = later + retention + DAY
+    counts = await booking.purge_personal_data(purged_at)
+    assert counts["series (consignment, cancellation)"] == 1
+    async with booking.sessions() as session:
+        row = (await session.execute(select(store.series))).one()
+    sent = consignment()["stops"]
+    assert (
+        [s["location"] for s in row.consignment["stops"]]
+        == [{k: round(v, 2) for k, v in s["location"].items()} for s in sent]
+        != [s["location"] for s in sent]
+    )
+    assert row.cancellation["data"]["reason"] is None and row.purged_at == purged_at
+    assert (await booking.purge_personal_data(purged_at))["series (consignment, cancellation)"] == 0
 
 
 async def test_the_wall_clock_sweep_extends_a_quiet_hubs_series(

@@ -2,7 +2,8 @@
 
 A series row per standing booking (its occurrences are ordinary bookings, their ids
 derived from the rule; ``booked_until`` says how far they are decided), and the hashed
-tokens of calendar feeds. Additive: two new tables.
+tokens of calendar feeds. Additive: two new tables. A series' ``purged_at`` marks its
+consignment anonymised once it was cancelled more than the retention ago.
 
 Revision ID: 20261203_0007
 Revises: 20261202_0006
@@ -40,6 +41,12 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column(
+            "purged_at",
+            UTCDateTime(),
+            nullable=True,
+            comment="when its delivery addresses were anonymised (docs/privacy.md)",
+        ),
         sa.UniqueConstraint(
             "carrier_id", "carrier_reference", name="uq_series_carrier_reference"
         ),
