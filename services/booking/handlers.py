@@ -63,7 +63,7 @@ class BookingHandlers(Reschedules):
             no_shows_before={h: t - self.no_show_grace for h, t in latest.items()},
         )
         standing = await series.Standing.load(
-            uow.session, series_ids=series.named(c for _, c, _ in commands), hubs_at=latest
+            uow.session, hubs, series_ids=series.named(c for _, c, _ in commands), hubs_at=latest
         )
         for delivery, command, now in commands:
             # Event time moved on for this hub: settle no-shows first, so that what follows

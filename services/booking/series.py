@@ -32,7 +32,6 @@ from contracts.booking.series import (
     SeriesRequested,
     series_id_for,
 )
-from contracts.hubs import MAX_BOOKING_HORIZON_DAYS
 from services.booking import domain, series_rows, series_rules
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import Ledger
@@ -88,27 +87,39 @@ class Standing:
 
     def __init__(self, rows: Iterable[series_rows.Series]) -> None:
         self.series = {s.id: s for s in rows}
+        self.by_hub: dict[str, list[series_rows.Series]] = {}
+        for found in self.series.values():
+            self.by_hub.setdefault(found.hub_id, []).append(found)
         self.new: set[str] = set()
         self.dirty: set[str] = set()
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, *, series_ids: Iterable[str], hubs_at: dict[str, datetime]
+        cls,
+        session: AsyncSession,
+        hubs: dict[str, HubConfig],
+        *,
+        series_ids: Iterable[str],
+        hubs_at: dict[str, datetime],
     ) -> Standing:
         """The series named by the batch's commands, and the active series of its hubs
-        that the horizon may reach by the batch's latest event time."""
+        whose next occurrence the horizon reaches by the batch's latest event time."""
         locking = dialect_name(session) == "postgresql"
         found: list[Any] = []
         wanted = sorted(set(series_ids))
         if wanted:
             query = select(series_table).where(series_table.c.id.in_(wanted))
             found += await session.execute(query.with_for_update() if locking else query)
-        if hubs_at:
-            reach = max(hubs_at.values()) + timedelta(days=MAX_BOOKING_HORIZON_DAYS)
+        reaches = [
+            at + timedelta(days=hubs[h].booking_horizon_days)
+            for h, at in hubs_at.items()
+            if h in hubs
+        ]
+        if reaches:
             query = select(series_table).where(
                 series_table.c.hub_id.in_(sorted(hubs_at)),
                 series_table.c.status == ACTIVE,
-                series_table.c.booked_until < reach,
+                series_table.c.next_occurrence <= max(reaches),
             )
             found += await session.execute(query.with_for_update() if locking else query)
         return cls(series_rows.Series(**dict(row._mapping)) for row in found)
@@ -117,7 +128,7 @@ class Standing:
     async def sweep(cls, uow: UnitOfWork, ledger: Ledger, now: datetime, book: Book) -> Standing:
         """The wall-clock nudge (the no-show sweep's): every hub's series at ``now``."""
         standing = await cls.load(
-            uow.session, series_ids=(), hubs_at=dict.fromkeys(ledger.hubs, now)
+            uow.session, ledger.hubs, series_ids=(), hubs_at=dict.fromkeys(ledger.hubs, now)
         )
         for hub_id in ledger.hubs:
             await standing.extend(uow, ledger, hub_id, now, book)
@@ -167,6 +178,7 @@ class Standing:
             request_fingerprint=printed,
             status=ACTIVE,
             booked_until=now,  # nothing before the command is booked
+            next_occurrence=None,  # set once the horizon's occurrences are booked
             outcome={},
             cancellation=None,
             created_at=now,
@@ -186,6 +198,7 @@ class Standing:
         )
         created.outcome = {"type": accepted.event_type, "data": accepted.model_dump(mode="json")}
         self.series[series_id] = created
+        self.by_hub.setdefault(created.hub_id, []).append(created)
         self.new.add(series_id)
         uow.emit(accepted, key=hub.id, time=now)
 
@@ -262,25 +275,11 @@ class Standing:
             return 0
         reach = now + timedelta(days=hub.booking_horizon_days)
         decided = 0
-        for found in self.series.values():
-            if found.hub_id != hub_id or found.status != ACTIVE or found.booked_until >= reach:
-                continue
-            if found._checked_until is None or (
-                found._next is None and found._checked_until < reach
-            ):  # the next occurrence, looked for once per batch (rrule iterates)
-                window = reach + _LOOK_AHEAD
-                upcoming = series_rules.occurrences(
-                    found.parsed, hub.zone, found.booked_until, window
-                )
-                found._next = upcoming[0].slot_start if upcoming else None
-                found._checked_until = window
-                if found._next is None:  # none for long (or the rule has ended)
-                    found.booked_until, found.updated_at = reach, now
-                    self._changed(found)
-            if found._next is None or found._next > reach:
+        for found in self.by_hub.get(hub_id, ()):
+            due = found.next_occurrence
+            if found.status != ACTIVE or due is None or due > reach:
                 continue
             decided += len(await self._book_due(uow, ledger, hub, found, now, book))
-            found._checked_until = None
             self._changed(found)
         return decided
 
@@ -331,6 +330,8 @@ class Standing:
                 )
             )
         found.booked_until = reach
+        upcoming = series_rules.next_after(found.parsed, hub.zone, reach)
+        found.next_occurrence = upcoming.slot_start if upcoming else None
         found.updated_at = now
         return decided
 
@@ -346,8 +347,3 @@ class Standing:
             new=[self.series[i] for i in sorted(self.new)],
             changed=[self.series[i] for i in sorted(self.dirty - self.new)],
         )
-
-
-# how far past the last booked instant the next occurrence is looked for (a series whose
-# next occurrence is further away is looked at again in the next batch)
-_LOOK_AHEAD = timedelta(days=MAX_BOOKING_HORIZON_DAYS + 1)

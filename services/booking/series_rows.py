@@ -33,14 +33,13 @@ class Series:
     request_fingerprint: str
     status: str
     booked_until: datetime
+    next_occurrence: datetime | None
     outcome: dict[str, Any]
     cancellation: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
     purged_at: datetime | None = None
     _parsed: rrule | None = field(default=None, repr=False)
-    _next: datetime | None = field(default=None, repr=False)  # next occurrence (UTC)
-    _checked_until: datetime | None = field(default=None, repr=False)  # _next looked for
 
     @property
     def parsed(self) -> rrule:
@@ -64,11 +63,13 @@ async def save(session: AsyncSession, *, new: list[Series], changed: list[Series
             .values(
                 status=bindparam("b_status"),
                 booked_until=bindparam("b_booked_until"),
+                next_occurrence=bindparam("b_next"),
                 cancellation=bindparam("b_cancellation"),
                 updated_at=bindparam("b_updated_at"),
             ),
             [
                 {"b_id": s.id, "b_status": s.status, "b_booked_until": s.booked_until,
+                 "b_next": s.next_occurrence,
                  "b_cancellation": s.cancellation, "b_updated_at": s.updated_at}
                 for s in changed
             ],

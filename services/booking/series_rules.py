@@ -122,3 +122,15 @@ def occurrences(rule: rrule, zone: ZoneInfo, after: datetime, until: datetime) -
         if after < slot <= until:
             found.append(Occurrence(local, slot))
     return found
+
+
+def next_after(rule: rrule, zone: ZoneInfo, after: datetime) -> Occurrence | None:
+    """The first occurrence with ``slot_start > after`` (an aware instant), or None when
+    the rule has ended (COUNT, UNTIL). A series has at most one occurrence a day, so it is
+    among the first three after the local day before ``after``."""
+    low = after.astimezone(zone).replace(tzinfo=None) - timedelta(days=1)
+    for local in rule.xafter(low, count=3):
+        slot = local.replace(tzinfo=zone).astimezone(UTC)
+        if slot > after:
+            return Occurrence(local, slot)
+    return None

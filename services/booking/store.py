@@ -111,6 +111,12 @@ series = Table(
     Column("request_fingerprint", String(64), nullable=False),
     Column("status", String(20), nullable=False, comment="active or cancelled"),
     Column("booked_until", UTCDateTime(), nullable=False),
+    Column(
+        "next_occurrence",
+        UTCDateTime(),
+        nullable=True,
+        comment="the first occurrence after booked_until; null: the rule has ended",
+    ),
     Column("outcome", JSON, nullable=False, comment="payload of SeriesAccepted"),
     Column("cancellation", JSON, nullable=True, comment="payload of SeriesCancelled"),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -124,7 +130,7 @@ series = Table(
     UniqueConstraint("carrier_id", "carrier_reference", name="uq_series_carrier_reference"),
 )
 # the series a hub's moving horizon reaches next
-Index("ix_series_due", series.c.hub_id, series.c.status, series.c.booked_until)
+Index("ix_series_due", series.c.hub_id, series.c.status, series.c.next_occurrence)
 
 # Calendar feed tokens (calendar_feed.py): the token is the credential in the feed's URL,
 # so only its SHA-256 is kept, like an API key's.

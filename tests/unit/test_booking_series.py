@@ -138,3 +138,19 @@ def test_a_rule_that_never_occurs_is_refused_quickly() -> None:
     assert isinstance(problem, Problem)
     assert problem.reason is SeriesRejectionReason.NO_OCCURRENCES
     assert series_rules.FIRST_WITHIN.days < 2000
+
+
+def test_the_next_occurrence_after_an_instant_and_none_once_the_rule_has_ended() -> None:
+    parsed = rule("FREQ=WEEKLY;BYDAY=MO,FR;COUNT=3")
+    first = series_rules.next_after(parsed, BERLIN, utc(2027, 3, 1))
+    assert first is not None and first.local_start == MONDAY
+    # at the occurrence itself: the next one (after, not at)
+    second = series_rules.next_after(parsed, BERLIN, first.slot_start)
+    assert second is not None and second.local_start == datetime(2027, 3, 19, 7, 0)
+    third = series_rules.next_after(parsed, BERLIN, second.slot_start)
+    assert third is not None and third.slot_start == utc(2027, 3, 22, 6)
+    assert series_rules.next_after(parsed, BERLIN, third.slot_start) is None  # COUNT=3
+    # across the spring change: the wall time kept
+    daily = rule("FREQ=DAILY")
+    across = series_rules.next_after(daily, BERLIN, utc(2027, 3, 28, 0))
+    assert across is not None and across.slot_start == utc(2027, 3, 28, 5)

@@ -1,7 +1,8 @@
 """standing bookings (series) and calendar feed tokens (issue 16)
 
 A series row per standing booking (its occurrences are ordinary bookings, their ids
-derived from the rule; ``booked_until`` says how far they are decided), and the hashed
+derived from the rule; ``booked_until`` says how far they are decided,
+``next_occurrence`` when the moving horizon next has one to book), and the hashed
 tokens of calendar feeds. Additive: two new tables. A series' ``purged_at`` marks its
 consignment anonymised once it was cancelled more than the retention ago.
 
@@ -35,6 +36,12 @@ def upgrade() -> None:
         sa.Column("request_fingerprint", sa.String(64), nullable=False),
         sa.Column("status", sa.String(20), nullable=False, comment="active or cancelled"),
         sa.Column("booked_until", UTCDateTime(), nullable=False),
+        sa.Column(
+            "next_occurrence",
+            UTCDateTime(),
+            nullable=True,
+            comment="the first occurrence after booked_until; null: the rule has ended",
+        ),
         sa.Column("outcome", sa.JSON(), nullable=False, comment="payload of SeriesAccepted"),
         sa.Column(
             "cancellation", sa.JSON(), nullable=True, comment="payload of SeriesCancelled"
@@ -51,7 +58,7 @@ def upgrade() -> None:
             "carrier_id", "carrier_reference", name="uq_series_carrier_reference"
         ),
     )
-    op.create_index("ix_series_due", "series", ["hub_id", "status", "booked_until"])
+    op.create_index("ix_series_due", "series", ["hub_id", "status", "next_occurrence"])
     op.create_table(
         "calendar_tokens",
         sa.Column("id", sa.String(36), primary_key=True),
