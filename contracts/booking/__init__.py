@@ -30,6 +30,13 @@ from contracts.booking.events import (
     SlotOffer,
     StopTerms,
 )
+from contracts.booking.series import (
+    SeriesAccepted,
+    SeriesCancelled,
+    SeriesCancelRequested,
+    SeriesRejected,
+    SeriesRequested,
+)
 
 __all__ = [
     "BookingCancellationRequested",
@@ -54,6 +61,11 @@ __all__ = [
     "DeliveryStopV2",
     "HubSummary",
     "RejectionReason",
+    "SeriesAccepted",
+    "SeriesCancelRequested",
+    "SeriesCancelled",
+    "SeriesRejected",
+    "SeriesRequested",
     "SlotOffer",
     "StopKind",
     "StopTerms",

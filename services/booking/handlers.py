@@ -24,8 +24,9 @@ from contracts.booking import (
     ConsignmentCheckedIn,
     RejectionReason,
 )
+from contracts.booking.series import SeriesCancelRequested, SeriesRequested
 from contracts.envelope import Payload
-from services.booking import domain, no_show_rule, requests_v2
+from services.booking import domain, no_show_rule, requests_v2, series
 from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
@@ -61,11 +62,15 @@ class BookingHandlers(Reschedules):
             slots=self._wanted_slots(hubs, commands),
             no_shows_before={h: t - self.no_show_grace for h, t in latest.items()},
         )
+        standing = await series.Standing.load(
+            uow.session, hubs, series_ids=series.named(c for _, c, _ in commands), hubs_at=latest
+        )
         for delivery, command, now in commands:
             # Event time moved on for this hub: settle no-shows first, so that what follows
             # sees the hub as it is at `now` (same code path as the wall-clock sweep); a
-            # no-show answers no command
+            # no-show answers no command, nor does a standing booking's next occurrence
             self._no_shows(uow, ledger, command.hub_id, now)
+            await standing.extend(uow, ledger, command.hub_id, now, self.request)
             # what is emitted in here answers this command (services/runtime/answers.py)
             with uow.answering(delivery.event):
                 if isinstance(command, BookingRequested):
@@ -76,11 +81,16 @@ class BookingHandlers(Reschedules):
                     await self.reschedule(uow, ledger, command, now)
                 elif isinstance(command, CheckInReported):
                     self.check_in(uow, ledger, command, now)
+                elif isinstance(command, SeriesRequested):
+                    await standing.request(uow, ledger, command, now, self.request)
+                elif isinstance(command, SeriesCancelRequested):
+                    await standing.cancel(uow, ledger, command, now, self.cancel)
                 else:  # pragma: no cover - the consumer accepts the topic's contracts
                     raise TypeError(f"booking cannot decide {type(command).__name__}")
             # not an answer: a v2 booking's stop terms follow its confirmation
             requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
         await ledger.save(uow.session)
+        await standing.save(uow.session)
 
     async def sweep_no_shows(self, uow: UnitOfWork, *, now: datetime) -> int:
         """The wall-clock nudge for quiet hubs: no-shows of every hub up to ``now``,
@@ -94,7 +104,10 @@ class BookingHandlers(Reschedules):
             no_shows_before={h: now - self.no_show_grace for h in hubs},
         )
         marked = sum(self._no_shows(uow, ledger, hub_id, now) for hub_id in hubs)
+        # and the standing bookings the horizon reached at `now` (series.py)
+        standing = await series.Standing.sweep(uow, ledger, now, self.request)
         await ledger.save(uow.session)
+        await standing.save(uow.session)
         return marked
 
     @staticmethod
