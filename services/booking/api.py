@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from pydantic import AwareDatetime, ValidationError
-from sqlalchemy import select
+from pydantic import AwareDatetime
 
 from contracts.booking import (
     BookingCancellationRequested,
@@ -20,7 +19,6 @@ from contracts.booking import (
     BookingRescheduleRequested,
     CheckInReported,
 )
-from contracts.carriers import forwarded_id, forwarded_source
 from contracts.envelope import Payload
 from services.booking import api_hubs as hub_routes
 from services.booking import domain, store
@@ -29,7 +27,11 @@ from services.booking.api_models import (
     Accepted,
     BookingRequestBody,
     BookingView,
+    PublishCommand,
     RescheduleBody,
+    acting_carrier,
+    answer_to_command,
+    command_from,
     view,
 )
 from services.booking.domain import BookingStatus
@@ -40,10 +42,6 @@ from services.runtime.uow import UnitsOfWork
 # Offsets beyond this are refused (422) rather than handed to the database, where a
 # number past its integer range is an error (500); any offset past the end is an empty page.
 MAX_OFFSET = 2**31 - 1
-
-# (payload, hub id, time) -> published; returns the command's CloudEvents id
-PublishCommand = Callable[[Payload, str, datetime], Awaitable[str | None]]
-SOURCE = "microhub/http-api"  # the CloudEvents source of the commands it publishes
 
 
 def router(
@@ -136,29 +134,15 @@ def router(
         body that is not the contract (strict JSON types) or breaks a rule it cannot
         express, with the ``reason`` a Kafka client would get."""
         body = strict  # what the contract says (FastAPI's own parsing of it is lax)
-        carrier_id = body.carrier_id
-        if caller.role is Role.CARRIER:
-            if carrier_id not in (None, caller.scope):
-                raise forbid(f"this key books for carrier {caller.scope}, not {carrier_id}")
-            carrier_id = caller.scope
-        elif not caller.is_admin():
-            raise forbid("only carriers (and admins) can request bookings")
-        if carrier_id is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, "carrier_id is required for admin keys"
-            )
-        try:
-            command = BookingRequested(
-                carrier_id=carrier_id,
-                carrier_reference=body.carrier_reference,
-                hub_id=body.hub_id,
-                slot_start=body.slot_start,
-                consignment=body.consignment,
-            )
-        except ValidationError as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, exc.errors(include_url=False)
-            ) from exc
+        carrier_id = acting_carrier(caller, body.carrier_id, "request bookings")
+        command = command_from(
+            BookingRequested,
+            carrier_id=carrier_id,
+            carrier_reference=body.carrier_reference,
+            hub_id=body.hub_id,
+            slot_start=body.slot_start,
+            consignment=body.consignment,
+        )
         booking_id = domain.booking_id_for(carrier_id, body.carrier_reference)
         sent_at = datetime.now(UTC)
         refused = refusal(command, sent_at)
@@ -316,22 +300,10 @@ def router(
     async def answer_to(
         event_id: str, carrier_id: str, seconds: float
     ) -> list[dict[str, Any]] | None:
-        """The events that answered this API's command ``event_id`` (the booking
-        consumer's inbox keeps them with the command, under the id and source the
-        gateway forwarded it with), or None when not decided within ``seconds``."""
-        inbox = store.inbox.c
-        query = select(inbox.answer).where(
-            inbox.source == forwarded_source(carrier_id),
-            inbox.event_id == forwarded_id(carrier_id, SOURCE, event_id),
-            inbox.answer.is_not(None),
+        wait = min(seconds, max_wait_seconds)
+        return await answer_to_command(
+            sessions, carrier_id=carrier_id, event_id=event_id, seconds=wait
         )
-        deadline = asyncio.get_running_loop().time() + min(max(seconds, 0.0), max_wait_seconds)
-        while True:
-            async with sessions() as session:
-                answer = (await session.execute(query)).scalars().first()
-            if answer or asyncio.get_running_loop().time() >= deadline:
-                return answer or None
-            await asyncio.sleep(0.05)
 
     @api.patch(
         "/v1/bookings/{booking_id}",

@@ -1,14 +1,27 @@
 """What the booking HTTP API reads and answers: request bodies and views of bookings and
 slots (the OpenAPI document is generated from these)."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import HTTPException, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from contracts.booking import Consignment
+from contracts.carriers import forwarded_id, forwarded_source
 from contracts.common import Identifier
+from contracts.envelope import Payload
 from services.booking import store
+from services.runtime.auth import Principal, Role, forbid
+
+M = TypeVar("M", bound=BaseModel)
+
+# (payload, hub id, time) -> published; returns the command's CloudEvents id
+PublishCommand = Callable[[Payload, str, datetime], Awaitable[str | None]]
+SOURCE = "microhub/http-api"  # the CloudEvents source of the commands it publishes
 
 
 class BookingRequestBody(BaseModel):
@@ -78,3 +91,54 @@ def view(booking: store.StoredBooking) -> BookingView:
         decided_at=booking.decided_at,
         updated_at=booking.updated_at,
     )
+
+
+def acting_carrier(caller: Principal, carrier_id: str | None, what: str) -> str:
+    """The carrier a command from HTTP is for: a carrier key's own (naming another is a
+    ``403``), or the one an admin key names (required: ``422``); other keys may not
+    ``what`` (e.g. "request bookings") at all."""
+    if caller.role is Role.CARRIER:
+        if carrier_id not in (None, caller.scope):
+            raise forbid(f"this key books for carrier {caller.scope}, not {carrier_id}")
+        assert caller.scope is not None  # a carrier key names its carrier (parse_scope)
+        return caller.scope
+    if not caller.is_admin():
+        raise forbid(f"only carriers (and admins) can {what}")
+    if carrier_id is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, "carrier_id is required for admin keys"
+        )
+    return carrier_id
+
+
+def command_from(model: type[M], **fields: Any) -> M:
+    """The command ``model`` of a request's fields; a field the command refuses is a
+    ``422`` with pydantic's errors."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, exc.errors(include_url=False)
+        ) from exc
+
+
+async def answer_to_command(
+    sessions: Any, *, carrier_id: str, event_id: str, seconds: float
+) -> list[dict[str, Any]] | None:
+    """The events that answered the command this API published as ``event_id`` for
+    ``carrier_id`` (the booking consumer's inbox keeps them with the command, under the
+    id and source the gateway forwarded it with), or None when not decided within
+    ``seconds``."""
+    inbox = store.inbox.c
+    query = select(inbox.answer).where(
+        inbox.source == forwarded_source(carrier_id),
+        inbox.event_id == forwarded_id(carrier_id, SOURCE, event_id),
+        inbox.answer.is_not(None),
+    )
+    deadline = asyncio.get_running_loop().time() + max(seconds, 0.0)
+    while True:
+        async with sessions() as session:
+            answer = (await session.execute(query)).scalars().first()
+        if answer or asyncio.get_running_loop().time() >= deadline:
+            return answer or None
+        await asyncio.sleep(0.05)

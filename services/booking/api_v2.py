@@ -17,15 +17,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.booking import BookingRequestedV2, ConsignmentV2
 from contracts.common import Identifier
 from services.booking import domain, requests_v2, store
 from services.booking.answers import refusal
-from services.booking.api import PublishCommand
-from services.booking.api_models import Accepted, view
-from services.runtime.auth import Principal, Role, forbid
+from services.booking.api_models import Accepted, PublishCommand, acting_carrier, command_from, view
+from services.runtime.auth import Principal
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
 
@@ -100,29 +99,15 @@ def router(
         ``duplicate_stop_id``, ``window_backwards``, ``window_before_slot``, or a slot
         beyond every horizon), with the ``reason`` a Kafka client would get."""
         body = strict  # what the contract says (FastAPI's own parsing of it is lax)
-        carrier_id = body.carrier_id
-        if caller.role is Role.CARRIER:
-            if carrier_id not in (None, caller.scope):
-                raise forbid(f"this key books for carrier {caller.scope}, not {carrier_id}")
-            carrier_id = caller.scope
-        elif not caller.is_admin():
-            raise forbid("only carriers (and admins) can request bookings")
-        if carrier_id is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "carrier_id is required for admin keys"
-            )
-        try:
-            command = BookingRequestedV2(
-                carrier_id=carrier_id,
-                carrier_reference=body.carrier_reference,
-                hub_id=body.hub_id,
-                slot_start=body.slot_start,
-                consignment=body.consignment,
-            )
-        except ValidationError as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False)
-            ) from exc
+        carrier_id = acting_carrier(caller, body.carrier_id, "request bookings")
+        command = command_from(
+            BookingRequestedV2,
+            carrier_id=carrier_id,
+            carrier_reference=body.carrier_reference,
+            hub_id=body.hub_id,
+            slot_start=body.slot_start,
+            consignment=body.consignment,
+        )
         sent_at = datetime.now(UTC)
         # what the service would answer (and store nothing of): the windows first, then
         # the rules of the v1 request it is decided as

@@ -17,7 +17,7 @@ from typing import Any
 
 from contracts.envelope import Payload, encode, new_event
 from contracts.topics import CARRIER_COMMANDS
-from services.booking.api import SOURCE, PublishCommand
+from services.booking.api_models import SOURCE, PublishCommand
 from services.runtime import tracing
 
 

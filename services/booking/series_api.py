@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime
 from sqlalchemy import select
 
 from contracts.booking import Consignment
@@ -24,8 +24,13 @@ from contracts.booking.series import (
 )
 from contracts.common import Identifier
 from services.booking import series, store
-from services.booking.api import SOURCE, PublishCommand
-from services.runtime.auth import Principal, Role, forbid
+from services.booking.api_models import (
+    PublishCommand,
+    acting_carrier,
+    answer_to_command,
+    command_from,
+)
+from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
 
@@ -104,20 +109,15 @@ def router(
                 headers={"Retry-After": "5"},
             ) from exc
 
-    async def answer_to(event_id: str | None, seconds: float) -> list[dict[str, Any]] | None:
+    async def answer_to(
+        carrier_id: str, event_id: str | None, seconds: float
+    ) -> list[dict[str, Any]] | None:
         if event_id is None:
             return None
-        inbox = store.inbox.c
-        query = select(inbox.answer).where(
-            inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)
+        wait = min(seconds, max_wait_seconds)
+        return await answer_to_command(
+            sessions, carrier_id=carrier_id, event_id=event_id, seconds=wait
         )
-        deadline = asyncio.get_running_loop().time() + min(max(seconds, 0.0), max_wait_seconds)
-        while True:
-            async with sessions() as session:
-                answer = (await session.execute(query)).scalars().first()
-            if answer or asyncio.get_running_loop().time() >= deadline:
-                return answer or None
-            await asyncio.sleep(0.05)
 
     async def find(series_id: str) -> Any:
         async with sessions() as session:
@@ -164,30 +164,16 @@ def router(
         refused or an unknown hub; ``409`` ``idempotency_conflict`` when the reference was
         used for another series."""
         body = strict
-        carrier_id = body.carrier_id
-        if caller.role is Role.CARRIER:
-            if carrier_id not in (None, caller.scope):
-                raise forbid(f"this key books for carrier {caller.scope}, not {carrier_id}")
-            carrier_id = caller.scope
-        elif not caller.is_admin():
-            raise forbid("only carriers (and admins) can book series")
-        if carrier_id is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, "carrier_id is required for admin keys"
-            )
-        try:
-            command = SeriesRequested(
-                carrier_id=carrier_id,
-                carrier_reference=body.carrier_reference,
-                hub_id=body.hub_id,
-                rrule=body.rrule,
-                dtstart=body.dtstart,
-                consignment=body.consignment,
-            )
-        except ValidationError as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, exc.errors(include_url=False)
-            ) from exc
+        carrier_id = acting_carrier(caller, body.carrier_id, "book series")
+        command = command_from(
+            SeriesRequested,
+            carrier_id=carrier_id,
+            carrier_reference=body.carrier_reference,
+            hub_id=body.hub_id,
+            rrule=body.rrule,
+            dtstart=body.dtstart,
+            consignment=body.consignment,
+        )
         problem = series.refusal(command)  # what the service would answer
         if problem is not None:
             raise HTTPException(
@@ -195,7 +181,7 @@ def router(
                 {"reason": problem.reason.value, "message": problem.message},
             )
         series_id = series_id_for(carrier_id, body.carrier_reference)
-        answer = await answer_to(await send(command, command.hub_id), wait)
+        answer = await answer_to(carrier_id, await send(command, command.hub_id), wait)
         refused(answer)
         response.headers["Location"] = location(series_id)
         row = await find(series_id)
@@ -232,7 +218,7 @@ def router(
             hub_id=row.hub_id,
             reason=reason,
         )
-        answer = await answer_to(await send(command, row.hub_id), wait)
+        answer = await answer_to(row.carrier_id, await send(command, row.hub_id), wait)
         refused(answer)
         after = await find(series_id)
         result = view(after, answer)
