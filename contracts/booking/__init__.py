@@ -1,5 +1,14 @@
 """Contracts of the booking domain: carriers' commands and the booking service's events."""
 
+from contracts.booking.closures import (
+    BookingAffectedByClosure,
+    ClosureRejectionReason,
+    HubClosureDeclared,
+    HubClosureLifted,
+    HubClosureLiftRequested,
+    HubClosureRejected,
+    HubClosureRequested,
+)
 from contracts.booking.commands import (
     BookingCancellationRequested,
     BookingRequested,
@@ -30,8 +39,17 @@ from contracts.booking.events import (
     SlotOffer,
     StopTerms,
 )
+from contracts.booking.waitlist import (
+    BookingWaitlisted,
+    WaitlistEnded,
+    WaitlistEndReason,
+    WaitlistOfferAccept,
+    WaitlistOfferDecline,
+    WaitlistOffered,
+)
 
 __all__ = [
+    "BookingAffectedByClosure",
     "BookingCancellationRequested",
     "BookingCancelled",
     "BookingCommandRejected",
@@ -45,17 +63,29 @@ __all__ = [
     "BookingRescheduleRequested",
     "BookingRescheduled",
     "BookingStopTerms",
+    "BookingWaitlisted",
     "CheckInReported",
+    "ClosureRejectionReason",
     "CommandRejectionReasonV2",
     "Consignment",
     "ConsignmentCheckedIn",
     "ConsignmentV2",
     "DeliveryStop",
     "DeliveryStopV2",
+    "HubClosureDeclared",
+    "HubClosureLiftRequested",
+    "HubClosureLifted",
+    "HubClosureRejected",
+    "HubClosureRequested",
     "HubSummary",
     "RejectionReason",
     "SlotOffer",
     "StopKind",
     "StopTerms",
     "TimeWindow",
+    "WaitlistEndReason",
+    "WaitlistEnded",
+    "WaitlistOfferAccept",
+    "WaitlistOfferDecline",
+    "WaitlistOffered",
 ]

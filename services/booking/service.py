@@ -67,11 +67,14 @@ class BookingService(Service):
             self.every(self.settings.sweep_interval_seconds, self.sweep_no_shows, "no-show-sweep")
 
     def http_routers(self) -> list[Any]:
-        from services.booking import api
+        from services.booking import api, closures_api
 
         publish = api.kafka_publisher(self.broker, self.settings.topic(BOOKING_COMMANDS.name))
         return [
-            lambda principal: api.router(units=self.units, publish=publish, principal=principal)
+            lambda principal: api.router(units=self.units, publish=publish, principal=principal),
+            lambda principal: closures_api.router(
+                units=self.units, publish=publish, principal=principal, source=api.SOURCE
+            ),
         ]
 
     async def purge_tables(
