@@ -7,11 +7,11 @@ callers get it in the response, and always returns where to poll for it.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, ValidationError
 from sqlalchemy import select
 
 from contracts.booking import (
@@ -19,13 +19,19 @@ from contracts.booking import (
     BookingRequested,
     BookingRescheduleRequested,
     CheckInReported,
-    Consignment,
 )
-from contracts.common import Identifier
 from contracts.envelope import Payload, encode, new_event
+from services.booking import api_hubs as hub_routes
 from services.booking import domain, store
 from services.booking.answers import refusal, reschedule_refusal
-from services.booking.domain import BookingStatus, HubConfig
+from services.booking.api_models import (
+    Accepted,
+    BookingRequestBody,
+    BookingView,
+    RescheduleBody,
+    view,
+)
+from services.booking.domain import BookingStatus
 from services.runtime import tracing
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.http import strict_body
@@ -38,75 +44,6 @@ MAX_OFFSET = 2**31 - 1
 # (payload, hub id, time) -> published; returns the command's CloudEvents id
 PublishCommand = Callable[[Payload, str, datetime], Awaitable[str | None]]
 SOURCE = "microhub/http-api"  # the CloudEvents source of the commands it publishes
-
-
-class BookingRequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    carrier_reference: Identifier
-    hub_id: Identifier
-    slot_start: AwareDatetime
-    consignment: Consignment
-    carrier_id: Identifier | None = Field(
-        default=None, description="Defaults to the carrier of the API key; admins must set it."
-    )
-
-
-class RescheduleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    slot_start: AwareDatetime = Field(description="The start of the slot to move it to.")
-    reason: str | None = Field(default=None, max_length=500)
-
-
-class BookingView(BaseModel):
-    booking_id: str
-    carrier_id: str
-    carrier_reference: str
-    hub_id: str
-    status: str
-    slot_start: datetime
-    slot_end: datetime
-    reason: str | None = None
-    message: str | None = None
-    next_slots: list[dict[str, Any]] = Field(default_factory=list)
-    decided_at: datetime
-    updated_at: datetime
-
-
-class Accepted(BaseModel):
-    booking_id: str
-    status: str = Field(description="'pending' until decided; then the booking's status")
-    location: str
-    booking: BookingView | None = None
-
-
-class SlotView(BaseModel):
-    start: datetime
-    end: datetime
-    docks_total: int
-    docks_free: int
-    volume_total_m3: float
-    volume_free_m3: float
-    bookable: bool
-
-
-def view(booking: store.StoredBooking) -> BookingView:
-    outcome = booking.outcome.get("data", {})
-    return BookingView(
-        booking_id=booking.id,
-        carrier_id=booking.carrier_id,
-        carrier_reference=booking.carrier_reference,
-        hub_id=booking.hub_id,
-        status=booking.status.value,
-        slot_start=booking.slot_start,
-        slot_end=booking.slot_end,
-        reason=booking.reason,
-        message=booking.message,
-        next_slots=outcome.get("next_slots", []),
-        decided_at=booking.decided_at,
-        updated_at=booking.updated_at,
-    )
 
 
 def router(
@@ -159,6 +96,21 @@ def router(
             # 404 rather than 403: another carrier's booking ids are not confirmed to exist
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no booking {booking_id} visible to this key"
+            )
+        return booking
+
+    async def carriers_own(
+        booking_id: str, caller: Principal, verb: str, rule: Callable[..., Any]
+    ) -> store.StoredBooking:
+        """The booking, if the caller is its carrier and the service's own ``rule`` lets
+        it ``verb`` now: asked before the command is sent, so a refusal is a 409 now."""
+        booking = await owned(booking_id, caller)
+        if not caller.may_act_as_carrier(booking.carrier_id):
+            raise forbid(f"only the booking's carrier can {verb} it")
+        problem = rule(booking.state, hub_id=booking.hub_id)
+        if problem is not None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, {"reason": problem[0].value, "message": problem[1]}
             )
         return booking
 
@@ -304,14 +256,7 @@ def router(
         reason: Annotated[str | None, Query(max_length=500)] = None,
         wait: Annotated[float, Query(ge=0, le=max_wait_seconds)] = 2.0,
     ) -> Accepted:
-        booking = await owned(booking_id, caller)
-        if not caller.may_act_as_carrier(booking.carrier_id):
-            raise forbid("only the booking's carrier can cancel it")
-        problem = domain.check_cancellation(booking.state, hub_id=booking.hub_id)
-        if problem is not None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, {"reason": problem[0].value, "message": problem[1]}
-            )
+        booking = await carriers_own(booking_id, caller, "cancel", domain.check_cancellation)
         command = BookingCancellationRequested(
             carrier_id=booking.carrier_id,
             carrier_reference=booking.carrier_reference,
@@ -397,14 +342,7 @@ def router(
         contract or a slot no hub's horizon reaches. After the hub's cancellation cutoff
         the move is made and counted late (``late`` in ``microhub.booking.rescheduled.v1``)."""
         body = strict  # what the contract says (FastAPI's own parsing of it is lax)
-        booking = await owned(booking_id, caller)
-        if not caller.may_act_as_carrier(booking.carrier_id):
-            raise forbid("only the booking's carrier can reschedule it")
-        problem = domain.check_reschedule(booking.state, hub_id=booking.hub_id)
-        if problem is not None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, {"reason": problem[0].value, "message": problem[1]}
-            )
+        booking = await carriers_own(booking_id, caller, "reschedule", domain.check_reschedule)
         command = BookingRescheduleRequested(
             carrier_id=booking.carrier_id,
             carrier_reference=booking.carrier_reference,
@@ -438,73 +376,7 @@ def router(
             booking=view(after),
         )
 
-    # ------------------------------------------------------------------ hubs -----------
-
-    @api.get("/v1/hubs", tags=["hubs"])
-    async def list_hubs(caller: Caller) -> list[dict[str, Any]]:
-        async with sessions() as session:
-            hubs = await store.load_hubs(session)
-        return [hub.model_dump(mode="json") for hub in sorted(hubs.values(), key=lambda h: h.id)]
-
-    @api.get("/v1/hubs/{hub_id}/slots", response_model=list[SlotView], tags=["hubs"])
-    async def slots(
-        hub_id: str, caller: Caller, day: Annotated[date, Query(alias="date")]
-    ) -> list[SlotView]:
-        async with sessions() as session:
-            hub = await store.get_hub(session, hub_id)
-            if hub is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no hub {hub_id!r}")
-            grid = domain.slots_on(hub, day)
-            usage = (
-                await store.usage_between(session, hub.id, grid[0], grid[-1] + timedelta(seconds=1))
-                if grid
-                else {}
-            )
-        now = datetime.now(UTC)
-        result = []
-        for slot in grid:
-            free = domain.free_capacity(hub, slot, usage.get(slot, domain.SlotUsage()))
-            in_window = now < slot <= now + timedelta(days=hub.booking_horizon_days)
-            result.append(
-                SlotView(
-                    start=slot,
-                    end=free.end,
-                    docks_total=hub.docks_per_slot,
-                    docks_free=free.free_docks,
-                    volume_total_m3=hub.volume_per_slot_m3,
-                    volume_free_m3=free.free_volume_l / 1000,
-                    bookable=in_window and free.free_docks > 0,
-                )
-            )
-        return result
-
-    @api.put("/v1/admin/hubs/{hub_id}", tags=["admin"])
-    async def put_hub(hub_id: str, hub: HubConfig, caller: Caller) -> dict[str, Any]:
-        if not caller.is_admin():
-            raise forbid("only admins manage hubs")
-        if hub.id != hub_id:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"body id {hub.id!r} != path id {hub_id!r}"
-            )
-        async with units() as uow:
-            await store.upsert_hub(uow.session, hub)
-        return hub.model_dump(mode="json")
-
-    @api.delete("/v1/admin/hubs/{hub_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
-    async def delete_hub(hub_id: str, caller: Caller) -> Response:
-        if not caller.is_admin():
-            raise forbid("only admins manage hubs")
-        async with units() as uow:
-            session = uow.session
-            active = await store.active_bookings_at_hub(session, hub_id, after=datetime.now(UTC))
-            if active:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    f"hub {hub_id} still has {active} upcoming bookings; cancel them first",
-                )
-            if not await store.delete_hub(session, hub_id):
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no hub {hub_id!r}")
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    api.include_router(hub_routes.router(units=units, principal=principal))
 
     return api
 

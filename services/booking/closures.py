@@ -30,8 +30,8 @@ from contracts.booking import (
     HubClosureRequested,
     SlotOffer,
 )
-from contracts.envelope import REGISTRY
 from services.booking import domain, store
+from services.booking.decisions import as_document, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import Ledger
 from services.booking.store import bookings, hub_closures
@@ -62,14 +62,6 @@ def with_closures(hub: HubConfig, closures: list[ClosedRange]) -> HubConfig:
     fields = {f: getattr(hub, f) for f in HubConfig.model_fields}
     ordered = tuple(sorted(closures, key=lambda c: (c.starts_at, c.closure_id)))
     return ClosedHub.model_construct(**fields, closures=ordered)
-
-
-def _document(payload: Any) -> dict[str, Any]:
-    return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
-
-
-def _payload(document: dict[str, Any]) -> Any:
-    return REGISTRY[document["type"]].model_validate(document["data"])
 
 
 class Closures:
@@ -130,7 +122,7 @@ class Closures:
                 if (known["starts_at"], known["ends_at"], known["reason"]) == (
                     command.starts_at, command.ends_at, command.reason,
                 ):  # fmt: skip
-                    uow.emit(_payload(known["declared"]), key=hub.id, time=now)
+                    uow.emit(stored_payload(known["declared"]), key=hub.id, time=now)
                     return
                 problem = (
                     ClosureRejectionReason.CLOSURE_CONFLICT,
@@ -144,7 +136,7 @@ class Closures:
                 f"hub {command.hub_id} has no closure {command.closure_id}",
             )
         elif known["lifted"] is not None:  # lifted already: that answer again
-            uow.emit(_payload(known["lifted"]), key=command.hub_id, time=now)
+            uow.emit(stored_payload(known["lifted"]), key=command.hub_id, time=now)
             return
         if problem is not None:
             uow.emit(
@@ -192,7 +184,7 @@ class Closures:
             closed_by=command.requested_by,
             affected_bookings=len(affected),
         )
-        row["declared"] = _document(declared)
+        row["declared"] = as_document(declared)
         uow.emit(declared, key=hub.id, time=now)
         for booking in affected:
             offers = await self._next_slots(
@@ -278,7 +270,7 @@ class Closures:
             reason=command.reason,
             lifted_by=command.requested_by,
         )
-        row["lifted"] = _document(lifted)
+        row["lifted"] = as_document(lifted)
         self._lifted.add((command.hub_id, command.closure_id))
         hub = ledger.hubs[command.hub_id]
         ledger.hubs[hub.id] = with_closures(hub, self.in_force(hub.id))

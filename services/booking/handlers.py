@@ -9,66 +9,37 @@ command's event time.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
     BookingCancellationRequested,
     BookingCancelled,
-    BookingCommandRejected,
     BookingConfirmed,
     BookingNoShow,
     BookingRejected,
     BookingRequested,
     BookingRequestedV2,
-    BookingRescheduled,
-    BookingRescheduleRejected,
     BookingRescheduleRequested,
     CheckInReported,
     ConsignmentCheckedIn,
-    HubSummary,
     RejectionReason,
-    SlotOffer,
     WaitlistOfferAccept,
     WaitlistOfferDecline,
 )
-from contracts.booking.events import CommandRejectionReason
-from contracts.envelope import REGISTRY, Payload
+from contracts.envelope import Payload
 from services.booking import domain, requests_v2, waitlist_rules
 from services.booking.closures import ClosureCommand, Closures
+from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
-from services.booking.store import StoredBooking
+from services.booking.reschedules import Reschedules
 from services.booking.waiting_list import WaitingList
 from services.runtime.consumer import Delivery
 from services.runtime.uow import UnitOfWork
 
 
-def hub_summary(hub: HubConfig) -> HubSummary:
-    return HubSummary(
-        hub_id=hub.id,
-        name=hub.name,
-        city_id=hub.city.id,
-        city_name=hub.city.name,
-        country=hub.city.country,
-        timezone=hub.city.timezone,
-        location=hub.location,
-    )
-
-
-def stored_payload(document: dict[str, Any]) -> Payload:
-    """Rebuild an event payload saved as ``{"type": …, "data": …}``."""
-    return REGISTRY[document["type"]].model_validate(document["data"])
-
-
-def as_document(payload: Payload) -> dict[str, Any]:
-    return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
-
-
-class BookingHandlers:
+class BookingHandlers(Reschedules):
     def __init__(self, *, no_show_grace: timedelta) -> None:
         self.no_show_grace = no_show_grace
         self.catalogue = HubCatalogue()
@@ -167,20 +138,6 @@ class BookingHandlers:
             for _, c, _ in commands
             if isinstance(c, BookingRequested | BookingRescheduleRequested) and c.hub_id in hubs
         }
-
-    @staticmethod
-    def _command_rejected(
-        command: Any, booking_id: str | None, reason: CommandRejectionReason, message: str
-    ) -> BookingCommandRejected:
-        return BookingCommandRejected(
-            command_type=command.event_type,
-            carrier_id=command.carrier_id,
-            carrier_reference=command.carrier_reference,
-            hub_id=command.hub_id,
-            booking_id=booking_id,
-            reason=reason,
-            message=message,
-        )
 
     # ------------------------------------------------------------------- requests ------
 
@@ -287,36 +244,6 @@ class BookingHandlers:
         )
         uow.emit(payload, key=command.hub_id, time=now)
 
-    async def _next_slots(
-        self,
-        session: AsyncSession,
-        ledger: Ledger,
-        hub: HubConfig | None,
-        slot: datetime,
-        now: datetime,
-        volume_l: int,
-        leaving: datetime | None = None,
-    ) -> list[SlotOffer]:
-        """The next slots after ``slot`` that would take ``volume_l`` (not ``leaving``:
-        the slot a booking that is to be moved has already)."""
-        if hub is None:
-            return []
-        horizon_end = now + timedelta(days=hub.booking_horizon_days)
-        usage = await ledger.horizon(session, hub, now, horizon_end + timedelta(seconds=1))
-        after = slot if slot > now else now
-        offers = domain.next_fitting_slots(
-            hub, after=after, now=now, volume_l=volume_l, usage=usage, skip=leaving
-        )
-        return [
-            SlotOffer(
-                start=o.start,
-                end=o.end,
-                free_docks=o.free_docks,
-                free_volume_m3=o.free_volume_l / 1000,
-            )
-            for o in offers
-        ]
-
     # --------------------------------------------------------------- cancellations -----
 
     def cancel(
@@ -345,106 +272,6 @@ class BookingHandlers:
         ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
         uow.emit(payload, key=booking.hub_id, time=now)
 
-    # ----------------------------------------------------------------- reschedules -----
-
-    async def reschedule(
-        self, uow: UnitOfWork, ledger: Ledger, command: BookingRescheduleRequested, now: datetime
-    ) -> None:
-        """Move a confirmed booking to another slot of its hub in one step: the new slot
-        taken and the old released, or nothing changed and the refusal answered (with the
-        next slots that would take it, when the new slot is the problem)."""
-        booking = ledger.find(domain.booking_id_for(command.carrier_id, command.carrier_reference))
-        problem = domain.check_reschedule(booking.state if booking else None, hub_id=command.hub_id)
-        if problem is not None:
-            rejected = self._command_rejected(command, booking.id if booking else None, *problem)
-            uow.emit(rejected, key=command.hub_id, time=now)
-            return
-        assert booking is not None and booking.status is BookingStatus.CONFIRMED
-        hub = ledger.hubs.get(booking.hub_id)
-        target = command.slot_start.astimezone(UTC)
-        if target == booking.slot_start:
-            # Already there: the answer of the move that brought it there again (this very
-            # move, resent under a new id), or, never moved, a move that changes nothing.
-            if booking.rescheduled is not None:
-                again = stored_payload(booking.rescheduled)
-            else:
-                again = self._moved(booking, booking, False, command.reason)
-            uow.emit(again, key=booking.hub_id, time=now)
-            return
-        if hub is None:  # a hub is not deleted while it has bookings to come (api.py)
-            rejection: domain.Rejection | None = domain.Rejection(
-                RejectionReason.UNKNOWN_HUB, f"there is no hub {booking.hub_id!r}"
-            )
-        else:
-            rejection = domain.check_slot_distance(command, now=now) or domain.check_slot(
-                hub, target, booking.volume_l / 1000, now=now, usage=ledger.usage_of(hub.id, target)
-            )
-        if rejection is not None:
-            offers = await self._next_slots(
-                uow.session, ledger, hub, target, now, booking.volume_l, leaving=booking.slot_start
-            )
-            uow.emit(
-                BookingRescheduleRejected(
-                    booking_id=booking.id,
-                    carrier_id=booking.carrier_id,
-                    carrier_reference=booking.carrier_reference,
-                    hub_id=booking.hub_id,
-                    slot_start=booking.slot_start,
-                    slot_end=booking.slot_end,
-                    requested_slot_start=command.slot_start,
-                    reason=rejection.reason,
-                    message=rejection.message,
-                    next_slots=offers,
-                ),
-                key=booking.hub_id,
-                time=now,
-            )
-            return
-        assert hub is not None
-        taken = ledger.take(hub, target, booking.volume_l)
-        assert taken, "check_slot found room that the ledger has not"
-        ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
-        moved = replace(booking, slot_start=target, slot_end=target + hub.slot_length)
-        payload = self._moved(
-            booking,
-            moved,
-            domain.reschedule_is_late(hub, booking.slot_start, now),
-            command.reason,
-            moves=booking.moves + 1,
-        )
-        ledger.transition(
-            booking,
-            BookingStatus.CONFIRMED,
-            now,
-            slot_start=moved.slot_start,
-            slot_end=moved.slot_end,
-            rescheduled=as_document(payload),
-        )
-        uow.emit(payload, key=booking.hub_id, time=now)
-
-    @staticmethod
-    def _moved(
-        before: StoredBooking,
-        after: StoredBooking,
-        late: bool,
-        reason: str | None,
-        *,
-        moves: int | None = None,
-    ) -> BookingRescheduled:
-        return BookingRescheduled(
-            booking_id=before.id,
-            carrier_id=before.carrier_id,
-            carrier_reference=before.carrier_reference,
-            hub_id=before.hub_id,
-            previous_slot_start=before.slot_start,
-            previous_slot_end=before.slot_end,
-            slot_start=after.slot_start,
-            slot_end=after.slot_end,
-            late=late,
-            moves=before.moves if moves is None else moves,
-            reason=reason,
-        )
-
     # ------------------------------------------------------------------- check-in ------
 
     def check_in(
@@ -469,28 +296,6 @@ class BookingHandlers:
         )
         ledger.transition(booking, BookingStatus.CHECKED_IN, now, check_in=as_document(payload))
         uow.emit(payload, key=booking.hub_id, time=now)
-
-    def _refused_or_repeated(
-        self,
-        uow: UnitOfWork,
-        command: Any,
-        booking: StoredBooking | None,
-        problem: tuple[CommandRejectionReason, str] | None,
-        now: datetime,
-        stored: str,
-    ) -> bool:
-        """Answer a cancellation or check-in that changes nothing: refused (with the
-        reason), or already applied (the stored outcome again). True when answered."""
-        if problem is not None:
-            rejected = self._command_rejected(command, booking.id if booking else None, *problem)
-            uow.emit(rejected, key=command.hub_id, time=now)
-            return True
-        assert booking is not None
-        previous = getattr(booking, stored)
-        if previous is not None:
-            uow.emit(stored_payload(previous), key=booking.hub_id, time=now)
-            return True
-        return False
 
     # ------------------------------------------------------------------- no-shows ------
 

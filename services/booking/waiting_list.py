@@ -27,7 +27,6 @@ from contracts.booking import (
     BookingRequestedV2,
     BookingWaitlisted,
     Consignment,
-    HubSummary,
     SlotOffer,
     WaitlistEnded,
     WaitlistEndReason,
@@ -35,10 +34,10 @@ from contracts.booking import (
     WaitlistOfferDecline,
     WaitlistOffered,
 )
-from contracts.envelope import REGISTRY, Payload
 from services.booking import domain, requests_v2
 from services.booking import waitlist_rules as rules
 from services.booking.answers import rejected_v2
+from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import Ledger, Slot
 from services.booking.store import StoredBooking, waiting_list
@@ -56,10 +55,6 @@ _ENDINGS = {
 
 # what _problem says of an answer that was applied already
 _REPEAT = ("repeat", "")
-
-
-def _document(payload: Payload) -> dict[str, Any]:
-    return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
 
 
 def _entry(row: Any) -> WaitingEntry:
@@ -212,7 +207,7 @@ class WaitingList:
             booking,
             BookingStatus.WAITLIST_ENDED,
             now,
-            outcome=_document(payload),
+            outcome=as_document(payload),
             reason=why.value,
             message=_ENDINGS[why],
         )
@@ -231,8 +226,7 @@ class WaitingList:
         problem = self._problem(command, booking)
         if problem == _REPEAT:  # already done by this very answer: its outcome again
             assert booking is not None
-            outcome = REGISTRY[booking.outcome["type"]].model_validate(booking.outcome["data"])
-            uow.emit(outcome, key=booking.hub_id, time=now)
+            uow.emit(stored_payload(booking.outcome), key=booking.hub_id, time=now)
             return
         if problem is not None:
             uow.emit(rejected_v2(command, *problem), key=command.hub_id, time=now)
@@ -284,22 +278,14 @@ class WaitingList:
             hub_id=hub.id,
             slot_start=booking.slot_start,
             slot_end=booking.slot_end,
-            hub=HubSummary(
-                hub_id=hub.id,
-                name=hub.name,
-                city_id=hub.city.id,
-                city_name=hub.city.name,
-                country=hub.city.country,
-                timezone=hub.city.timezone,
-                location=hub.location,
-            ),
+            hub=hub_summary(hub),
             consignment=Consignment.model_validate(booking.request["consignment"]),
         )
         ledger.transition(
             booking,
             BookingStatus.CONFIRMED,
             now,
-            outcome=_document(payload),
+            outcome=as_document(payload),
             reason=None,
             message=None,
         )

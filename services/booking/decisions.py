@@ -1,0 +1,108 @@
+"""What every booking decision shares: stored outcomes read back, the command refusal,
+the next slots offered instead of a refused one, and the answer to a command that
+changes nothing. The deciders (handlers.py, reschedules.py) build on ``Decisions``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.booking import BookingCommandRejected, HubSummary, SlotOffer
+from contracts.booking.events import CommandRejectionReason
+from contracts.envelope import REGISTRY, Payload
+from services.booking import domain
+from services.booking.domain import HubConfig
+from services.booking.ledger import Ledger
+from services.booking.store import StoredBooking
+from services.runtime.uow import UnitOfWork
+
+
+def hub_summary(hub: HubConfig) -> HubSummary:
+    return HubSummary(
+        hub_id=hub.id,
+        name=hub.name,
+        city_id=hub.city.id,
+        city_name=hub.city.name,
+        country=hub.city.country,
+        timezone=hub.city.timezone,
+        location=hub.location,
+    )
+
+
+def stored_payload(document: dict[str, Any]) -> Payload:
+    """Rebuild an event payload saved as ``{"type": …, "data": …}``."""
+    return REGISTRY[document["type"]].model_validate(document["data"])
+
+
+def as_document(payload: Payload) -> dict[str, Any]:
+    return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
+
+
+class Decisions:
+    @staticmethod
+    def _command_rejected(
+        command: Any, booking_id: str | None, reason: CommandRejectionReason, message: str
+    ) -> BookingCommandRejected:
+        return BookingCommandRejected(
+            command_type=command.event_type,
+            carrier_id=command.carrier_id,
+            carrier_reference=command.carrier_reference,
+            hub_id=command.hub_id,
+            booking_id=booking_id,
+            reason=reason,
+            message=message,
+        )
+
+    async def _next_slots(
+        self,
+        session: AsyncSession,
+        ledger: Ledger,
+        hub: HubConfig | None,
+        slot: datetime,
+        now: datetime,
+        volume_l: int,
+        leaving: datetime | None = None,
+    ) -> list[SlotOffer]:
+        """The next slots after ``slot`` that would take ``volume_l`` (not ``leaving``:
+        the slot a booking that is to be moved has already)."""
+        if hub is None:
+            return []
+        horizon_end = now + timedelta(days=hub.booking_horizon_days)
+        usage = await ledger.horizon(session, hub, now, horizon_end + timedelta(seconds=1))
+        after = slot if slot > now else now
+        offers = domain.next_fitting_slots(
+            hub, after=after, now=now, volume_l=volume_l, usage=usage, skip=leaving
+        )
+        return [
+            SlotOffer(
+                start=o.start,
+                end=o.end,
+                free_docks=o.free_docks,
+                free_volume_m3=o.free_volume_l / 1000,
+            )
+            for o in offers
+        ]
+
+    def _refused_or_repeated(
+        self,
+        uow: UnitOfWork,
+        command: Any,
+        booking: StoredBooking | None,
+        problem: tuple[CommandRejectionReason, str] | None,
+        now: datetime,
+        stored: str,
+    ) -> bool:
+        """Answer a cancellation or check-in that changes nothing: refused (with the
+        reason), or already applied (the stored outcome again). True when answered."""
+        if problem is not None:
+            rejected = self._command_rejected(command, booking.id if booking else None, *problem)
+            uow.emit(rejected, key=command.hub_id, time=now)
+            return True
+        assert booking is not None
+        previous = getattr(booking, stored)
+        if previous is not None:
+            uow.emit(stored_payload(previous), key=booking.hub_id, time=now)
+            return True
+        return False
