@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
@@ -74,13 +74,21 @@ class Closures:
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, hub_ids: Any, named: list[tuple[str, str]] | None = None
+        cls,
+        session: AsyncSession,
+        hub_ids: Any,
+        *,
+        since: datetime,
+        named: list[tuple[str, str]] | None = None,
     ) -> Closures:
+        """``since``: the batch's earliest event time. A closure that ended two days before
+        it can close no slot the batch decides (a slot a day or more past is refused before
+        any decision: answers.py), so it is not read."""
         hubs = sorted(set(hub_ids))
         if not hubs:
             return cls({})
         c = hub_closures.c
-        wanted: Any = c.lifted.is_(None)
+        wanted: Any = and_(c.lifted.is_(None), c.ends_at > since - timedelta(days=2))
         if named:
             wanted = or_(wanted, tuple_(c.hub_id, c.id).in_(sorted(set(named))))
         query = select(hub_closures).where(c.hub_id.in_(hubs), wanted)

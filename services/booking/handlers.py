@@ -58,7 +58,8 @@ class BookingHandlers(Reschedules):
         for _, command, now in commands:
             latest[command.hub_id] = max(now, latest.get(command.hub_id, now))
         named = [(c.hub_id, c.closure_id) for _, c, _ in commands if isinstance(c, ClosureCommand)]
-        closures = await Closures.load(uow.session, latest, named)
+        since = min(now for _, _, now in commands)
+        closures = await Closures.load(uow.session, latest, since=since, named=named)
         hubs = closures.overlay(hubs)  # closed where an operator closed them
         waiting = await WaitingList.load(uow.session, latest)
         ledger = await Ledger.load(
@@ -113,7 +114,7 @@ class BookingHandlers(Reschedules):
         """The wall-clock nudge for quiet hubs: no-shows of every hub up to ``now``,
         through the same ledger and rule as a command's event time."""
         hubs = await self.catalogue.current(uow.session)
-        hubs = (await Closures.load(uow.session, hubs)).overlay(hubs)
+        hubs = (await Closures.load(uow.session, hubs, since=now)).overlay(hubs)
         waiting = await WaitingList.load(uow.session, hubs)
         ledger = await Ledger.load(
             uow.session,
