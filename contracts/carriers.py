@@ -9,6 +9,7 @@ internal events, one carrier at a time (services/gateway/egress.py).
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Annotated
 
@@ -28,6 +29,25 @@ class RefusalReason(StrEnum):
     UNKNOWN_CARRIER = "unknown_carrier"
     # the command's time is further from its receipt time than the platform allows
     CLOCK_SKEW = "clock_skew"
+
+
+# Inside the platform a carrier's command travels under an id of the gateway's, derived
+# from the carrier, the command's source and its id (two carriers may use the same ids),
+# and a source naming the carrier: what booking's inbox knows it by, and what booking's
+# answer names. The gateway tells the carrier that answer under the carrier's own id and
+# source (it keeps which forwarded id was which command).
+FORWARDED_IDS = uuid.UUID("4f6d2a51-7c1e-4d0b-a0a8-3b9d7e5c2f10")
+FORWARDED_SOURCE_PREFIX = "microhub/carriers/"
+
+
+def forwarded_source(carrier_id: str) -> str:
+    """The source a carrier's commands travel under past the gateway."""
+    return f"{FORWARDED_SOURCE_PREFIX}{carrier_id}"
+
+
+def forwarded_id(carrier_id: str, source: str, command_id: str) -> str:
+    """The id a carrier's command travels under past the gateway."""
+    return f"ingress-{uuid.uuid5(FORWARDED_IDS, chr(0x1F).join((carrier_id, source, command_id)))}"
 
 
 @message("microhub.carriers.command_refused.v1", CARRIER_EVENTS.name)

@@ -21,7 +21,11 @@ def messages_on(topic: Topic) -> tuple[type[Payload], ...]:
     """Every payload model registered on ``topic`` (or on a topic it ``carries``), in the
     order of their type names."""
     names = {topic.name, *topic.carries}
-    return tuple(REGISTRY[t] for t in sorted(REGISTRY) if REGISTRY[t].topic in names)
+    return tuple(
+        REGISTRY[t]
+        for t in sorted(REGISTRY)
+        if REGISTRY[t].topic in names or t in topic.carries_types
+    )
 
 
 def types_on(topic: Topic) -> frozenset[str]:

@@ -60,6 +60,26 @@ class OpeningInterval(BaseModel):
         return self
 
 
+class NoShowRule(BaseModel):
+    """A hub's optional rule for carriers who often do not come (docs/scorecards.md): a
+    carrier whose no-show rate at this hub over the trailing ``window_days`` is above
+    ``max_no_show_rate`` (with at least ``min_bookings`` settled bookings in the window)
+    may book only ``limited_horizon_days`` ahead instead of the hub's horizon."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_no_show_rate: float = Field(
+        gt=0, lt=1, allow_inf_nan=False, description="Above this rate (0..1) the limit applies."
+    )
+    window_days: int = Field(default=30, ge=1, le=366, description="The trailing window.")
+    min_bookings: int = Field(
+        default=5, ge=1, le=10_000, description="Fewer settled bookings in the window: no limit."
+    )
+    limited_horizon_days: int = Field(
+        ge=0, le=366, description="How far ahead such a carrier may still book (0: not at all)."
+    )
+
+
 # No hub takes bookings further ahead than this (a slot beyond it is beyond every hub's).
 MAX_BOOKING_HORIZON_DAYS = 366
 
@@ -91,6 +111,11 @@ class HubConfig(BaseModel):
         le=24 * 60,
         description="How long (event time) a freed slot is held for a waiting request "
         "before it goes to the next in line.",
+    )
+    no_show_rule: NoShowRule | None = Field(
+        default=None,
+        description="Optional: a shorter horizon for carriers above a no-show rate "
+        "(docs/scorecards.md).",
     )
 
     @field_validator("opening_hours")

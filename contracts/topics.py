@@ -34,6 +34,9 @@ class Topic:
     # topics whose message types this one carries as well (a carrier's own topics carry
     # the booking commands and events unchanged, besides types of their own)
     carries: tuple[str, ...] = ()
+    # single message types of other topics it carries as well (a carrier's events topic:
+    # dispatch's per-stop updates of the carrier's own stops)
+    carries_types: tuple[str, ...] = ()
 
     @property
     def dlq(self) -> str:
@@ -107,7 +110,11 @@ CARRIER_EVENTS = Topic(
     "gateway (egress)",
     "that carrier only (ACL)",
     partitions=3,
+    # answers (booking's, and the gateway's refusals) carry the carrier's own command id
+    # and source as causationid and causationsource
+    answers=True,
     carries=(BOOKING_EVENTS.name,),
+    carries_types=("microhub.dispatch.stop_updated.v1",),
 )
 CARRIER_TOPICS: tuple[Topic, ...] = (CARRIER_COMMANDS, CARRIER_EVENTS)
 

@@ -45,6 +45,10 @@ class CommandRejectionReasonV2(StrEnum):
     INTERNAL_ERROR = "internal_error"
     PARCEL_COUNT_MISMATCH = "parcel_count_mismatch"
     DUPLICATE_STOP_ID = "duplicate_stop_id"
+    WINDOW_BACKWARDS = "window_backwards"
+    WINDOW_BEFORE_SLOT = "window_before_slot"
+    # the hub's no-show rule shortened this carrier's horizon (docs/scorecards.md)
+    HORIZON_LIMITED_NO_SHOWS = "horizon_limited_no_shows"
 
 
 ReasonCode = Annotated[

@@ -157,6 +157,10 @@ class BookingAnswers(Answering):
                 "calendar; check the sender's clock"
             )
             return Answer(clock_skew(data, message), key=data.hub_id)
+        if isinstance(data, BookingRequestedV2):
+            windows = requests_v2.check_windows(data)
+            if windows is not None:
+                return Answer(rejected_v2(data, *windows), key=data.hub_id)
         if isinstance(data, BookingRequested | BookingRequestedV2):
             # a v2 request keeps the rules of the v1 request it is decided as
             refused = refusal(requests_v2.as_v1(data), command.time.astimezone(UTC))

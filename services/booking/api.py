@@ -20,7 +20,8 @@ from contracts.booking import (
     BookingRescheduleRequested,
     CheckInReported,
 )
-from contracts.envelope import Payload, encode, new_event
+from contracts.carriers import forwarded_id, forwarded_source
+from contracts.envelope import Payload
 from services.booking import api_hubs as hub_routes
 from services.booking import domain, store
 from services.booking.answers import refusal, reschedule_refusal
@@ -32,7 +33,6 @@ from services.booking.api_models import (
     view,
 )
 from services.booking.domain import BookingStatus
-from services.runtime import tracing
 from services.runtime.auth import Principal, Role, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
@@ -131,9 +131,10 @@ def router(
     ) -> Accepted:
         """Request a booking. ``202`` with the outcome when it is decided within ``wait``
         seconds (else ``pending``: poll ``Location``); ``409`` ``idempotency_conflict``
-        when the reference was used for another request; ``422`` for a body that is not
-        the contract (strict JSON types) or breaks a rule it cannot express, with the
-        ``reason`` a Kafka client would get."""
+        when the reference was used for another request, or ``reason`` and ``message``
+        of a refusal before the decision (``horizon_limited_no_shows``); ``422`` for a
+        body that is not the contract (strict JSON types) or breaks a rule it cannot
+        express, with the ``reason`` a Kafka client would get."""
         body = strict  # what the contract says (FastAPI's own parsing of it is lax)
         carrier_id = body.carrier_id
         if caller.role is Role.CARRIER:
@@ -168,9 +169,15 @@ def router(
             )
         async with sessions() as session:
             existing = await store.get_booking(session, booking_id)
+        answer = None
         if existing is None:
-            await send(command, command.hub_id, sent_at)
-        booking = existing or await wait_for(booking_id, wait, lambda _decided: True)
+            event_id = await send(command, command.hub_id, sent_at)
+            answer = await answer_to(event_id, carrier_id, wait) if event_id else None
+            for event in answer or ():  # refused before a decision: no booking is stored
+                if event["type"] == "microhub.booking.command_rejected.v2":
+                    detail = {k: event["data"][k] for k in ("reason", "message")}
+                    raise HTTPException(status.HTTP_409_CONFLICT, detail)
+        booking = existing or await wait_for(booking_id, wait if answer else 0, lambda _: True)
         if booking is not None and booking.request_fingerprint != domain.fingerprint(command):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
@@ -306,13 +313,17 @@ def router(
             booking=view(after),
         )
 
-    async def answer_to(event_id: str, seconds: float) -> list[dict[str, Any]] | None:
+    async def answer_to(
+        event_id: str, carrier_id: str, seconds: float
+    ) -> list[dict[str, Any]] | None:
         """The events that answered this API's command ``event_id`` (the booking
-        consumer's inbox keeps them with the command), or None when not decided within
-        ``seconds``."""
+        consumer's inbox keeps them with the command, under the id and source the
+        gateway forwarded it with), or None when not decided within ``seconds``."""
         inbox = store.inbox.c
         query = select(inbox.answer).where(
-            inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)
+            inbox.source == forwarded_source(carrier_id),
+            inbox.event_id == forwarded_id(carrier_id, SOURCE, event_id),
+            inbox.answer.is_not(None),
         )
         deadline = asyncio.get_running_loop().time() + min(max(seconds, 0.0), max_wait_seconds)
         while True:
@@ -358,7 +369,7 @@ def router(
                 {"reason": refused.reason, "message": refused.message},
             )
         event_id = await send(command, booking.hub_id, sent_at)
-        answer = await answer_to(event_id, wait) if event_id else None
+        answer = await answer_to(event_id, booking.carrier_id, wait) if event_id else None
         for event in answer or ():
             if event["type"] != "microhub.booking.rescheduled.v1":
                 data = event["data"]
@@ -379,22 +390,3 @@ def router(
     api.include_router(hub_routes.router(units=units, principal=principal))
 
     return api
-
-
-def kafka_publisher(broker: Any, topic: str, *, source: str = SOURCE) -> PublishCommand:
-    """Publish a command as the HTTP API's carrier would: envelope time and Kafka record
-    timestamp set together."""
-
-    async def publish(payload: Payload, hub_id: str, time: datetime) -> str:
-        # the request's trace goes on in the command (traceparent extension)
-        event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
-        await broker.publish(
-            encode(event),
-            topic,
-            key=hub_id.encode(),
-            timestamp_ms=int(time.timestamp() * 1000),
-            headers={"content-type": "application/cloudevents+json"},
-        )
-        return event.id
-
-    return publish

@@ -14,13 +14,36 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from contracts.booking import HubClosureLiftRequested, HubClosureRequested
-from contracts.envelope import Payload
+from contracts.envelope import Payload, encode, new_event
 from services.booking import store
+from services.booking.api import SOURCE
+from services.runtime import tracing
 from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
 
 PublishCommand = Callable[[Payload, str, datetime], Awaitable[str | None]]
+
+
+def internal_publisher(broker: Any, topic: str) -> PublishCommand:
+    """Publish an operator's command on booking's commands topic (the full name), keyed by
+    its hub. Carriers' commands from HTTP take their carrier's topic and the gateway
+    (http_commands.py); an operator's names no carrier, and the gateway forwards no such
+    command from a carrier's topic, so it goes here: the API's principal needs Write on
+    this topic for it (infra/acls.yaml)."""
+
+    async def publish(payload: Payload, hub_id: str, time: datetime) -> str:
+        event = tracing.stamp(new_event(payload, source=SOURCE, subject=hub_id, time=time))
+        await broker.publish(
+            encode(event),
+            topic,
+            key=hub_id.encode(),
+            timestamp_ms=int(time.timestamp() * 1000),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+        return event.id
+
+    return publish
 
 
 class ClosureBody(BaseModel):
@@ -70,7 +93,6 @@ def router(
     units: UnitsOfWork,
     publish: PublishCommand,
     principal: Callable[..., Awaitable[Principal]],
-    source: str,
     max_wait_seconds: float = 10.0,
     publish_timeout: float = 10.0,
 ) -> APIRouter:
@@ -107,7 +129,7 @@ def router(
             ) from exc
         inbox = store.inbox.c
         query = select(inbox.answer).where(
-            inbox.source == source, inbox.event_id == event_id, inbox.answer.is_not(None)
+            inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait

@@ -28,7 +28,7 @@ from contracts.booking import (
     WaitlistOfferDecline,
 )
 from contracts.envelope import Payload
-from services.booking import domain, requests_v2, waitlist_rules
+from services.booking import domain, no_show_rule, requests_v2, waitlist_rules
 from services.booking.closures import ClosureCommand, Closures
 from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
@@ -88,8 +88,9 @@ class BookingHandlers(Reschedules):
                     original = delivery.event.data
                     wants = isinstance(original, BookingRequestedV2) and original.wait
                     await self.request(
-                        uow, ledger, command, now, (waiting, original) if wants else None
-                    )
+                        uow, ledger, command, now, sent_as=delivery.event.type,
+                        wait=(waiting, original) if wants else None,
+                    )  # fmt: skip
                 elif isinstance(command, BookingCancellationRequested):
                     self.cancel(uow, ledger, command, now)
                 elif isinstance(command, BookingRescheduleRequested):
@@ -148,6 +149,8 @@ class BookingHandlers(Reschedules):
         ledger: Ledger,
         command: BookingRequested,
         now: datetime,
+        *,
+        sent_as: str | None = None,  # the type the carrier sent (a v2 is decided as v1)
         wait: tuple[WaitingList, BookingRequestedV2] | None = None,
     ) -> None:
         """``wait``: the request (as it came) asked to wait when its slot is full."""
@@ -181,6 +184,11 @@ class BookingHandlers(Reschedules):
 
         hub = ledger.hubs.get(command.hub_id)
         slot = command.slot_start.astimezone(UTC)
+        limited = await no_show_rule.refusal(uow, ledger, hub, command, slot, now)
+        if limited is not None:  # refused, not stored: a nearer slot may be asked for
+            limited = limited.model_copy(update={"command_type": sent_as or command.event_type})
+            uow.emit(limited, key=command.hub_id, time=now)
+            return
         volume_l = domain.litres(command.consignment.volume_m3)
         usage = ledger.usage_of(hub.id, slot) if hub else domain.SlotUsage()
         rejection = domain.check_request(hub, command, now=now, usage=usage)
@@ -236,14 +244,14 @@ class BookingHandlers(Reschedules):
                 request=document,
                 reason=rejection.reason.value if rejection else None,
                 message=rejection.message if rejection else None,
-                outcome=as_document(payload),
+                outcome=(outcome := as_document(payload)),
                 cancellation=None,
                 check_in=None,
                 rescheduled=None,
                 decided_at=now,
             )
         )
-        uow.emit(payload, key=command.hub_id, time=now)
+        uow.emit(payload, key=command.hub_id, time=now, data=outcome["data"])
 
     # --------------------------------------------------------------- cancellations -----
 

@@ -17,6 +17,7 @@ from contracts.booking import (
     BookingRequested,
     BookingRequestedV2,
     BookingStopTerms,
+    CommandRejectionReasonV2,
     Consignment,
     DeliveryStop,
     StopTerms,
@@ -48,6 +49,32 @@ def as_v1(command: Any) -> Any:
             depot=c.depot,
         ),
     )
+
+
+def check_windows(command: BookingRequestedV2) -> tuple[CommandRejectionReasonV2, str] | None:
+    """The rules of the stops' time windows JSON Schema cannot express: a window ends
+    after it starts (``window_backwards``), and after the slot starts, since the
+    consignment is at the hub only from then (``window_before_slot``). None when every
+    window keeps both; checked before anything is decided, a request that breaks one
+    is refused and not stored (the carrier corrects it and sends it again)."""
+    for stop in command.consignment.stops:
+        window = stop.window
+        if window is None:
+            continue
+        if window.end <= window.start:
+            return (
+                CommandRejectionReasonV2.WINDOW_BACKWARDS,
+                f"stop {stop.stop_id!r}: its window ends ({window.end.isoformat()}) at or "
+                f"before it starts ({window.start.isoformat()})",
+            )
+        if window.end <= command.slot_start:
+            return (
+                CommandRejectionReasonV2.WINDOW_BEFORE_SLOT,
+                f"stop {stop.stop_id!r}: its window ends ({window.end.isoformat()}) at or "
+                f"before the slot starts ({command.slot_start.isoformat()}), when the "
+                "consignment first is at the hub",
+            )
+    return None
 
 
 def publish_stop_terms(uow: UnitOfWork, ledger: Ledger, command: Any, now: datetime) -> None:

@@ -11,7 +11,7 @@ from contracts.booking import (
     BookingRescheduleRequested,
     RejectionReason,
 )
-from services.booking import domain
+from services.booking import domain, no_show_rule
 from services.booking.decisions import Decisions, as_document, stored_payload
 from services.booking.domain import BookingStatus
 from services.booking.ledger import Ledger
@@ -43,6 +43,10 @@ class Reschedules(Decisions):
             else:
                 again = self._moved(booking, booking, False, command.reason)
             uow.emit(again, key=booking.hub_id, time=now)
+            return
+        limited = await no_show_rule.refusal(uow, ledger, hub, command, target, now)
+        if limited is not None:  # the booking keeps its slot
+            uow.emit(limited, key=booking.hub_id, time=now)
             return
         if hub is None:  # a hub is not deleted while it has bookings to come (api.py)
             rejection: domain.Rejection | None = domain.Rejection(
@@ -78,13 +82,8 @@ class Reschedules(Decisions):
         assert taken, "check_slot found room that the ledger has not"
         ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
         moved = replace(booking, slot_start=target, slot_end=target + hub.slot_length)
-        payload = self._moved(
-            booking,
-            moved,
-            domain.reschedule_is_late(hub, booking.slot_start, now),
-            command.reason,
-            moves=booking.moves + 1,
-        )
+        late = domain.reschedule_is_late(hub, booking.slot_start, now)
+        payload = self._moved(booking, moved, late, command.reason, moves=booking.moves + 1)
         ledger.transition(
             booking,
             BookingStatus.CONFIRMED,
@@ -92,6 +91,7 @@ class Reschedules(Decisions):
             slot_start=moved.slot_start,
             slot_end=moved.slot_end,
             rescheduled=as_document(payload),
+            late_moves=booking.late_moves + late,  # scorecards count late moves
         )
         uow.emit(payload, key=booking.hub_id, time=now)
 

@@ -67,13 +67,22 @@ class BookingService(Service):
             self.every(self.settings.sweep_interval_seconds, self.sweep_no_shows, "no-show-sweep")
 
     def http_routers(self) -> list[Any]:
-        from services.booking import api, closures_api
+        from services.booking import api, api_v2, closures_api, scorecards_api
+        from services.booking.http_commands import ingress_publisher
 
-        publish = api.kafka_publisher(self.broker, self.settings.topic(BOOKING_COMMANDS.name))
+        # through the carrier's own topic and the gateway, like a carrier's Kafka client
+        publish = ingress_publisher(self.broker, self.settings.topic)
         return [
             lambda principal: api.router(units=self.units, publish=publish, principal=principal),
+            lambda principal: api_v2.router(units=self.units, publish=publish, principal=principal),
+            lambda principal: scorecards_api.router(units=self.units, principal=principal),
+            # an operator's closure names no carrier: it cannot take a carrier's topic
             lambda principal: closures_api.router(
-                units=self.units, publish=publish, principal=principal, source=api.SOURCE
+                units=self.units,
+                publish=closures_api.internal_publisher(
+                    self.broker, self.settings.topic(BOOKING_COMMANDS.name)
+                ),
+                principal=principal,
             ),
         ]
 

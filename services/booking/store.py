@@ -58,6 +58,14 @@ bookings = Table(
     Column("cancellation", JSON, nullable=True, comment="payload of BookingCancelled"),
     Column("check_in", JSON, nullable=True, comment="payload of ConsignmentCheckedIn"),
     Column("rescheduled", JSON, nullable=True, comment="payload of the last BookingRescheduled"),
+    Column(
+        "late_moves",
+        Integer,
+        nullable=False,
+        default=0,
+        server_default="0",
+        comment="how many of its moves were late (scorecards: the last move's answer has one)",
+    ),
     Column("decided_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column(
@@ -70,6 +78,10 @@ bookings = Table(
 )
 # a hub's due no-shows (confirmed, slot ended before …) without reading its whole history
 Index("ix_bookings_due", bookings.c.hub_id, bookings.c.status, bookings.c.slot_end)
+# a carrier's recent bookings at a hub (the no-show rule) and a hub's month (scorecards)
+Index(
+    "ix_bookings_hub_carrier_slot", bookings.c.hub_id, bookings.c.carrier_id, bookings.c.slot_start
+)
 
 # Capacity in use per slot. Decisions read it locked (ledger.py: FOR UPDATE on PostgreSQL,
 # the write lock on SQLite) and write it back, so two consumers overlapping during a
@@ -239,6 +251,7 @@ class StoredBooking:
     updated_at: datetime
     purged_at: datetime | None = None
     rescheduled: dict[str, Any] | None = None  # the last move's answer (slot_start: current)
+    late_moves: int = 0  # of its moves, those after the cutoff (scorecards)
 
     @property
     def moves(self) -> int:

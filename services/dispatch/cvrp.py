@@ -1,6 +1,7 @@
 """The wave as a capacitated vehicle-routing problem (pure: no I/O, no clock): what both
-planners read and return, the distance model, the integer model they check limits in,
-and ``check_plan``, which checks a plan against the limits in real units.
+planners read and return, the distance model and the integer model they check limits
+in. The plan in real units (the schedule with charging and breaks, ``check_plan``) is in
+schedule.py.
 
 Apart from the planners (solver.py and pyvrp_model.py: PyVRP and ``plan_wave``;
 greedy.py: the fallback) so that both can use it without importing each other; ``solver`` re-exports its public
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 EARTH_RADIUS_KM = 6371.0088
 DEFAULT_CIRCUITY = 1.3
@@ -50,6 +53,17 @@ class VehicleSpec:
     speed_kmh: float
     available_min: float  # minutes until the end of its shift, from the wave's time
     max_trips: int = 1  # trips from the hub within the wave (reloading between them)
+    # the battery's usable range when full (None: range_km, no recharge counted on)
+    full_range_km: float | None = None
+    # range recharged per minute at the hub (0: none; the battery at departure must
+    # cover every trip)
+    charge_km_per_min: float = 0.0
+    # the driver's break: ``break_min`` once ``break_after_min`` of work since the last
+    # break would be exceeded (None: no breaks); ``worked_min`` is the work since the
+    # last break at the wave's time
+    break_after_min: float | None = None
+    break_min: float = 0.0
+    worked_min: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,8 +157,9 @@ class _Model:
     cap_parcels: list[int]
     cap_dg: list[int]  # rounded down
     cap_l: list[int]
-    range_m: list[int]
-    shift_s: list[int]
+    range_m: list[int]  # over all trips of the wave (with what recharging can add)
+    battery_m: list[int]  # the battery at departure: what one trip may use without waiting
+    shift_s: list[int]  # less the breaks the shift will hold
     speed_mps: list[float]
     max_trips: list[int]
     load_s: int  # at the hub before every trip
@@ -166,14 +181,25 @@ class _Model:
         return self.cap_parcels[v], self.cap_dg[v], self.cap_l[v]
 
 
+def _road_m(points: Sequence[Point], circuity: float) -> list[list[int]]:
+    """Every pair's ``road_km`` in metres, rounded up: the same formula in numpy, since
+    pair by pair in Python it took a tenth of the solver's budget at 400 stops."""
+    lat = np.radians([p.lat for p in points])
+    lon = np.radians([p.lon for p in points])
+    h = (
+        np.sin((lat[None, :] - lat[:, None]) / 2) ** 2
+        + np.cos(lat[:, None])
+        * np.cos(lat[None, :])
+        * np.sin((lon[None, :] - lon[:, None]) / 2) ** 2
+    )
+    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))) * circuity
+    metres: list[list[int]] = np.ceil(km * 1000).astype(np.int64).tolist()
+    return metres
+
+
 def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
     points = [instance.depot, *(s.location for s in stops)]
-    n = len(points)
-    dist = [[0] * n for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            d = math.ceil(road_km(points[i], points[j], instance.circuity) * 1000)
-            dist[i][j] = dist[j][i] = d
+    dist = _road_m(points, instance.circuity)
     service = math.ceil(instance.service_min_per_stop * 60)
     vs = list(instance.vehicles)
     index = {v.vehicle_id: i for i, v in enumerate(vs)}
@@ -200,8 +226,9 @@ def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
         cap_parcels=[v.capacity_parcels for v in vs],
         cap_dg=[math.floor(round(v.capacity_kg * 10, 6)) for v in vs],
         cap_l=[math.floor(round(v.capacity_m3 * 1000, 6)) for v in vs],
-        range_m=[max(0, math.floor(v.range_km * 1000)) for v in vs],
-        shift_s=[max(0, math.floor(v.available_min * 60)) for v in vs],
+        range_m=[max(0, math.floor(_range_allowance_km(v) * 1000)) for v in vs],
+        battery_m=[max(0, math.floor(v.range_km * 1000)) for v in vs],
+        shift_s=[max(0, math.floor((v.available_min - _break_allowance_min(v)) * 60)) for v in vs],
         speed_mps=[v.speed_kmh / 3.6 for v in vs],
         max_trips=[max(1, v.max_trips) for v in vs],
         load_s=math.ceil(round(instance.load_min_per_trip * 60, 6)),
@@ -209,117 +236,21 @@ def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
     )
 
 
-# -------------------------------------------------------------------- real schedule ---
+def _range_allowance_km(v: VehicleSpec) -> float:
+    """What the planners may drive over all trips: the battery at departure, and where
+    the vehicle recharges at the hub between trips, what a full shift of charging could
+    add (at most a full battery per further trip). A bound, not a promise: the real
+    schedule (``timeline``) waits at the hub for the charge each trip needs, and a plan
+    that then breaks a limit is trimmed (solver.py)."""
+    if v.charge_km_per_min <= 0 or v.max_trips <= 1:
+        return v.range_km
+    full = max(v.full_range_km or v.range_km, v.range_km)
+    return v.range_km + min((v.max_trips - 1) * full, v.charge_km_per_min * v.available_min)
 
 
-@dataclass(frozen=True)
-class Timeline:
-    """A vehicle's trips driven in real units: when service starts at each stop (minutes
-    after the wave's time, in driving order), the kilometres, when it is back for good,
-    and the highest load of each trip (parcels, kg, m³) with pickups on board."""
-
-    etas_min: tuple[float, ...]
-    km: float
-    minutes: float
-    peak_loads: tuple[tuple[int, float, float], ...]
-    late: tuple[str, ...]  # stops reached after their window closed
-
-
-def timeline(
-    instance: WaveInstance, vehicle: VehicleSpec, trips: Sequence[Sequence[StopDemand]]
-) -> Timeline:
-    """Drive ``trips`` (each from the hub and back, after ``load_min_per_trip`` at the
-    hub) at the vehicle's speed; service starts no earlier than a stop's window opens
-    (the vehicle waits). A delivery is on board from the hub to its stop, a pickup from
-    its stop back to the hub."""
-    t = 0.0
-    km = 0.0
-    etas: list[float] = []
-    peaks: list[tuple[int, float, float]] = []
-    late: list[str] = []
-    for trip in trips:
-        if not trip:
-            continue
-        t += instance.load_min_per_trip
-        out = [s for s in trip if s.kind != PICKUP]
-        load = [
-            sum(s.parcels for s in out),
-            sum(s.weight_kg for s in out),
-            sum(s.volume_m3 for s in out),
-        ]
-        peak = list(load)
-        here = instance.depot
-        for stop in trip:
-            d = road_km(here, stop.location, instance.circuity)
-            km += d
-            t += d / vehicle.speed_kmh * 60
-            if stop.window is not None:
-                if t > stop.window[1] + 1e-6:
-                    late.append(stop.key)
-                t = max(t, stop.window[0])
-            etas.append(t)
-            t += instance.service_min_per_stop
-            sign = 1 if stop.kind == PICKUP else -1
-            load = [
-                load[0] + sign * stop.parcels,
-                load[1] + sign * stop.weight_kg,
-                load[2] + sign * stop.volume_m3,
-            ]
-            peak = [max(a, b) for a, b in zip(peak, load, strict=True)]
-            here = stop.location
-        d = road_km(here, instance.depot, instance.circuity)
-        km += d
-        t += d / vehicle.speed_kmh * 60
-        peaks.append((int(peak[0]), peak[1], peak[2]))
-    return Timeline(tuple(etas), km, t, tuple(peaks), tuple(late))
-
-
-# ------------------------------------------------------------------------ plan check ---
-
-
-def check_plan(instance: WaveInstance, plan: Plan) -> list[str]:
-    """Every limit a plan breaks, in real units (empty when it breaks none): for tests,
-    the benchmark and a last guard before a plan is published. Capacity holds on every
-    trip at every point (pickups on board), range over all trips, the shift until the
-    vehicle is back for good, and every stop's time window."""
-    problems: list[str] = []
-    by_key = {s.key: s for s in instance.stops}
-    vehicles = {v.vehicle_id: v for v in instance.vehicles}
-    seen: set[str] = set()
-    eps = 1e-6
-    for route in plan.routes:
-        v = vehicles[route.vehicle_id]
-        trips = route.trip_list
-        if [k for trip in trips for k in trip] != list(route.stop_keys):
-            problems.append(f"{v.vehicle_id}: trips do not add up to its stops")
-        if len(trips) > max(1, v.max_trips):
-            problems.append(f"{v.vehicle_id}: {len(trips)} trips, at most {v.max_trips}")
-        for key in route.stop_keys:
-            if key in seen:
-                problems.append(f"stop {key} planned twice")
-            seen.add(key)
-            pinned = by_key[key].vehicle
-            if pinned is not None and pinned != v.vehicle_id:
-                problems.append(f"stop {key} is pinned to {pinned}, planned on {v.vehicle_id}")
-        line = timeline(instance, v, [[by_key[k] for k in trip] for trip in trips])
-        for peak in line.peak_loads:
-            if peak[0] > v.capacity_parcels:
-                problems.append(f"{v.vehicle_id}: too many parcels")
-            if peak[1] > v.capacity_kg + eps:
-                problems.append(f"{v.vehicle_id}: overweight")
-            if peak[2] > v.capacity_m3 + eps:
-                problems.append(f"{v.vehicle_id}: over volume")
-        if line.km > v.range_km + eps:
-            problems.append(f"{v.vehicle_id}: {line.km:.2f} km beyond range {v.range_km:.2f} km")
-        if line.minutes > v.available_min + eps:
-            problems.append(
-                f"{v.vehicle_id}: {line.minutes:.1f} min past shift end ({v.available_min:.1f} min)"
-            )
-        for key in line.late:
-            problems.append(f"{v.vehicle_id}: stop {key} reached after its window closed")
-    unserved = {u.key for u in plan.unserved}
-    if seen & unserved:
-        problems.append(f"stops both planned and unserved: {sorted(seen & unserved)}")
-    if seen | unserved != set(by_key):
-        problems.append("some stops are neither planned nor reported unserved")
-    return problems
+def _break_allowance_min(v: VehicleSpec) -> float:
+    """The breaks the time left in the shift will hold, taken off the planners' shift
+    (they do not see breaks; the real schedule places them)."""
+    if v.break_after_min is None or v.break_min <= 0:
+        return 0.0
+    return v.break_min * math.floor((v.worked_min + v.available_min) / v.break_after_min)

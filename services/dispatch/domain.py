@@ -10,7 +10,12 @@ from enum import StrEnum
 
 from contracts.booking import Consignment
 from contracts.fleet import VehicleStatus
-from services.dispatch.fleet import VehicleConfig, shift_minutes_left
+from services.dispatch.fleet import (
+    VehicleConfig,
+    charge_km_per_min,
+    minutes_into_shift,
+    shift_minutes_left,
+)
 from services.dispatch.solver import Point, StopDemand, VehicleSpec, WaveInstance
 from services.dispatch.wave_policy import WavePolicy as WavePolicy
 from services.dispatch.wave_policy import last_departure as last_departure
@@ -112,6 +117,7 @@ class VehicleState:
     status: VehicleStatus
     battery_pct: float | None
     busy_route: str | None  # an active (planned or running) route
+    since: datetime | None = None  # when its status last changed
 
 
 def vehicle_spec(vehicle: VehicleState, *, now: datetime, timezone: str) -> VehicleSpec | None:
@@ -122,8 +128,10 @@ def vehicle_spec(vehicle: VehicleState, *, now: datetime, timezone: str) -> Vehi
     minutes = shift_minutes_left(vehicle.config, now, timezone)
     if minutes <= 0:
         return None
-    charge = 1.0 if vehicle.battery_pct is None else vehicle.battery_pct / 100
     c = vehicle.config
+    pct = c.charge_at_shift_start_pct if vehicle.battery_pct is None else vehicle.battery_pct
+    charge = pct / 100
+    rule = c.breaks
     return VehicleSpec(
         vehicle_id=c.id,
         capacity_parcels=c.capacity.parcels,
@@ -133,7 +141,26 @@ def vehicle_spec(vehicle: VehicleState, *, now: datetime, timezone: str) -> Vehi
         speed_kmh=c.speed_kmh,
         available_min=minutes,
         max_trips=c.max_trips,
+        full_range_km=c.range_km,
+        charge_km_per_min=charge_km_per_min(c),
+        break_after_min=None if rule is None else rule.after_hours * 60,
+        break_min=0.0 if rule is None else rule.minutes,
+        worked_min=0.0 if rule is None else worked_since_break(vehicle, now, timezone),
     )
+
+
+def worked_since_break(vehicle: VehicleState, now: datetime, timezone: str) -> float:
+    """Work since the driver's last break, as far as dispatch can tell: none when the
+    vehicle has stood free at the hub for a break's length; otherwise (dispatch does not
+    know when a break was taken) everything since the shift started, which can only
+    bring a break forward, never skip one."""
+    rule = vehicle.config.breaks
+    if rule is None:
+        return 0.0
+    idle = None if vehicle.since is None else (now - vehicle.since).total_seconds() / 60
+    if idle is not None and idle >= rule.minutes:
+        return 0.0
+    return minutes_into_shift(vehicle.config, now, timezone)
 
 
 def why_not_free(vehicle: VehicleState, *, now: datetime, timezone: str) -> str | None:

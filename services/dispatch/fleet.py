@@ -41,6 +41,16 @@ class Capacity(BaseModel):
     m3: float = Field(gt=0, le=100, allow_inf_nan=False)
 
 
+class BreakRule(BaseModel):
+    """The driver's break: ``minutes`` off once ``after_hours`` of work since the last
+    break would be exceeded (loading, charging, driving, waiting and service all count)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after_hours: float = Field(gt=0.5, le=12, allow_inf_nan=False)
+    minutes: float = Field(ge=5, le=120, allow_inf_nan=False)
+
+
 ShiftWindow = Annotated[str, Field(description="local time 'HH:MM-HH:MM', end after start")]
 
 
@@ -69,6 +79,24 @@ class VehicleConfig(BaseModel):
         description="trips from the hub within one wave, reloading (and recharging) at "
         "the hub in between; the battery at departure must cover them all",
     )
+
+    charge_at_shift_start_pct: float = Field(
+        default=100,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="battery state when the shift starts, until telemetry reports one",
+    )
+    charge_kw: float | None = Field(
+        default=None,
+        gt=0,
+        le=400,
+        allow_inf_nan=False,
+        description="charging power at the hub between trips; the range it recharges is "
+        "charge_kw / energy_kwh_per_km per hour (unset: no recharge counted on, the "
+        "battery at departure covers every trip)",
+    )
+    breaks: BreakRule | None = Field(default=None, description="the driver's break rule")
 
     @model_validator(mode="before")
     @classmethod
@@ -273,6 +301,31 @@ def shift_minutes_left(vehicle: VehicleConfig, now: datetime, timezone: str) -> 
             # through UTC: on a daylight-saving day wall-clock differences are an hour off
             return max(0.0, (end_at.astimezone(UTC) - now.astimezone(UTC)).total_seconds() / 60)
     return 0.0
+
+
+def minutes_into_shift(vehicle: VehicleConfig, now: datetime, timezone: str) -> float:
+    """Minutes from the start of the shift window ``now`` falls in to ``now`` (0 when
+    the vehicle is off shift)."""
+    try:
+        tz = ZoneInfo(timezone)
+    except Exception:
+        tz = ZoneInfo("UTC")
+    local = now.astimezone(tz)
+    minute_of_day = local.hour * 60 + local.minute + local.second / 60
+    for window in vehicle.shifts.get(WEEKDAYS[local.weekday()], []):
+        start, end = (_minutes(part) for part in window.split("-"))
+        if start <= minute_of_day < end:
+            midnight = datetime.combine(local.date(), time(0), tzinfo=tz)
+            start_at = midnight + timedelta(minutes=start)
+            return max(0.0, (now.astimezone(UTC) - start_at.astimezone(UTC)).total_seconds() / 60)
+    return 0.0
+
+
+def charge_km_per_min(vehicle: VehicleConfig) -> float:
+    """Range recharged per minute at the hub (0 when it does not charge between trips)."""
+    if vehicle.charge_kw is None or vehicle.energy_kwh_per_km <= 0:
+        return 0.0
+    return vehicle.charge_kw / vehicle.energy_kwh_per_km / 60
 
 
 def as_document(vehicle: VehicleConfig) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 per route, on the integer model (cvrp.py). ``solver.plan_wave`` uses it when the solver
 is given no time, finds nothing, or its process crashed or hung. One trip per vehicle;
 a pickup's load counts from the hub on (it is on board on the way back), which is never
-less than the real peak load, so capacity holds whatever the order."""
+less than the real peak load, so capacity holds whatever the order. Its one trip stays
+within the battery at departure (no waiting for a charge); breaks are not seen here
+(the shift is shortened by the breaks it holds) and ``solver.plan_wave`` trims what the
+real schedule cannot keep."""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ def _greedy(model: _Model) -> list[list[list[int]]]:
                 if any(load[k] + demand[k] > cap[k] for k in range(3)):
                     continue
                 d = model.dist_m[here][j]
-                if dist + d + model.dist_m[j][0] > model.range_m[v]:
+                if dist + d + model.dist_m[j][0] > model.battery_m[v]:
                     continue
                 start = max(clock + model.drive_s(v, here, j), model.tw_early_s[j])
                 if start > model.tw_late_s[j]:

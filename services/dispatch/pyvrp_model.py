@@ -24,6 +24,23 @@ DROP_PENALTY_M = 1_000_000
 # two thousand iterations the longer history accepts worse moves for too much of the run
 # (measured on the bench's instances when PyVRP came in; docs/solver-choice.md).
 HISTORY_LENGTH = 100
+# Each stop's granular neighbourhood (the nearest stops PyVRP's moves try it with):
+# PyVRP's 50 up to WIDE_UP_TO_STOPS stops, 30 beyond. An iteration's cost grows with the
+# wave, and at 1 500 iterations 400 stops took 2.1-2.9 s of CPU with 50; with 30 they take
+# 1.4-1.6 s and plan no longer (Berlin 400: 1.001 x the 15 000-iteration reference, not
+# 1.021 x). Smaller waves keep 50: within 2 s anyway, and on single seeds 30 planned up
+# to 6 % longer there (docs/solver-choice.md).
+WIDE_NEIGHBOURS = 50
+NARROW_NEIGHBOURS = 30
+WIDE_UP_TO_STOPS = 250
+
+
+def neighbours_for(stops: int) -> int:
+    """The neighbourhood size for a wave of ``stops`` stops (the wave alone decides it:
+    deterministic)."""
+    return WIDE_NEIGHBOURS if stops <= WIDE_UP_TO_STOPS else NARROW_NEIGHBOURS
+
+
 # An arc no vehicle may drive (into or out of a stop pinned to another vehicle): longer
 # than any range, and costlier than leaving the stop unserved.
 FORBIDDEN_M = 100 * DROP_PENALTY_M
@@ -34,6 +51,7 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
     found breaks a limit (the caller falls back to the greedy)."""
     from pyvrp import Client, Depot, Location, ProblemData, VehicleType, solve
     from pyvrp.IteratedLocalSearch import IteratedLocalSearchParams
+    from pyvrp.search import NeighbourhoodParams
     from pyvrp.solve import SolveParams
     from pyvrp.stop import MaxIterations
 
@@ -121,7 +139,10 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
         distance_matrices=distances,
         duration_matrices=durations,
     )
-    params = SolveParams(ils=IteratedLocalSearchParams(history_length=HISTORY_LENGTH))
+    params = SolveParams(
+        ils=IteratedLocalSearchParams(history_length=HISTORY_LENGTH),
+        neighbourhood=NeighbourhoodParams(num_neighbours=neighbours_for(n - 1)),
+    )
     best = solve(
         data, MaxIterations(iterations), seed=seed, collect_stats=False, params=params
     ).best
@@ -136,6 +157,7 @@ def solve_pyvrp(model: _Model, *, iterations: int, seed: int) -> list[list[list[
             MaxIterations(iterations),
             seed=seed,
             collect_stats=False,
+            params=params,
         ).best
         if full.is_feasible():
             best = full

@@ -15,8 +15,8 @@ instead. Both work in integer units rounded against the vehicle, and ``check_pla
 re-checks every plan in real units before it is published.
 
 Here: ``plan_wave``, what no vehicle could serve and why, and the plan in real units.
-The problem (instance, plan, distances, the integer model) and ``check_plan`` are in
-cvrp.py.
+The problem (instance, plan, distances, the integer model) is in cvrp.py, the plan in
+real units (charging, breaks, ``check_plan``) in schedule.py.
 """
 
 from __future__ import annotations
@@ -40,17 +40,19 @@ from services.dispatch.cvrp import (
 )
 from services.dispatch.cvrp import Point as Point
 from services.dispatch.cvrp import VehicleSpec as VehicleSpec
-from services.dispatch.cvrp import check_plan as check_plan
 from services.dispatch.cvrp import haversine_km as haversine_km
-from services.dispatch.cvrp import timeline as timeline
 from services.dispatch.greedy import _greedy
 from services.dispatch.pyvrp_model import DROP_PENALTY_M, solve_pyvrp
+from services.dispatch.schedule import check_plan as check_plan
+from services.dispatch.schedule import timeline as timeline
+from services.dispatch.schedule import vehicle_problems
 
 SOLVER_PYVRP = "pyvrp-iterated-local-search"
 SOLVER_GREEDY = "greedy-fallback"
 # The budget: iterations, not seconds (the same plan on a busy machine). 1 500 plan 200
-# stops in about 1.5 s of CPU on the 2-core build machine, 400 in 1.8-2.9 s
-# (docs/solver-choice.md).
+# stops in about 1.5 s of CPU on the 2-core build machine, and 400 in 1.4-1.6 s, where
+# each stop has fewer neighbours to try (pyvrp_model.neighbours_for;
+# docs/solver-choice.md).
 DEFAULT_ITERATIONS = 1_500
 DEFAULT_SEED = 1
 
@@ -110,9 +112,9 @@ def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved
             out.append(Unserved(stop.key, code, what))
             continue
         one_way = road_km(instance.depot, stop.location, instance.circuity)
-        in_range = [v for v in fits if 2 * one_way <= v.range_km]
+        in_range = [v for v in fits if 2 * one_way <= _reach_km(v)]
         if not in_range:
-            best = max(v.range_km for v in fits)
+            best = max(_reach_km(v) for v in fits)
             out.append(
                 Unserved(
                     stop.key,
@@ -160,6 +162,40 @@ def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved
     return keep, out
 
 
+def _reach_km(v: VehicleSpec) -> float:
+    """The longest trip the vehicle can make: its battery now, or full where it may wait
+    at the hub for a charge."""
+    if v.charge_km_per_min > 0:
+        return max(v.full_range_km or v.range_km, v.range_km)
+    return v.range_km
+
+
+def _trim(
+    instance: WaveInstance,
+    model: _Model,
+    stops: Sequence[StopDemand],
+    routes: list[list[list[int]]],
+) -> int:
+    """Make every vehicle's trips keep every limit in real units, taking stops off the
+    end of its last trip until they do; returns how many were taken off (they wait for
+    the next wave). The planners do not see breaks or the wait for a charge (they plan
+    with the shift less the breaks and the range recharging could add), so their plan
+    is re-checked here with both in place. Taking the last stop off never delays an
+    earlier one, shortens no trip's charge and lightens the load, so this ends with a
+    plan that holds (at worst, no trips)."""
+    taken = 0
+    for v, trips in enumerate(routes):
+        vehicle = model.vehicles[v]
+        while any(trips) and vehicle_problems(
+            instance, vehicle, [[stops[i - 1] for i in trip] for trip in trips if trip]
+        ):
+            last = max(t for t, trip in enumerate(trips) if trip)
+            trips[last].pop()
+            taken += 1
+        routes[v] = [trip for trip in trips if trip]
+    return taken
+
+
 # --------------------------------------------------------------------------- planners --
 
 
@@ -171,9 +207,9 @@ def plan_wave(
     seed: int = DEFAULT_SEED,
 ) -> Plan:
     """Plan one wave with PyVRP (``iterations``, ``seed``: deterministic);
-    ``time_limit_s <= 0`` (or no iterations) plans with the greedy fallback alone. The
-    time limit does not cut the search (that would make the plan depend on the machine's
-    load): a worker process that overruns it by far counts as hung (planner.py)."""
+    ``time_limit_s <= 0`` (or no iterations) plans with the greedy fallback alone. The time limit does not cut the
+    search (that would make the plan depend on the machine's load): a worker process
+    that overruns it by far counts as hung (planner.py)."""
     use_solver = time_limit_s > 0 and iterations > 0
     servable, unserved = _unservable(instance)
     if not servable:
@@ -190,6 +226,12 @@ def plan_wave(
             solver = SOLVER_PYVRP
     if routes is None:
         routes = _greedy(model)
+    trimmed = _trim(instance, model, servable, routes)
+    if trimmed:
+        notes.append(
+            f"{trimmed} stop(s) left for the next wave: breaks or charging at the hub "
+            "left no time, window or battery for them"
+        )
     return _plan_from(instance, model, servable, unserved, routes, solver, notes)
 
 

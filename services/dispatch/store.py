@@ -308,6 +308,7 @@ async def fleet_of(session: AsyncSession, hub_id: str) -> list[VehicleState]:
             status=VehicleStatus(r["status"]),
             battery_pct=r["battery_pct"],
             busy_route=busy.get(r["id"]),
+            since=r["status_at"],
         )
         for r in rows.mappings()
     ]

@@ -144,6 +144,13 @@ class WavePlanning:
         planned = 0
         for route in plan.routes:
             etas = dict(zip(route.stop_keys, route.etas_min, strict=False))
+            # the vehicle's whole wave: a trip's minutes include the charge it waits for
+            # and the breaks it takes, which depend on the trips before it
+            whole = timeline(
+                instance,
+                specs_by_id[route.vehicle_id],
+                [[demands[k] for k in trip] for trip in route.trip_list],
+            )
             for number, trip in enumerate(route.trip_list, start=1):
                 # a vehicle's later trips are routes of their own, planned now and started
                 # when it sets out again (telemetry), after the earlier ones finished
@@ -177,7 +184,7 @@ class WavePlanning:
                     load_kg=round(sum(s.weight_kg for s in route_stops), 3),
                     load_m3=round(sum(s.volume_m3 for s in route_stops), 4),
                     planned_km=round(line.km, 3),
-                    planned_duration_min=round(line.minutes, 1),
+                    planned_duration_min=round(whole.trip_minutes[number - 1], 1),
                     solver=plan.solver,
                     objective_value=round(plan.objective, 3),
                 )

@@ -10,6 +10,13 @@ A new dispatch event type (proof of delivery, per-stop status, a ``.v2``) is one
 ``STOP_UPDATES``: a function from its payload to the stop updates it means. An update that
 names its carrier is routed by it; one that names only a route, or a booking and stop, is
 routed by the stops of the routes planned so far (the gateway keeps their ids).
+
+- Dispatch's own per-stop record, ``microhub.dispatch.stop_updated.v1`` (planned with the
+  ETA, ETA changed, delivered or collected with the proof, failed, returned, back at the
+  hub), is about one stop of one carrier and names it: it is passed on unchanged, to that
+  carrier alone (``PASSED_ON``). ``DeliveryStatus`` stays besides it: the gateway's own
+  summary from the route events, one small vocabulary for clients written against it;
+  ``stop_updated.v1`` is the richer, per-stop one (docs/dispatch.md).
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ from typing import Any
 from contracts.booking.commands import booking_id_for
 from contracts.carriers import DeliveryState, DeliveryStatus, ProofOfDelivery
 from contracts.common import GeoPoint
-from contracts.dispatch import RouteCompleted, RoutePlanned, RouteStarted, StopReturned
+from contracts.dispatch import (
+    RouteCompleted,
+    RoutePlanned,
+    RouteStarted,
+    StopReturned,
+    StopUpdated,
+)
 from contracts.envelope import Payload
 
 
@@ -46,6 +59,16 @@ def booking_views(payload: Any) -> list[View]:
         payload.carrier_id, payload.carrier_reference
     )
     return [View(payload.carrier_id, booking_id, payload)]
+
+
+def stop_views(update: StopUpdated) -> list[View]:
+    """A stop's update, to its carrier: it names the carrier, one booking and one stop of
+    it, and holds nothing of any other stop (the proof is of this stop's delivery)."""
+    return [View(update.carrier_id, update.booking_id, update)]
+
+
+# dispatch event type -> the views it is passed on as, unchanged
+PASSED_ON: dict[type[Payload], Callable[[Any], list[View]]] = {StopUpdated: stop_views}
 
 
 @dataclass(frozen=True)

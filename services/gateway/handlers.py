@@ -12,17 +12,24 @@ Ingress, per command on ``microhub.carriers.<carrier>.commands.v1``:
    from it is refused (``clock_skew``): the carrier's clock is wrong;
 3. a command naming another carrier is refused (``carrier_mismatch``);
 4. anything else goes to ``microhub.booking.commands.v1`` as it came, at the receipt
-   time, which booking decides with. A refusal goes to the carrier's own topic.
+   time, which booking decides with, under an id derived from the carrier, the command's
+   source and id and a source naming the carrier (``contracts.carriers.forwarded_id``,
+   ``forwarded_source``): two carriers may use the same ids without colliding anywhere.
+   A refusal goes to the carrier's own topic.
+
+Every answer a carrier gets (booking's, passed on by the egress, and the ingress's own
+refusals) carries the carrier's own command id and source as ``causationid`` and
+``causationsource``: the ingress keeps which forwarded id was which carrier command
+(``store.forwarded_commands``).
 
 The carrier's event ids are unique only among its own: the inbox knows a command by the
-carrier, its source and its id (``identify``).
+carrier, its source and its id (``identify``: the forwarded id).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +37,13 @@ from typing import Any
 from sqlalchemy import select
 
 from contracts.booking.commands import booking_id_for
-from contracts.carriers import CommandRefused, RefusalReason
+from contracts.carriers import (
+    FORWARDED_SOURCE_PREFIX,
+    CommandRefused,
+    RefusalReason,
+    forwarded_id,
+    forwarded_source,
+)
 from contracts.dispatch import RoutePlanned
 from contracts.envelope import encode
 from contracts.topics import BOOKING_COMMANDS, CARRIER_COMMANDS, CARRIER_EVENTS
@@ -43,7 +56,6 @@ from services.runtime.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 LOG_APPEND_TIME = 1
-INGRESS_IDS = uuid.UUID("4f6d2a51-7c1e-4d0b-a0a8-3b9d7e5c2f10")
 # the carrier's own id of a command, kept on the envelope while the inbox knows it by
 # a scoped one (a CloudEvents extension attribute: lowercase letters and digits)
 CARRIER_EVENT_ID = "carriereventid"
@@ -82,14 +94,12 @@ class GatewayHandlers:
     def identify(self, delivery: Delivery) -> Delivery:
         """The delivery as the inbox should know it: by the topic's carrier, the command's
         source and its id (a carrier cannot collide with another's ids, on purpose or
-        not); the carrier's own id stays on the envelope."""
+        not), which is the id it is forwarded under; the carrier's own id stays on the
+        envelope."""
         event = delivery.event
-        scoped = uuid.uuid5(
-            INGRESS_IDS, "\x1f".join((self.carrier_of(delivery), event.source, event.id))
-        )
+        scoped = forwarded_id(self.carrier_of(delivery), event.source, event.id)
         return replace(
-            delivery,
-            event=event.model_copy(update={"id": f"ingress-{scoped}", CARRIER_EVENT_ID: event.id}),
+            delivery, event=event.model_copy(update={"id": scoped, CARRIER_EVENT_ID: event.id})
         )
 
     def received_at(self, delivery: Delivery) -> datetime:
@@ -134,6 +144,8 @@ class GatewayHandlers:
                 f"a command on carrier {carrier}'s topic names another carrier (or none: "
                 "a hub operator's): a carrier sends commands only in its own name",
             )
+        command_id = getattr(delivery.event, CARRIER_EVENT_ID, delivery.event.id)
+        causation = (command_id, delivery.event.source)
         if refusal is not None:
             self.refused += 1
             reference = getattr(command, "carrier_reference", None) or command.closure_id
@@ -144,7 +156,7 @@ class GatewayHandlers:
                     booking_id_for(carrier, reference),
                     CommandRefused(
                         carrier_id=carrier,
-                        command_id=getattr(delivery.event, CARRIER_EVENT_ID, delivery.event.id),
+                        command_id=command_id,
                         command_type=delivery.event.type,
                         carrier_reference=reference,
                         hub_id=command.hub_id,
@@ -156,18 +168,28 @@ class GatewayHandlers:
                 received,
                 # an inactive carrier's topic is still there (and its data): it is told too
                 known_active=True,
+                causation=causation,
             )
             return
-        # one id per record: a redelivered record is the same command, a resent one
-        # (another offset) a new one that booking answers again
-        forwarded_id = uuid.uuid5(
-            INGRESS_IDS, f"{delivery.event.id}\x1f{delivery.partition}\x1f{delivery.offset}"
+        # booking's answer will name the forwarded id: the carrier is told its own
+        await uow.session.execute(
+            insert_ignoring(uow.session, store.forwarded_commands, "id"),
+            [
+                {
+                    "id": delivery.event.id,
+                    "carrier_id": carrier,
+                    "command_id": command_id,
+                    "command_source": delivery.event.source,
+                    "forwarded_at": received,
+                }
+            ],
         )
         uow.emit(
             command,
             key=command.hub_id,
             time=received,
-            event_id=f"{carrier}-{forwarded_id}",
+            event_id=delivery.event.id,
+            source=forwarded_source(carrier),
             topic=BOOKING_COMMANDS.name,
         )
         self.forwarded += 1
@@ -175,11 +197,38 @@ class GatewayHandlers:
     # ------------------------------------------------------------------- egress --------
 
     async def on_booking_event(self, uow: UnitOfWork, delivery: Delivery) -> None:
-        for view in egress.booking_views(delivery.event.data):
-            await self.tell(uow, view, delivery.event.time)
+        event = delivery.event
+        # an answer to a command the ingress forwarded names it by the carrier's own id
+        # and source; one to a command that did not come through a carrier's topic (or
+        # an event that answers none, a no-show) names nothing
+        sent = await self._carrier_command(uow, event)
+        for view in egress.booking_views(event.data):
+            causation = None
+            if sent is not None and sent[0] == view.carrier_id:
+                causation = sent[1:]
+            await self.tell(uow, view, event.time, causation=causation)
+
+    async def _carrier_command(self, uow: UnitOfWork, event: Any) -> tuple[str, str, str] | None:
+        """(carrier, its command id, its source) of the command ``event`` answers."""
+        source = getattr(event, "causationsource", None)
+        cause = getattr(event, "causationid", None)
+        if not cause or not source or not source.startswith(FORWARDED_SOURCE_PREFIX):
+            return None
+        f = store.forwarded_commands.c
+        row = (
+            await uow.session.execute(
+                select(f.carrier_id, f.command_id, f.command_source).where(f.id == cause)
+            )
+        ).first()
+        return (row.carrier_id, row.command_id, row.command_source) if row else None
 
     async def on_dispatch_event(self, uow: UnitOfWork, delivery: Delivery) -> None:
         payload, at = delivery.event.data, delivery.event.time
+        passed_on = egress.PASSED_ON.get(type(payload))
+        if passed_on is not None:
+            for view in passed_on(payload):
+                await self.tell(uow, view, at)
+            return
         mapping = egress.STOP_UPDATES.get(type(payload))
         if mapping is None:
             return  # nothing in it for a carrier
@@ -191,10 +240,17 @@ class GatewayHandlers:
             await self.tell(uow, view, at)
 
     async def tell(
-        self, uow: UnitOfWork, view: egress.View, time: datetime, *, known_active: bool = False
+        self,
+        uow: UnitOfWork,
+        view: egress.View,
+        time: datetime,
+        *,
+        known_active: bool = False,
+        causation: tuple[str, str] | None = None,
     ) -> None:
         """Publish ``view`` on its carrier's topic and queue it for the carrier's webhooks
-        (both in this transaction): only to a carrier of the registry."""
+        (both in this transaction): only to a carrier of the registry. ``causation``: the
+        carrier's own id and source of the command it answers."""
         if not known_active and view.carrier_id not in await self.registry.active(uow.session):
             self.unroutable += 1
             return
@@ -203,6 +259,7 @@ class GatewayHandlers:
             key=view.key,
             time=time,
             topic=CARRIER_EVENTS.for_carrier(view.carrier_id),
+            causation=causation,
         )
         queued = await self.subscriptions.queue(uow, view.carrier_id, event.id, event.type, event)
         if queued:

@@ -69,7 +69,8 @@ SPEC = ServiceSpec(
             consumer=EGRESS_DISPATCH,
             handlers={},
             otherwise=GatewayHandlers.on_dispatch_event,
-            description="Routes and returns, as each carrier's stops' delivery status.",
+            description="Routes and returns, as each carrier's stops' delivery status; "
+            "per-stop updates (stop_updated.v1), each to its stop's carrier unchanged.",
         ),
     ),
     publishes=(
@@ -81,8 +82,9 @@ SPEC = ServiceSpec(
         ),
         Publishes(
             CARRIER_EVENTS,
-            description="A carrier's outcomes, refusals and delivery status: its own only, "
-            "keyed by booking id.",
+            description="A carrier's outcomes, refusals, delivery status and per-stop "
+            "updates: its own only, keyed by booking id. An answer's causationid and "
+            "causationsource are the carrier's own command id and source.",
         ),
     ),
 )

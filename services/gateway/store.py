@@ -98,5 +98,18 @@ Index(
     webhook_deliveries.c.id,
 )
 
+# Which carrier command each forwarded command was (contracts.carriers.forwarded_id):
+# booking's answer names the forwarded one, the carrier is told its own id and source.
+forwarded_commands = Table(
+    "forwarded_commands",
+    metadata,
+    Column("id", String(200), primary_key=True, comment="the forwarded command's id"),
+    Column("carrier_id", String(32), nullable=False),
+    Column("command_id", String(200), nullable=False, comment="the carrier's own id"),
+    Column("command_source", String(500), nullable=False, comment="the carrier's source"),
+    Column("forwarded_at", UTCDateTime(), nullable=False),
+)
+Index("ix_forwarded_commands_forwarded_at", forwarded_commands.c.forwarded_at)
+
 outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)

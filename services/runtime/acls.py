@@ -21,6 +21,8 @@ from typing import Literal
 
 import yaml
 
+from contracts.topics import CARRIER_TOPICS
+
 REPO_ACLS_FILE = Path(__file__).resolve().parents[2] / "infra" / "acls.yaml"
 CLUSTER = "kafka-cluster"  # the one name a cluster resource has in Kafka
 # What this platform's resources are called (before the prefix): extra ACLs are looked
@@ -266,10 +268,22 @@ def in_scope(grant: Grant, principals: Iterable[Principal], prefix: str) -> bool
     users, or on a topic or group of this environment's namespace (``<prefix>microhub…``),
     such as what a principal since removed from the file had."""
     users = {f"User:{user_name(p, prefix)}" for p in principals}
+    if on_carrier_topic(grant, prefix):  # one carrier's topic: the registry decides it
+        return grant in grants(principals, prefix)
     if grant.principal.startswith(f"User:{prefix}{CARRIER_USER_PREFIX}"):
         return grant.principal in users  # a carrier's: only when planning the carriers
     return grant.principal in users or (
         grant.resource in ("topic", "group") and grant.name.startswith(prefix + NAMESPACE)
+    )
+
+
+def on_carrier_topic(grant: Grant, prefix: str) -> bool:
+    """Is this an ACL on exactly one carrier's own topic (a literal name, not the carriers'
+    namespace)? ``carriers apply``'s business, whoever's it is: the registry decides them."""
+    return (
+        grant.resource == "topic"
+        and grant.pattern == "literal"
+        and any(t.carrier_of(grant.name, prefix) is not None for t in CARRIER_TOPICS)
     )
 
 

@@ -9,9 +9,16 @@ and use any consumer group named ``microhub.carriers.<id>.…`` (a prefixed ACL)
 else: no internal topic, no other carrier's. Carrier ids cannot contain a dot, so no
 carrier's prefix is another's.
 
+The HTTP API writes carriers' commands onto their own topics, like their Kafka clients
+(services/booking/http_commands.py): its platform principal (``api`` in
+``infra/acls.yaml``) gets a literal Write on each active carrier's commands topic, and
+nothing on a carrier's events topic. Those ACLs change with the registry, so they are
+``carriers apply``'s too (``platform_writer``).
+
 The platform's principals in ``infra/acls.yaml`` and the carriers' are kept apart: ``acls
 apply`` manages the file's users, ``carriers apply`` the users named
-``microhub-carrier-<id>`` (neither reports or deletes the other's ACLs).
+``microhub-carrier-<id>`` and the ACLs on a carrier's own topics (neither reports or
+deletes the other's ACLs).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from services.runtime.acls import (
     Grant,
     Permission,
     Principal,
+    load_acls,
+    on_carrier_topic,
 )
 from services.runtime.settings import Settings
 from services.runtime.topics import (
@@ -124,14 +133,39 @@ def principal(carrier_id: str) -> Principal:
     )
 
 
-def principals(carriers: Iterable[Carrier]) -> list[Principal]:
-    """The principals of the active carriers (an inactive one keeps no ACL)."""
-    return [principal(c.id) for c in carriers if c.active]
+# the principal of infra/acls.yaml that writes every active carrier's commands topic
+PLATFORM_WRITER = "api"
+
+
+def platform_writer(carriers: Iterable[Carrier], acls_file: Path | None = None) -> Principal:
+    """The HTTP API's principal, with Write on each active carrier's commands topic only
+    (its other ACLs are the file's, ``acls apply``'s)."""
+    [api] = [p for p in load_acls(acls_file) if p.key == PLATFORM_WRITER]
+    return Principal(
+        key=api.key,
+        user=api.user,
+        description="the HTTP API: writes carriers' commands onto their own topics",
+        permissions=tuple(
+            Permission("topic", CARRIER_COMMANDS.for_carrier(c.id), "literal", ("Write",))
+            for c in carriers
+            if c.active
+        ),
+    )
+
+
+def principals(carriers: Iterable[Carrier], acls_file: Path | None = None) -> list[Principal]:
+    """The principals of the active carriers (an inactive one keeps no ACL), and the
+    platform's writer of their commands topics."""
+    carriers = list(carriers)
+    return [principal(c.id) for c in carriers if c.active] + [platform_writer(carriers, acls_file)]
 
 
 def is_carrier_grant(grant: Grant, prefix: str) -> bool:
-    """Is this ACL a carrier principal's (``carriers apply``'s business)?"""
-    return grant.principal.startswith(f"User:{prefix}{USER_PREFIX}")
+    """Is this ACL ``carriers apply``'s business: a carrier principal's, or one on a single
+    carrier's own topic (the platform writer's)?"""
+    return grant.principal.startswith(f"User:{prefix}{USER_PREFIX}") or on_carrier_topic(
+        grant, prefix
+    )
 
 
 def topic_specs(settings: Settings, carrier_ids: Iterable[str]) -> list[TopicSpec]:
@@ -149,47 +183,67 @@ def file_topic_specs(settings: Settings) -> list[TopicSpec]:
 # --- Strimzi ---------------------------------------------------------------------------
 
 
-def strimzi_users(carriers: Iterable[Carrier], *, cluster: str) -> list[dict[str, Any]]:
+def _strimzi_user(
+    user: str, permissions: Iterable[Permission], *, cluster: str, labels: dict[str, str]
+) -> dict[str, Any]:
+    acls = []
+    # Strimzi's name for a prefixed pattern is "prefix"
+    pattern = {"prefixed": "prefix", "literal": "literal"}
+    for permission in permissions:
+        for operation in permission.operations:
+            resource: dict[str, str] = {"type": permission.resource}
+            if permission.resource != "cluster":
+                resource |= {
+                    "name": permission.name,
+                    "patternType": pattern[permission.pattern],
+                }
+            acls.append({"resource": resource, "operations": [operation], "host": "*"})
+    return {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "KafkaUser",
+        "metadata": {
+            "name": user,
+            "labels": {
+                "strimzi.io/cluster": cluster,
+                "app.kubernetes.io/part-of": "microhub",
+                **labels,
+            },
+        },
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": acls},
+        },
+    }
+
+
+def strimzi_users(
+    carriers: Iterable[Carrier], *, cluster: str, acls_file: Path | None = None
+) -> list[dict[str, Any]]:
     """A Strimzi ``KafkaUser`` per active carrier: SCRAM-SHA-512 and exactly its ACLs
-    (the User Operator creates the password in a Secret of the same name)."""
-    documents = []
-    for carrier in carriers:
-        if not carrier.active:
-            continue
-        acls = []
-        # Strimzi's name for a prefixed pattern is "prefix"
-        pattern = {"prefixed": "prefix", "literal": "literal"}
-        for permission in principal(carrier.id).permissions:
-            for operation in permission.operations:
-                acls.append(
-                    {
-                        "resource": {
-                            "type": permission.resource,
-                            "name": permission.name,
-                            "patternType": pattern[permission.pattern],
-                        },
-                        "operations": [operation],
-                        "host": "*",
-                    }
-                )
-        documents.append(
-            {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
-                "kind": "KafkaUser",
-                "metadata": {
-                    "name": user_of(carrier.id),
-                    "labels": {
-                        "strimzi.io/cluster": cluster,
-                        "app.kubernetes.io/part-of": "microhub",
-                        "microhub.dev/carrier": carrier.id,
-                    },
-                },
-                "spec": {
-                    "authentication": {"type": "scram-sha-512"},
-                    "authorization": {"type": "simple", "acls": acls},
-                },
-            }
+    (the User Operator creates the password in a Secret of the same name); and the HTTP
+    API's, whose ACLs (its file's and a Write on each carrier's commands topic) follow
+    the registry: Strimzi keeps a user's ACLs in one resource."""
+    carriers = list(carriers)
+    documents = [
+        _strimzi_user(
+            user_of(c.id),
+            principal(c.id).permissions,
+            cluster=cluster,
+            labels={"microhub.dev/carrier": c.id},
         )
+        for c in carriers
+        if c.active
+    ]
+    [api] = [p for p in load_acls(acls_file) if p.key == PLATFORM_WRITER]
+    writer = platform_writer(carriers, acls_file)
+    documents.append(
+        _strimzi_user(
+            api.user,
+            (*api.permissions, *writer.permissions),
+            cluster=cluster,
+            labels={"microhub.dev/platform-principal": api.key},
+        )
+    )
     return documents
 
 

@@ -64,29 +64,41 @@ class UnitOfWork:
         time: datetime,
         event_id: str | None = None,
         topic: str | None = None,
+        data: dict[str, Any] | None = None,
+        source: str | None = None,
+        causation: tuple[str, str] | None = None,
     ) -> CloudEvent[Any]:
         """Write ``payload`` as an event to the outbox, on the topic its contract names
         (or ``topic``: a carrier's own, without the environment's prefix), keyed by
         ``key`` (the hub id for hub events), at event time ``time``. Inside
-        :meth:`answering`, an event of an answer type answers that command."""
+        :meth:`answering`, an event of an answer type answers that command. ``data``: the
+        payload's ``model_dump(mode="json")`` when the caller made it already (a decision
+        stores it too), so that it is made once.
+
+        ``source`` and ``causation`` (a command's id and source) are for the gateway,
+        which forwards a carrier's command under a source scoped to the carrier, and
+        tells the carrier about it under the carrier's own id and source."""
         if self._outbox is None:
             raise RuntimeError(f"{self.source} publishes nothing: it has no outbox")
-        extensions = None
+        # the trace of what caused it goes on (traceparent)
+        extensions = tracing.extension()
+        if causation is not None:
+            extensions = extensions | {"causationid": causation[0], "causationsource": causation[1]}
         if self._answering is not None and payload.event_type in self._answering[1]:
             command, _types, answer = self._answering
-            extensions = {"causationid": command.id, "causationsource": command.source}
-            answer.append(
-                {"type": payload.event_type, "data": payload.model_dump(mode="json"), "key": key}
-            )
+            extensions = extensions | {"causationid": command.id, "causationsource": command.source}
+            if data is None:  # the caller's JSON form of the payload, when it has one
+                data = payload.model_dump(mode="json")
+            answer.append({"type": payload.event_type, "data": data, "key": key})
         event = new_event(
             payload,
-            source=self.source,
+            source=source or self.source,
             subject=key,
             time=time,
             event_id=event_id,
-            extensions=extensions,
+            extensions=extensions or None,
+            trusted=True,  # our own payload, validated when it was made
         )
-        event = tracing.stamp(event)  # the trace of what caused it goes on (traceparent)
         self.payloads.append(payload)
         self._events.append(
             outbox_row(event, topic=self._topic(topic or payload.topic), key=key, now=self._now)

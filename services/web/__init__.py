@@ -7,7 +7,10 @@ the person signed in (no key in a URL).
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -16,8 +19,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.web import pages
 from services.web.layout import error_page
-from services.web.pages import SignInRequired, caller_of, routers
+from services.web.pages import SignInRequired, caller_of
+from services.web.scorecards import scorecard_router
+
+
+def routers(settings: Any = None) -> list[Callable[[Callable[..., Any]], APIRouter]]:
+    """Router factories for ``create_app(routers=...)`` (they get the key dependency)."""
+    return [*pages.routers(settings), scorecard_router]
+
 
 # paths that answer machines (JSON errors, as before); everything else answers people
 MACHINE_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json")

@@ -87,8 +87,13 @@ def page_router(principal: Callable[..., Any]) -> APIRouter:
         who = caller_of(request)
         if who is None:
             return page("Sign in", _sign_in_form(safe_next(next)), principal=None)
+        scorecards = (
+            f'<li><a href="{home_of(who)}/scorecards">Carrier scorecards</a></li>'
+            if who.role is Role.OPERATOR
+            else ""
+        )
         body = f"""<p>Signed in as <b>{html.escape(who.name)}</b>.</p>
-<ul class="links"><li><a href="{home_of(who)}">Your page</a></li>
+<ul class="links"><li><a href="{home_of(who)}">Your page</a></li>{scorecards}
 <li>API: <a href="/docs">OpenAPI (Swagger UI)</a> · <a href="/ui/asyncapi">AsyncAPI</a></li>
 </ul><section id="everything"></section>"""
         return page("Welcome", body, script="index.js", principal=who)

@@ -7,19 +7,29 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.service import BookingService
+from services.gateway.service import GatewayService
 from services.runtime.acls import load_acls
 from services.runtime.apache_kafka import ApacheKafka
 from services.runtime.db import make_engine
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader
+from tests.support.gateway import write_carriers
 from tests.support.hubs import write_catalogue
-from tests.support.kafka import real_kafka_or_skip
+from tests.support.kafka import KafkaUnderTest, create_topics, real_kafka_or_skip
 from tests.support.secured_kafka import INTRUDER, INTRUDER_PASSWORD, SecuredKafka
+
+# the carriers of the tests' registry (the HTTP tests' API keys are theirs)
+TEST_CARRIERS = ("acme", "other", "bravo")
 
 
 @pytest.fixture
 def booking_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"hubs_file": write_catalogue(tmp_path / "hubs.yaml")})
+    return settings.model_copy(
+        update={
+            "hubs_file": write_catalogue(tmp_path / "hubs.yaml"),
+            "carriers_file": write_carriers(tmp_path / "carriers.yaml", *TEST_CARRIERS),
+        }
+    )
 
 
 @pytest.fixture
@@ -28,6 +38,26 @@ async def booking(
 ) -> AsyncIterator[BookingService]:
     service = BookingService(
         booking_settings, booking_settings.bootstrap_list(), database_url=database_url
+    )
+    await service.start()
+    try:
+        yield service
+    finally:
+        if service.started:
+            await service.stop()
+
+
+@pytest.fixture
+async def gateway(
+    booking_settings: Settings, kafka_cluster: KafkaUnderTest, tmp_path: Path
+) -> AsyncIterator[GatewayService]:
+    """The gateway, which the HTTP API's commands go through (the carriers' topics, the
+    ingress's rules) as every carrier's do; on its own database."""
+    await create_topics(booking_settings, kafka_cluster)  # the test registry's carriers'
+    service = GatewayService(
+        booking_settings,
+        booking_settings.bootstrap_list(),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
     )
     await service.start()
     try:

@@ -23,7 +23,6 @@ from services.runtime.acls import REPO_ACLS_FILE, Grant, grants
 from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.topic_admin import apply_topics, platform_topics
 from services.runtime.topics import REPO_TOPICS_FILE, TopicsError
-from tests.support.carrier import Carrier
 from tests.support.dispatch import Publisher
 from tests.support.hubs import write_catalogue
 from tests.support.secured_kafka import INTRUDER, SecuredKafka
@@ -61,7 +60,7 @@ async def test_apply_creates_the_users_and_acls_once_and_dry_run_changes_nothing
 ) -> None:
     prefix = secured_kafka.new_prefix()
     wanted = grants(secured_kafka.principals, prefix)
-    assert len(wanted) == 51  # the gateway's 11, and KEDA's on the gateway's lag
+    assert len(wanted) == 51  # the gateway's 11, KEDA's on the gateway's lag; the API's closures
 
     dry = secured_kafka.apply(prefix, dry_run=True)
     assert dry.missing == wanted and dry.present == [] and dry.created == []
@@ -204,7 +203,7 @@ async def test_taking_an_acl_away_refuses_what_it_allowed(
     secured_kafka: SecuredKafka, tmp_path: Path
 ) -> None:
     """The refusals the other tests assert come from the ACLs: without booking's Write on
-    its events topic, its producer is refused there; without the API's only Write, its
+    its events topic, its producer is refused there; without the vehicles' only Write, their
     idempotent producer is refused a producer id (no IdempotentWrite on the cluster, no
     Write on any topic: KIP-679). With the file applied again, both work."""
     prefix = secured_kafka.new_prefix()
@@ -217,31 +216,32 @@ async def test_taking_an_acl_away_refuses_what_it_allowed(
         async with Publisher(secured_kafka.bootstrap, topic_of, security=security) as booking:
             await booking.send_raw(b"{}", topic="microhub.booking.events.v1", key="test-hub")
 
-    async def api_sends_a_command() -> None:
-        security = secured_kafka.security("api", prefix)
-        async with Carrier(secured_kafka.bootstrap, prefix=prefix, security=security) as api:
-            await api.send_raw(b"{}", key="test-hub")
+    async def vehicles_send_telemetry() -> None:
+        security = secured_kafka.security("fleet", prefix)
+        async with Publisher(secured_kafka.bootstrap, topic_of, security=security) as fleet:
+            await fleet.send_raw(b"{}", topic="microhub.fleet.telemetry.v1", key="bike-1")
 
     await booking_publishes()
-    await api_sends_a_command()
+    await vehicles_send_telemetry()
     reduced = yaml.safe_load(REPO_ACLS_FILE.read_text())
     del reduced["principals"]["booking"]["topics"]["microhub.booking.events.v1"]
-    del reduced["principals"]["api"]["topics"]["microhub.booking.commands.v1"]
+    # the vehicles keep only seeing their topic: no Write left anywhere
+    reduced["principals"]["fleet"]["topics"]["microhub.fleet.telemetry.v1"] = ["Describe"]
     (tmp_path / "reduced.yaml").write_text(yaml.safe_dump(reduced))
     removed = secured_kafka.apply(prefix, file=tmp_path / "reduced.yaml", delete_extra=True)
     taken = [
         Grant(f"User:{prefix}microhub-{who}", "topic", f"{prefix}{topic}", "literal", "Write")
         for who, topic in (
-            ("api", "microhub.booking.commands.v1"),
             ("booking", "microhub.booking.events.v1"),
+            ("fleet", "microhub.fleet.telemetry.v1"),
         )
     ]
     assert removed.deleted == taken
     with pytest.raises(TopicAuthorizationFailedError):
         await booking_publishes()
     with pytest.raises(ClusterAuthorizationFailedError):
-        await api_sends_a_command()
+        await vehicles_send_telemetry()
 
     assert secured_kafka.apply(prefix).created == taken
     await booking_publishes()
-    await api_sends_a_command()
+    await vehicles_send_telemetry()

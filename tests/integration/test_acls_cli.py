@@ -48,6 +48,8 @@ async def test_apply_from_the_command_line_creates_users_and_acls_once(
 
     code, out, err = await run("acls", "apply", "--passwords", str(passwords), "--dry-run", env=env)
     assert code == 0, err
+    # 51: the API writes the internal commands topic for hub operators' closures only
+    # (carriers apply grants it the carriers' commands topics)
     assert out.splitlines()[-1] == "dry run: 8 users and 51 ACLs to create, 0 ACLs present, 0 extra"
     assert f"User:{prefix}microhub-booking" in out and "(dry run)" in out
 

@@ -1,9 +1,10 @@
 """Each service with exactly its ACLs (infra/acls.yaml), on Apache Kafka with SASL/SCRAM
 and the StandardAuthorizer: booking, dispatch and reporting each run as their own
 principal (as `microhub serve <service>` does: topics file applied on start, then the
-consumers), the HTTP API as its own; a booking request travels from HTTP through to
-routes that reporting sees, every consumer dead-letters a poison record, and the
-reporting rebuild replays the topics. Then what the ACLs do not allow is refused."""
+consumers), the gateway and the HTTP API as theirs; a booking request travels from HTTP
+through the carrier's own topic and the gateway to routes that reporting sees, every
+consumer dead-letters a poison record, and the reporting rebuild replays the topics.
+Then what the ACLs do not allow is refused."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ from contracts.fleet import VehicleStatus, VehicleStatusChanged
 from contracts.topics import all_topic_names
 from services.app.platform import Platform
 from services.reporting.cli import rebuild_projection
+from services.runtime.acl_admin import apply_acls
+from services.runtime.carriers import (
+    SAMPLE_CARRIERS_FILE,
+    is_carrier_grant,
+    load_carriers,
+    principals,
+)
 from services.runtime.topic_admin import apply_topics, platform_topics
 from tests.support.carrier import Carrier, TopicReader, consignment
 from tests.support.dispatch import ALL_DAY, Publisher, write_fleet
@@ -46,6 +54,14 @@ async def prefix(secured_kafka: SecuredKafka) -> str:
         secured_kafka.settings("migration", prefix), secured_kafka.bootstrap
     )
     assert len(created.created) == len(platform_topics(secured_kafka.settings("migration", prefix)))
+    # `carriers apply`'s ACLs for the sample registry: the API writes carriers' commands
+    carriers = apply_acls(
+        secured_kafka.settings("admin", prefix),
+        secured_kafka.bootstrap,
+        principals=principals(load_carriers(SAMPLE_CARRIERS_FILE)),
+        scope=lambda grant: is_carrier_grant(grant, prefix),
+    )
+    assert carriers.created
     return prefix
 
 
@@ -77,7 +93,7 @@ async def platforms(
         # the API process answers from the services' databases, as in a deployment
         "database_urls": {
             name: f"sqlite+aiosqlite:///{tmp_path / name}.db"
-            for name in ("booking", "dispatch", "reporting")
+            for name in ("booking", "dispatch", "reporting", "gateway")
         },
         "hubs_file": write_catalogue(tmp_path / "hubs.yaml", hub),
         "api_keys_file": write_keys(tmp_path / "api-keys.yaml"),
@@ -108,6 +124,7 @@ async def test_each_service_works_with_exactly_its_acls(
     dispatch = (await platforms("dispatch", services=["dispatch"], http=False)).services["dispatch"]
     reporting_platform = await platforms("reporting", services=["reporting"], http=False)
     reporting = reporting_platform.services["reporting"]
+    gateway = (await platforms("gateway", services=["gateway"], http=False)).services["gateway"]
     # `serve api`: every service's routes, no consumers
     api = await platforms("api", consuming=False)
     admin = secured_kafka.security("admin", prefix)  # the test's own eyes on the topics
@@ -119,8 +136,9 @@ async def test_each_service_works_with_exactly_its_acls(
             secured_kafka.bootstrap, topic("microhub.dispatch.events.v1"), security=admin
         ) as routes,
     ):
-        # a carrier books over HTTP: the API principal writes the command, booking reads
-        # it and publishes the confirmation the API then finds in booking's database
+        # a carrier books over HTTP: the API principal writes the command onto the
+        # carrier's topic, the gateway forwards it, booking reads it and publishes the
+        # confirmation the API then finds in booking's database
         now = datetime.now(UTC)
         request = {
             "carrier_reference": "acl-1",
@@ -167,7 +185,7 @@ async def test_each_service_works_with_exactly_its_acls(
     # every consumer may write its dead letters: one poison record on each input topic,
     # written by whoever may write there (the admin stands in for booking and dispatch)
     async with Carrier(
-        secured_kafka.bootstrap, prefix=prefix, security=secured_kafka.security("api", prefix)
+        secured_kafka.bootstrap, prefix=prefix, security=secured_kafka.security("gateway", prefix)
     ) as carrier:
         await carrier.send_raw(b"not json", key=TEST_HUB)
     async with Publisher(secured_kafka.bootstrap, topic, security=fleet) as vehicles:
@@ -181,6 +199,8 @@ async def test_each_service_works_with_exactly_its_acls(
         "dispatch-telemetry": dispatch.consumer("dispatch-telemetry"),
         "reporting-bookings": reporting.consumer("reporting-bookings"),
         "reporting-dispatch": reporting.consumer("reporting-dispatch"),
+        "gateway-bookings": gateway.consumer("gateway-bookings"),
+        "gateway-dispatch": gateway.consumer("gateway-dispatch"),
     }
     await eventually(
         lambda: all(c.dead_letters.count == 1 for c in consumers.values()),
@@ -190,7 +210,11 @@ async def test_each_service_works_with_exactly_its_acls(
     for name in all_topic_names():
         if name.endswith(".dlq"):
             async with TopicReader(secured_kafka.bootstrap, topic(name), security=admin) as dlq:
-                expected = 2 if name == "microhub.booking.events.v1.dlq" else 1
+                # the gateway dead-letters the poison events it reads too
+                expected = {
+                    "microhub.booking.events.v1.dlq": 3,
+                    "microhub.dispatch.events.v1.dlq": 2,
+                }.get(name, 1)
                 await dlq.wait_for(lambda r, n=expected: len(r.records) >= n, what=name)
                 for record in dlq.records:
                     dead_letters[dict(record.headers)["x-microhub-consumer"].decode()] = name
@@ -200,7 +224,10 @@ async def test_each_service_works_with_exactly_its_acls(
         "reporting-bookings": "microhub.booking.events.v1.dlq",
         "dispatch-telemetry": "microhub.fleet.telemetry.v1.dlq",
         "reporting-dispatch": "microhub.dispatch.events.v1.dlq",
+        "gateway-bookings": "microhub.booking.events.v1.dlq",
+        "gateway-dispatch": "microhub.dispatch.events.v1.dlq",
     }
+    assert gateway.handlers.forwarded == 2  # the HTTP request and check-in
 
     # `reporting rebuild` as the reporting principal: no group, its own partitions
     replayed = await rebuild_projection(
@@ -266,8 +293,13 @@ async def test_what_the_acls_do_not_allow_is_refused(
             group="microhub-dispatch-bookings",
         )
 
-    # the HTTP API's principal writes commands but reads no events (nor commands)
-    await publish("api", "microhub.booking.commands.v1")
+    # the HTTP API's principal writes carriers' commands (onto their own topics), never
+    # the internal commands topic, and reads no events (nor commands)
+    await publish("api", "microhub.carriers.parcelco.commands.v1")
+    with pytest.raises(
+        TopicAuthorizationFailedError, match=f"{prefix}microhub.booking.commands.v1"
+    ):
+        await publish("api", "microhub.booking.commands.v1")
     for name in ("microhub.booking.events.v1", "microhub.booking.commands.v1"):
         with pytest.raises(TopicAuthorizationFailedError, match=f"{prefix}{name}"):
             await read_once(secured_kafka, "api", prefix, name)

@@ -26,6 +26,7 @@ from tests.support.hubs import TEST_HUB
 NOW = monday_after(datetime.now(UTC)) + timedelta(hours=5)  # Monday 06:00 Berlin (winter)
 SLOT = (NOW + timedelta(days=1, hours=3)).replace(minute=0, second=0, microsecond=0)
 REQUESTED = "microhub.booking.requested.v1"
+REQUESTED_V2 = "microhub.booking.requested.v2"
 
 
 @pytest.fixture
@@ -303,6 +304,40 @@ async def test_rules_the_schema_cannot_express_are_answered_with_a_reason(
     # not stored: the carrier corrects the consignment and sends it with the same reference
     fixed = carrier.request_data("mismatch", hub_id=TEST_HUB, slot_start=SLOT)
     [decided] = await answered(outcomes, await carrier.send(REQUESTED, fixed, time=NOW))
+    assert decided["type"] == "microhub.booking.confirmed.v1"
+    assert dead_letters.records == []
+
+
+async def test_a_v2_window_that_cannot_be_kept_is_answered_with_a_reason(
+    booking: BookingService, carrier: Carrier, outcomes: TopicReader, dead_letters: TopicReader
+) -> None:
+    def with_window(reference: str, start: datetime, end: datetime) -> dict[str, Any]:
+        data = carrier.request_data(reference, hub_id=TEST_HUB, slot_start=SLOT)
+        data["consignment"]["stops"][-1]["window"] = {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        }
+        return data
+
+    backwards = with_window("backwards", SLOT + timedelta(hours=3), SLOT + timedelta(hours=1))
+    empty = with_window("empty", SLOT + timedelta(hours=2), SLOT + timedelta(hours=2))
+    early = with_window("early", SLOT - timedelta(hours=2), SLOT)
+    for data, reason in (
+        (backwards, "window_backwards"),
+        (empty, "window_backwards"),
+        (early, "window_before_slot"),
+    ):
+        command = await carrier.send(REQUESTED_V2, data, time=NOW)
+        [answer] = await answered(outcomes, command)
+        assert answer["type"] == "microhub.booking.command_rejected.v2"
+        assert answer["data"]["reason"] == reason
+        assert answer["data"]["command_type"] == REQUESTED_V2
+        assert answer["data"]["carrier_reference"] == data["carrier_reference"]
+        stop_id = data["consignment"]["stops"][-1]["stop_id"]
+        assert stop_id in answer["data"]["message"]
+    # nothing was stored: the corrected request under the same reference is booked
+    fixed = with_window("backwards", SLOT + timedelta(hours=1), SLOT + timedelta(hours=3))
+    [decided] = await answered(outcomes, await carrier.send(REQUESTED_V2, fixed, time=NOW))
     assert decided["type"] == "microhub.booking.confirmed.v1"
     assert dead_letters.records == []
 

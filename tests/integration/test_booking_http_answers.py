@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from services.booking.service import BookingService
+from services.gateway.service import GatewayService
 from services.runtime.auth import ApiKeys
 from services.runtime.http import create_app
 from tests.integration.test_booking_http import auth, body, next_slot
@@ -19,7 +20,10 @@ LIMIT = 64 * 1024
 
 
 @pytest.fixture
-async def client(booking: BookingService, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    booking: BookingService, gateway: GatewayService, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of ``booking``; its commands go through the carrier's topic and ``gateway``."""
     keys_file = tmp_path / "keys.yaml"
     keys_file.write_text(yaml.safe_dump({"keys": [{"key": "k-acme", "scope": "carrier:acme"}]}))
     app = create_app(

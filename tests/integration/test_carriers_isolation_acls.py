@@ -105,7 +105,7 @@ def prefix(secured_kafka: SecuredKafka, tmp_path: Path) -> str:
     result = CliRunner().invoke(carriers_app, args, env=env)
     assert result.exit_code == 0, result.output
     assert re.search(
-        r"2 active carriers: \d+ topics created, 2 users created, 6 ACLs", result.output
+        r"2 active carriers: \d+ topics created, 2 users created, 8 ACLs", result.output
     )
     return prefix
 
@@ -163,3 +163,23 @@ async def test_a_carrier_reaches_only_its_own_topics(
         prefix + own_topic("bravo", "events"),
         f"{prefix}microhub.carriers.bravo.app",
     ) == [b"{}"]
+
+
+async def test_the_http_apis_principal_writes_carriers_commands_and_nothing_else_of_theirs(
+    secured_kafka: SecuredKafka, prefix: str
+) -> None:
+    """The HTTP API sends a carrier's commands through the carrier's own topic (and the
+    gateway): `carriers apply` lets its principal write every active carrier's commands
+    topic; it reads none, and neither reads nor writes a carrier's events."""
+    api = secured_kafka.security("api", prefix)
+    for carrier in ("acme", "bravo"):
+        await produce(secured_kafka, api, prefix + own_topic(carrier))
+        with pytest.raises(TopicAuthorizationFailedError, match=own_topic(carrier, "events")):
+            await produce(secured_kafka, api, prefix + own_topic(carrier, "events"))
+    with pytest.raises((TopicAuthorizationFailedError, GroupAuthorizationFailedError)):
+        await read(secured_kafka, api, prefix + own_topic("acme"), f"{prefix}microhub-api")
+    # `acls apply` again: the per-carrier ACLs are the registry's, neither reported as
+    # extra nor deleted by the platform file's run
+    again = secured_kafka.apply(prefix, delete_extra=True)
+    assert not [g for g in again.extra if "carriers." in g.name], again.extra
+    await produce(secured_kafka, api, prefix + own_topic("acme"))

@@ -1,7 +1,8 @@
 """Two carriers' bookings on one route, through booking and the gateway on the session's
-Kafka: each carrier's events topic, read back whole, holds its own outcomes and delivery
-statuses only, never the other carrier's id, references, booking ids, stop ids or where
-its recipients live.
+Kafka: each carrier's events topic, read back whole, holds its own outcomes, delivery
+statuses and dispatch's per-stop updates (``stop_updated.v1``: planned with ETA,
+delivered with the proof, failed, returned) only, never the other carrier's id,
+references, booking ids, stop ids or where its recipients live.
 
 The carriers send requests, a cancellation, check-ins and a command in the other's
 name over their own topics; dispatch's events (a route that consolidates both carriers'
@@ -25,9 +26,12 @@ from contracts.dispatch import (
     RoutePlanned,
     RouteStarted,
     RouteStop,
+    StopProgress,
     StopRef,
     StopReturned,
+    StopUpdated,
 )
+from contracts.fleet import ProofOfDelivery
 from services.app.platform import Platform
 from services.booking.domain import booking_id_for
 from services.runtime.kafka import KafkaCluster
@@ -232,6 +236,48 @@ async def test_each_carrier_reads_only_its_own_on_a_shared_route(platform: Setti
             ),
             time=now + timedelta(hours=2),
         )
+        # dispatch's own per-stop records: each stop planned with its ETA, then delivered
+        # (with the proof: where, and who signed) or failed; bravo's failed one returned
+        for i, stop in enumerate(plan.stops):
+            common = {
+                "hub_id": TEST_HUB,
+                "carrier_id": stop.carrier_id,
+                "booking_id": stop.booking_id,
+                "stop_id": stop.stop_id,
+                "route_id": plan.route_id,
+                "vehicle_id": "bike-1",
+            }
+            planned = StopUpdated(
+                **common, status=StopProgress.PLANNED, at=now, eta=now + timedelta(minutes=9 * i)
+            )
+            await dispatch.send(planned, time=now)
+            done = now + timedelta(minutes=50)
+            if stop.stop_id in failed:
+                outcome = StopUpdated(
+                    **common, status=StopProgress.FAILED, at=done, reason="no access", attempts=1
+                )
+            else:
+                proof = ProofOfDelivery(
+                    at=done, location=stop.location, recipient_name=f"{stop.stop_id}-recipient"
+                )
+                outcome = StopUpdated(**common, status=StopProgress.DELIVERED, at=done, proof=proof)
+            await dispatch.send(outcome, time=done)
+        returned_stop = next(s for s in plan.stops if s.stop_id == "bravo-stop-0")
+        await dispatch.send(
+            StopUpdated(
+                hub_id=TEST_HUB,
+                carrier_id="bravo",
+                booking_id=returned_stop.booking_id,
+                stop_id="bravo-stop-0",
+                status=StopProgress.RETURNED,
+                at=now + timedelta(hours=2),
+                reason="nobody home",
+                attempts=1,
+            ),
+            time=now + timedelta(hours=2),
+        )
+        await to_acme.wait_count(2 * 2, suffix="stop_updated.v1", timeout=30)
+        await to_bravo.wait_count(3 * 2 + 1, suffix="stop_updated.v1", timeout=30)
         # each stop: planned, out for delivery, delivered or failed; bravo's failed one
         # returned too
         await to_acme.wait_count(2 * 3, suffix="delivery_status.v1", timeout=30)
@@ -246,7 +292,7 @@ async def test_each_carrier_reads_only_its_own_on_a_shared_route(platform: Setti
             data = c["data"]
             strings |= {data["booking_id"], data["carrier_reference"]}
             for stop in data["consignment"]["stops"]:
-                strings.add(stop["stop_id"])
+                strings |= {stop["stop_id"], f"{stop['stop_id']}-recipient"}
                 numbers |= {stop["location"]["lat"], stop["location"]["lon"]}
         owned[carrier] = strings, numbers
 
@@ -267,5 +313,14 @@ async def test_each_carrier_reads_only_its_own_on_a_shared_route(platform: Setti
         assert {s["stop_id"] for s in statuses} == {
             s.stop_id for s in plan.stops if s.carrier_id == carrier
         }
+        # its own stops' updates, every one of them, unchanged: the proof of a delivered
+        # one says where and who signed
+        updates = [r["data"] for r in records if r["type"].endswith("stop_updated.v1")]
+        assert {u["stop_id"] for u in updates} == {
+            s.stop_id for s in plan.stops if s.carrier_id == carrier
+        }
+        for update in updates:
+            if update["status"] == "delivered":
+                assert update["proof"]["recipient_name"] == f"{update['stop_id']}-recipient"
     returned = [s for s in told["bravo"] if s["data"].get("state") == "returned"]
     assert [r["data"]["stop_id"] for r in returned] == ["bravo-stop-0"]

@@ -320,10 +320,28 @@ async def test_the_gateway_forgets_webhook_events_after_the_retention(
                     for days in (31, 29)
                 ],
             )
+            # which carrier command each forwarded one was: needed until booking answers
+            await session.execute(
+                gateway_store.forwarded_commands.insert(),
+                [
+                    {
+                        "id": f"ingress-{days}",
+                        "carrier_id": "acme",
+                        "command_id": f"c{days}",
+                        "command_source": "acme/tms",
+                        "forwarded_at": now - timedelta(days=days),
+                    }
+                    for days in (31, 29)
+                ],
+            )
         assert await gateway.purge_personal_data(now) == {
             "webhook_deliveries.payload": 1,
+            "forwarded_commands": 1,
             "outbox (sent rows deleted)": 0,
         }
+        async with gateway.sessions() as session:
+            kept = (await session.execute(select(gateway_store.forwarded_commands.c.id))).all()
+        assert [r.id for r in kept] == ["ingress-29"]
         async with gateway.sessions() as session:
             rows = (
                 await session.execute(

@@ -189,6 +189,41 @@ def test_a_free_vehicle_as_the_solver_sees_it() -> None:
     assert full is not None and full.range_km == 60
 
 
+def charging_with_breaks(**state) -> VehicleState:
+    v = vehicle(**state)
+    config = {
+        **v.config.model_dump(),
+        "charge_kw": 1.8,  # 1.8 kW / 0.015 kWh per km: 120 km an hour, 2 km a minute
+        "charge_at_shift_start_pct": 40,
+        "breaks": {"after_hours": 4.5, "minutes": 30},
+    }
+    return VehicleState(
+        config=VehicleConfig.model_validate(config),
+        status=v.status,
+        battery_pct=v.battery_pct,
+        busy_route=v.busy_route,
+        since=v.since,
+    )
+
+
+def test_charging_and_the_break_rule_as_the_solver_sees_them() -> None:
+    # T0 is 10:00 in Berlin, three hours into the 07:00 shift
+    spec = domain.vehicle_spec(charging_with_breaks(), now=T0, timezone="Europe/Berlin")
+    assert spec is not None
+    assert spec.range_km == 24 and spec.full_range_km == 60  # 40 % until telemetry says
+    assert spec.charge_km_per_min == pytest.approx(2.0)
+    assert (spec.break_after_min, spec.break_min) == (270, 30)
+    # dispatch cannot tell when a break was taken: all three hours count ...
+    assert spec.worked_min == pytest.approx(180)
+    # ... unless the vehicle has stood free at the hub for a break's length
+    rested = charging_with_breaks(since=T0 - timedelta(minutes=30), battery_pct=90)
+    spec = domain.vehicle_spec(rested, now=T0, timezone="Europe/Berlin")
+    assert spec is not None and spec.worked_min == 0 and spec.range_km == 54
+    busy_until_recently = charging_with_breaks(since=T0 - timedelta(minutes=29))
+    spec = domain.vehicle_spec(busy_until_recently, now=T0, timezone="Europe/Berlin")
+    assert spec is not None and spec.worked_min == pytest.approx(180)
+
+
 @pytest.mark.parametrize(
     ("state", "now", "why"),
     [

@@ -68,6 +68,25 @@ def write(tmp_path: Path, document) -> Path:
         ),
         ({"hubs": [{"hub_id": "h1"}, {"hub_id": "h1"}]}, "more than once: ['h1']"),
         ({"circuity": {"berlin": 0.7}, "hubs": []}, "circuity of berlin is 0.7"),
+        (
+            {"hubs": [{"hub_id": "h1", "vehicles": [bike("b1", charge_kw=-3)]}]},
+            "hub h1, vehicle b1: charge_kw",
+        ),
+        (
+            {"hubs": [{"hub_id": "h1", "vehicles": [bike("b1", charge_at_shift_start_pct=120)]}]},
+            "hub h1, vehicle b1: charge_at_shift_start_pct",
+        ),
+        (
+            {
+                "hubs": [
+                    {
+                        "hub_id": "h1",
+                        "vehicles": [bike("b1", breaks={"after_hours": 0, "minutes": 30})],
+                    }
+                ]
+            },
+            "hub h1, vehicle b1: breaks.after_hours",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, document, message: str) -> None:

@@ -22,6 +22,7 @@ from services.dispatch.solver import (
     haversine_km,
     plan_wave,
     road_km,
+    timeline,
 )
 
 HUB = Point(52.50, 13.40)
@@ -270,6 +271,76 @@ def test_a_vehicle_reloads_at_the_hub_for_a_second_trip() -> None:
     assert len(plan_wave(short, iterations=200).unserved) == 1
 
 
+def test_a_vehicle_waits_at_the_hub_for_the_charge_its_second_trip_needs() -> None:
+    # two stops of 100 kg, a 150 kg bike: two trips, 2 x 0.88 + 2 x 1.76 = 5.28 km. The
+    # battery holds 2 km at departure (10 km full) and recharges 0.1 km a minute at the
+    # hub: 0.5 km while loading before each trip, the rest (5.28 - 2 - 1 = 2.28 km) by
+    # waiting 22.8 min, whichever trip goes first (charging is linear, never full here).
+    stops = [stop("a", EAST[0], kg=100), stop("b", EAST[1], kg=100)]
+    km = 2 * road_km(HUB, EAST[0]) + 2 * road_km(HUB, EAST[1])
+    charging = replace(
+        bike(kg=150, range_km=2), max_trips=2, full_range_km=10, charge_km_per_min=0.1
+    )
+    instance = WaveInstance(HUB, stops, [charging], load_min_per_trip=5)
+    plan = plan_wave(instance, iterations=300)
+    [route] = plan.routes
+    assert not plan.unserved and len(route.trips) == 2 and not check_plan(instance, plan)
+    wait = (km - 2 - 2 * 5 * 0.1) / 0.1
+    assert wait == pytest.approx(22.8, abs=0.1)
+    assert route.duration_min == pytest.approx(km / 15 * 60 + 2 * 4 + 2 * 5 + wait)
+    # the second trip's stop is served after the wait: its ETA includes it
+    first, second = route.trips
+    first_km = 2 * road_km(HUB, stops[0 if first == ("a",) else 1].location)
+    second_one_way = road_km(HUB, stops[0 if second == ("a",) else 1].location)
+    assert route.etas_min[1] == pytest.approx(
+        5 + first_km / 15 * 60 + 4 + 5 + wait + second_one_way / 15 * 60
+    )
+    # the second trip's own minutes (its route's planned duration) include the wait
+    by_key = {s.key: s for s in stops}
+    line = timeline(instance, charging, [[by_key[k] for k in trip] for trip in route.trips])
+    assert line.charging_min == pytest.approx(wait)
+    # (the wait before the first trip is what 2.5 km lacked for it; the rest is here)
+    wait_first = max(0.0, first_km - 2.5) / 0.1
+    assert line.trip_minutes[1] == pytest.approx(
+        5 + (wait - wait_first) + 2 * second_one_way / 15 * 60 + 4
+    )
+    # without a charge at the hub 2 km cannot reach b and back (3.5 km): it waits
+    no_charge = WaveInstance(HUB, stops, [replace(charging, charge_km_per_min=0)])
+    unserved = plan_wave(no_charge, iterations=300).unserved
+    assert {u.key: u.code for u in unserved} == {"b": "beyond_range"}
+    # a plan that ignored the charge would break the battery, and the check says so
+    flat = replace(plan, routes=[replace(route, etas_min=())])
+    assert check_plan(replace(instance, vehicles=[replace(charging, charge_km_per_min=0)]), flat)
+
+
+def test_a_break_pushes_the_eta_of_the_stop_after_it() -> None:
+    # the driver has worked 50 min and must break for 30 min before passing 60: the
+    # first stop (its window forces it first) is reached after 3.5 min of driving and
+    # served by 57.5 min of work; the next leg would pass 60, so the break comes first.
+    a = replace(stop("a", EAST[0]), window=(0.0, 8.0))
+    b = stop("b", EAST[1])
+    leg = road_km(HUB, EAST[0]) / 15 * 60  # hub -> a and a -> b alike: 3.5 min
+    tired = replace(bike(), break_after_min=60, break_min=30, worked_min=50)
+    instance = WaveInstance(HUB, [a, b], [tired])
+    for limit in (0, 1):
+        plan = plan_wave(instance, time_limit_s=limit, iterations=200)
+        [route] = plan.routes
+        assert route.stop_keys == ("a", "b") and not check_plan(instance, plan)
+        assert route.etas_min == pytest.approx((leg, leg + 4 + 30 + leg))
+        assert route.duration_min == pytest.approx(2 * leg + 2 * 4 + 30 + 2 * leg)
+    # rested (no work since the last break): no break, b is served 30 min earlier
+    rested = plan_wave(replace(instance, vehicles=[replace(tired, worked_min=0)]), iterations=200)
+    assert rested.routes[0].etas_min == pytest.approx((leg, 2 * leg + 4))
+    # a shift that ends a minute before both stops with the break would be back: "a"
+    # alone (its break on the way back, at 61 min of work) fits, "b" waits
+    short = replace(tired, available_min=2 * leg + 2 * 4 + 30 + 2 * leg - 1)
+    for limit in (0, 1):
+        plan = plan_wave(replace(instance, vehicles=[short]), time_limit_s=limit, iterations=200)
+        assert [r.stop_keys for r in plan.routes] == [("a",)]
+        assert plan.routes[0].duration_min == pytest.approx(leg + 4 + 30 + leg)
+        assert {u.key: u.code for u in plan.unserved} == {"b": "wave_full"}
+
+
 points = st.builds(
     Point, st.floats(52.40, 52.60, allow_nan=False), st.floats(13.20, 13.60, allow_nan=False)
 )
@@ -312,6 +383,28 @@ vehicles_st = st.lists(
     min_size=0,
     max_size=4,
 )
+# charging and breaks: (extra full range, km per minute at the hub, break rule, worked)
+energy_st = st.tuples(
+    st.floats(0, 60),
+    st.sampled_from([0.0, 0.05, 0.3, 2.0]),
+    st.one_of(st.none(), st.tuples(st.floats(30, 300), st.floats(5, 45))),
+    st.floats(0, 300),
+)
+
+
+def vehicle(j: int, spec: tuple, energy: tuple | None) -> VehicleSpec:
+    v = VehicleSpec(f"v{j}", *spec)
+    if energy is None:
+        return v
+    extra, rate, rule, worked = energy
+    return replace(
+        v,
+        full_range_km=v.range_km + extra,
+        charge_km_per_min=rate,
+        break_after_min=None if rule is None else rule[0],
+        break_min=0.0 if rule is None else rule[1],
+        worked_min=worked,
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -321,17 +414,19 @@ vehicles_st = st.lists(
     st.sampled_from([0, 1]),
     st.floats(1.0, 2.0),
     st.sampled_from([0.0, 0.5, 10.0]),
+    st.lists(st.one_of(st.none(), energy_st), min_size=4, max_size=4),
 )
-def test_limits_are_never_violated(stops, vehicles, limit, circuity, load_min) -> None:
-    """No capacity (at any point of any trip, pickups on board), range, shift or time
-    window is ever broken, whichever planner made the plan."""
+def test_limits_are_never_violated(stops, vehicles, limit, circuity, load_min, energy) -> None:
+    """No capacity (at any point of any trip, pickups on board), range, battery (trip by
+    trip, with the charge at the hub), shift (breaks and charging included), break rule
+    or time window is ever broken, whichever planner made the plan."""
     instance = WaveInstance(
         HUB,
         [
             StopDemand(f"s{i}", p, n, kg, m3, kind=kind, window=window)
             for i, (p, n, kg, m3, kind, window) in enumerate(stops)
         ],
-        [VehicleSpec(f"v{j}", *spec) for j, spec in enumerate(vehicles)],
+        [vehicle(j, spec, energy[j]) for j, spec in enumerate(vehicles)],
         circuity=circuity,
         load_min_per_trip=load_min,
     )

@@ -7,7 +7,9 @@ another carrier's name, which booking refuses for the carrier that sent them): r
 mix every carrier's stops, complete some and fail others, and return some stops. They go
 through what the gateway does with them (``booking_views``; ``STOP_UPDATES``,
 ``resolve`` over the stops remembered from every ``RoutePlanned`` so far,
-``status_views``), and every view is checked: it goes to the carrier whose booking it is,
+``status_views``; ``PASSED_ON`` for dispatch's per-stop ``StopUpdated``, planned with ETA,
+ETA changed, delivered with the proof (where, to whom), failed, returned), and every
+view is checked: it goes to the carrier whose booking it is,
 and nothing in it (ids, references, stop ids, coordinates) is another carrier's.
 
 Every carrier's ids are made distinct on purpose (stop ids are the carrier's own and
@@ -42,10 +44,13 @@ from contracts.dispatch import (
     RoutePlanned,
     RouteStarted,
     RouteStop,
+    StopProgress,
     StopRef,
     StopReturned,
+    StopUpdated,
 )
 from contracts.envelope import Payload
+from contracts.fleet import ProofOfDelivery
 from services.gateway import egress
 from tests.support.dispatch import HUB_LOCATION, hub_summary
 from tests.support.hubs import TEST_HUB
@@ -79,9 +84,14 @@ class World:
             if b.carrier == carrier:
                 strings |= {b.reference, b.booking_id}
                 for stop_id, at in b.stops:
-                    strings.add(stop_id)
+                    strings |= {stop_id, recipient(stop_id)}
                     numbers |= {at.lat, at.lon}
         return strings, numbers
+
+
+def recipient(stop_id: str) -> str:
+    """Who signed for a stop (the carrier's customer): in its proof of delivery."""
+    return f"{stop_id}-recipient"
 
 
 def consignment(stops: list[tuple[str, GeoPoint]]) -> Consignment:
@@ -204,7 +214,32 @@ def build(steps: list[tuple[str, int, int]]) -> World:
                         reason="nobody home",
                     )
                 )
+                world.events.append(
+                    stop_updated(booking, stop_id, StopProgress.RETURNED, at, reason="refused")
+                )
     return world
+
+
+def stop_updated(
+    booking: Booking,
+    stop_id: str,
+    status: StopProgress,
+    at: datetime,
+    *,
+    route_id: str | None = None,
+    **fields: Any,
+) -> StopUpdated:
+    """Dispatch's per-stop record of one of ``booking``'s stops."""
+    return StopUpdated(
+        hub_id=TEST_HUB,
+        carrier_id=booking.carrier,
+        booking_id=booking.booking_id,
+        stop_id=stop_id,
+        status=status,
+        at=at,
+        route_id=route_id,
+        **fields,
+    )
 
 
 def route(world: World, route_id: str, arg: int, at: datetime) -> Iterator[Payload]:
@@ -244,10 +279,28 @@ def route(world: World, route_id: str, arg: int, at: datetime) -> Iterator[Paylo
         objective_value=10.0,
     )
     yield plan
+    # each stop planned with its ETA, and (every other one) an ETA changed: one per stop
+    for i, (b, s, _) in enumerate(stops, 1):
+        eta = at + timedelta(minutes=5 * i)
+        yield stop_updated(
+            b, s, StopProgress.PLANNED, at, route_id=route_id, vehicle_id=plan.vehicle_id, eta=eta
+        )
+        if (arg + i) % 2:
+            late = eta + timedelta(minutes=15)
+            yield stop_updated(b, s, StopProgress.ETA_CHANGED, at, route_id=route_id, eta=late)
     yield RouteStarted(
         route_id=route_id, hub_id=TEST_HUB, vehicle_id=plan.vehicle_id, started_at=at
     )
     refs = [StopRef(booking_id=b.booking_id, stop_id=s) for b, s, _ in stops]
+    done = at + timedelta(minutes=30)
+    for i, (b, s, loc) in enumerate(stops):
+        if (arg >> i) % 2 == 0:  # delivered, with where and to whom
+            proof = ProofOfDelivery(at=done, location=loc, recipient_name=recipient(s))
+            yield stop_updated(b, s, StopProgress.DELIVERED, done, route_id=route_id, proof=proof)
+        else:
+            yield stop_updated(
+                b, s, StopProgress.FAILED, done, route_id=route_id, reason="no access", attempts=1
+            )
     yield RouteCompleted(
         route_id=route_id,
         hub_id=TEST_HUB,
@@ -269,6 +322,10 @@ def egress_views(events: list[Payload]) -> list[egress.View]:
     views: list[egress.View] = []
     for n, payload in enumerate(events):
         at = T0 + timedelta(seconds=n)
+        passed_on = egress.PASSED_ON.get(type(payload))
+        if passed_on is not None:
+            views += passed_on(payload)
+            continue
         mapping = egress.STOP_UPDATES.get(type(payload))
         if mapping is None:
             views += egress.booking_views(payload)
@@ -345,3 +402,11 @@ def test_a_shared_route_tells_each_carrier_of_its_own_stops_only() -> None:
     assert sorted(s for s, _ in acme).count("planned") == 2
     assert sorted(s for s, _ in bravo).count("planned") == 3
     assert ("returned", "bravo-stop-1-0") in bravo
+    # and dispatch's own per-stop records, unchanged: acme's delivered ones with their
+    # proof (where, to whom), never one of bravo's
+    updates = [v.payload for v in views if isinstance(v.payload, StopUpdated)]
+    acme_updates = [u for u in updates if u.carrier_id == "acme"]
+    assert {u.stop_id for u in acme_updates} == {"acme-stop-0-0", "acme-stop-0-1"}
+    assert all(v.carrier_id == v.payload.carrier_id for v in views if v.payload in updates)
+    delivered = [u for u in acme_updates if u.status is StopProgress.DELIVERED]
+    assert all(u.proof and u.proof.recipient_name == recipient(u.stop_id) for u in delivered)

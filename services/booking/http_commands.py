@@ -1,0 +1,44 @@
+"""Where the HTTP API's commands go: onto the calling carrier's own commands topic
+(``microhub.carriers.<carrier>.commands.v1``), exactly like a carrier's Kafka client's.
+
+One path, one set of rules: the gateway's ingress binds the carrier, stamps the receipt
+time, refuses what any carrier's command would be refused for (``unknown_carrier``,
+``clock_skew``, ``carrier_mismatch``) on the carrier's own topic and webhooks, and
+forwards the rest to booking. The HTTP API's principal is a platform principal that may
+write every active carrier's commands topic (``microhub carriers apply``), nothing of a
+carrier's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from contracts.envelope import Payload, encode, new_event
+from contracts.topics import CARRIER_COMMANDS
+from services.booking.api import SOURCE, PublishCommand
+from services.runtime import tracing
+
+
+def ingress_publisher(
+    broker: Any, topic_of: Callable[[str], str], *, source: str = SOURCE
+) -> PublishCommand:
+    """Publish a command on its carrier's commands topic (``topic_of(carrier id)``: the
+    full name, with the environment's prefix). The envelope's time is the API's clock;
+    the gateway decides with the receipt time (the broker's, on a carrier's topic)."""
+
+    async def publish(payload: Payload, hub_id: str, time: datetime) -> str:
+        carrier_id: str = payload.carrier_id  # type: ignore[attr-defined]
+        # the request's trace goes on in the command (traceparent extension)
+        event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
+        await broker.publish(
+            encode(event),
+            topic_of(CARRIER_COMMANDS.for_carrier(carrier_id)),
+            key=hub_id.encode(),
+            timestamp_ms=int(time.timestamp() * 1000),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+        return event.id
+
+    return publish
