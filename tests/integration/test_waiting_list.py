@@ -23,8 +23,8 @@ from contracts.booking import (
     WaitlistOfferDecline,
 )
 from contracts.envelope import Payload, new_event
-from services.booking import store
-from services.booking.domain import booking_id_for
+from services.booking import scorecard_store, store
+from services.booking.domain import HubConfig, booking_id_for
 from services.booking.service import BookingService
 from services.runtime.settings import Settings
 from tests.support.carrier import consignment
@@ -159,6 +159,11 @@ async def test_a_freed_dock_is_offered_first_in_line_accepted_and_confirmed(
     # and the request resent: its outcome now
     await send(booking, request("b"), NOW + 15 * MINUTE)
     assert kinds(await events.new())[0] == ("confirmed.v1", "b")
+    # the hub's scorecard counts bookings, not requests that only waited (c still waits)
+    hub = HubConfig.model_validate(hub_config())
+    async with booking.sessions() as session:
+        facts = await scorecard_store.month_facts(session, hub, SLOT.date().replace(day=1))
+    assert sorted(f.status.value for f in facts) == ["cancelled", "confirmed"]
 
 
 async def test_an_offer_not_answered_in_time_goes_to_the_next_in_line(
