@@ -7,7 +7,13 @@ import sys
 
 from rich.console import Console
 
-from bench import booking_throughput, demo_month, dispatch_solver, reporting_aggregation
+from bench import (
+    booking_decide,
+    booking_throughput,
+    demo_month,
+    dispatch_solver,
+    reporting_aggregation,
+)
 
 
 def main() -> None:
@@ -21,6 +27,8 @@ def main() -> None:
     reporting_aggregation.main()
     console.rule("booking: decisions/s, CPU per decision, latency, processes (vs a plain consumer)")
     booking_throughput.main([])
+    console.rule("booking: CPU per decision on the consumer's own path, without Kafka")
+    booking_decide.main([])
     console.rule("demo: a simulated month, with the machine's cores and on one core")
     demo_month.main([])
 

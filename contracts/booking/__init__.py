@@ -39,6 +39,13 @@ from contracts.booking.events import (
     SlotOffer,
     StopTerms,
 )
+from contracts.booking.series import (
+    SeriesAccepted,
+    SeriesCancelled,
+    SeriesCancelRequested,
+    SeriesRejected,
+    SeriesRequested,
+)
 from contracts.booking.waitlist import (
     BookingWaitlisted,
     WaitlistEnded,
@@ -79,6 +86,11 @@ __all__ = [
     "HubClosureRequested",
     "HubSummary",
     "RejectionReason",
+    "SeriesAccepted",
+    "SeriesCancelRequested",
+    "SeriesCancelled",
+    "SeriesRejected",
+    "SeriesRequested",
     "SlotOffer",
     "StopKind",
     "StopTerms",

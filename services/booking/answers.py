@@ -36,8 +36,14 @@ from contracts.booking import (
     WaitlistEnded,
 )
 from contracts.booking.events import CommandRejectionReason
+from contracts.booking.series import (
+    SeriesAccepted,
+    SeriesCancelled,
+    SeriesRejected,
+    SeriesRequested,
+)
 from contracts.envelope import CloudEvent, Payload
-from services.booking import domain, requests_v2
+from services.booking import domain, requests_v2, series
 from services.runtime.answers import Answer, Answering
 
 # the events that answer a command; a no-show answers none
@@ -57,6 +63,9 @@ ANSWER_TYPES = frozenset(
         HubClosureDeclared,
         HubClosureLifted,
         HubClosureRejected,
+        SeriesAccepted,
+        SeriesRejected,
+        SeriesCancelled,
     )
 )
 
@@ -168,6 +177,10 @@ class BookingAnswers(Answering):
                 refused = refused.model_copy(update={"command_type": data.event_type})
             if refused is not None:
                 return Answer(refused, key=data.hub_id)
+        if isinstance(data, SeriesRequested):  # a rule that is refused (series.py)
+            bad_rule = series.refusal(data)
+            if bad_rule is not None:
+                return Answer(bad_rule, key=data.hub_id)
         if isinstance(data, BookingRescheduleRequested):
             moved = reschedule_refusal(data, command.time.astimezone(UTC))
             if moved is not None:

@@ -207,14 +207,15 @@ _NOT_ALIKE = re.compile(rb"[0-9]e[-+0-9]|[^0-9]0\.0000")
 def _canonical_json(document: dict[str, Any]) -> bytes:
     """``json.dumps(document, sort_keys=True, separators=(",", ":"))``, byte for byte:
     fingerprints are stored, so what they are of never changes. orjson writes the same
-    ~10x faster, except non-ASCII text (json.dumps escapes it), numbers with exponents
+    ~10x faster, except non-ASCII text and DEL (json.dumps escapes them), numbers with exponents
     and integers past 64 bits: those documents (rare, and the check is cheap and errs
     towards the slow path) are written by json.dumps."""
     try:
         canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         canonical = b"\xff"  # not ASCII: the slow path
-    if canonical.isascii() and _NOT_ALIKE.search(canonical) is None:
+    # json.dumps also escapes DEL (0x7f), which orjson writes as it is
+    if canonical.isascii() and b"\x7f" not in canonical and _NOT_ALIKE.search(canonical) is None:
         return canonical
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 

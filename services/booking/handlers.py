@@ -27,8 +27,9 @@ from contracts.booking import (
     WaitlistOfferAccept,
     WaitlistOfferDecline,
 )
+from contracts.booking.series import SeriesCancelRequested, SeriesRequested
 from contracts.envelope import Payload
-from services.booking import domain, no_show_rule, requests_v2, waitlist_rules
+from services.booking import domain, no_show_rule, requests_v2, series, waitlist_rules
 from services.booking.closures import ClosureCommand, Closures
 from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
@@ -76,12 +77,17 @@ class BookingHandlers(Reschedules):
             slots=self._wanted_slots(hubs, commands) | waiting.slots,
             no_shows_before={h: t - self.no_show_grace for h, t in latest.items()},
         )
+        standing = await series.Standing.load(
+            uow.session, hubs, series_ids=series.named(c for _, c, _ in commands), hubs_at=latest
+        )
         for delivery, command, now in commands:
             # Event time moved on for this hub: settle no-shows and the waiting list's
             # expired offers first, so that what follows sees the hub as it is at `now`
-            # (same code path as the wall-clock sweep); neither answers a command
+            # (same code path as the wall-clock sweep); neither answers a command, nor
+            # does a standing booking's next occurrence
             self._no_shows(uow, ledger, command.hub_id, now)
             waiting.settle(uow, ledger, command.hub_id, now)
+            await standing.extend(uow, ledger, command.hub_id, now, self.request)
             # what is emitted in here answers this command (services/runtime/answers.py)
             with uow.answering(delivery.event):
                 if isinstance(command, BookingRequested):
@@ -97,6 +103,10 @@ class BookingHandlers(Reschedules):
                     await self.reschedule(uow, ledger, command, now)
                 elif isinstance(command, CheckInReported):
                     self.check_in(uow, ledger, command, now)
+                elif isinstance(command, SeriesRequested):
+                    await standing.request(uow, ledger, command, now, self.request)
+                elif isinstance(command, SeriesCancelRequested):
+                    await standing.cancel(uow, ledger, command, now, self.cancel)
                 elif isinstance(command, WaitlistOfferAccept | WaitlistOfferDecline):
                     waiting.answer(uow, ledger, command, now)
                 elif isinstance(command, ClosureCommand):
@@ -108,6 +118,7 @@ class BookingHandlers(Reschedules):
             # what the command gave back goes to the slots' waiting lists (no answer)
             waiting.offer_freed(uow, ledger, now)
         await ledger.save(uow.session)
+        await standing.save(uow.session)
         await waiting.save(uow.session)
         await closures.save(uow.session)
 
@@ -127,7 +138,10 @@ class BookingHandlers(Reschedules):
         marked = sum(self._no_shows(uow, ledger, hub_id, now) for hub_id in hubs)
         for hub_id in sorted(hubs):
             waiting.settle(uow, ledger, hub_id, now)
+        # and the standing bookings the horizon reached at `now` (series.py)
+        standing = await series.Standing.sweep(uow, ledger, now, self.request)
         await ledger.save(uow.session)
+        await standing.save(uow.session)
         await waiting.save(uow.session)
         return marked
 

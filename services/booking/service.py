@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.topics import BOOKING_COMMANDS, BOOKING_EVENTS
-from services.booking import privacy, store
+from services.booking import privacy, series_rows, store
 from services.booking.answers import BookingAnswers
 from services.booking.catalogue import load_catalogue
 from services.booking.handlers import BookingHandlers
@@ -67,7 +67,14 @@ class BookingService(Service):
             self.every(self.settings.sweep_interval_seconds, self.sweep_no_shows, "no-show-sweep")
 
     def http_routers(self) -> list[Any]:
-        from services.booking import api, api_v2, closures_api, scorecards_api
+        from services.booking import (
+            api,
+            api_v2,
+            calendar_feed,
+            closures_api,
+            scorecards_api,
+            series_api,
+        )
         from services.booking.http_commands import ingress_publisher
 
         # through the carrier's own topic and the gateway, like a carrier's Kafka client
@@ -76,6 +83,10 @@ class BookingService(Service):
             lambda principal: api.router(units=self.units, publish=publish, principal=principal),
             lambda principal: api_v2.router(units=self.units, publish=publish, principal=principal),
             lambda principal: scorecards_api.router(units=self.units, principal=principal),
+            lambda principal: series_api.router(
+                units=self.units, publish=publish, principal=principal
+            ),
+            lambda principal: calendar_feed.router(units=self.units, principal=principal),
             # an operator's closure names no carrier: it cannot take a carrier's topic
             lambda principal: closures_api.router(
                 units=self.units,
@@ -89,7 +100,9 @@ class BookingService(Service):
     async def purge_tables(
         self, session: AsyncSession, before: datetime, now: datetime
     ) -> dict[str, int]:
-        return await privacy.purge(session, before, now)
+        return await privacy.purge(session, before, now) | await series_rows.purge(
+            session, before, now
+        )
 
     async def load_hubs(self, path: Path | None) -> int:
         hubs = load_catalogue(path)

@@ -138,6 +138,57 @@ hub_closures = Table(
     PrimaryKeyConstraint("hub_id", "id"),
 )
 
+# A standing booking. Its occurrences are ordinary bookings whose ids are derived from
+# the rule (contracts/booking/series.py), so none is listed here: ``booked_until`` says
+# up to which instant they have been decided.
+series = Table(
+    "series",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("carrier_id", String(64), nullable=False),
+    Column("carrier_reference", String(64), nullable=False),
+    Column("hub_id", String(64), nullable=False),
+    Column("rule", Text, nullable=False, comment="the RRULE value"),
+    Column("dtstart", String(32), nullable=False, comment="local wall time, ISO, no offset"),
+    Column("consignment", JSON, nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("status", String(20), nullable=False, comment="active or cancelled"),
+    Column("booked_until", UTCDateTime(), nullable=False),
+    Column(
+        "next_occurrence",
+        UTCDateTime(),
+        nullable=True,
+        comment="the first occurrence after booked_until; null: the rule has ended",
+    ),
+    Column("outcome", JSON, nullable=False, comment="payload of SeriesAccepted"),
+    Column("cancellation", JSON, nullable=True, comment="payload of SeriesCancelled"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column(
+        "purged_at",
+        UTCDateTime(),
+        nullable=True,
+        comment="when its delivery addresses were anonymised (docs/privacy.md)",
+    ),
+    UniqueConstraint("carrier_id", "carrier_reference", name="uq_series_carrier_reference"),
+)
+# the series a hub's moving horizon reaches next
+Index("ix_series_due", series.c.hub_id, series.c.status, series.c.next_occurrence)
+
+# Calendar feed tokens (calendar_feed.py): the token is the credential in the feed's URL,
+# so only its SHA-256 is kept, like an API key's.
+calendar_tokens = Table(
+    "calendar_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False, comment="carrier or operator"),
+    Column("scope", String(64), nullable=False, comment="the carrier id or the hub id"),
+    Column("label", String(200), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
 outbox = add_outbox(metadata)
 inbox = add_inbox(metadata)
 # the answers the purge has yet to forget (services/runtime/privacy.py)

@@ -46,9 +46,10 @@ async def outbox(service: BookingService) -> list[dict]:
 def request_v2(reference: str, **changes) -> BookingRequestedV2:
     document = consignment()
     document["stops"][0]["kind"] = "pickup"
+    slot = changes.get("slot_start", SLOT)  # the window follows the slot it is booked for
     document["stops"][1]["window"] = {
-        "start": (SLOT + timedelta(hours=1)).isoformat(),
-        "end": (SLOT + timedelta(hours=2)).isoformat(),
+        "start": (slot + timedelta(hours=1)).isoformat(),
+        "end": (slot + timedelta(hours=2)).isoformat(),
     }
     return BookingRequestedV2.model_validate(
         {

@@ -147,6 +147,7 @@ async def test_booking_keeps_its_decisions_and_loses_the_addresses_after_the_ret
     assert counts == dry
     assert counts == {
         "bookings (request, outcome, cancellation)": 0,
+        "series (consignment, cancellation)": 0,
         "outbox (sent rows deleted)": 3,
         "inbox.answer": 3,
     }
@@ -156,6 +157,7 @@ async def test_booking_keeps_its_decisions_and_loses_the_addresses_after_the_ret
     later = SLOT + timedelta(days=31)
     assert (await booking.purge_personal_data(later, dry_run=True)) == {
         "bookings (request, outcome, cancellation)": 2,
+        "series (consignment, cancellation)": 0,
         "outbox (sent rows deleted)": 0,
         "inbox.answer": 0,
     }

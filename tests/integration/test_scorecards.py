@@ -22,9 +22,11 @@ from services.booking.service import BookingService
 from services.runtime.auth import ApiKeys
 from services.runtime.http import create_app
 from services.runtime.settings import Settings
+from tests.integration.conftest import TEST_CARRIERS
 from tests.integration.test_booking_answers import answered
 from tests.integration.test_booking_http import KEYS, auth, body, client
 from tests.support.carrier import Carrier, TopicReader, monday_after
+from tests.support.gateway import write_carriers
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
 
 __all__ = ["client"]  # the fixture
@@ -61,7 +63,9 @@ def booking_settings(settings: Settings, tmp_path: Path) -> Settings:
     """The test hub with a no-show rule: above 20 % of at least 4 bookings in 30 days, a
     carrier may book 2 days ahead instead of 14."""
     catalogue = write_catalogue(tmp_path / "hubs.yaml", hub_config(no_show_rule=RULE))
-    return settings.model_copy(update={"hubs_file": catalogue})
+    # the registry too: the HTTP API's commands go through the gateway, which knows them
+    carriers = write_carriers(tmp_path / "carriers.yaml", *TEST_CARRIERS)
+    return settings.model_copy(update={"hubs_file": catalogue, "carriers_file": carriers})
 
 
 @pytest.fixture

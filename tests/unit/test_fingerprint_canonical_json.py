@@ -33,7 +33,7 @@ def test_the_canonical_json_is_what_json_dumps_writes(document: dict) -> None:
 
 
 def test_the_numbers_orjson_writes_otherwise_take_the_slow_path() -> None:
-    for value in (1e-05, 1e16, 2.5e-07, 2**65, "Straße", 0.0001, 12.0):
+    for value in (1e-05, 1e16, 2.5e-07, 2**65, "Straße", "\x7f", 0.0001, 12.0):
         document = {"v": value, "stops": [{"stop_id": "s1"}]}
         assert (
             _canonical_json(document)

@@ -5,8 +5,8 @@ freed capacity (services/booking/waiting_list.py); it goes when the request ends
 ``hub_closures``: the slot ranges hub operators closed, kept when lifted with who and why
 (services/booking/closures.py). Additive: two new tables.
 
-Revision ID: 20261203_0008
-Revises: 20261203_0007
+Revision ID: 20261203_0009
+Revises: 20261203_0008
 """
 
 from alembic import op
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from services.runtime.db import UTCDateTime
 
-revision = "20261203_0008"
-down_revision = "20261203_0007"
+revision = "20261203_0009"
+down_revision = "20261203_0008"
 branch_labels = None
 depends_on = None
 

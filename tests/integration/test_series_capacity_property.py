@@ -1,0 +1,212 @@
+"""Property: with standing bookings interleaved with requests, cancellations and series
+cancellations, event time moving on (the horizon books the next occurrences) and
+commands resent under new ids, no slot's capacity is ever exceeded, capacity in use is
+exactly what the live bookings hold, no occurrence is decided twice, and every command
+gets exactly one answer (a series command: one series answer plus one per occurrence).
+
+The real handlers through the consumer's own apply path (inbox, one transaction per
+record), on SQLite and PostgreSQL; Kafka is left out so hypothesis can try many
+sequences (the Kafka path: test_booking_series.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
+
+from contracts.booking import BookingCancellationRequested, BookingRequested
+from contracts.booking.series import SeriesCancelRequested, SeriesRequested
+from contracts.envelope import new_event
+from services.booking import store
+from services.booking.answers import ANSWER_TYPES
+from services.booking.domain import HubConfig
+from services.booking.handlers import BookingHandlers
+from services.booking.service import BookingService
+from services.runtime.consumer import DeadLetters, Delivery, RecordApplier
+from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.uow import UnitsOfWork
+from tests.integration.test_booking_capacity_property import _Record
+from tests.support.carrier import consignment
+from tests.support.hubs import hub_config
+
+START = datetime(2027, 3, 1, 5, tzinfo=UTC)  # Monday 06:00 Berlin
+HUB = HubConfig.model_validate(
+    hub_config(docks_per_slot=2, volume_per_slot_m3=5.0, booking_horizon_days=3)
+)
+# requests aim at the hours the series book (09:00 and 10:00 Berlin, UTC+1)
+SLOTS = [START + timedelta(days=d, hours=h) for d in range(1, 7) for h in (3, 4)]
+SERIES_SUMMARIES = {
+    "microhub.booking.series_accepted.v1",
+    "microhub.booking.series_rejected.v1",
+    "microhub.booking.series_cancelled.v1",
+}
+
+requests = st.tuples(
+    st.just("request"), st.integers(0, 7), st.sampled_from(SLOTS), st.sampled_from([1.0, 2.5])
+)
+cancellations = st.tuples(st.just("cancel"), st.integers(0, 7), st.none(), st.none())
+standing = st.tuples(
+    st.just("series"),
+    st.integers(0, 3),
+    st.sampled_from(["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=TU,TH,SA", "FREQ=DAILY;COUNT=2"]),
+    st.sampled_from([(9, 1.0), (10, 2.5), (9, 2.5)]),
+)
+series_cancellations = st.tuples(st.just("end"), st.integers(0, 3), st.none(), st.none())
+occurrence_cancellations = st.tuples(
+    st.just("skip"), st.integers(0, 3), st.integers(1, 6), st.none()
+)
+operations = st.lists(
+    st.tuples(
+        st.one_of(
+            requests, standing, cancellations, series_cancellations, occurrence_cancellations
+        ),
+        st.integers(0, 20),  # hours the event time moves on before the command
+        st.booleans(),  # sent again under a new id right after
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+def _consumer(sessions, handlers: BookingHandlers) -> RecordApplier:
+    """The consumer's apply path with the service's answering (answers name their
+    command: causationid), without Kafka."""
+    [commands] = BookingService.spec.consumes
+    return RecordApplier(
+        name=commands.consumer,
+        allowed_types=commands.accepts,
+        units=UnitsOfWork(
+            sessions, source="microhub/booking", outbox=store.outbox, topic=lambda t: t
+        ),
+        inbox=store.inbox,
+        handler=commands.bind(handlers),
+        batch_handler=commands.bind_batch(handlers),
+        dead_letters=DeadLetters(None, consumer=commands.consumer),
+        answers=commands.answers,
+    )
+
+
+def _payload(kind: str, ref: int, a, b):
+    if kind == "request":
+        return BookingRequested(
+            carrier_id="acme",
+            carrier_reference=f"r{ref}",
+            hub_id=HUB.id,
+            slot_start=a,
+            consignment=consignment(volume_m3=b),
+        )
+    if kind == "cancel":
+        return BookingCancellationRequested(
+            carrier_id="acme", carrier_reference=f"r{ref}", hub_id=HUB.id
+        )
+    if kind == "series":
+        hour, volume = b
+        return SeriesRequested(
+            carrier_id="acme",
+            carrier_reference=f"s{ref}",
+            hub_id=HUB.id,
+            rrule=a,
+            dtstart=datetime(2027, 3, 1, hour),
+            consignment=consignment(volume_m3=volume),
+        )
+    if kind == "end":
+        return SeriesCancelRequested(carrier_id="acme", carrier_reference=f"s{ref}", hub_id=HUB.id)
+    day = datetime(2027, 3, 1 + a)  # one occurrence of series s{ref}, at either hour
+    return BookingCancellationRequested(
+        carrier_id="acme", carrier_reference=f"s{ref}:{day:%Y%m%d}T0900", hub_id=HUB.id
+    )
+
+
+def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url: str) -> None:
+    runner = asyncio.Runner()
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    handlers = BookingHandlers(no_show_grace=timedelta(minutes=30))
+    runner.run(BookingService.spec.migrate(engine))
+    consumer = _consumer(sessions, handlers)
+
+    async def reset() -> None:
+        async with sessions() as session, session.begin():
+            for table in (store.outbox, store.bookings, store.slot_usage, store.hubs,
+                          store.inbox, store.series):  # fmt: skip
+                await session.execute(delete(table))
+            await store.upsert_hub(session, HUB)
+
+    async def check_capacity() -> None:
+        async with sessions() as session:
+            for row in await session.execute(select(store.slot_usage)):
+                assert 0 <= row.docks_used <= HUB.docks_per_slot
+                assert 0 <= row.volume_used_l <= HUB.volume_per_slot_l
+
+    async def run(ops) -> None:
+        await reset()
+        now, offset, sent = START, 0, []
+        for (kind, ref, a, b), hours, again in ops:
+            now += timedelta(hours=hours)
+            payload = _payload(kind, ref, a, b)
+            for _ in range(2 if again else 1):
+                event = new_event(
+                    payload, source="test", subject=HUB.id, time=now, event_id=str(uuid.uuid4())
+                )
+                delivery = Delivery(event, "commands", 0, offset, 0, HUB.id)
+                await consumer._process_delivery(_Record(delivery), delivery)
+                await check_capacity()  # after every single command
+                sent.append((kind, event.id))
+                offset += 1
+        # and the wall-clock sweep, later still
+        async with consumer.units() as uow:
+            await handlers.sweep_no_shows(uow, now=now + timedelta(days=1))
+        await check_capacity()
+        assert consumer.dead_letters.count == 0
+
+        async with sessions() as session:
+            events = [
+                json.loads(p)
+                for p in (await session.execute(select(store.outbox.c.payload))).scalars()
+            ]
+            bookings = (await session.execute(select(store.bookings))).all()
+            usage = {r.slot_start: r for r in await session.execute(select(store.slot_usage))}
+        # every command answered, a series command with exactly one series answer
+        answers = Counter(e.get("causationid") for e in events if e["type"] in ANSWER_TYPES)
+        summaries = Counter(e.get("causationid") for e in events if e["type"] in SERIES_SUMMARIES)
+        for kind, command_id in sent:
+            assert answers[command_id] >= 1, (kind, command_id)
+            assert summaries[command_id] == (1 if kind in ("series", "end") else 0)
+            if kind not in ("series", "end"):
+                assert answers[command_id] == 1
+        # an occurrence (its reference has a ':') is decided once, however often its
+        # series was sent or the horizon moved
+        decided = Counter(
+            e["data"]["booking_id"]
+            for e in events
+            if e["type"] in ("microhub.booking.confirmed.v1", "microhub.booking.rejected.v1")
+            and ":" in e["data"]["carrier_reference"]
+        )
+        assert all(n == 1 for n in decided.values()), decided
+        assert set(decided) == {b.id for b in bookings if ":" in b.carrier_reference}
+        # capacity in use is exactly what the bookings that hold a slot hold (a no-show
+        # of a passed slot, too)
+        holding = ("confirmed", "checked_in", "no_show")
+        for slot, used in usage.items():
+            live = [b for b in bookings if b.slot_start == slot and b.status in holding]
+            assert used.docks_used == len(live)
+            assert used.volume_used_l == sum(b.volume_l for b in live)
+
+    @settings(
+        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(ops=operations)
+    def check(ops) -> None:
+        runner.run(run(ops))
+
+    try:
+        check()
+    finally:
+        runner.run(engine.dispose())
+        runner.close()
