@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from contracts.booking.commands import booking_id_for
 from contracts.carriers import (
@@ -45,7 +45,7 @@ from contracts.carriers import (
     forwarded_source,
 )
 from contracts.dispatch import RoutePlanned
-from contracts.envelope import encode
+from contracts.envelope import REGISTRY, encode
 from contracts.topics import BOOKING_COMMANDS, CARRIER_COMMANDS, CARRIER_EVENTS
 from services.gateway import egress, store
 from services.gateway.registry import Registry
@@ -81,6 +81,7 @@ class GatewayHandlers:
         self._create_time_topics: set[str] = set()
         self.forwarded = 0
         self.refused = 0
+        self.resent = 0  # commands sent again, told their answer again
         self.unroutable = 0  # events about a carrier the registry does not know (active)
 
     # ------------------------------------------------------------------ ingress --------
@@ -204,23 +205,44 @@ class GatewayHandlers:
         sent = await self._carrier_command(uow, event)
         for view in egress.booking_views(event.data):
             causation = None
-            if sent is not None and sent[0] == view.carrier_id:
-                causation = sent[1:]
+            if sent is not None and sent.carrier_id == view.carrier_id:
+                causation = (sent.command_id, sent.command_source)
+                # kept, to be told again if the carrier sends the command again
+                told = [*(sent.answer or ()), _document(view)]
+                f = store.forwarded_commands.c
+                await uow.session.execute(
+                    update(store.forwarded_commands).where(f.id == sent.id).values(answer=told)
+                )
             await self.tell(uow, view, event.time, causation=causation)
 
-    async def _carrier_command(self, uow: UnitOfWork, event: Any) -> tuple[str, str, str] | None:
-        """(carrier, its command id, its source) of the command ``event`` answers."""
+    async def _carrier_command(self, uow: UnitOfWork, event: Any) -> Any:
+        """The forwarded command ``event`` answers (its carrier, the carrier's own id and
+        source, what it was told so far), or None."""
         source = getattr(event, "causationsource", None)
         cause = getattr(event, "causationid", None)
         if not cause or not source or not source.startswith(FORWARDED_SOURCE_PREFIX):
             return None
         f = store.forwarded_commands.c
-        row = (
-            await uow.session.execute(
-                select(f.carrier_id, f.command_id, f.command_source).where(f.id == cause)
-            )
-        ).first()
-        return (row.carrier_id, row.command_id, row.command_source) if row else None
+        query = select(f.id, f.carrier_id, f.command_id, f.command_source, f.answer)
+        return (await uow.session.execute(query.where(f.id == cause))).first()
+
+    async def on_resend(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        """A carrier sent a command again (the same source and id; not a redelivery of its
+        record): it is told its answer again, as the README promises. A command refused
+        before is looked at again (the carrier may have been activated since); one
+        forwarded and not answered yet gets its answer when booking gives it."""
+        f = store.forwarded_commands.c
+        query = select(f.carrier_id, f.command_id, f.command_source, f.answer)
+        sent = (await uow.session.execute(query.where(f.id == delivery.event.id))).first()
+        if sent is None:
+            await self.on_command(uow, delivery)
+            return
+        self.resent += 1
+        for told in sent.answer or ():
+            payload = REGISTRY[told["type"]].model_validate(told["data"])
+            view = egress.View(sent.carrier_id, told["key"], payload)
+            causation = (sent.command_id, sent.command_source)
+            await self.tell(uow, view, self.received_at(delivery), causation=causation)
 
     async def on_dispatch_event(self, uow: UnitOfWork, delivery: Delivery) -> None:
         payload, at = delivery.event.data, delivery.event.time
@@ -351,3 +373,9 @@ class Subscriptions:
             )
             await uow.session.execute(statement, rows)
         return len(rows)
+
+
+def _document(view: egress.View) -> dict[str, Any]:
+    """An answer as kept with its forwarded command (``forwarded_commands.answer``)."""
+    payload = view.payload
+    return {"type": payload.event_type, "data": payload.model_dump(mode="json"), "key": view.key}

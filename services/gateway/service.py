@@ -55,6 +55,7 @@ SPEC = ServiceSpec(
             # ingress had no handler for would be recorded and dropped, never answered
             handlers=dict.fromkeys(messages_on(BOOKING_COMMANDS), GatewayHandlers.on_command),
             identify=GatewayHandlers.identify,
+            resent=GatewayHandlers.on_resend,
             description="Every carrier's commands, each from its own topic (keyed by hub id).",
         ),
         Consumes(

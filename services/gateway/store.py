@@ -108,6 +108,13 @@ forwarded_commands = Table(
     Column("command_id", String(200), nullable=False, comment="the carrier's own id"),
     Column("command_source", String(500), nullable=False, comment="the carrier's source"),
     Column("forwarded_at", UTCDateTime(), nullable=False),
+    Column(
+        "answer",
+        JSON,
+        nullable=True,
+        comment="what the carrier was told in answer, [{type, data, key}]: told again "
+        "when the command is sent again",
+    ),
 )
 Index("ix_forwarded_commands_forwarded_at", forwarded_commands.c.forwarded_at)
 

@@ -123,8 +123,10 @@ class RecordApplier:
         batch_handler: BatchHandler | None = None,
         answers: Answering | None = None,
         identify: Callable[[Delivery], Delivery] | None = None,
+        resent: Callable[[UnitOfWork, Delivery], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
+        self.resent = resent  # a command sent again, on a consumer without answers
         # names a delivery before the inbox sees it (the gateway: a carrier's event ids
         # are unique only among its own)
         self.identify = identify
@@ -269,6 +271,8 @@ class RecordApplier:
                     )
                     if not claim.redelivered:  # sent again
                         await self.answers.again(uow, delivery, claim.answer)
+            elif self.resent is not None:
+                await self._resent(uow, deliveries, fresh)
         self.stats.processed += len(fresh)
         self.stats.duplicates += len(deliveries) - len(fresh)
         # Also after redelivered records only: what they caused may still sit in the
@@ -277,6 +281,41 @@ class RecordApplier:
         published = self.after_commit()
         if published is not None:
             await published
+
+    async def _resent(
+        self, uow: UnitOfWork, deliveries: list[Delivery], fresh: list[Delivery]
+    ) -> None:
+        """Hand each command sent again (not a redelivery of its own record) to
+        ``resent``, and remember where it was read, so that its own redelivery after a
+        crash is not taken for another resend."""
+        assert self.resent is not None
+        fresh_ids = {id(d) for d in fresh}
+        for delivery in deliveries:
+            if id(delivery) in fresh_ids:
+                continue
+            event = delivery.event
+            where = (event.source, event.id, delivery.topic, delivery.partition, delivery.offset)
+            claim = await inbox_module.seen_before(
+                uow.session, self.inbox, consumer=self.name, **_position(*where)
+            )
+            if claim.redelivered:
+                continue  # its own record again (a crash before the commit): nothing
+            await inbox_module.seen_at(
+                uow.session, self.inbox, consumer=self.name, **_position(*where)
+            )
+            await self.resent(uow, delivery)
+
+
+def _position(
+    source: str, event_id: str, topic: str, partition: int, offset: int
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "event_id": event_id,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+    }
 
 
 class EventConsumer(RecordApplier):
@@ -303,6 +342,7 @@ class EventConsumer(RecordApplier):
         max_partition_fetch_bytes: int = 2 * 1024 * 1024,
         fetch_max_bytes: int = 16 * 1024 * 1024,
         identify: Callable[[Delivery], Delivery] | None = None,
+        resent: Callable[[UnitOfWork, Delivery], Awaitable[None]] | None = None,
         pattern: bool = False,
     ) -> None:
         """``pattern``: ``topic`` is a regular expression (every carrier's topic)."""
@@ -317,6 +357,7 @@ class EventConsumer(RecordApplier):
             batch_handler=batch_handler,
             answers=answers,
             identify=identify,
+            resent=resent,
         )
         self.topic = topic
 

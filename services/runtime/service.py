@@ -245,6 +245,7 @@ class Service:
             ),
             pattern=template,
             identify=consumes.bind_identify(self.handlers),
+            resent=consumes.bind_resent(self.handlers),
             group_id=self.settings.group(consumes.consumer),
             accepts=consumes.envelope,
             allowed_types=consumes.accepts,

@@ -56,6 +56,10 @@ class Consumes:
     # names each delivery before the inbox sees it: (handlers, delivery) -> delivery. A
     # topic whose producers share no id space (every carrier's) needs its ids scoped.
     identify: Callable[[Any, Delivery], Delivery] | None = None
+    # a consumer that passes commands on rather than answering them (the gateway): what
+    # to do with a command sent again (same identity, another record), (handlers, uow,
+    # delivery); its redelivery after a crash is not one. ``answers`` covers the rest.
+    resent: Callable[[Any, UnitOfWork, Delivery], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         carried = set(messages_on(self.topic))
@@ -89,6 +93,12 @@ class Consumes:
             return None
         identify = self.identify
         return lambda delivery: identify(target, delivery)
+
+    def bind_resent(self, target: Any) -> Callable[[UnitOfWork, Delivery], Awaitable[None]] | None:
+        if self.resent is None:
+            return None
+        resent = self.resent
+        return lambda uow, delivery: resent(target, uow, delivery)
 
     def bind_batch(
         self, target: Any

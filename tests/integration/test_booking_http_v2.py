@@ -3,34 +3,17 @@ without Kafka, through the real Kafka round trip, on both databases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from services.booking.service import BookingService
-from services.runtime.auth import ApiKeys
-from services.runtime.http import create_app
-from tests.integration.test_booking_http import KEYS, auth, next_slot
+from tests.integration.test_booking_http import auth, client, next_slot
 from tests.support.carrier import TopicReader, consignment
 from tests.support.hubs import TEST_HUB
 
-
-@pytest.fixture
-async def client(booking: BookingService, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    keys_file = tmp_path / "keys.yaml"
-    keys_file.write_text(
-        yaml.safe_dump({"keys": [{"key": k, "scope": s} for k, s in KEYS.items()]})
-    )
-    app = create_app(keys=ApiKeys.load(keys_file), routers=booking.http_routers())
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as c:
-        yield c
+__all__ = ["client"]  # the fixture: commands go through the carrier's topic and the gateway
 
 
 def body_v2(reference: str, *, opens: timedelta, closes: timedelta, **kw: Any) -> dict:

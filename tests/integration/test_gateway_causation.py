@@ -81,3 +81,36 @@ async def test_the_gateways_refusal_names_the_carriers_command_too(
         [answer] = await to_acme.wait_count(1, suffix="booking.confirmed.v1", timeout=30)
     assert (answer["causationid"], answer["causationsource"]) == ("x-42", "acme/tms")
     assert await booking_status(platform, "acme", "a-1") == "confirmed"
+
+
+async def test_a_command_sent_again_on_a_carriers_topic_is_told_its_answer_again(
+    gateway_settings: Settings, platform: Platform
+) -> None:
+    """The README's promise on a carrier's own topic too: the very same command again (a
+    carrier that did not see its answer) gets the same answer again, naming its id, and
+    books nothing more; a refused one is refused again."""
+    now = datetime.now(UTC)
+    slot = next_slot(now, hours=7)
+    async with (
+        carrier(gateway_settings, "acme") as acme,
+        own_events(gateway_settings, "acme") as to_acme,
+    ):
+        record = json.dumps(command("acme", "again-1", "a-again", slot, now)).encode()
+        await acme.send_raw(record, key=TEST_HUB)
+        [first] = await to_acme.wait_count(1, suffix="booking.confirmed.v1", timeout=30)
+        await acme.send_raw(record, key=TEST_HUB)  # the same record, sent again
+        [_, again] = await to_acme.wait_count(2, suffix="booking.confirmed.v1", timeout=30)
+
+        forged = json.dumps(command("bravo", "again-2", "f-again", slot, now)).encode()
+        await acme.send_raw(forged, key=TEST_HUB)
+        await to_acme.wait_count(1, suffix="command_refused.v1", timeout=30)
+        await acme.send_raw(forged, key=TEST_HUB)
+        [_, refused_again] = await to_acme.wait_count(2, suffix="command_refused.v1", timeout=30)
+
+    assert again["data"] == first["data"]
+    assert (again["causationid"], again["causationsource"]) == ("again-1", "acme/tms")
+    assert again["id"] != first["id"]  # a new event, telling the same answer
+    assert refused_again["data"]["reason"] == "carrier_mismatch"
+    assert refused_again["causationid"] == "again-2"
+    assert await booking_status(platform, "acme", "a-again") == "confirmed"
+    assert await booking_status(platform, "bravo", "f-again") is None  # never forwarded

@@ -1,5 +1,5 @@
-"""Property: with standing bookings interleaved with requests, cancellations and series
-cancellations, event time moving on (the horizon books the next occurrences) and
+"""Property: with standing bookings interleaved with requests, reschedules, cancellations
+and series cancellations, event time moving on (the horizon books the next occurrences) and
 commands resent under new ids, no slot's capacity is ever exceeded, capacity in use is
 exactly what the live bookings hold, no occurrence is decided twice, and every command
 gets exactly one answer (a series command: one series answer plus one per occurrence).
@@ -20,7 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from contracts.booking import BookingCancellationRequested, BookingRequested
+from contracts.booking import (
+    BookingCancellationRequested,
+    BookingRequested,
+    BookingRescheduleRequested,
+)
 from contracts.booking.series import SeriesCancelRequested, SeriesRequested
 from contracts.envelope import new_event
 from services.booking import store
@@ -48,7 +52,7 @@ SERIES_SUMMARIES = {
 }
 
 requests = st.tuples(
-    st.just("request"), st.integers(0, 7), st.sampled_from(SLOTS), st.sampled_from([1.0, 2.5])
+    st.just("request"), st.integers(0, 5), st.sampled_from(SLOTS), st.sampled_from([1.0, 2.5])
 )
 cancellations = st.tuples(st.just("cancel"), st.integers(0, 7), st.none(), st.none())
 standing = st.tuples(
@@ -57,6 +61,7 @@ standing = st.tuples(
     st.sampled_from(["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=TU,TH,SA", "FREQ=DAILY;COUNT=2"]),
     st.sampled_from([(9, 1.0), (10, 2.5), (9, 2.5)]),
 )
+moves = st.tuples(st.just("move"), st.integers(0, 2), st.sampled_from(SLOTS), st.none())
 series_cancellations = st.tuples(st.just("end"), st.integers(0, 3), st.none(), st.none())
 occurrence_cancellations = st.tuples(
     st.just("skip"), st.integers(0, 3), st.integers(1, 6), st.none()
@@ -64,7 +69,12 @@ occurrence_cancellations = st.tuples(
 operations = st.lists(
     st.tuples(
         st.one_of(
-            requests, standing, cancellations, series_cancellations, occurrence_cancellations
+            requests,
+            standing,
+            cancellations,
+            moves,
+            series_cancellations,
+            occurrence_cancellations,
         ),
         st.integers(0, 20),  # hours the event time moves on before the command
         st.booleans(),  # sent again under a new id right after
@@ -104,6 +114,10 @@ def _payload(kind: str, ref: int, a, b):
     if kind == "cancel":
         return BookingCancellationRequested(
             carrier_id="acme", carrier_reference=f"r{ref}", hub_id=HUB.id
+        )
+    if kind == "move":
+        return BookingRescheduleRequested(
+            carrier_id="acme", carrier_reference=f"r{ref}", hub_id=HUB.id, slot_start=a
         )
     if kind == "series":
         hour, volume = b
@@ -147,8 +161,13 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
     async def run(ops) -> None:
         await reset()
         now, offset, sent = START, 0, []
+        requested: list[int] = []
         for (kind, ref, a, b), hours, again in ops:
             now += timedelta(hours=hours)
+            if kind == "request":
+                requested.append(ref)
+            elif kind == "move" and requested:  # mostly a booking that was asked for
+                ref = requested[-1 - ref % len(requested)]
             payload = _payload(kind, ref, a, b)
             for _ in range(2 if again else 1):
                 event = new_event(
@@ -199,7 +218,7 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
             assert used.volume_used_l == sum(b.volume_l for b in live)
 
     @settings(
-        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
     @given(ops=operations)
     def check(ops) -> None:
