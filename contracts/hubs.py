@@ -105,6 +105,13 @@ class HubConfig(BaseModel):
     check_in_early_minutes: int = Field(
         default=120, ge=0, le=24 * 60, description="How early before its slot a truck may check in."
     )
+    waitlist_offer_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long (event time) a freed slot is held for a waiting request "
+        "before it goes to the next in line.",
+    )
     no_show_rule: NoShowRule | None = Field(
         default=None,
         description="Optional: a shorter horizon for carriers above a no-show rate "

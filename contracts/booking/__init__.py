@@ -1,5 +1,14 @@
 """Contracts of the booking domain: carriers' commands and the booking service's events."""
 
+from contracts.booking.closures import (
+    BookingAffectedByClosure,
+    ClosureRejectionReason,
+    HubClosureDeclared,
+    HubClosureLifted,
+    HubClosureLiftRequested,
+    HubClosureRejected,
+    HubClosureRequested,
+)
 from contracts.booking.commands import (
     BookingCancellationRequested,
     BookingRequested,
@@ -37,8 +46,17 @@ from contracts.booking.series import (
     SeriesRejected,
     SeriesRequested,
 )
+from contracts.booking.waitlist import (
+    BookingWaitlisted,
+    WaitlistEnded,
+    WaitlistEndReason,
+    WaitlistOfferAccept,
+    WaitlistOfferDecline,
+    WaitlistOffered,
+)
 
 __all__ = [
+    "BookingAffectedByClosure",
     "BookingCancellationRequested",
     "BookingCancelled",
     "BookingCommandRejected",
@@ -52,13 +70,20 @@ __all__ = [
     "BookingRescheduleRequested",
     "BookingRescheduled",
     "BookingStopTerms",
+    "BookingWaitlisted",
     "CheckInReported",
+    "ClosureRejectionReason",
     "CommandRejectionReasonV2",
     "Consignment",
     "ConsignmentCheckedIn",
     "ConsignmentV2",
     "DeliveryStop",
     "DeliveryStopV2",
+    "HubClosureDeclared",
+    "HubClosureLiftRequested",
+    "HubClosureLifted",
+    "HubClosureRejected",
+    "HubClosureRequested",
     "HubSummary",
     "RejectionReason",
     "SeriesAccepted",
@@ -70,4 +95,9 @@ __all__ = [
     "StopKind",
     "StopTerms",
     "TimeWindow",
+    "WaitlistEndReason",
+    "WaitlistEnded",
+    "WaitlistOfferAccept",
+    "WaitlistOfferDecline",
+    "WaitlistOffered",
 ]

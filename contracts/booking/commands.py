@@ -138,3 +138,9 @@ class BookingRequestedV2(_CarrierCommand):
 
     slot_start: AwareDatetime
     consignment: ConsignmentV2
+    wait: bool = Field(
+        default=False,
+        description="When the slot is full (docks or volume), wait on its waiting list "
+        "(answered microhub.booking.waitlisted.v1) instead of being rejected: the first "
+        "waiting request that fits is offered freed capacity (waitlist_offered.v1).",
+    )

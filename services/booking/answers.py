@@ -23,9 +23,17 @@ from contracts.booking import (
     BookingRescheduled,
     BookingRescheduleRejected,
     BookingRescheduleRequested,
+    BookingWaitlisted,
+    ClosureRejectionReason,
     CommandRejectionReasonV2,
     ConsignmentCheckedIn,
+    HubClosureDeclared,
+    HubClosureLifted,
+    HubClosureLiftRequested,
+    HubClosureRejected,
+    HubClosureRequested,
     RejectionReason,
+    WaitlistEnded,
 )
 from contracts.booking.events import CommandRejectionReason
 from contracts.booking.series import (
@@ -50,11 +58,29 @@ ANSWER_TYPES = frozenset(
         ConsignmentCheckedIn,
         BookingCommandRejected,
         BookingCommandRejectedV2,
+        BookingWaitlisted,
+        WaitlistEnded,  # a decline's answer (an expiry's ending answers nothing)
+        HubClosureDeclared,
+        HubClosureLifted,
+        HubClosureRejected,
         SeriesAccepted,
         SeriesRejected,
         SeriesCancelled,
     )
 )
+
+
+def closure_failed(
+    command: HubClosureRequested | HubClosureLiftRequested, error: BaseException
+) -> HubClosureRejected:
+    return HubClosureRejected(
+        command_type=command.event_type,
+        hub_id=command.hub_id,
+        closure_id=command.closure_id,
+        reason=ClosureRejectionReason.INTERNAL_ERROR,
+        message=f"the booking service failed on this command ({type(error).__name__}) and "
+        "changed nothing; send it again",
+    )
 
 
 def rejected_v2(command: Any, reason: str, message: str) -> BookingCommandRejectedV2:
@@ -132,6 +158,8 @@ class BookingAnswers(Answering):
 
     def refuse(self, command: CloudEvent[Any]) -> Answer | None:
         data = command.data
+        if isinstance(data, HubClosureRequested | HubClosureLiftRequested):
+            return None  # an operator's, from the HTTP API (its clock): decided as it came
         if not domain.time_is_usable(command.time):
             message = (
                 f"the command's time {command.time.isoformat()} is at the edge of the "
@@ -161,6 +189,8 @@ class BookingAnswers(Answering):
 
     def failed(self, command: CloudEvent[Any], error: BaseException) -> Answer | None:
         data = command.data
+        if isinstance(data, HubClosureRequested | HubClosureLiftRequested):
+            return Answer(closure_failed(data, error), key=data.hub_id)
         message = (
             f"the booking service failed on this command ({type(error).__name__}) and decided "
             "nothing: nothing was booked, moved, cancelled or checked in. Send it again under a new "

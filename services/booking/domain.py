@@ -48,8 +48,18 @@ def _local_slots_on(hub: HubConfig, day: date) -> Iterator[datetime]:
 
 
 def slots_on(hub: HubConfig, day: date) -> list[datetime]:
-    """Slot starts (UTC) on a local calendar day of the hub."""
-    return [s.astimezone(UTC) for s in _local_slots_on(hub, day)]
+    """Slot starts (UTC) on a local calendar day of the hub (not those it closed)."""
+    slots = [s.astimezone(UTC) for s in _local_slots_on(hub, day)]
+    return [s for s in slots if closure_of(hub, s) is None]
+
+
+def closure_of(hub: HubConfig, slot_start: datetime) -> Any | None:
+    """The operator's closure (closures.py lays a hub's closures over the catalogue's
+    hub for a batch's decisions) that the slot starting at ``slot_start`` overlaps."""
+    for closure in getattr(hub, "closures", ()):
+        if slot_start < closure.ends_at and slot_start + hub.slot_length > closure.starts_at:
+            return closure
+    return None
 
 
 def slots_between(hub: HubConfig, start: datetime, end: datetime) -> Iterator[datetime]:
@@ -65,6 +75,13 @@ def slots_between(hub: HubConfig, start: datetime, end: datetime) -> Iterator[da
 
 def grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason, str] | None:
     """Is ``slot_start`` a slot of this hub? None when it is; else reason and message."""
+    closure = closure_of(hub, slot_start)
+    if closure is not None:
+        return (
+            RejectionReason.HUB_CLOSED,
+            f"hub {hub.id} is closed from {closure.starts_at.isoformat()} to "
+            f"{closure.ends_at.isoformat()}: {closure.reason}",
+        )
     local = slot_start.astimezone(hub.zone)
     day = local.date()
     if day in hub.closed_dates:
@@ -166,6 +183,11 @@ class BookingStatus(StrEnum):
     CANCELLED = "cancelled"
     CHECKED_IN = "checked_in"
     NO_SHOW = "no_show"
+    # a request for a full slot on its waiting list (waiting_list.py), holding an offer,
+    # or ended without a booking (declined, offer expired, slot passed)
+    WAITLISTED = "waitlisted"
+    OFFERED = "offered"
+    WAITLIST_ENDED = "waitlist_ended"
 
 
 def fingerprint(command: BookingRequested, document: dict[str, Any] | None = None) -> str:

@@ -19,18 +19,23 @@ from contracts.booking import (
     BookingNoShow,
     BookingRejected,
     BookingRequested,
+    BookingRequestedV2,
     BookingRescheduleRequested,
     CheckInReported,
     ConsignmentCheckedIn,
     RejectionReason,
+    WaitlistOfferAccept,
+    WaitlistOfferDecline,
 )
 from contracts.booking.series import SeriesCancelRequested, SeriesRequested
 from contracts.envelope import Payload
-from services.booking import domain, no_show_rule, requests_v2, series
+from services.booking import domain, no_show_rule, requests_v2, series, waitlist_rules
+from services.booking.closures import ClosureCommand, Closures
 from services.booking.decisions import as_document, hub_summary, stored_payload
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
 from services.booking.reschedules import Reschedules
+from services.booking.waiting_list import WaitingList
 from services.runtime.consumer import Delivery
 from services.runtime.uow import UnitOfWork
 
@@ -53,28 +58,45 @@ class BookingHandlers(Reschedules):
         latest: dict[str, datetime] = {}
         for _, command, now in commands:
             latest[command.hub_id] = max(now, latest.get(command.hub_id, now))
+        named = [(c.hub_id, c.closure_id) for _, c, _ in commands if isinstance(c, ClosureCommand)]
+        since = min(now for _, _, now in commands)
+        closures = await Closures.load(uow.session, latest, since=since, named=named)
+        hubs = closures.overlay(hubs)  # closed where an operator closed them
+        waiting = await WaitingList.load(uow.session, latest)
         ledger = await Ledger.load(
             uow.session,
             hubs,
-            booking_ids=(
-                domain.booking_id_for(c.carrier_id, c.carrier_reference) for _, c, _ in commands
-            ),
-            slots=self._wanted_slots(hubs, commands),
+            booking_ids=[
+                *(
+                    domain.booking_id_for(c.carrier_id, c.carrier_reference)
+                    for _, c, _ in commands
+                    if not isinstance(c, ClosureCommand)
+                ),
+                *waiting.booking_ids,
+            ],
+            slots=self._wanted_slots(hubs, commands) | waiting.slots,
             no_shows_before={h: t - self.no_show_grace for h, t in latest.items()},
         )
         standing = await series.Standing.load(
             uow.session, hubs, series_ids=series.named(c for _, c, _ in commands), hubs_at=latest
         )
         for delivery, command, now in commands:
-            # Event time moved on for this hub: settle no-shows first, so that what follows
-            # sees the hub as it is at `now` (same code path as the wall-clock sweep); a
-            # no-show answers no command, nor does a standing booking's next occurrence
+            # Event time moved on for this hub: settle no-shows and the waiting list's
+            # expired offers first, so that what follows sees the hub as it is at `now`
+            # (same code path as the wall-clock sweep); neither answers a command, nor
+            # does a standing booking's next occurrence
             self._no_shows(uow, ledger, command.hub_id, now)
+            waiting.settle(uow, ledger, command.hub_id, now)
             await standing.extend(uow, ledger, command.hub_id, now, self.request)
             # what is emitted in here answers this command (services/runtime/answers.py)
             with uow.answering(delivery.event):
                 if isinstance(command, BookingRequested):
-                    await self.request(uow, ledger, command, now, sent_as=delivery.event.type)
+                    original = delivery.event.data
+                    wants = isinstance(original, BookingRequestedV2) and original.wait
+                    await self.request(
+                        uow, ledger, command, now, sent_as=delivery.event.type,
+                        wait=(waiting, original) if wants else None,
+                    )  # fmt: skip
                 elif isinstance(command, BookingCancellationRequested):
                     self.cancel(uow, ledger, command, now)
                 elif isinstance(command, BookingRescheduleRequested):
@@ -85,29 +107,42 @@ class BookingHandlers(Reschedules):
                     await standing.request(uow, ledger, command, now, self.request)
                 elif isinstance(command, SeriesCancelRequested):
                     await standing.cancel(uow, ledger, command, now, self.cancel)
+                elif isinstance(command, WaitlistOfferAccept | WaitlistOfferDecline):
+                    waiting.answer(uow, ledger, command, now)
+                elif isinstance(command, ClosureCommand):
+                    await closures.decide(uow, ledger, command, now)
                 else:  # pragma: no cover - the consumer accepts the topic's contracts
                     raise TypeError(f"booking cannot decide {type(command).__name__}")
             # not an answer: a v2 booking's stop terms follow its confirmation
             requests_v2.publish_stop_terms(uow, ledger, delivery.event.data, now)
+            # what the command gave back goes to the slots' waiting lists (no answer)
+            waiting.offer_freed(uow, ledger, now)
         await ledger.save(uow.session)
         await standing.save(uow.session)
+        await waiting.save(uow.session)
+        await closures.save(uow.session)
 
     async def sweep_no_shows(self, uow: UnitOfWork, *, now: datetime) -> int:
         """The wall-clock nudge for quiet hubs: no-shows of every hub up to ``now``,
         through the same ledger and rule as a command's event time."""
         hubs = await self.catalogue.current(uow.session)
+        hubs = (await Closures.load(uow.session, hubs, since=now)).overlay(hubs)
+        waiting = await WaitingList.load(uow.session, hubs)
         ledger = await Ledger.load(
             uow.session,
             hubs,
-            booking_ids=(),
-            slots=(),
+            booking_ids=waiting.booking_ids,
+            slots=waiting.slots,
             no_shows_before={h: now - self.no_show_grace for h in hubs},
         )
         marked = sum(self._no_shows(uow, ledger, hub_id, now) for hub_id in hubs)
+        for hub_id in sorted(hubs):
+            waiting.settle(uow, ledger, hub_id, now)
         # and the standing bookings the horizon reached at `now` (series.py)
         standing = await series.Standing.sweep(uow, ledger, now, self.request)
         await ledger.save(uow.session)
         await standing.save(uow.session)
+        await waiting.save(uow.session)
         return marked
 
     @staticmethod
@@ -130,7 +165,9 @@ class BookingHandlers(Reschedules):
         now: datetime,
         *,
         sent_as: str | None = None,  # the type the carrier sent (a v2 is decided as v1)
+        wait: tuple[WaitingList, BookingRequestedV2] | None = None,
     ) -> None:
+        """``wait``: the request (as it came) asked to wait when its slot is full."""
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
         document = command.model_dump(mode="json")  # stored, and what its fingerprint is of
         fingerprint = domain.fingerprint(command, document)
@@ -189,6 +226,7 @@ class BookingHandlers(Reschedules):
             )
             status = BookingStatus.CONFIRMED
         else:
+            offers = await self._next_slots(uow.session, ledger, hub, slot, now, volume_l)
             payload = BookingRejected(
                 booking_id=booking_id,
                 carrier_id=command.carrier_id,
@@ -197,9 +235,15 @@ class BookingHandlers(Reschedules):
                 requested_slot_start=command.slot_start,
                 reason=rejection.reason,
                 message=rejection.message,
-                next_slots=await self._next_slots(uow.session, ledger, hub, slot, now, volume_l),
+                next_slots=offers,
             )
             status = BookingStatus.REJECTED
+            if wait is not None and hub is not None and waitlist_rules.may_wait(rejection):
+                payload = wait[0].enqueue(
+                    hub=hub, booking_id=booking_id, command=command, original=wait[1],
+                    rejection=rejection, next_slots=offers, volume_l=volume_l, now=now,
+                )  # fmt: skip
+                status = BookingStatus.WAITLISTED
         ledger.add(
             dict(
                 id=booking_id,

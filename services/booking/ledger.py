@@ -78,6 +78,8 @@ class Ledger:
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # booking id -> SET
     dirty: set[Slot] = field(default_factory=set)
+    # slots given capacity back, in order, for their waiting lists (waiting_list.py)
+    freed: list[Slot] = field(default_factory=list)
     _horizons: dict[str, dict[datetime, SlotUsage]] = field(default_factory=dict)
 
     # --- loading ----------------------------------------------------------------------
@@ -156,6 +158,7 @@ class Ledger:
     def release(self, hub_id: str, slot: datetime, volume_l: int) -> None:
         used = self.usage_of(hub_id, slot)
         self._set(hub_id, slot, SlotUsage(used.docks_used - 1, used.volume_used_l - volume_l))
+        self.freed.append((hub_id, slot))
 
     def _set(self, hub_id: str, slot: datetime, usage: SlotUsage) -> None:
         self.usage[hub_id, slot] = usage

@@ -21,7 +21,18 @@ _MONTH = select(
     b.hub_id == bindparam("b_hub_id"),
     b.slot_start >= bindparam("b_start"),
     b.slot_start < bindparam("b_end"),
-    b.status != BookingStatus.REJECTED.value,
+    # requests that never became bookings: rejected, or on a waiting list (waiting_list.py)
+    b.status.not_in(
+        [
+            s.value
+            for s in (
+                BookingStatus.REJECTED,
+                BookingStatus.WAITLISTED,
+                BookingStatus.OFFERED,
+                BookingStatus.WAITLIST_ENDED,
+            )
+        ]
+    ),
 )
 
 

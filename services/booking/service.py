@@ -67,7 +67,14 @@ class BookingService(Service):
             self.every(self.settings.sweep_interval_seconds, self.sweep_no_shows, "no-show-sweep")
 
     def http_routers(self) -> list[Any]:
-        from services.booking import api, api_v2, calendar_feed, scorecards_api, series_api
+        from services.booking import (
+            api,
+            api_v2,
+            calendar_feed,
+            closures_api,
+            scorecards_api,
+            series_api,
+        )
         from services.booking.http_commands import ingress_publisher
 
         # through the carrier's own topic and the gateway, like a carrier's Kafka client
@@ -80,6 +87,14 @@ class BookingService(Service):
                 units=self.units, publish=publish, principal=principal
             ),
             lambda principal: calendar_feed.router(units=self.units, principal=principal),
+            # an operator's closure names no carrier: it cannot take a carrier's topic
+            lambda principal: closures_api.router(
+                units=self.units,
+                publish=closures_api.internal_publisher(
+                    self.broker, self.settings.topic(BOOKING_COMMANDS.name)
+                ),
+                principal=principal,
+            ),
         ]
 
     async def purge_tables(

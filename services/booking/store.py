@@ -107,6 +107,37 @@ Index(
     sqlite_where=bookings.c.purged_at.is_(None),
 )
 
+# The waiting lists of full slots (waiting_list.py): one row per request still waiting or
+# holding an offer; it goes when the request ends (the booking row keeps its outcome).
+waiting_list = Table(
+    "waiting_list",
+    metadata,
+    Column("booking_id", String(36), primary_key=True),
+    Column("hub_id", String(64), nullable=False),
+    Column("slot_start", UTCDateTime(), nullable=False),
+    Column("volume_l", Integer, nullable=False),
+    Column("queued_at", UTCDateTime(), nullable=False, comment="the request's event time"),
+    Column("seq", Integer, nullable=False, comment="order decided in, among the hub's"),
+    Column("offered_until", UTCDateTime(), nullable=True, comment="offer held until"),
+    Column("request", JSON, nullable=False, comment="the requested.v2 payload (stop terms)"),
+)
+Index("ix_waiting_list_slot", waiting_list.c.hub_id, waiting_list.c.slot_start)
+
+# Hub operators' closures of slot ranges (closures.py); kept when lifted (who and why).
+hub_closures = Table(
+    "hub_closures",
+    metadata,
+    Column("hub_id", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("declared", JSON, nullable=False, comment="payload of HubClosureDeclared"),
+    # SQL NULL while in force (a JSON null would not match ``IS NULL``)
+    Column("lifted", JSON(none_as_null=True), nullable=True, comment="payload of HubClosureLifted"),
+    PrimaryKeyConstraint("hub_id", "id"),
+)
+
 # A standing booking. Its occurrences are ordinary bookings whose ids are derived from
 # the rule (contracts/booking/series.py), so none is listed here: ``booked_until`` says
 # up to which instant they have been decided.

@@ -51,7 +51,10 @@ class View:
 
 
 def booking_views(payload: Any) -> list[View]:
-    """A booking event, to the carrier whose booking it is (every booking event names it)."""
+    """A booking event, to the carrier whose booking it is; a hub's own (a closure
+    declared or lifted) names no carrier and goes to none."""
+    if not hasattr(payload, "carrier_id"):
+        return []
     booking_id = getattr(payload, "booking_id", None) or booking_id_for(
         payload.carrier_id, payload.carrier_reference
     )

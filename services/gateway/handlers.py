@@ -138,26 +138,28 @@ class GatewayHandlers:
                 f"{self.max_clock_skew} away from its receipt at {received.isoformat()}; "
                 "check the sender's clock",
             )
-        elif command.carrier_id != carrier:
+        elif getattr(command, "carrier_id", None) != carrier:
+            # a hub operator's command (a closure) names no carrier: never a carrier's
             refusal = (
                 RefusalReason.CARRIER_MISMATCH,
-                f"a command on carrier {carrier}'s topic names another carrier: a carrier "
-                "sends commands only in its own name",
+                f"a command on carrier {carrier}'s topic names another carrier (or none: "
+                "a hub operator's): a carrier sends commands only in its own name",
             )
         command_id = getattr(delivery.event, CARRIER_EVENT_ID, delivery.event.id)
         causation = (command_id, delivery.event.source)
         if refusal is not None:
             self.refused += 1
+            reference = getattr(command, "carrier_reference", None) or command.closure_id
             await self.tell(
                 uow,
                 egress.View(
                     carrier,
-                    booking_id_for(carrier, command.carrier_reference),
+                    booking_id_for(carrier, reference),
                     CommandRefused(
                         carrier_id=carrier,
                         command_id=command_id,
                         command_type=delivery.event.type,
-                        carrier_reference=command.carrier_reference,
+                        carrier_reference=reference,
                         hub_id=command.hub_id,
                         reason=refusal[0],
                         message=refusal[1],

@@ -48,16 +48,17 @@ async def test_apply_from_the_command_line_creates_users_and_acls_once(
 
     code, out, err = await run("acls", "apply", "--passwords", str(passwords), "--dry-run", env=env)
     assert code == 0, err
-    # 50: the API writes no topic of the file (carriers apply grants it their commands)
-    assert out.splitlines()[-1] == "dry run: 8 users and 50 ACLs to create, 0 ACLs present, 0 extra"
+    # 51: the API writes the internal commands topic for hub operators' closures only
+    # (carriers apply grants it the carriers' commands topics)
+    assert out.splitlines()[-1] == "dry run: 8 users and 51 ACLs to create, 0 ACLs present, 0 extra"
     assert f"User:{prefix}microhub-booking" in out and "(dry run)" in out
 
     code, out, err = await run("acls", "apply", "--passwords", str(passwords), env=env)
     assert code == 0, err
-    assert out.splitlines()[-1] == "8 users created, 50 ACLs created, 0 present, 0 extra kept"
+    assert out.splitlines()[-1] == "8 users created, 51 ACLs created, 0 present, 0 extra kept"
     code, out, err = await run("acls", "apply", env=env)
     assert code == 0, err
-    assert out.strip() == "0 users created, 0 ACLs created, 50 present, 0 extra kept"
+    assert out.strip() == "0 users created, 0 ACLs created, 51 present, 0 extra kept"
 
 
 async def test_every_wrong_input_is_one_line_naming_it(

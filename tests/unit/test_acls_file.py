@@ -75,9 +75,10 @@ def test_each_service_may_read_write_and_join_exactly_what_it_declares(name: str
 
 
 def test_the_api_only_sends_commands_and_vehicles_only_telemetry() -> None:
-    # the API's commands go onto the carriers' own topics (ACLs from `carriers apply`,
-    # tests/unit/test_carriers_platform_writer.py), never the internal commands topic
-    assert granted("api", "topic", "Write") == set()
+    # carriers' commands from the API go onto the carriers' own topics (ACLs from `carriers
+    # apply`, tests/unit/test_carriers_platform_writer.py); only hub operators' closures,
+    # which name no carrier, onto the internal commands topic
+    assert granted("api", "topic", "Write") == {BOOKING_COMMANDS.name}
     assert BOOKING_COMMANDS.name in granted("gateway", "topic", "Write")
     assert granted("api", "topic", "Read") == set() and granted("api", "group", "Read") == set()
     assert granted("fleet", "topic", "Write") == {FLEET_TELEMETRY.name}
