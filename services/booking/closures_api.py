@@ -16,7 +16,7 @@ from sqlalchemy import select
 from contracts.booking import HubClosureLiftRequested, HubClosureRequested
 from contracts.envelope import Payload, encode, new_event
 from services.booking import store
-from services.booking.api import SOURCE
+from services.booking.api_models import SOURCE
 from services.runtime import tracing
 from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
