@@ -1,5 +1,6 @@
-"""Property: with standing bookings interleaved with requests, reschedules, cancellations
-and series cancellations, event time moving on (the horizon books the next occurrences) and
+"""Property: with standing bookings interleaved with requests, reschedules, cancellations,
+series cancellations, requests that wait for a full slot (offers accepted and declined)
+and hub closures declared and lifted, event time moving on (the horizon books the next occurrences) and
 commands resent under new ids, no slot's capacity is ever exceeded, capacity in use is
 exactly what the live bookings hold, no occurrence is decided twice, and every command
 gets exactly one answer (a series command: one series answer plus one per occurrence).
@@ -25,7 +26,9 @@ from contracts.booking import (
     BookingRequested,
     BookingRescheduleRequested,
 )
+from contracts.booking.closures import HubClosureLiftRequested, HubClosureRequested
 from contracts.booking.series import SeriesCancelRequested, SeriesRequested
+from contracts.booking.waitlist import WaitlistOfferAccept, WaitlistOfferDecline
 from contracts.envelope import new_event
 from services.booking import store
 from services.booking.answers import ANSWER_TYPES
@@ -36,6 +39,7 @@ from services.runtime.consumer import DeadLetters, Delivery, RecordApplier
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.uow import UnitsOfWork
 from tests.integration.test_booking_capacity_property import _Record
+from tests.integration.test_booking_requests_v2 import request_v2
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -63,6 +67,16 @@ standing = st.tuples(
 )
 moves = st.tuples(st.just("move"), st.integers(0, 2), st.sampled_from(SLOTS), st.none())
 series_cancellations = st.tuples(st.just("end"), st.integers(0, 3), st.none(), st.none())
+# waiting requests aim at one of the next two slots ahead of their time (two docks
+# each), so that those fill and the next ones wait
+waiting = st.tuples(st.just("wait"), st.integers(0, 6), st.integers(0, 1), st.none())
+# a cancellation of a booking a rush got: frees a dock that a waiting request is offered
+freeing = st.tuples(st.just("unwait"), st.integers(0, 6), st.none(), st.none())
+answers_to_offers = st.tuples(
+    st.sampled_from(["accept", "decline"]), st.integers(0, 3), st.none(), st.none()
+)
+closures = st.tuples(st.just("close"), st.integers(0, 1), st.sampled_from(SLOTS), st.none())
+lifts = st.tuples(st.just("lift"), st.integers(0, 1), st.none(), st.none())
 occurrence_cancellations = st.tuples(
     st.just("skip"), st.integers(0, 3), st.integers(1, 6), st.none()
 )
@@ -75,6 +89,13 @@ operations = st.lists(
             moves,
             series_cancellations,
             occurrence_cancellations,
+            waiting,
+            waiting,  # twice the weight: a list needs a few requests to form
+            freeing,
+            answers_to_offers,
+            answers_to_offers,
+            closures,
+            lifts,
         ),
         st.integers(0, 20),  # hours the event time moves on before the command
         st.booleans(),  # sent again under a new id right after
@@ -115,6 +136,26 @@ def _payload(kind: str, ref: int, a, b):
         return BookingCancellationRequested(
             carrier_id="acme", carrier_reference=f"r{ref}", hub_id=HUB.id
         )
+    if kind == "wait":  # a v2 request that waits on the slot's list when it is full
+        return request_v2(f"w{ref}", slot_start=a, wait=True)
+    if kind == "unwait":
+        return BookingCancellationRequested(
+            carrier_id="acme", carrier_reference=f"w{ref}", hub_id=HUB.id
+        )
+    if kind in ("accept", "decline"):
+        offer = WaitlistOfferAccept if kind == "accept" else WaitlistOfferDecline
+        return offer(carrier_id="acme", carrier_reference=f"w{ref}", hub_id=HUB.id)
+    if kind == "close":
+        return HubClosureRequested(
+            hub_id=HUB.id,
+            closure_id=f"c{ref}",
+            starts_at=a,
+            ends_at=a + timedelta(hours=2),
+            reason="a broken door",
+            requested_by="operator",
+        )
+    if kind == "lift":
+        return HubClosureLiftRequested(hub_id=HUB.id, closure_id=f"c{ref}", requested_by="op")
     if kind == "move":
         return BookingRescheduleRequested(
             carrier_id="acme", carrier_reference=f"r{ref}", hub_id=HUB.id, slot_start=a
@@ -148,7 +189,8 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
     async def reset() -> None:
         async with sessions() as session, session.begin():
             for table in (store.outbox, store.bookings, store.slot_usage, store.hubs,
-                          store.inbox, store.series):  # fmt: skip
+                          store.inbox, store.series, store.waiting_list,
+                          store.hub_closures):  # fmt: skip
                 await session.execute(delete(table))
             await store.upsert_hub(session, HUB)
 
@@ -162,25 +204,40 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
         await reset()
         now, offset, sent = START, 0, []
         requested: list[int] = []
+        waited: list[int] = []
         for (kind, ref, a, b), hours, again in ops:
-            now += timedelta(hours=hours)
+            # what follows a rush comes soon after it (else its slot has always passed)
+            now += timedelta(hours=hours if kind not in ("unwait", "accept", "decline") else 0)
+            refs = [ref]
             if kind == "request":
                 requested.append(ref)
             elif kind == "move" and requested:  # mostly a booking that was asked for
-                ref = requested[-1 - ref % len(requested)]
-            payload = _payload(kind, ref, a, b)
-            for _ in range(2 if again else 1):
-                event = new_event(
-                    payload, source="test", subject=HUB.id, time=now, event_id=str(uuid.uuid4())
-                )
-                delivery = Delivery(event, "commands", 0, offset, 0, HUB.id)
-                await consumer._process_delivery(_Record(delivery), delivery)
-                await check_capacity()  # after every single command
-                sent.append((kind, event.id))
-                offset += 1
-        # and the wall-clock sweep, later still
+                refs = [requested[-1 - ref % len(requested)]]
+            elif kind == "wait":
+                # a rush of three at once for a slot ahead (two docks): one at least waits
+                refs = [ref, ref + 1, ref + 2]
+                waited.extend(refs)
+                ahead = [slot for slot in SLOTS if slot > now + timedelta(hours=1)]
+                a = ahead[a] if len(ahead) > a else SLOTS[-1]  # else: in the past, refused
+            elif kind in ("accept", "decline", "unwait") and waited:  # mostly one that waits
+                refs = [waited[-1 - ref % min(len(waited), 3)]]  # of the last rush
+            for payload in [_payload(kind, r, a, b) for r in refs]:
+                for _ in range(2 if again else 1):
+                    event = new_event(
+                        payload,
+                        source="test",
+                        subject=HUB.id,
+                        time=now,
+                        event_id=str(uuid.uuid4()),
+                    )
+                    delivery = Delivery(event, "commands", 0, offset, 0, HUB.id)
+                    await consumer._process_delivery(_Record(delivery), delivery)
+                    await check_capacity()  # after every single command
+                    sent.append((kind, event.id))
+                    offset += 1
+        # and the wall-clock sweep, after every slot: no request is left waiting
         async with consumer.units() as uow:
-            await handlers.sweep_no_shows(uow, now=now + timedelta(days=1))
+            await handlers.sweep_no_shows(uow, now=max(now, SLOTS[-1]) + timedelta(days=1))
         await check_capacity()
         assert consumer.dead_letters.count == 0
 
@@ -211,7 +268,9 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
         assert set(decided) == {b.id for b in bookings if ":" in b.carrier_reference}
         # capacity in use is exactly what the bookings that hold a slot hold (a no-show
         # of a passed slot, too)
-        holding = ("confirmed", "checked_in", "no_show")
+        holding = ("confirmed", "checked_in", "no_show", "offered")  # an offer holds too
+        # every request that waited ended, once: booked, or the list ended for it
+        assert not [b.id for b in bookings if b.status in ("waitlisted", "offered")]
         for slot, used in usage.items():
             live = [b for b in bookings if b.slot_start == slot and b.status in holding]
             assert used.docks_used == len(live)
