@@ -39,6 +39,12 @@ class BookingRequestBodyV2(BaseModel):
     carrier_id: Identifier | None = Field(
         default=None, description="Defaults to the carrier of the API key; admins must set it."
     )
+    wait: bool = Field(
+        default=False,
+        description="When the slot is full, wait on its waiting list (the booking reads "
+        "'waitlisted', then 'offered': accept with POST /v1/bookings/{id}/offer/accept) "
+        "instead of being rejected.",
+    )
 
 
 def conflict(booking: store.StoredBooking, reference: str) -> HTTPException:
@@ -107,6 +113,7 @@ def router(
             hub_id=body.hub_id,
             slot_start=body.slot_start,
             consignment=body.consignment,
+            wait=body.wait,
         )
         sent_at = datetime.now(UTC)
         # what the service would answer (and store nothing of): the windows first, then

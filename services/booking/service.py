@@ -70,6 +70,7 @@ class BookingService(Service):
         from services.booking import (
             api,
             api_v2,
+            api_waitlist,
             calendar_feed,
             closures_api,
             scorecards_api,
@@ -82,6 +83,9 @@ class BookingService(Service):
         return [
             lambda principal: api.router(units=self.units, publish=publish, principal=principal),
             lambda principal: api_v2.router(units=self.units, publish=publish, principal=principal),
+            lambda principal: api_waitlist.router(
+                units=self.units, publish=publish, principal=principal
+            ),
             lambda principal: scorecards_api.router(units=self.units, principal=principal),
             lambda principal: series_api.router(
                 units=self.units, publish=publish, principal=principal
