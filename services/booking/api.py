@@ -32,6 +32,7 @@ from services.booking.api_models import (
     acting_carrier,
     answer_to_command,
     command_from,
+    queue,
     view,
 )
 from services.booking.domain import BookingStatus
@@ -57,17 +58,8 @@ def router(
     sessions = units.sessions  # reads; every write goes through a unit of work
 
     async def send(payload: Payload, hub_id: str, time: datetime) -> str | None:
-        """Publish a command (its id), or answer 503: the caller may retry (the booking id
-        is deterministic, so a retry is an idempotent resend)."""
-        try:
-            return await asyncio.wait_for(publish(payload, hub_id, time), timeout=publish_timeout)
-        except Exception as exc:  # any broker failure means: not accepted
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"the command could not be queued ({type(exc).__name__}); nothing was "
-                "booked or changed, retry in a few seconds",
-                headers={"Retry-After": "5"},
-            ) from exc
+        """Publish a command (its id), or answer 503 (api_models.queue)."""
+        return await queue(publish, payload, hub_id, time, timeout=publish_timeout)
 
     def location(booking_id: str) -> str:
         return f"/v1/bookings/{booking_id}"

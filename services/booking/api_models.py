@@ -142,3 +142,28 @@ async def answer_to_command(
         if answer or asyncio.get_running_loop().time() >= deadline:
             return answer or None
         await asyncio.sleep(0.05)
+
+
+async def queue(
+    publish: PublishCommand, payload: Payload, hub_id: str, time: datetime, *, timeout: float
+) -> str | None:
+    """Publish a command from HTTP (its CloudEvents id), or answer ``503``: nothing was
+    changed and the caller may retry (a booking's id is deterministic, so a retry is an
+    idempotent resend). A carrier's command goes onto its own topic: one that never
+    comes back names the registry, where a carrier without a topic is missing."""
+    try:
+        return await asyncio.wait_for(publish(payload, hub_id, time), timeout=timeout)
+    except Exception as exc:  # any broker failure means: not accepted
+        carrier = getattr(payload, "carrier_id", None)
+        hint = (
+            f" (if it persists: is carrier {carrier} in the carrier registry? its commands "
+            "topic is made from there)"
+            if carrier and isinstance(exc, TimeoutError | asyncio.TimeoutError)
+            else ""
+        )
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the command could not be queued ({type(exc).__name__}); nothing was booked "
+            f"or changed, retry in a few seconds{hint}",
+            headers={"Retry-After": "5"},
+        ) from exc

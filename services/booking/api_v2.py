@@ -23,7 +23,14 @@ from contracts.booking import BookingRequestedV2, ConsignmentV2
 from contracts.common import Identifier
 from services.booking import domain, requests_v2, store
 from services.booking.answers import refusal
-from services.booking.api_models import Accepted, PublishCommand, acting_carrier, command_from, view
+from services.booking.api_models import (
+    Accepted,
+    PublishCommand,
+    acting_carrier,
+    command_from,
+    queue,
+    view,
+)
 from services.runtime.auth import Principal
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
@@ -138,17 +145,7 @@ def router(
             raise conflict(existing, body.carrier_reference)
         # sent even when the booking exists: a resend with other windows is the same
         # request, and booking publishes its stop terms again (as over Kafka)
-        try:
-            await asyncio.wait_for(
-                publish(command, command.hub_id, sent_at), timeout=publish_timeout
-            )
-        except Exception as exc:  # any broker failure means: not accepted
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"the command could not be queued ({type(exc).__name__}); nothing was "
-                "booked or changed, retry in a few seconds",
-                headers={"Retry-After": "5"},
-            ) from exc
+        await queue(publish, command, command.hub_id, sent_at, timeout=publish_timeout)
         booking = existing or await decided(booking_id, wait)
         if booking is not None and booking.request_fingerprint != fingerprint:
             raise conflict(booking, body.carrier_reference)

@@ -10,7 +10,6 @@ answer is read from the booking consumer's inbox, as for a reschedule."""
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations,
 # which name the router's own ``max_wait_seconds``
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -23,6 +22,7 @@ from services.booking.api_models import (
     Accepted,
     PublishCommand,
     answer_to_command,
+    queue,
     view,
 )
 from services.runtime.auth import Principal, forbid
@@ -69,17 +69,9 @@ def router(
                 reason=reason,
             )
         )
-        try:
-            event_id = await asyncio.wait_for(
-                publish(command, booking.hub_id, datetime.now(UTC)), timeout=publish_timeout
-            )
-        except Exception as exc:  # any broker failure means: not accepted
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"the command could not be queued ({type(exc).__name__}); nothing changed, "
-                "retry in a few seconds",
-                headers={"Retry-After": "5"},
-            ) from exc
+        event_id = await queue(
+            publish, command, booking.hub_id, datetime.now(UTC), timeout=publish_timeout
+        )
         answer = (
             await answer_to_command(
                 sessions,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from contracts.booking import HubClosureLiftRequested, HubClosureRequested
 from contracts.envelope import Payload, encode, new_event
 from services.booking import store
-from services.booking.api_models import SOURCE
+from services.booking.api_models import SOURCE, queue
 from services.runtime import tracing
 from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
@@ -116,17 +116,7 @@ def router(
 
     async def decided(payload: Payload, hub_id: str, wait: float) -> dict[str, Any] | None:
         """Publish the command and wait up to ``wait`` seconds for its answer."""
-        try:
-            event_id = await asyncio.wait_for(
-                publish(payload, hub_id, datetime.now(UTC)), timeout=publish_timeout
-            )
-        except Exception as exc:  # any broker failure means: not accepted
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"the command could not be queued ({type(exc).__name__}); nothing changed, "
-                "retry in a few seconds",
-                headers={"Retry-After": "5"},
-            ) from exc
+        event_id = await queue(publish, payload, hub_id, datetime.now(UTC), timeout=publish_timeout)
         inbox = store.inbox.c
         query = select(inbox.answer).where(
             inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)

@@ -5,7 +5,6 @@ Like every HTTP command, a series command goes through Kafka (same partition as 
 hub's other commands, same decision code); the route waits briefly for the command's own
 answer, which the booking consumer keeps in its inbox, and returns it."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from services.booking.api_models import (
     acting_carrier,
     answer_to_command,
     command_from,
+    queue,
 )
 from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
@@ -97,17 +97,7 @@ def router(
     sessions = units.sessions
 
     async def send(payload: Any, hub_id: str) -> str | None:
-        try:
-            return await asyncio.wait_for(
-                publish(payload, hub_id, datetime.now(UTC)), timeout=publish_timeout
-            )
-        except Exception as exc:  # any broker failure means: not accepted
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"the command could not be queued ({type(exc).__name__}); nothing was "
-                "booked or changed, retry in a few seconds",
-                headers={"Retry-After": "5"},
-            ) from exc
+        return await queue(publish, payload, hub_id, datetime.now(UTC), timeout=publish_timeout)
 
     async def answer_to(
         carrier_id: str, event_id: str | None, seconds: float
