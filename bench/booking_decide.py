@@ -5,6 +5,11 @@ batches as the broker would hand them over.
 
     python -m bench.booking_decide                      # SQLite and PostgreSQL
     python -m bench.booking_decide --profile /tmp/decide.prof --databases sqlite
+    python -m bench.booking_decide --gc served      # only as `microhub serve` runs
+
+Each database is measured twice: with CPython's collector as it comes, and as `microhub
+serve` runs it after start-up (services/runtime/gc_tuning.py: start-up frozen, young
+objects collected every MICROHUB_GC_GEN0_THRESHOLD allocations).
 
 It isolates the service's own work from the broker's and the relay's (which
 bench.booking_throughput measures with them), so that a change to the decision path can
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import pstats
 import tempfile
 import time
@@ -30,6 +36,7 @@ from sqlalchemy.engine import make_url
 from bench import servers
 from bench.booking_throughput import _pg, catalogue, command, first_monday, hub_ids
 from services.booking.service import BookingService
+from services.runtime import gc_tuning
 from services.runtime.settings import Settings
 
 console = Console(width=120)
@@ -48,9 +55,51 @@ class Record:
     timestamp_type: int = 0
 
 
-async def decide(url: str, commands: int, batch: int, profile: cProfile.Profile | None) -> float:
+class CollectorTime:
+    """Time the collector spent (gc.callbacks) while a measurement is on."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.measured = 0.0
+        self._started = 0.0
+
+    def reset(self) -> None:
+        self.on, self.measured = False, 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        elif self.on:
+            self.measured += time.process_time() - self._started
+
+
+COLLECTING = CollectorTime()  # in gc.callbacks while main() runs
+
+
+def collector(kind: str) -> None:
+    """``cpython``: the collector as CPython starts it; ``served``: as `microhub serve`
+    leaves it after start-up."""
+    gc.unfreeze()
+    if kind == "served":
+        gc_tuning.settle(Settings().gc_gen0_threshold)
+    else:
+        gc.set_threshold(gc_tuning.DEFAULT_GEN0_THRESHOLD, 10, 10)
+
+
+def rss_mib() -> float:
+    """The process's resident memory now (MiB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def decide(
+    url: str, commands: int, batch: int, profile: cProfile.Profile | None, gc_kind: str = "served"
+) -> tuple[float, float]:
     """CPU µs per decision (process time, the service's one thread plus its database
-    driver's) for ``commands`` requests decided in batches of ``batch``."""
+    driver's) for ``commands`` requests decided in batches of ``batch``, and the growth
+    of resident memory (MiB) while deciding them."""
     with tempfile.TemporaryDirectory() as tmp:
         hubs = hub_ids()
         settings = Settings(
@@ -63,6 +112,8 @@ async def decide(url: str, commands: int, batch: int, profile: cProfile.Profile 
         await service.migrate()
         await service.load_hubs(settings.hubs_file)
         consumer = service.consumers[0]
+        # no relay runs here: publishing after a commit would wait for one to take over
+        consumer.after_commit = lambda: None
         now = first_monday()
         records = [
             Record(raw, hub.encode(), consumer.topic, i % 6, i, int(now.timestamp() * 1000))
@@ -70,6 +121,9 @@ async def decide(url: str, commands: int, batch: int, profile: cProfile.Profile 
         ]
         # a first batch outside the measurement: caches, prepared statements, the catalogue
         await consumer.process_batch(records[:batch])
+        collector(gc_kind)  # the service is up: as `microhub serve` does here
+        memory = rss_mib()
+        COLLECTING.on = True
         start = time.process_time()
         if profile:
             profile.enable()
@@ -78,19 +132,21 @@ async def decide(url: str, commands: int, batch: int, profile: cProfile.Profile 
         if profile:
             profile.disable()
         spent = time.process_time() - start
+        COLLECTING.on = False
+        grown = rss_mib() - memory
         await service.engine.dispose()
-        return spent / (commands - batch) * 1e6
+        return spent / (commands - batch) * 1e6, grown
 
 
 async def on_postgres(
-    admin: str, commands: int, batch: int, profile: cProfile.Profile | None
-) -> float:
+    admin: str, commands: int, batch: int, profile: cProfile.Profile | None, gc_kind: str
+) -> tuple[float, float]:
     server = make_url(admin).set(drivername="postgresql")
     name = f"bench_{uuid.uuid4().hex[:10]}"
     await _pg(server.render_as_string(False), f'CREATE DATABASE "{name}"')
     try:
         url = server.set(database=name).render_as_string(False)
-        return await decide(url, commands, batch, profile)
+        return await decide(url, commands, batch, profile, gc_kind)
     finally:
         await _pg(server.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)')
 
@@ -100,21 +156,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--commands", type=int, default=10_500)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--gc", nargs="+", default=["cpython", "served"], dest="collectors")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the decisions here")
     args = parser.parse_args(argv)
     table = Table(title=f"booking decisions without Kafka, batches of {args.batch}")
-    for column in ("database", "decisions", "CPU µs/decision"):
+    for column in (
+        "database", "collector", "decisions", "CPU µs/decision", "of it collecting", "RSS grown MiB"
+    ):  # fmt: skip
         table.add_column(column, justify="right")
     profile = cProfile.Profile() if args.profile else None
+    collecting = COLLECTING
+    gc.callbacks.append(collecting)
     for kind in args.databases:
-        with tempfile.TemporaryDirectory() as tmp:
-            if kind == "sqlite":
-                url = f"sqlite:///{tmp}/booking.db"
-                cpu = asyncio.run(decide(url, args.commands, args.batch, profile))
-            else:
-                with servers.postgres() as admin:
-                    cpu = asyncio.run(on_postgres(admin, args.commands, args.batch, profile))
-        table.add_row(kind, f"{args.commands - args.batch:,}", f"{cpu:,.0f}")
+        for gc_kind in args.collectors:
+            with tempfile.TemporaryDirectory() as tmp:
+                collecting.reset()
+                if kind == "sqlite":
+                    url = f"sqlite:///{tmp}/booking.db"
+                    run = decide(url, args.commands, args.batch, profile, gc_kind)
+                    cpu, grown = asyncio.run(run)
+                else:
+                    with servers.postgres() as admin:
+                        run = on_postgres(admin, args.commands, args.batch, profile, gc_kind)
+                        cpu, grown = asyncio.run(run)
+            decided = args.commands - args.batch
+            table.add_row(
+                kind, gc_kind, f"{decided:,}", f"{cpu:,.0f}",
+                f"{collecting.measured / decided * 1e6:,.0f}", f"{grown:,.1f}",
+            )  # fmt: skip
     console.print(table)
     if profile and args.profile:
         profile.dump_stats(args.profile)

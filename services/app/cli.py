@@ -14,6 +14,7 @@ from services.app.purge_cli import purge
 from services.dispatch.cli import queue
 from services.gateway.cli import carriers_app
 from services.reporting import cli as reporting_cli
+from services.runtime import gc_tuning
 from services.runtime.acls_cli import acls_app
 from services.runtime.cli_common import (
     configure_logging,
@@ -113,6 +114,8 @@ def serve(
                 console.print(f"[red]{exc}[/]")
                 return 2
             assert platform.cluster is not None  # start() starts one when it was given none
+            # what starting made lives as long as the process: out of the collector's way
+            gc_tuning.settle(settings.gc_gen0_threshold)
             kafka = ",".join(platform.cluster.bootstrap)
             kind = "embedded Kafka" if platform.cluster.embedded else "Kafka"
             if not settings.kafka_security_protocol.startswith("SASL"):

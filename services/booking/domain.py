@@ -201,7 +201,9 @@ def fingerprint(command: BookingRequested, document: dict[str, Any] | None = Non
 
 # numbers orjson and json.dumps write differently: with an exponent (orjson: 1e16,
 # json.dumps: 1e+16) or below 1e-4 (orjson: 0.00001, json.dumps: 1e-05)
-_NOT_ALIKE = re.compile(rb"[0-9]e[-+0-9]|[^0-9]0\.0000")
+# (two expressions: one with both alternatives cost ~15 µs a document, these ~3 µs)
+_EXPONENT = re.compile(rb"[0-9]e[-+0-9]")
+_TINY = re.compile(rb"[^0-9]0\.0000")
 
 
 def _canonical_json(document: dict[str, Any]) -> bytes:
@@ -215,7 +217,12 @@ def _canonical_json(document: dict[str, Any]) -> bytes:
     except TypeError:
         canonical = b"\xff"  # not ASCII: the slow path
     # json.dumps also escapes DEL (0x7f), which orjson writes as it is
-    if canonical.isascii() and b"\x7f" not in canonical and _NOT_ALIKE.search(canonical) is None:
+    if (
+        canonical.isascii()
+        and b"\x7f" not in canonical
+        and _EXPONENT.search(canonical) is None
+        and (b"0.0000" not in canonical or _TINY.search(canonical) is None)
+    ):
         return canonical
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 

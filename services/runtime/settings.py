@@ -253,6 +253,14 @@ class Settings(BaseSettings):
         "the record's offset, waiting up to this long for Kafka's ack (then the relay "
         "retries in the background); 0 commits at once and leaves publishing to the relay.",
     )
+    gc_gen0_threshold: int = Field(
+        default=50_000,
+        ge=100,
+        le=10_000_000,
+        description="After start-up a service process freezes what it made (gc.freeze) "
+        "and collects young objects every this many allocations instead of CPython's 700 "
+        "(services/runtime/gc_tuning.py; docs/booking-throughput.md).",
+    )
     sweep_interval_seconds: float = Field(
         default=60.0,
         ge=0,
