@@ -6,13 +6,15 @@ much CPU as deciding the booking that caused it (docs/booking-throughput.md). li
 does the same in C on its own threads. A poll thread serves librdkafka's delivery reports
 and resolves the asyncio future of each record on the event loop, so the relay keeps its
 contract: ``send()`` returns a future that completes when the broker acked the record (or
-fails with the error), in order per partition.
+fails with the error), in order per partition. The reports of one poll reach the loop
+together: one wake-up of the loop for a batch of acks instead of one per record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -41,6 +43,9 @@ class RelayProducer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # delivery reports not yet handed to the loop (appended by whichever thread polls:
+        # the report thread, or flush() on stop); deque: safe across threads
+        self._reports: deque[tuple[asyncio.Future[None], KafkaError | None]] = deque()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -56,18 +61,28 @@ class RelayProducer:
         assert producer is not None
         while not self._stopping.is_set():
             producer.poll(0.05)
+            self._hand_over()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The reports gathered so far to the event loop, in one call."""
+        reports = []
+        while self._reports:
+            reports.append(self._reports.popleft())
+        if reports and self._loop is not None:
+            self._loop.call_soon_threadsafe(_settle_all, reports)
 
     async def send(
         self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, str | bytes | None]]
     ) -> asyncio.Future[None]:
         """Queue one record; the future resolves when the broker acked it."""
         assert self._producer is not None and self._loop is not None, "start() first"
-        loop = self._loop
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
+        reports = self._reports
 
         def delivered(error: KafkaError | None, _message: Any) -> None:
-            # librdkafka's thread: hand the outcome to the event loop
-            loop.call_soon_threadsafe(_settle, future, error)
+            # the polling thread: the loop settles it with the poll's other reports
+            reports.append((future, error))
 
         while True:
             try:
@@ -86,13 +101,15 @@ class RelayProducer:
         self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5)
+        self._hand_over()  # reports flush() served after the thread's last hand-over
         self._producer = None
 
 
-def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(KafkaException(error))
+def _settle_all(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
+    for future, error in reports:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(KafkaException(error))
