@@ -295,7 +295,7 @@ def simulate(
     if bootstrap == "embedded":
         console.print("[red]--bootstrap-servers (or MICROHUB_KAFKA_BOOTSTRAP_SERVERS) is needed[/]")
         raise typer.Exit(2)
-    from services.app.demo import simulate_and_report
+    from services.app.simulate import simulate_and_report
 
     servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
     asyncio.run(

@@ -22,7 +22,7 @@ from contracts.booking.events import (
     BookingRescheduled,
 )
 from contracts.dispatch import RouteCompleted, RoutePlanned
-from services.reporting import domain, store
+from services.reporting import domain, route_store, store
 from services.reporting.factors import FactorCatalogue
 from services.runtime.consumer import Delivery
 from services.runtime.uow import UnitOfWork
@@ -160,7 +160,7 @@ class ReportingHandlers:
 
     async def planned(self, session: AsyncSession, data: RoutePlanned, *, at_ms: int) -> None:
         planned_m = round(data.planned_km * 1000)
-        fresh = await store.add_route(
+        fresh = await route_store.add_route(
             session,
             route_id=data.route_id,
             hub_id=data.hub_id,
@@ -197,12 +197,12 @@ class ReportingHandlers:
             row["kgm"] += round(
                 s.weight_kg * domain.great_circle_km(hub, _point(s.location)) * 1000
             )
-            if await store.claim_stop(
+            if await route_store.claim_stop(
                 session, booking_id=s.booking_id, stop_id=s.stop_id, route_id=data.route_id
             ):
                 row["baseline_parcels"] += s.parcels
                 row["claimed_stops"] += 1
-        await store.add_route_consignments(
+        await route_store.add_route_consignments(
             session,
             [
                 {
@@ -233,7 +233,7 @@ class ReportingHandlers:
         )
 
     async def completed(self, session: AsyncSession, data: RouteCompleted) -> None:
-        route = await store.find_route(session, data.route_id)
+        route = await route_store.find_route(session, data.route_id)
         if route is None:
             # same topic and key (hub id) as RoutePlanned, so this only happens when the
             # plan was dead-lettered or predates retention: nothing to allocate it to.
@@ -245,14 +245,14 @@ class ReportingHandlers:
             round(data.energy_kwh * 1000) if data.energy_kwh is not None and electric else None
         )
         completed_ms = domain.to_ms(data.completed_at)
-        await store.complete_route(
+        await route_store.complete_route(
             session,
             data.route_id,
             actual_m=actual_m,
             energy_wh=energy_wh,
             completed_at_ms=completed_ms,
         )
-        rows = await store.route_allocations(session, data.route_id)
+        rows = await route_store.route_allocations(session, data.route_id)
         shares = {r.booking_id: r.share for r in rows}
         metres = domain.apportion(actual_m, shares)
         wh = domain.apportion(energy_wh, shares) if energy_wh is not None else None
@@ -263,7 +263,7 @@ class ReportingHandlers:
         for ref in data.failed:
             failed[ref.booking_id] += 1
         for r in rows:
-            await store.update_allocation(
+            await route_store.update_allocation(
                 session,
                 data.route_id,
                 r.booking_id,

@@ -1,4 +1,5 @@
-"""Reporting's projection tables and their writes (the aggregation is in queries.py).
+"""Reporting's projection tables and their writes (the aggregation is in queries.py; a
+route's rows are written by route_store.py).
 
 Rows hold physical quantities in whole metres and watt-hours (exact, order-independent
 sums); factors are applied to the aggregated sums afterwards, so a per-city override of a
@@ -37,7 +38,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     bindparam,
     func,
     select,
@@ -322,76 +322,6 @@ async def reschedule_consignment(
             .values(derived_params=None)
         )
     return True
-
-
-async def add_route(session: AsyncSession, **row: Any) -> bool:
-    statement = insert_ignoring(session, routes, "route_id")
-    return rowcount(await session.execute(statement, row)) == 1
-
-
-async def claim_stop(
-    session: AsyncSession, *, booking_id: str, stop_id: str, route_id: str
-) -> bool:
-    """A stop's baseline is counted on the first route that carries it, not again when a
-    failed stop is planned on a later route."""
-    statement = insert_ignoring(session, stop_claims, "booking_id", "stop_id")
-    row = dict(booking_id=booking_id, stop_id=stop_id, route_id=route_id)
-    return rowcount(await session.execute(statement, row)) == 1
-
-
-async def add_route_consignments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(route_consignments.insert(), list(rows))
-
-
-_FIND_ROUTE = select(routes).where(routes.c.route_id == bindparam("b_route_id"))
-_ROUTE_ALLOCATIONS = (
-    select(route_consignments)
-    .where(route_consignments.c.route_id == bindparam("b_route_id"))
-    .order_by(route_consignments.c.booking_id)
-)
-_COMPLETE_ROUTE = update(routes).where(routes.c.route_id == bindparam("b_route_id"))
-_UPDATE_ALLOCATION = update(route_consignments).where(  # SET: the columns in the parameters
-    and_(
-        route_consignments.c.route_id == bindparam("b_route_id"),
-        route_consignments.c.booking_id == bindparam("b_booking_id"),
-    )
-)
-
-
-async def find_route(session: AsyncSession, route_id: str) -> Any | None:
-    return (await session.execute(_FIND_ROUTE, {"b_route_id": route_id})).first()
-
-
-async def route_allocations(session: AsyncSession, route_id: str) -> list[Any]:
-    return list((await session.execute(_ROUTE_ALLOCATIONS, {"b_route_id": route_id})).all())
-
-
-async def complete_route(
-    session: AsyncSession,
-    route_id: str,
-    *,
-    actual_m: int,
-    energy_wh: int | None,
-    completed_at_ms: int,
-) -> None:
-    await session.execute(
-        _COMPLETE_ROUTE,
-        dict(
-            b_route_id=route_id,
-            actual_m=actual_m,
-            energy_wh=energy_wh,
-            completed_at_ms=completed_at_ms,
-        ),
-    )
-
-
-async def update_allocation(
-    session: AsyncSession, route_id: str, booking_id: str, **values: Any
-) -> None:
-    await session.execute(
-        _UPDATE_ALLOCATION, {"b_route_id": route_id, "b_booking_id": booking_id, **values}
-    )
 
 
 async def find_city(session: AsyncSession, city_id: str) -> Any | None:

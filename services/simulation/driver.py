@@ -20,17 +20,16 @@ import asyncio
 import heapq
 import itertools
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
-from contracts.dispatch import RouteCompleted, RoutePlanned, StopUpdated
-from contracts.envelope import ContractError, Payload, decode, encode, new_event
+from contracts.dispatch import RoutePlanned
+from contracts.envelope import Payload, encode, new_event
 from contracts.fleet import StopFailed, StopFailedV2
 from contracts.topics import (
     BOOKING_EVENTS,
@@ -44,6 +43,7 @@ from services.runtime.kafka_security import aiokafka_security_kwargs
 from services.runtime.settings import Settings
 from services.simulation import model
 from services.simulation.catalogue import PublishedHubs
+from services.simulation.observed import Observed
 from services.simulation.settling import Groups, Settling
 
 TICK = timedelta(hours=2)
@@ -62,32 +62,6 @@ def days_of_month(start: date) -> int:
 
 def next_monday(today: date) -> date:
     return today + timedelta(days=7 - today.weekday())
-
-
-@dataclass
-class Observed:
-    """What the services answered, read back from the topics (deduplicated by event id)."""
-
-    booking: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    command_rejected: Counter[str] = field(default_factory=Counter)
-    late_cancellations: int = 0
-    routes_planned: int = 0
-    routes_completed: int = 0
-    stops_returned: int = 0
-    stops_failed: int = 0  # failed delivery attempts the vehicles reported
-    # what the carriers heard per stop (StopUpdated), by status, and how many proofs
-    stop_updates: Counter[str] = field(default_factory=Counter)
-    proofs_to_carriers: int = 0
-    km_by_city: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    routes_by_city: Counter[str] = field(default_factory=Counter)
-    dead_lettered: Counter[str] = field(default_factory=Counter)
-    months_by_city: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    sent: int = 0
-    settles: int = 0
-    _seen: set[str] = field(default_factory=set)
-    _outcomes: set[tuple[str, str]] = field(default_factory=set)
-    _dead: set[tuple[bytes, ...]] = field(default_factory=set)
 
 
 class Simulation(Settling):
@@ -234,57 +208,7 @@ class Simulation(Settling):
 
     def _take(self, record) -> None:
         name = record.topic[len(self.settings.kafka_topic_prefix) :]
-        if name.endswith(".dlq"):
-            # at-least-once too: a consumer that crashed after dead-lettering a record,
-            # before committing it, dead-letters it again; its origin identifies it
-            headers = dict(record.headers or ())
-            origin = tuple(
-                headers.get(f"x-microhub-original-{h}", b"")
-                for h in ("topic", "partition", "offset")
-            )
-            if origin in self.observed._dead:
-                return
-            self.observed._dead.add(origin)
-            self.observed.dead_lettered[name[: -len(".dlq")]] += 1
-            return
-        try:
-            event = decode(record.value)
-        except ContractError:
-            return
-        if event.id in self.observed._seen:
-            return  # at-least-once: an outbox may publish a row twice after a crash
-        self.observed._seen.add(event.id)
-        data, kind, obs = event.data, event.type.split(".")[-2], self.observed
-        if name == BOOKING_EVENTS.name:
-            # a carrier's retry is answered with the booking's outcome again (a new event):
-            # count each booking's outcome once
-            booking_id = getattr(data, "booking_id", None)
-            if booking_id and kind != "command_rejected":
-                if (kind, booking_id) in obs._outcomes:
-                    return
-                obs._outcomes.add((kind, booking_id))
-            obs.booking[kind] += 1
-            if kind == "rejected":
-                obs.rejected[str(data.reason)] += 1
-            elif kind == "command_rejected":
-                obs.command_rejected[str(data.reason)] += 1
-            elif kind == "cancelled" and data.late:
-                obs.late_cancellations += 1
-            elif kind == "confirmed":
-                zone_month = data.slot_start.astimezone(_zone(data.hub.timezone)).strftime("%Y-%m")
-                obs.months_by_city[data.hub.city_id].add(zone_month)
-        elif isinstance(data, RoutePlanned):
-            obs.routes_planned += 1
-            self._new_routes[data.hub_id].append((data, event.time))
-        elif isinstance(data, RouteCompleted):
-            obs.routes_completed += 1
-            obs.routes_by_city[data.city_id] += 1
-            obs.km_by_city[data.city_id] += data.actual_km
-        elif kind == "stop_returned":
-            obs.stops_returned += 1
-        elif isinstance(data, StopUpdated):
-            obs.stop_updates[data.status.value] += 1
-            obs.proofs_to_carriers += data.proof is not None
+        self.observed.take(name, record, self._new_routes)
 
     async def _read_available(self) -> None:
         while True:
@@ -422,9 +346,3 @@ class Simulation(Settling):
 def _floor(at: datetime) -> datetime:
     at = at.astimezone(UTC)
     return at.replace(hour=at.hour - at.hour % 2, minute=0, second=0, microsecond=0)
-
-
-def _zone(name: str):
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)

@@ -41,7 +41,7 @@ class SettleTimeout(RuntimeError):
 
 
 class _Counts(Protocol):
-    settles: int  # how often the services settled (driver.Observed)
+    settles: int  # how often the services settled (observed.Observed)
 
 
 class Settling:

@@ -13,7 +13,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from services.simulation.driver import Observed
+from services.simulation.observed import Observed
 
 FORMATS = ("json", "csv", "pdf", "html")
 

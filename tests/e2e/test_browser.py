@@ -21,8 +21,9 @@ import httpx
 import pytest
 from playwright.async_api import Page, Route, async_playwright
 
-from services.app.demo import demo_settings, new_simulation
+from services.app.demo import demo_settings
 from services.app.platform import Platform
+from services.app.simulate import new_simulation
 from services.runtime.kafka import KafkaCluster
 from services.runtime.settings import Settings
 from tests.e2e.conftest import ARTIFACTS, CHROMIUM_ARGS

@@ -23,8 +23,8 @@ from contracts.export import (
     schema_files,
 )
 from contracts.topics import CARRIER_COMMANDS, CARRIER_TOPICS, TOPICS, all_topic_names
-from services.app.demo import simulation_groups
 from services.app.generated import generated_files
+from services.app.simulate import simulation_groups
 from tests.support.carrier import consignment
 
 STALE = "run `make schemas` and commit the result"
