@@ -18,9 +18,16 @@ from services.booking.ledger import Ledger
 from services.booking.store import StoredBooking
 from services.runtime.uow import UnitOfWork
 
+# hub (by identity) -> its summary: every confirmation carries one, and a hub's config
+# object stays the same from batch to batch (ledger.HubCatalogue) until the hub changes
+_SUMMARIES: dict[int, tuple[HubConfig, HubSummary]] = {}
+
 
 def hub_summary(hub: HubConfig) -> HubSummary:
-    return HubSummary(
+    known = _SUMMARIES.get(id(hub))
+    if known is not None and known[0] is hub:  # the same object, not a reused id
+        return known[1]
+    summary = HubSummary(
         hub_id=hub.id,
         name=hub.name,
         city_id=hub.city.id,
@@ -29,6 +36,10 @@ def hub_summary(hub: HubConfig) -> HubSummary:
         timezone=hub.city.timezone,
         location=hub.location,
     )
+    if len(_SUMMARIES) >= 4096:  # closures lay fresh hub objects over closed hubs
+        _SUMMARIES.clear()
+    _SUMMARIES[id(hub)] = (hub, summary)
+    return summary
 
 
 def stored_payload(document: dict[str, Any]) -> Payload:
