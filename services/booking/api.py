@@ -34,6 +34,7 @@ from services.booking.api_models import (
     command_from,
     queue,
     view,
+    visible_booking,
 )
 from services.booking.domain import BookingStatus
 from services.runtime.auth import Principal, Role, forbid
@@ -78,16 +79,7 @@ def router(
             await asyncio.sleep(0.05)
 
     async def owned(booking_id: str, caller: Principal) -> store.StoredBooking:
-        async with sessions() as session:
-            booking = await store.get_booking(session, booking_id)
-        if booking is None or not (
-            caller.may_act_as_carrier(booking.carrier_id) or caller.may_operate_hub(booking.hub_id)
-        ):
-            # 404 rather than 403: another carrier's booking ids are not confirmed to exist
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"no booking {booking_id} visible to this key"
-            )
-        return booking
+        return await visible_booking(sessions, booking_id, caller)
 
     async def carriers_own(
         booking_id: str, caller: Principal, verb: str, rule: Callable[..., Any]

@@ -123,17 +123,23 @@ def command_from(model: type[M], **fields: Any) -> M:
 
 
 async def answer_to_command(
-    sessions: Any, *, carrier_id: str, event_id: str, seconds: float
+    sessions: Any, *, carrier_id: str | None, event_id: str, seconds: float
 ) -> list[dict[str, Any]] | None:
-    """The events that answered the command this API published as ``event_id`` for
-    ``carrier_id`` (the booking consumer's inbox keeps them with the command, under the
-    id and source the gateway forwarded it with), or None when not decided within
-    ``seconds``."""
+    """The events that answered the command this API published as ``event_id``, or None
+    when not decided within ``seconds``. The booking consumer's inbox keeps them with the
+    command: a carrier's (``carrier_id``) under the id and source the gateway forwarded it
+    with; an operator's (``carrier_id`` None: a closure names no carrier) under the API's
+    own."""
     inbox = store.inbox.c
+    if carrier_id is None:
+        source, command_id = SOURCE, event_id
+    else:
+        source, command_id = (
+            forwarded_source(carrier_id),
+            forwarded_id(carrier_id, SOURCE, event_id),
+        )
     query = select(inbox.answer).where(
-        inbox.source == forwarded_source(carrier_id),
-        inbox.event_id == forwarded_id(carrier_id, SOURCE, event_id),
-        inbox.answer.is_not(None),
+        inbox.source == source, inbox.event_id == command_id, inbox.answer.is_not(None)
     )
     deadline = asyncio.get_running_loop().time() + max(seconds, 0.0)
     while True:
@@ -142,6 +148,21 @@ async def answer_to_command(
         if answer or asyncio.get_running_loop().time() >= deadline:
             return answer or None
         await asyncio.sleep(0.05)
+
+
+async def visible_booking(sessions: Any, booking_id: str, caller: Principal) -> store.StoredBooking:
+    """The booking, if the caller may see it: its carrier's key, or an operator's of its
+    hub. ``404`` otherwise, not ``403``: another carrier's booking ids are not confirmed
+    to exist."""
+    async with sessions() as session:
+        booking = await store.get_booking(session, booking_id)
+    if booking is None or not (
+        caller.may_act_as_carrier(booking.carrier_id) or caller.may_operate_hub(booking.hub_id)
+    ):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no booking {booking_id} visible to this key"
+        )
+    return booking
 
 
 async def queue(

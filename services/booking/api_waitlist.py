@@ -24,6 +24,7 @@ from services.booking.api_models import (
     answer_to_command,
     queue,
     view,
+    visible_booking,
 )
 from services.runtime.auth import Principal, forbid
 from services.runtime.uow import UnitsOfWork
@@ -46,15 +47,9 @@ def router(
     async def answer_offer(
         booking_id: str, caller: Principal, accept: bool, reason: str | None, wait: float
     ) -> Accepted:
-        async with sessions() as session:
-            booking = await store.get_booking(session, booking_id)
-        if booking is None or not caller.may_act_as_carrier(booking.carrier_id):
-            # 404, not 403: another carrier's booking ids are not confirmed to exist
-            if booking is not None and caller.may_operate_hub(booking.hub_id):
-                raise forbid("only the request's carrier answers an offer")
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"no booking {booking_id} visible to this key"
-            )
+        booking = await visible_booking(sessions, booking_id, caller)
+        if not caller.may_act_as_carrier(booking.carrier_id):  # the hub's operator
+            raise forbid("only the request's carrier answers an offer")
         command: WaitlistOfferAccept | WaitlistOfferDecline = (
             WaitlistOfferAccept(
                 carrier_id=booking.carrier_id,

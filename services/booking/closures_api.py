@@ -3,7 +3,6 @@ and lifts the closure again. Like every command from HTTP, a closure goes throug
 on the hub's partition (decided in order with the hub's bookings: closures.py); the
 route waits briefly for the decision and always says where to look."""
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from contracts.booking import HubClosureLiftRequested, HubClosureRequested
 from contracts.envelope import Payload, encode, new_event
 from services.booking import store
-from services.booking.api_models import SOURCE, queue
+from services.booking.api_models import SOURCE, answer_to_command, queue
 from services.runtime import tracing
 from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
@@ -117,20 +116,11 @@ def router(
     async def decided(payload: Payload, hub_id: str, wait: float) -> dict[str, Any] | None:
         """Publish the command and wait up to ``wait`` seconds for its answer."""
         event_id = await queue(publish, payload, hub_id, datetime.now(UTC), timeout=publish_timeout)
-        inbox = store.inbox.c
-        query = select(inbox.answer).where(
-            inbox.source == SOURCE, inbox.event_id == event_id, inbox.answer.is_not(None)
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            async with sessions() as session:
-                answer = (await session.execute(query)).scalars().first()
-            if answer:
-                return dict(answer[0])
-            if loop.time() >= deadline:
-                return None
-            await asyncio.sleep(0.05)
+        if event_id is None:
+            return None
+        # an operator's command names no carrier: not through the gateway (api_models)
+        answer = await answer_to_command(sessions, carrier_id=None, event_id=event_id, seconds=wait)
+        return dict(answer[0]) if answer else None
 
     def refused(answer: dict[str, Any] | None) -> None:
         if answer is not None and answer["type"].endswith("hub_closure_rejected.v1"):
