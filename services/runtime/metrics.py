@@ -11,6 +11,7 @@ row. The names are listed in docs/observability.md and used by infra/grafana.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -94,14 +95,23 @@ OUTBOX_PUBLISHED = Gauge(
 
 
 def committed(service: str, payloads: Iterable[Any]) -> None:
-    """A unit of work committed these event payloads (uow.py)."""
+    """A unit of work committed these event payloads (uow.py): counted per label set
+    first, so that a batch of 500 decisions costs a few increments, not 1 000 label
+    lookups."""
+    events: collections.Counter[str] = collections.Counter()
+    decisions: collections.Counter[tuple[str, str]] = collections.Counter()
     for payload in payloads:
         event_type = getattr(payload, "event_type", type(payload).__name__)
-        EVENTS.labels(service, event_type).inc()
-        if event_type.startswith("microhub.booking.") and service == "booking":
-            outcome = event_type.split(".")[2]
-            reason = getattr(payload, "reason", None)
-            DECISIONS.labels(outcome, str(getattr(reason, "value", reason) or "")).inc()
+        events[event_type] += 1
+        if service == "booking" and event_type.startswith("microhub.booking."):
+            # from the instance's fields: getattr on a payload without a reason goes
+            # through pydantic's __getattr__ and an AttributeError, per decision
+            reason = getattr(payload, "__dict__", {}).get("reason")
+            decisions[event_type.split(".")[2], str(getattr(reason, "value", reason) or "")] += 1
+    for event_type, count in events.items():
+        EVENTS.labels(service, event_type).inc(count)
+    for (outcome, reason_code), count in decisions.items():
+        DECISIONS.labels(outcome, reason_code).inc(count)
 
 
 def dead_lettered(consumer: str, topic: str, reason: str) -> None:
