@@ -25,7 +25,7 @@ from rich.table import Table
 from contracts.booking import BookingCancellationRequested, BookingRequested, CheckInReported
 from contracts.fleet import VehicleStatus
 from services.booking.catalogue import load_catalogue
-from services.booking.domain import slots_on
+from services.booking.slot_grid import slots_on
 from services.dispatch import domain
 from services.dispatch.domain import VehicleState, WavePolicy
 from services.dispatch.fleet import FleetFile, load_fleet

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
-from services.booking import domain, store
+from services.booking import domain, slot_grid, store
 from services.booking.api_models import SlotView
 from services.booking.domain import HubConfig
 from services.runtime.auth import Principal, forbid
@@ -33,7 +33,7 @@ def router(*, units: UnitsOfWork, principal: Callable[..., Awaitable[Principal]]
             hub = await store.get_hub(session, hub_id)
             if hub is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no hub {hub_id!r}")
-            grid = domain.slots_on(hub, day)
+            grid = slot_grid.slots_on(hub, day)
             usage = (
                 await store.usage_between(session, hub.id, grid[0], grid[-1] + timedelta(seconds=1))
                 if grid

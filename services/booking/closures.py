@@ -6,7 +6,7 @@ it is decided in order with them: every request decided after it sees the hub cl
 without it. The closures of a batch's hubs are laid over the catalogue's hubs
 (:class:`ClosedHub`): the slot grid, the rules of a request and of a move, next-slot
 offers and the waiting list's offers all skip the closed slots through
-``domain.closure_of``. Confirmed bookings in a closed range stay confirmed; their carriers
+``slot_grid.closure_of``. Confirmed bookings in a closed range stay confirmed; their carriers
 are told, each with the next slots that would take the booking, and move it with a
 reschedule. Lifting a closure offers its slots to their waiting lists.
 """

@@ -1,4 +1,5 @@
-"""Booking rules: hubs, their slot grid, capacity, and the booking lifecycle.
+"""Booking rules: capacity, what a request or a move must pass, and the booking
+lifecycle. Where a hub's slots are (its slot grid) is slot_grid.py's.
 
 Pure: no I/O, no clock. Every decision takes the event time (``now``) explicitly, so a
 replay or a simulated month decides exactly as the live run did.
@@ -10,9 +11,9 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -29,88 +30,10 @@ from contracts.hubs import (
     OpeningInterval,
     litres,
 )
+from services.booking.slot_grid import grid_problem, slots_between
 
 # the catalogue, and the booking id (part of the commands' contract)
 __all__ = ["WEEKDAYS", "City", "HubConfig", "OpeningInterval", "booking_id_for", "litres"]
-
-# ---------------------------------------------------------------------- slot grid ------
-
-
-def _local_slots_on(hub: HubConfig, day: date) -> Iterator[datetime]:
-    if day in hub.closed_dates:
-        return
-    for interval in hub.opening_hours.get(WEEKDAYS[day.weekday()], []):
-        start = datetime.combine(day, interval.opens, tzinfo=hub.zone)
-        close = datetime.combine(day, interval.closes, tzinfo=hub.zone)
-        while start + hub.slot_length <= close:
-            yield start
-            start += hub.slot_length
-
-
-def slots_on(hub: HubConfig, day: date) -> list[datetime]:
-    """Slot starts (UTC) on a local calendar day of the hub (not those it closed)."""
-    slots = [s.astimezone(UTC) for s in _local_slots_on(hub, day)]
-    return [s for s in slots if closure_of(hub, s) is None]
-
-
-def closure_of(hub: HubConfig, slot_start: datetime) -> Any | None:
-    """The operator's closure (closures.py lays a hub's closures over the catalogue's
-    hub for a batch's decisions) that the slot starting at ``slot_start`` overlaps."""
-    for closure in getattr(hub, "closures", ()):
-        if slot_start < closure.ends_at and slot_start + hub.slot_length > closure.starts_at:
-            return closure
-    return None
-
-
-def slots_between(hub: HubConfig, start: datetime, end: datetime) -> Iterator[datetime]:
-    """Slot starts (UTC) with start <= slot < end, in order."""
-    day = start.astimezone(hub.zone).date()
-    last = end.astimezone(hub.zone).date()
-    while day <= last:
-        for slot in slots_on(hub, day):
-            if start <= slot < end:
-                yield slot
-        day += timedelta(days=1)
-
-
-def grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason, str] | None:
-    """Is ``slot_start`` a slot of this hub? None when it is; else reason and message."""
-    closure = closure_of(hub, slot_start)
-    if closure is not None:
-        return (
-            RejectionReason.HUB_CLOSED,
-            f"hub {hub.id} is closed from {closure.starts_at.isoformat()} to "
-            f"{closure.ends_at.isoformat()}: {closure.reason}",
-        )
-    local = slot_start.astimezone(hub.zone)
-    day = local.date()
-    if day in hub.closed_dates:
-        return RejectionReason.HUB_CLOSED, f"hub {hub.id} is closed on {day.isoformat()}"
-    intervals = hub.opening_hours.get(WEEKDAYS[day.weekday()], [])
-    if not intervals:
-        return RejectionReason.HUB_CLOSED, f"hub {hub.id} is closed on {local.strftime('%A')}s"
-    for interval in intervals:
-        opens = datetime.combine(day, interval.opens, tzinfo=hub.zone)
-        closes = datetime.combine(day, interval.closes, tzinfo=hub.zone)
-        if opens <= local < closes:
-            offset = (local - opens).total_seconds()
-            if offset % (hub.slot_minutes * 60) != 0:
-                return (
-                    RejectionReason.NOT_ON_GRID,
-                    f"slots at hub {hub.id} start every {hub.slot_minutes} minutes from "
-                    f"{interval.opens.strftime('%H:%M')} ({hub.city.timezone}); "
-                    f"{local.strftime('%H:%M:%S')} is not one of them",
-                )
-            if local + hub.slot_length > closes:
-                break
-            return None
-    hours = ", ".join(f"{i.opens:%H:%M}-{i.closes:%H:%M}" for i in intervals)
-    return (
-        RejectionReason.OUTSIDE_OPENING_HOURS,
-        f"{local.strftime('%H:%M')} local time is outside the opening hours of hub {hub.id} "
-        f"on {local.strftime('%A')} ({hours}, {hub.city.timezone})",
-    )
-
 
 # ----------------------------------------------------------------------- capacity ------
 

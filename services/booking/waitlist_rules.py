@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from contracts.booking import RejectionReason, WaitlistEndReason
-from services.booking.domain import HubConfig, Rejection, SlotUsage, closure_of, fits
+from services.booking.domain import HubConfig, Rejection, SlotUsage, fits
+from services.booking.slot_grid import closure_of
 
 # a request may wait only for room; every other rejection is the request's own problem
 WAITABLE = frozenset({RejectionReason.DOCKS_FULL, RejectionReason.VOLUME_FULL})

@@ -24,28 +24,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Table
 
 from contracts.envelope import REGISTRY, CloudEvent, Payload
 from services.runtime import inbox as inbox_module
+from services.runtime.inbox import Delivery
 from services.runtime.uow import UnitOfWork, UnitsOfWork
 
 log = logging.getLogger(__name__)
-
-
-class Delivery(Protocol):
-    """What this module reads of a ``services.runtime.consumer.Delivery``."""
-
-    @property
-    def event(self) -> CloudEvent[Any]: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -142,20 +130,9 @@ class CommandAnswers:
     async def again(
         self, uow: UnitOfWork, delivery: Delivery, answer: list[dict[str, Any]] | None
     ) -> None:
-        """The command was sent again: its kept answer, again; and this record's position
-        is remembered, so that its own redelivery (a crash before the offset commit) is
-        not answered a third time."""
+        """The command was sent again (:func:`services.runtime.inbox.sent_again`, which
+        remembered this record's position): its kept answer, again."""
         command = delivery.event
-        await inbox_module.seen_at(
-            uow.session,
-            self.inbox,
-            consumer=self.consumer,
-            source=command.source,
-            event_id=command.id,
-            topic=delivery.topic,
-            partition=delivery.partition,
-            offset=delivery.offset,
-        )
         uow.answer_types = self.answering.types
         with uow.answering(command, keep=False):
             for document in answer or ():

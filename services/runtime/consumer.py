@@ -253,26 +253,10 @@ class RecordApplier:
                     await self.handler(uow, delivery)
             if self.answers is not None:
                 await self.answers.keep(uow)
+            if self.answers is not None or self.resent is not None:
                 # after the fresh ones are answered: a copy sent again within the batch
                 # gets the answer its first copy just got
-                fresh_ids = {id(d) for d in fresh}
-                for delivery in deliveries:
-                    if id(delivery) in fresh_ids:
-                        continue
-                    claim = await inbox_module.seen_before(
-                        uow.session,
-                        self.inbox,
-                        consumer=self.name,
-                        source=delivery.event.source,
-                        event_id=delivery.event.id,
-                        topic=delivery.topic,
-                        partition=delivery.partition,
-                        offset=delivery.offset,
-                    )
-                    if not claim.redelivered:  # sent again
-                        await self.answers.again(uow, delivery, claim.answer)
-            elif self.resent is not None:
-                await self._resent(uow, deliveries, fresh)
+                await self._sent_again(uow, deliveries, fresh)
         self.stats.processed += len(fresh)
         self.stats.duplicates += len(deliveries) - len(fresh)
         # Also after redelivered records only: what they caused may still sit in the
@@ -282,40 +266,24 @@ class RecordApplier:
         if published is not None:
             await published
 
-    async def _resent(
+    async def _sent_again(
         self, uow: UnitOfWork, deliveries: list[Delivery], fresh: list[Delivery]
     ) -> None:
-        """Hand each command sent again (not a redelivery of its own record) to
-        ``resent``, and remember where it was read, so that its own redelivery after a
-        crash is not taken for another resend."""
-        assert self.resent is not None
+        """Each delivery that was not fresh and was sent again (not a redelivery of its
+        own record): a command answered again, or handed to ``resent``."""
         fresh_ids = {id(d) for d in fresh}
         for delivery in deliveries:
             if id(delivery) in fresh_ids:
                 continue
-            event = delivery.event
-            where = (event.source, event.id, delivery.topic, delivery.partition, delivery.offset)
-            claim = await inbox_module.seen_before(
-                uow.session, self.inbox, consumer=self.name, **_position(*where)
+            earlier = await inbox_module.sent_again(
+                uow.session, self.inbox, consumer=self.name, delivery=delivery
             )
-            if claim.redelivered:
+            if earlier is None:
                 continue  # its own record again (a crash before the commit): nothing
-            await inbox_module.seen_at(
-                uow.session, self.inbox, consumer=self.name, **_position(*where)
-            )
-            await self.resent(uow, delivery)
-
-
-def _position(
-    source: str, event_id: str, topic: str, partition: int, offset: int
-) -> dict[str, Any]:
-    return {
-        "source": source,
-        "event_id": event_id,
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-    }
+            if self.answers is not None:
+                await self.answers.again(uow, delivery, earlier.answer)
+            elif self.resent is not None:
+                await self.resent(uow, delivery)
 
 
 class EventConsumer(RecordApplier):

@@ -11,12 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.envelope import CloudEvent
 from services.runtime.db import cached_statement, insert_ignoring, rowcount
+
+
+class Delivery(Protocol):
+    """What the inbox reads of a ``services.runtime.consumer.Delivery``: the event's
+    identity and the position of the record it came in."""
+
+    @property
+    def event(self) -> CloudEvent[Any]: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,29 @@ async def seen_at(
             "b_offset": offset,
         },
     )
+
+
+async def sent_again(
+    session: AsyncSession, inbox: Table, *, consumer: str, delivery: Delivery
+) -> Claim | None:
+    """A delivery this consumer has recorded already (not fresh): was it sent again?
+    Then its earlier claim (with the answer kept then), and this record's position is
+    remembered, so that the resend's own redelivery (a crash before the offset commit) is
+    not taken for another resend. None when it is a redelivery of the record already
+    seen: that one was applied, and answered, in the transaction that claimed it."""
+    where: dict[str, Any] = {
+        "consumer": consumer,
+        "source": delivery.event.source,
+        "event_id": delivery.event.id,
+        "topic": delivery.topic,
+        "partition": delivery.partition,
+        "offset": delivery.offset,
+    }
+    earlier = await seen_before(session, inbox, **where)
+    if earlier.redelivered:
+        return None
+    await seen_at(session, inbox, **where)
+    return earlier
 
 
 @cache

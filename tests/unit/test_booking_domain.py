@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from contracts.booking import BookingRequested, RejectionReason
 from contracts.booking.events import CommandRejectionReason
-from services.booking import domain
+from services.booking import domain, slot_grid
 from services.booking.domain import BookingState, BookingStatus, HubConfig, SlotUsage
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
@@ -117,8 +117,8 @@ def test_next_fitting_slots_is_empty_when_nothing_could_ever_fit() -> None:
 def test_grid_follows_daylight_saving_time() -> None:
     h = hub(opening_hours={"sun": ["06:00-08:00"], "mon": ["06:00-08:00"]})
     # 2027-03-28 is the switch to CEST (UTC+2): 06:00 local is 04:00 UTC on Monday the 29th
-    assert domain.slots_on(h, date(2027, 3, 29))[0] == datetime(2027, 3, 29, 4, tzinfo=UTC)
-    assert domain.slots_on(h, date(2027, 3, 22))[0] == datetime(2027, 3, 22, 5, tzinfo=UTC)
+    assert slot_grid.slots_on(h, date(2027, 3, 29))[0] == datetime(2027, 3, 29, 4, tzinfo=UTC)
+    assert slot_grid.slots_on(h, date(2027, 3, 22))[0] == datetime(2027, 3, 22, 5, tzinfo=UTC)
 
 
 def test_booking_ids_are_deterministic_per_carrier_reference() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from contracts.booking import RejectionReason
-from services.booking import domain
+from services.booking import domain, slot_grid
 from services.booking import waitlist_rules as rules
 from services.booking.closures import ClosedRange, with_closures
 from services.booking.domain import HubConfig, SlotUsage
@@ -26,13 +26,13 @@ CLOSED = with_closures(HUB, [BROKEN])
 
 
 def test_a_slot_overlapping_a_closure_is_closed_with_its_reason() -> None:
-    assert domain.closure_of(CLOSED, SLOT) == BROKEN
-    assert domain.closure_of(CLOSED, SLOT + HOUR) == BROKEN
-    assert domain.closure_of(CLOSED, SLOT + 2 * HOUR) is None
-    assert domain.closure_of(CLOSED, SLOT - HOUR) is None
-    reason, message = domain.grid_problem(CLOSED, SLOT) or (None, "")
+    assert slot_grid.closure_of(CLOSED, SLOT) == BROKEN
+    assert slot_grid.closure_of(CLOSED, SLOT + HOUR) == BROKEN
+    assert slot_grid.closure_of(CLOSED, SLOT + 2 * HOUR) is None
+    assert slot_grid.closure_of(CLOSED, SLOT - HOUR) is None
+    reason, message = slot_grid.grid_problem(CLOSED, SLOT) or (None, "")
     assert reason is RejectionReason.HUB_CLOSED and "door broken" in message
-    assert domain.grid_problem(HUB, SLOT) is None  # the catalogue's hub knows no closure
+    assert slot_grid.grid_problem(HUB, SLOT) is None  # the catalogue's hub knows no closure
 
 
 def test_requests_into_a_closure_are_rejected_and_offered_slots_outside_it() -> None:

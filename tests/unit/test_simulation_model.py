@@ -17,7 +17,7 @@ from contracts.common import GeoPoint
 from contracts.dispatch import RoutePlanned, RouteStop
 from contracts.fleet import RouteFinished, StopDeliveredV2, StopFailedV2, VehicleStatusChanged
 from services.booking.catalogue import load_catalogue
-from services.booking.domain import slots_on
+from services.booking.slot_grid import slots_on
 from services.simulation import model
 from services.simulation.driver import next_monday
 
