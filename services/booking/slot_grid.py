@@ -39,7 +39,9 @@ def slots_on(hub: HubConfig, day: date) -> list[datetime]:
 def closure_of(hub: HubConfig, slot_start: datetime) -> Any | None:
     """The operator's closure (closures.py lays a hub's closures over the catalogue's
     hub for a batch's decisions) that the slot starting at ``slot_start`` overlaps."""
-    for closure in getattr(hub, "closures", ()):
+    # a ClosedHub's field, read from the instance: getattr on a plain HubConfig goes
+    # through pydantic's __getattr__ and an AttributeError, on every request decided
+    for closure in hub.__dict__.get("closures", ()):
         if slot_start < closure.ends_at and slot_start + hub.slot_length > closure.starts_at:
             return closure
     return None
