@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from services.booking import domain, slot_grid, store
 from services.booking.api_models import SlotView
+from services.booking.closures import in_force_between, with_closures
 from services.booking.domain import HubConfig
 from services.runtime.auth import Principal, forbid
 from services.runtime.uow import UnitsOfWork
@@ -33,17 +34,24 @@ def router(*, units: UnitsOfWork, principal: Callable[..., Awaitable[Principal]]
             hub = await store.get_hub(session, hub_id)
             if hub is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no hub {hub_id!r}")
-            grid = slot_grid.slots_on(hub, day)
+            grid = slot_grid.slots_on(hub, day)  # the catalogue's grid, closures aside
             usage = (
                 await store.usage_between(session, hub.id, grid[0], grid[-1] + timedelta(seconds=1))
                 if grid
                 else {}
             )
+            # the operators' closures over the day: those slots are shown, marked closed
+            closed = (
+                with_closures(hub, await in_force_between(session, hub.id, grid[0], grid[-1] + hub.slot_length))
+                if grid
+                else hub
+            )  # fmt: skip
         now = datetime.now(UTC)
         result = []
         for slot in grid:
             free = domain.free_capacity(hub, slot, usage.get(slot, domain.SlotUsage()))
             in_window = now < slot <= now + timedelta(days=hub.booking_horizon_days)
+            closure = slot_grid.closure_of(closed, slot)
             result.append(
                 SlotView(
                     start=slot,
@@ -52,7 +60,9 @@ def router(*, units: UnitsOfWork, principal: Callable[..., Awaitable[Principal]]
                     docks_free=free.free_docks,
                     volume_total_m3=hub.volume_per_slot_m3,
                     volume_free_m3=free.free_volume_l / 1000,
-                    bookable=in_window and free.free_docks > 0,
+                    bookable=in_window and free.free_docks > 0 and closure is None,
+                    closure_id=closure.closure_id if closure else None,
+                    closure_reason=closure.reason if closure else None,
                 )
             )
         return result

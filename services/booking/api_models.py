@@ -72,7 +72,16 @@ class SlotView(BaseModel):
     docks_free: int
     volume_total_m3: float
     volume_free_m3: float
-    bookable: bool
+    bookable: bool = Field(
+        description="Within the hub's booking horizon, a dock free and not closed: a "
+        "request for it would be confirmed now (capacity permitting)."
+    )
+    closure_id: str | None = Field(
+        default=None,
+        description="The operator's closure in force over this slot, if any: a request or "
+        "a move into it is refused `hub_closed` (POST /v1/hubs/{hub}/closures).",
+    )
+    closure_reason: str | None = Field(default=None, description="That closure's reason.")
 
 
 def view(booking: store.StoredBooking) -> BookingView:

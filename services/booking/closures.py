@@ -64,6 +64,23 @@ def with_closures(hub: HubConfig, closures: list[ClosedRange]) -> HubConfig:
     return ClosedHub.model_construct(**fields, closures=ordered)
 
 
+async def in_force_between(
+    session: AsyncSession, hub_id: str, start: datetime, end: datetime
+) -> list[ClosedRange]:
+    """The hub's closures in force (not lifted) that overlap ``[start, end)``: what a
+    day's slot listing marks closed. A read: no locks (decisions take theirs in load)."""
+    c = hub_closures.c
+    rows = await session.execute(
+        select(hub_closures)
+        .where(c.hub_id == hub_id, c.lifted.is_(None), c.starts_at < end, c.ends_at > start)
+        .order_by(c.starts_at, c.id)
+    )
+    return [
+        ClosedRange(closure_id=r.id, starts_at=r.starts_at, ends_at=r.ends_at, reason=r.reason)
+        for r in rows
+    ]
+
+
 class Closures:
     """The closures of a batch's hubs: those in force, and those its commands name."""
 

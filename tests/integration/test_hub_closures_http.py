@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -65,6 +66,18 @@ async def test_an_operator_closes_slots_the_carrier_is_told_and_moves_its_bookin
     [declared] = outcomes.of_type("hub_closure_declared.v1")
     assert declared["data"]["closed_by"] == closed["closed_by"]
 
+    # the day's slot listing shows the closed slots as such, the others as before
+    day = start.astimezone(ZoneInfo("Europe/Berlin")).date()
+    listing = await client.get(f"/v1/hubs/{TEST_HUB}/slots?date={day}", headers=auth("k-acme"))
+    assert listing.status_code == 200, listing.text
+    by_start = {utc(s["start"]): s for s in listing.json()}
+    for slot in (start, start + HOUR):
+        assert by_start[slot]["closure_id"] == closed["closure_id"]
+        assert by_start[slot]["closure_reason"] == "dock door broken"
+        assert by_start[slot]["bookable"] is False
+    after = by_start[start + 2 * HOUR]
+    assert after["closure_id"] is None and after["bookable"] is True
+
     # a new request into the range: hub_closed, with slots outside it
     refused = await book(client, "into-closure", start)
     assert refused["status"] == "rejected"
@@ -88,6 +101,8 @@ async def test_an_operator_closes_slots_the_carrier_is_told_and_moves_its_bookin
     assert lifted.status_code == 202, lifted.text
     assert lifted.json()["status"] == "lifted" and lifted.json()["lift_reason"] == "door fixed"
     assert (await book(client, "after-lift", start))["status"] == "confirmed"
+    reopened = await client.get(f"/v1/hubs/{TEST_HUB}/slots?date={day}", headers=auth("k-acme"))
+    assert all(s["closure_id"] is None for s in reopened.json())
     listed = (await client.get(CLOSURES, headers=auth("k-acme"))).json()
     assert [(c["closure_id"], c["status"]) for c in listed] == [(closed["closure_id"], "lifted")]
 
