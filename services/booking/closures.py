@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
@@ -81,6 +81,20 @@ async def in_force_between(
     ]
 
 
+# a batch's closures, built once with the lists as expanding parameters (ledger.py says
+# why): those in force lately, and with them those the batch's commands name
+_c = hub_closures.c
+_RECENT = and_(_c.lifted.is_(None), _c.ends_at > bindparam("after"))
+_OF_HUBS = _c.hub_id.in_(bindparam("hub_ids", expanding=True))
+_IN_FORCE = select(hub_closures).where(_OF_HUBS, _RECENT).order_by(_c.hub_id, _c.id)
+_NAMED = (
+    select(hub_closures)
+    .where(_OF_HUBS, or_(_RECENT, tuple_(_c.hub_id, _c.id).in_(bindparam("named", expanding=True))))
+    .order_by(_c.hub_id, _c.id)
+)
+_IN_FORCE_LOCKED, _NAMED_LOCKED = _IN_FORCE.with_for_update(), _NAMED.with_for_update()
+
+
 class Closures:
     """The closures of a batch's hubs: those in force, and those its commands name."""
 
@@ -104,14 +118,14 @@ class Closures:
         hubs = sorted(set(hub_ids))
         if not hubs:
             return cls({})
-        c = hub_closures.c
-        wanted: Any = and_(c.lifted.is_(None), c.ends_at > since - timedelta(days=2))
+        locked = dialect_name(session) == "postgresql"
+        values: dict[str, Any] = {"hub_ids": hubs, "after": since - timedelta(days=2)}
         if named:
-            wanted = or_(wanted, tuple_(c.hub_id, c.id).in_(sorted(set(named))))
-        query = select(hub_closures).where(c.hub_id.in_(hubs), wanted)
-        if dialect_name(session) == "postgresql":
-            query = query.with_for_update()
-        rows = await session.execute(query.order_by(c.hub_id, c.id))
+            query = _NAMED_LOCKED if locked else _NAMED
+            values["named"] = sorted(set(named))
+        else:
+            query = _IN_FORCE_LOCKED if locked else _IN_FORCE
+        rows = await session.execute(query, values)
         return cls({(r.hub_id, r.id): dict(r._mapping) for r in rows})
 
     def in_force(self, hub_id: str) -> list[ClosedRange]:

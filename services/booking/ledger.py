@@ -42,6 +42,26 @@ _SET_USAGE = (
 
 _UPDATE_BOOKING = update(bookings).where(bookings.c.id == bindparam("b_id"))
 
+# A batch's reads, built once with their lists as expanding parameters: building a
+# select and its IN list anew cost ~0.4 ms of CPU per statement (measured against the
+# same statement reused), which is most of what a lone command waits for. Each with
+# ``FOR UPDATE`` for PostgreSQL (SQLite's write lock covers the transaction).
+_HUB_STAMPS = select(store.hubs.c.id, store.hubs.c.updated_at)
+_BOOKINGS_BY_ID = select(bookings).where(bookings.c.id.in_(bindparam("ids", expanding=True)))
+_DUE = (
+    select(bookings)
+    .where(
+        bookings.c.status == BookingStatus.CONFIRMED.value,
+        bookings.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
+        bookings.c.slot_end < bindparam("latest"),
+    )
+    .order_by(bookings.c.slot_end, bookings.c.id)
+)
+_USAGE = select(slot_usage).where(
+    tuple_(slot_usage.c.hub_id, slot_usage.c.slot_start).in_(bindparam("slots", expanding=True))
+)
+_LOCKED = {q: q.with_for_update() for q in (_BOOKINGS_BY_ID, _DUE, _USAGE)}
+
 
 class HubCatalogue:
     """The hubs, kept between batches: a batch asks only which hubs changed since (the
@@ -51,9 +71,7 @@ class HubCatalogue:
         self._hubs: dict[str, tuple[datetime, HubConfig]] = {}
 
     async def current(self, session: AsyncSession) -> dict[str, HubConfig]:
-        stamps = dict(
-            (await session.execute(select(store.hubs.c.id, store.hubs.c.updated_at))).all()
-        )
+        stamps = dict((await session.execute(_HUB_STAMPS)).all())
         stale = [h for h, at in stamps.items() if h not in self._hubs or self._hubs[h][0] != at]
         if stale:
             rows = await session.execute(
@@ -98,24 +116,19 @@ class Ledger:
         here); ``no_shows_before``: per hub, the latest slot end a no-show may have."""
         ledger = cls(hubs)
         locking = dialect_name(session) == "postgresql"
+
+        def read(query: Any) -> Any:
+            return _LOCKED[query] if locking else query
+
         wanted = sorted(set(booking_ids))
         if wanted:
-            query = select(bookings).where(bookings.c.id.in_(wanted))
-            for row in await session.execute(query.with_for_update() if locking else query):
+            for row in await session.execute(read(_BOOKINGS_BY_ID), {"ids": wanted}):
                 booking = store.row_to_booking(row)
                 ledger.bookings[booking.id] = booking
         if no_shows_before:
             latest = max(no_shows_before.values())
-            query = (
-                select(bookings)
-                .where(
-                    bookings.c.status == BookingStatus.CONFIRMED.value,
-                    bookings.c.hub_id.in_(sorted(no_shows_before)),
-                    bookings.c.slot_end < latest,
-                )
-                .order_by(bookings.c.slot_end, bookings.c.id)
-            )
-            for row in await session.execute(query.with_for_update() if locking else query):
+            due = {"hub_ids": sorted(no_shows_before), "latest": latest}
+            for row in await session.execute(read(_DUE), due):
                 booking = ledger.bookings.setdefault(row.id, store.row_to_booking(row))
                 if booking.slot_end < no_shows_before.get(booking.hub_id, latest):
                     ledger.due.setdefault(booking.hub_id, []).append(booking.id)
@@ -134,10 +147,7 @@ class Ledger:
                     for h, s in ordered
                 ],
             )
-            query = select(slot_usage).where(
-                tuple_(slot_usage.c.hub_id, slot_usage.c.slot_start).in_(ordered)
-            )
-            for row in await session.execute(query.with_for_update() if locking else query):
+            for row in await session.execute(read(_USAGE), {"slots": ordered}):
                 ledger.usage[row.hub_id, row.slot_start] = SlotUsage(
                     row.docks_used, row.volume_used_l
                 )

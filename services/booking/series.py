@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import BookingCancellationRequested, BookingRequested
@@ -81,6 +81,16 @@ def rejected(
     )
 
 
+# built once, the lists as expanding parameters (ledger.py says why)
+_SERIES = select(series_table).where(series_table.c.id.in_(bindparam("ids", expanding=True)))
+_REACHED = select(series_table).where(
+    series_table.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
+    series_table.c.status == ACTIVE,
+    series_table.c.next_occurrence <= bindparam("reach"),
+)
+_SERIES_LOCKED, _REACHED_LOCKED = _SERIES.with_for_update(), _REACHED.with_for_update()
+
+
 class Standing:
     """The series one batch reads and changes: loaded with two statements, saved with a
     few."""
@@ -108,20 +118,18 @@ class Standing:
         found: list[Any] = []
         wanted = sorted(set(series_ids))
         if wanted:
-            query = select(series_table).where(series_table.c.id.in_(wanted))
-            found += await session.execute(query.with_for_update() if locking else query)
+            query = _SERIES_LOCKED if locking else _SERIES
+            found += await session.execute(query, {"ids": wanted})
         reaches = [
             at + timedelta(days=hubs[h].booking_horizon_days)
             for h, at in hubs_at.items()
             if h in hubs
         ]
         if reaches:
-            query = select(series_table).where(
-                series_table.c.hub_id.in_(sorted(hubs_at)),
-                series_table.c.status == ACTIVE,
-                series_table.c.next_occurrence <= max(reaches),
+            query = _REACHED_LOCKED if locking else _REACHED
+            found += await session.execute(
+                query, {"hub_ids": sorted(hubs_at), "reach": max(reaches)}
             )
-            found += await session.execute(query.with_for_update() if locking else query)
         return cls(series_rows.Series(**dict(row._mapping)) for row in found)
 
     @classmethod

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.booking import (
@@ -69,6 +69,15 @@ def _entry(row: Any) -> WaitingEntry:
     )
 
 
+# built once, the hubs as an expanding parameter (ledger.py says why)
+_WAITING = (
+    select(waiting_list)
+    .where(waiting_list.c.hub_id.in_(bindparam("hub_ids", expanding=True)))
+    .order_by(waiting_list.c.booking_id)
+)
+_WAITING_LOCKED = _WAITING.with_for_update()
+
+
 class WaitingList:
     """The waiting entries of a batch's hubs, changed in memory and saved with the batch."""
 
@@ -84,10 +93,9 @@ class WaitingList:
         wanted = sorted(set(hub_ids))
         if not wanted:
             return cls({}, {})
-        query = select(waiting_list).where(waiting_list.c.hub_id.in_(wanted))
-        if dialect_name(session) == "postgresql":
-            query = query.with_for_update()
-        rows = list(await session.execute(query.order_by(waiting_list.c.booking_id)))
+        locked = dialect_name(session) == "postgresql"
+        query = _WAITING_LOCKED if locked else _WAITING
+        rows = list(await session.execute(query, {"hub_ids": wanted}))
         return cls({r.booking_id: _entry(r) for r in rows}, {r.booking_id: r.request for r in rows})
 
     @property
