@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import CloudEvent, encode
@@ -118,6 +118,20 @@ class OutboxRelay:
         self.passes = 0  # reads of the outbox (observability; tests await it)
         self.acks_late = 0  # consumers that acked before their events were published
         self.reconciled = 0  # rows found already published when this relay took over
+        # a pass's two statements, built once (building a select anew costs more CPU than
+        # running it: ~0.4 ms, on every idle poll and before every consumer's ack)
+        o = outbox
+        self._pending = (
+            select(o.c.id, o.c.topic, o.c.key, o.c.payload, o.c.event_type)
+            .where(o.c.sent_at.is_(None))
+            .order_by(o.c.id)
+            .limit(batch_size)
+        )
+        self._mark_sent = (
+            update(o)
+            .where(o.c.id.in_(bindparam("ids", expanding=True)))
+            .values(sent_at=bindparam("sent_at"))
+        )
 
     def notify(self) -> None:
         """Called after a transaction that enqueued events committed: publish soon."""
@@ -316,14 +330,7 @@ class OutboxRelay:
         o = self.outbox
         self.passes += 1
         async with AsyncSession(self.engine) as session:
-            rows = (
-                await session.execute(
-                    select(o.c.id, o.c.topic, o.c.key, o.c.payload, o.c.event_type)
-                    .where(o.c.sent_at.is_(None))
-                    .order_by(o.c.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+            rows = (await session.execute(self._pending)).all()
         if not rows:
             return 0
         pending = [
@@ -358,7 +365,7 @@ class OutboxRelay:
         async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
             if sent_ids:
                 await session.execute(
-                    update(o).where(o.c.id.in_(sent_ids)).values(sent_at=datetime.now(UTC))
+                    self._mark_sent, {"ids": sent_ids, "sent_at": datetime.now(UTC)}
                 )
             if failed_ids:
                 await session.execute(
