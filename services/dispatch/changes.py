@@ -127,6 +127,10 @@ class ChangeLog:
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # stop() also says so by this flag: Python 3.11's asyncio.wait_for loses a
+        # cancellation that arrives as the wait it guards completes (a change woke the
+        # follower), and the follower would then run on and stop() wait for ever
+        self._stopping = False
         self._listener: tuple[AsyncConnection, Any] | None = None
         self.catch_ups = 0  # how often the follower looked
         self.notifications = 0  # NOTIFYs received (PostgreSQL)
@@ -205,6 +209,7 @@ class ChangeLog:
         )
         self._subscriptions[hub_id].add(subscription)
         if self._task is None or self._task.done():
+            self._stopping = False
             self._task = asyncio.create_task(self._follow(), name="dispatch-change-log")
         return subscription
 
@@ -254,7 +259,7 @@ class ChangeLog:
 
     async def _follow(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._stopping:
             if not self.sqlite:
                 await self._keep_listening()
             poll = (
@@ -328,6 +333,7 @@ class ChangeLog:
     async def stop(self) -> None:
         """Stop following (viewers still connected get no more changes)."""
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

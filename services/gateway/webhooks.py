@@ -165,6 +165,10 @@ class WebhookSender:
         self._client = client
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # stop() says so by this flag too: Python 3.11's asyncio.wait_for loses a
+        # cancellation that arrives as the wait completes (a notify), and the loop would
+        # run on with stop() waiting for it (the same fix as dispatch/changes.py)
+        self._stopping = False
         self.sent = 0
         self.failed_attempts = 0
 
@@ -173,10 +177,12 @@ class WebhookSender:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="webhook-sender")
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
@@ -185,7 +191,7 @@ class WebhookSender:
             self._client = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 done = await self.send_due()
             except asyncio.CancelledError:

@@ -162,3 +162,20 @@ def test_a_viewer_too_slow_to_keep_up_is_told_to_resync_not_buffered() -> None:
         [{"kind": "c4"}],
     ]
     assert slow.after == 4
+
+
+async def test_stopping_right_after_a_change_woke_the_follower_stops_it(
+    logs: tuple[ChangeLog, ChangeLog],
+) -> None:
+    # the wake completes the follower's wait as the cancellation arrives: Python 3.11's
+    # wait_for returned the wait's result then and the follower ran on, stop() for ever
+    _, reader = logs
+    for _ in range(3):
+        await reader.subscribe("hub-a")
+        follower = reader._task
+        assert follower is not None
+        reader.wake()
+        stopping = asyncio.create_task(reader.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=4)  # waits; cancels nothing
+        assert stopping in done, "stop() still waiting for the follower"
+        assert follower.done()
