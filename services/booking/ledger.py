@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig, SlotUsage
 from services.booking.store import StoredBooking, bookings, slot_usage
+from services.runtime.bulk import insert_many
 from services.runtime.db import dialect_name, insert_ignoring
 
 Slot = tuple[str, datetime]  # (hub id, slot start in UTC)
@@ -227,8 +228,7 @@ class Ledger:
     # --- saving -----------------------------------------------------------------------
 
     async def save(self, session: AsyncSession) -> None:
-        if self.inserts:
-            await session.execute(store.INSERT_BOOKING, self.inserts)
+        await insert_many(session, store.bookings, self.inserts)
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for booking_id, values in self.updates.items():
             by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": booking_id, **values})

@@ -369,6 +369,3 @@ async def list_bookings(
     if status is not None:
         query = query.where(bookings.c.status == status)
     return [row_to_booking(row) for row in await session.execute(query)]
-
-
-INSERT_BOOKING = bookings.insert()

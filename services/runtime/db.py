@@ -131,6 +131,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Any) -> Callable[[datetime | None], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # SQLite stores the text SQLAlchemy's DATETIME writes, "2026-11-30 16:52:40.998397"
+        # (naive UTC, always six digits of microseconds: compared as text); written here
+        # by one C call, ~2 µs instead of ~5 for the naive copy and a %-format, and a
+        # booking row has three (docs/booking-throughput.md)
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r}: microhub stores aware timestamps only")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None

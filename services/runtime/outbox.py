@@ -23,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.envelope import CloudEvent, encode
-from services.runtime.db import cached_statement, is_sqlite, rowcount, writing
+from services.runtime.bulk import insert_many
+from services.runtime.db import is_sqlite, rowcount, writing
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,7 @@ def outbox_row(
 async def enqueue_all(session: AsyncSession, outbox: Table, rows: list[dict[str, Any]]) -> None:
     """Add events (:func:`outbox_row`) to the outbox inside the caller's transaction, in
     one statement: their ids, and so their publication order, follow the list."""
-    if rows:
-        statement = cached_statement(session, ("outbox.enqueue", outbox), lambda _: insert(outbox))
-        await session.execute(statement, rows)
+    await insert_many(session, outbox, rows)
 
 
 async def enqueue(
