@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from contracts.booking.commands import booking_id_for
 from contracts.carriers import (
@@ -59,6 +59,26 @@ LOG_APPEND_TIME = 1
 # the carrier's own id of a command, kept on the envelope while the inbox knows it by
 # a scoped one (a CloudEvents extension attribute: lowercase letters and digits)
 CARRIER_EVENT_ID = "carriereventid"
+
+# The statements of every batch, built once with their values as parameters: building a
+# select anew costs more CPU than running it (services/booking/ledger.py says how much;
+# docs/booking-throughput.md has the gateway's figures).
+_f = store.forwarded_commands.c
+_FORWARDED = select(_f.id, _f.carrier_id, _f.command_id, _f.command_source, _f.answer).where(
+    _f.id == bindparam("id")
+)
+_TOLD = (
+    update(store.forwarded_commands)
+    .where(_f.id == bindparam("b_id"))
+    .values(answer=bindparam("b_answer"))
+)
+_rs = store.route_stops.c
+_STOPS = select(store.route_stops).where(
+    _rs.route_id.in_(bindparam("routes", expanding=True))
+    | _rs.booking_id.in_(bindparam("bookings", expanding=True))
+)
+_w = store.webhook_subscriptions.c
+_SUBSCRIPTIONS = select(_w.id, _w.carrier_id, _w.event_types).where(_w.active == 1)
 
 
 class GatewayHandlers:
@@ -209,10 +229,7 @@ class GatewayHandlers:
                 causation = (sent.command_id, sent.command_source)
                 # kept, to be told again if the carrier sends the command again
                 told = [*(sent.answer or ()), _document(view)]
-                f = store.forwarded_commands.c
-                await uow.session.execute(
-                    update(store.forwarded_commands).where(f.id == sent.id).values(answer=told)
-                )
+                await uow.session.execute(_TOLD, {"b_id": sent.id, "b_answer": told})
             await self.tell(uow, view, event.time, causation=causation)
 
     async def _carrier_command(self, uow: UnitOfWork, event: Any) -> Any:
@@ -222,18 +239,14 @@ class GatewayHandlers:
         cause = getattr(event, "causationid", None)
         if not cause or not source or not source.startswith(FORWARDED_SOURCE_PREFIX):
             return None
-        f = store.forwarded_commands.c
-        query = select(f.id, f.carrier_id, f.command_id, f.command_source, f.answer)
-        return (await uow.session.execute(query.where(f.id == cause))).first()
+        return (await uow.session.execute(_FORWARDED, {"id": cause})).first()
 
     async def on_resend(self, uow: UnitOfWork, delivery: Delivery) -> None:
         """A carrier sent a command again (the same source and id; not a redelivery of its
         record): it is told its answer again, as the README promises. A command refused
         before is looked at again (the carrier may have been activated since); one
         forwarded and not answered yet gets its answer when booking gives it."""
-        f = store.forwarded_commands.c
-        query = select(f.carrier_id, f.command_id, f.command_source, f.answer)
-        sent = (await uow.session.execute(query.where(f.id == delivery.event.id))).first()
+        sent = (await uow.session.execute(_FORWARDED, {"id": delivery.event.id})).first()
         if sent is None:
             await self.on_command(uow, delivery)
             return
@@ -312,13 +325,12 @@ class GatewayHandlers:
         bookings = {u.booking_id for u in updates if u.carrier_id is None and u.booking_id}
         if not routes and not bookings:
             return []
-        rs = store.route_stops.c
-        query = select(store.route_stops).where(
-            rs.route_id.in_(sorted(routes)) | rs.booking_id.in_(sorted(bookings))
+        rows = await uow.session.execute(
+            _STOPS, {"routes": sorted(routes), "bookings": sorted(bookings)}
         )
         return [
             egress.KnownStop(r.route_id, r.booking_id, r.stop_id, r.carrier_id, r.hub_id, r.parcels)
-            for r in await uow.session.execute(query)
+            for r in rows
         ]
 
 
@@ -336,10 +348,7 @@ class Subscriptions:
 
     async def of(self, uow: UnitOfWork, carrier_id: str) -> list[tuple[str, frozenset[str] | None]]:
         if time.monotonic() - self._read_at > self.refresh_seconds:
-            w = store.webhook_subscriptions.c
-            rows = await uow.session.execute(
-                select(w.id, w.carrier_id, w.event_types).where(w.active == 1)
-            )
+            rows = await uow.session.execute(_SUBSCRIPTIONS)
             by_carrier: dict[str, list[tuple[str, frozenset[str] | None]]] = {}
             for row in rows:
                 types = frozenset(row.event_types) if row.event_types else None

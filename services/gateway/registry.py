@@ -22,6 +22,9 @@ from services.runtime.db import upsert
 
 REFRESH_SECONDS = 2.0
 
+# built once: it is read again every few seconds by every consumer (handlers.py says why)
+_ACTIVE = select(store.carriers.c.id).where(store.carriers.c.active == 1)
+
 
 async def upsert_carriers(
     session: AsyncSession, carriers: Iterable[Carrier], *, origin: str
@@ -78,9 +81,7 @@ class Registry:
 
     async def active(self, session: AsyncSession) -> frozenset[str]:
         if time.monotonic() - self._read_at > self.refresh_seconds:
-            rows = await session.execute(
-                select(store.carriers.c.id).where(store.carriers.c.active == 1)
-            )
+            rows = await session.execute(_ACTIVE)
             self._active = frozenset(rows.scalars())
             self._read_at = time.monotonic()
         return self._active

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.gateway import store
@@ -51,6 +51,59 @@ PARALLEL = 8
 
 d = store.webhook_deliveries.c
 w = store.webhook_subscriptions.c
+
+# A pass's statements, built once with their values as parameters: the sender polls every
+# second and on every notify, and building a select anew costs more CPU than running it
+# (services/booking/ledger.py; the gateway's figures in docs/booking-throughput.md).
+_DUE_IDS = (
+    select(d.id)
+    .where(
+        d.status == "pending",
+        d.next_attempt_at <= bindparam("now"),
+        or_(d.lease_until.is_(None), d.lease_until < bindparam("now")),
+    )
+    .order_by(d.id)
+    .limit(BATCH)
+    .with_for_update(skip_locked=True)
+)
+_IDS = d.id.in_(bindparam("ids", expanding=True))
+_LEASE = update(store.webhook_deliveries).where(_IDS).values(lease_until=bindparam("b_until"))
+_CLAIMED = (
+    select(
+        d.id,
+        d.subscription_id,
+        d.event_id,
+        d.payload,
+        d.attempts,
+        w.url,
+        w.secret,
+        w.previous_secret,
+        w.previous_until,
+        w.active,
+    )
+    .join(store.webhook_subscriptions, w.id == d.subscription_id)
+    .where(_IDS)
+    .order_by(d.id)
+)
+# leases given back: not one another sender has taken since (a later lease)
+_GIVEN_BACK = (
+    update(store.webhook_deliveries)
+    .where(_IDS, d.status == "pending", d.lease_until <= bindparam("b_until"))
+    .values(lease_until=None)
+)
+# an attempt's outcome: finished (delivered or failed for good), or to be tried again
+_ATTEMPTED = (
+    update(store.webhook_deliveries)
+    .where(d.id == bindparam("b_id"), d.status == "pending")
+    .values(
+        attempts=bindparam("b_attempts"),
+        last_status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+        lease_until=None,
+    )
+)
+_FINISHED = _ATTEMPTED.values(status=bindparam("b_outcome"), finished_at=bindparam("b_at"))
+_RETRY = _ATTEMPTED.values(next_attempt_at=bindparam("b_at"))
 
 
 # --- signing ---------------------------------------------------------------------------
@@ -255,46 +308,12 @@ class WebhookSender:
         return len(due)
 
     async def _claim(self, now: datetime) -> list[Due]:
-        candidates = (
-            select(d.id)
-            .where(
-                d.status == "pending",
-                d.next_attempt_at <= now,
-                or_(d.lease_until.is_(None), d.lease_until < now),
-            )
-            .order_by(d.id)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        )
         async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
-            ids = list((await session.execute(candidates)).scalars())
+            ids = list((await session.execute(_DUE_IDS, {"now": now})).scalars())
             if not ids:
                 return []
-            await session.execute(
-                update(store.webhook_deliveries)
-                .where(d.id.in_(ids))
-                .values(lease_until=now + self.lease)
-            )
-            rows = await session.execute(
-                select(
-                    d.id,
-                    d.subscription_id,
-                    d.event_id,
-                    d.payload,
-                    d.attempts,
-                    w.url,
-                    w.secret,
-                    w.previous_secret,
-                    w.previous_until,
-                    w.active,
-                )
-                .join(
-                    store.webhook_subscriptions,
-                    store.webhook_subscriptions.c.id == d.subscription_id,
-                )
-                .where(d.id.in_(ids))
-                .order_by(d.id)
-            )
+            await session.execute(_LEASE, {"ids": ids, "b_until": now + self.lease})
+            rows = await session.execute(_CLAIMED, {"ids": ids})
             return [
                 Due(
                     r.id,
@@ -349,35 +368,31 @@ class WebhookSender:
         async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
             if unanswered:
                 await session.execute(
-                    update(store.webhook_deliveries)
-                    .where(
-                        d.id.in_(list(unanswered)),
-                        d.status == "pending",
-                        d.lease_until <= (leased_until or now + self.lease),
-                    )
-                    .values(lease_until=None)
+                    _GIVEN_BACK,
+                    {"ids": list(unanswered), "b_until": leased_until or now + self.lease},
                 )
+            finished: list[dict[str, Any]] = []
+            retried: list[dict[str, Any]] = []
             for item, status, error in results:
                 attempts = item.attempts + 1
                 values: dict[str, Any] = {
-                    "attempts": attempts,
-                    "last_status": status,
-                    "last_error": error,
-                    "lease_until": None,
+                    "b_id": item.id,
+                    "b_attempts": attempts,
+                    "b_status": status,
+                    "b_error": error,
                 }
                 if error is None:
-                    values |= {"status": "delivered", "finished_at": now}
+                    finished.append(values | {"b_outcome": "delivered", "b_at": now})
                     self.sent += 1
                 elif attempts > len(self.retry_seconds) or not item.active or not item.payload:
-                    values |= {"status": "failed", "finished_at": now}
+                    finished.append(values | {"b_outcome": "failed", "b_at": now})
                     self.failed_attempts += 1
                     log.warning("webhook delivery %s failed for good: %s", item.id, error)
                 else:
                     wait = timedelta(seconds=self.retry_seconds[attempts - 1])
-                    values |= {"next_attempt_at": now + wait}
+                    retried.append(values | {"b_at": now + wait})
                     self.failed_attempts += 1
-                await session.execute(
-                    update(store.webhook_deliveries)
-                    .where(and_(d.id == item.id, d.status == "pending"))
-                    .values(**values)
-                )
+            if finished:
+                await session.execute(_FINISHED, finished)
+            if retried:
+                await session.execute(_RETRY, retried)

@@ -31,9 +31,9 @@ from services.booking.answers import ANSWER_TYPES
 from services.booking.domain import HubConfig
 from services.booking.handlers import BookingHandlers
 from services.booking.service import BookingService
-from services.runtime.consumer import DeadLetters, Delivery, RecordApplier
+from services.runtime.consumer import Delivery, RecordApplier
 from services.runtime.db import make_engine, make_sessionmaker
-from services.runtime.uow import UnitsOfWork
+from tests.support.booking import Record, commands_consumer
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -64,31 +64,6 @@ def _delivery(payload, offset: int) -> Delivery:
     return Delivery(event, "commands", 0, offset, int(NOW.timestamp() * 1000), payload.hub_id)
 
 
-class _Record:
-    """What the consumer would dead-letter if a record kept failing (it must not)."""
-
-    def __init__(self, delivery: Delivery) -> None:
-        self.topic, self.partition, self.offset = "commands", 0, delivery.offset
-        self.key, self.value = None, b""
-
-
-def _consumer(sessions, handlers: BookingHandlers) -> RecordApplier:
-    """The consumer's apply path on its own engine (one per instance, like two processes),
-    with the service's declared handlers: nothing here touches Kafka."""
-    [commands] = BookingService.spec.consumes
-    return RecordApplier(
-        name=commands.consumer,
-        allowed_types=commands.accepts,
-        units=UnitsOfWork(
-            sessions, source="microhub/booking", outbox=store.outbox, topic=lambda t: t
-        ),
-        inbox=store.inbox,
-        handler=commands.bind(handlers),
-        batch_handler=commands.bind_batch(handlers),
-        dead_letters=DeadLetters(None, consumer=commands.consumer),
-    )
-
-
 def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_url: str) -> None:
     runner = asyncio.Runner()
     engine = make_engine(database_url)
@@ -99,8 +74,8 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
     # the instance that owned the partition, and the one it moved to (its own engine)
     other_engine = make_engine(database_url)
     instances = [
-        _consumer(sessions, handlers),
-        _consumer(make_sessionmaker(other_engine), handlers),
+        commands_consumer(sessions, handlers),
+        commands_consumer(make_sessionmaker(other_engine), handlers),
     ]
 
     async def reset() -> None:
@@ -144,7 +119,7 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
 
         async def work(instance: RecordApplier, part: list[Delivery]) -> None:
             for delivery in part:
-                await instance._process_delivery(_Record(delivery), delivery)
+                await instance._process_delivery(Record(delivery), delivery)
                 # the invariant holds after every single command, not only at the end
                 await check_capacity()
 

@@ -35,11 +35,10 @@ from services.booking.answers import ANSWER_TYPES
 from services.booking.domain import HubConfig
 from services.booking.handlers import BookingHandlers
 from services.booking.service import BookingService
-from services.runtime.consumer import DeadLetters, Delivery, RecordApplier
+from services.runtime.consumer import Delivery
 from services.runtime.db import make_engine, make_sessionmaker
-from services.runtime.uow import UnitsOfWork
-from tests.integration.test_booking_capacity_property import _Record
 from tests.integration.test_booking_requests_v2 import request_v2
+from tests.support.booking import Record, commands_consumer
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -105,24 +104,6 @@ operations = st.lists(
 )
 
 
-def _consumer(sessions, handlers: BookingHandlers) -> RecordApplier:
-    """The consumer's apply path with the service's answering (answers name their
-    command: causationid), without Kafka."""
-    [commands] = BookingService.spec.consumes
-    return RecordApplier(
-        name=commands.consumer,
-        allowed_types=commands.accepts,
-        units=UnitsOfWork(
-            sessions, source="microhub/booking", outbox=store.outbox, topic=lambda t: t
-        ),
-        inbox=store.inbox,
-        handler=commands.bind(handlers),
-        batch_handler=commands.bind_batch(handlers),
-        dead_letters=DeadLetters(None, consumer=commands.consumer),
-        answers=commands.answers,
-    )
-
-
 def _payload(kind: str, ref: int, a, b):
     if kind == "request":
         return BookingRequested(
@@ -184,7 +165,7 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
     sessions = make_sessionmaker(engine)
     handlers = BookingHandlers(no_show_grace=timedelta(minutes=30))
     runner.run(BookingService.spec.migrate(engine))
-    consumer = _consumer(sessions, handlers)
+    consumer = commands_consumer(sessions, handlers)
 
     async def reset() -> None:
         async with sessions() as session, session.begin():
@@ -231,7 +212,7 @@ def test_series_never_exceed_capacity_nor_book_an_occurrence_twice(database_url:
                         event_id=str(uuid.uuid4()),
                     )
                     delivery = Delivery(event, "commands", 0, offset, 0, HUB.id)
-                    await consumer._process_delivery(_Record(delivery), delivery)
+                    await consumer._process_delivery(Record(delivery), delivery)
                     await check_capacity()  # after every single command
                     sent.append((kind, event.id))
                     offset += 1
