@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
+import orjson
 import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -210,7 +211,7 @@ def new_event(
     make = envelope.model_construct if trusted else envelope
     return make(
         specversion=SPECVERSION,
-        id=event_id or str(uuid.uuid4()),
+        id=event_id or new_event_id(),
         source=source,
         type=payload.event_type,
         time=time or datetime.now(UTC),
@@ -227,3 +228,53 @@ def encode(event: CloudEvent[Any]) -> bytes:
     fields = event.__dict__
     unset: set[str] = {n for n in CAUSATION_ATTRIBUTES if n in fields and fields[n] is None}
     return event.model_dump_json(exclude=unset or None).encode()
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def encode_new(
+    payload: Payload,
+    *,
+    event_id: str,
+    source: str,
+    subject: str | None,
+    time: datetime,
+    data: dict[str, Any] | None = None,
+    extensions: Mapping[str, str] | None = None,
+) -> bytes:
+    """``encode(new_event(payload, …, trusted=True))``: the same JSON document, for a
+    service emitting its own event, without building the envelope model. ``data``: the
+    payload's ``model_dump(mode="json")`` when the caller made it already (a booking
+    decision stores it too); otherwise the payload's own JSON goes in as it is. Building
+    and dumping the envelope cost ~25 µs of every booking decision, this ~3 µs
+    (docs/booking-throughput.md)."""
+    document: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": event_id,
+        "source": source,
+        "type": payload.event_type,
+        "time": time,
+        "subject": subject,
+        "datacontenttype": CONTENT_TYPE,
+        "data": orjson.Fragment(payload.__pydantic_serializer__.to_json(payload))
+        if data is None
+        else data,
+    }
+    if extensions:
+        document.update(extensions)
+    try:
+        return orjson.dumps(document, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:  # what orjson will not write (an integer past 64 bits)
+        return encode(
+            new_event(
+                payload,
+                source=source,
+                subject=subject,
+                time=time,
+                event_id=event_id,
+                extensions=extensions,
+                trusted=True,
+            )
+        )

@@ -291,9 +291,10 @@ class BookingHandlers(Reschedules):
             ),
             reason=command.reason,
         )
-        ledger.transition(booking, BookingStatus.CANCELLED, now, cancellation=as_document(payload))
+        outcome = as_document(payload)
+        ledger.transition(booking, BookingStatus.CANCELLED, now, cancellation=outcome)
         ledger.release(booking.hub_id, booking.slot_start, booking.volume_l)
-        uow.emit(payload, key=booking.hub_id, time=now)
+        uow.emit(payload, key=booking.hub_id, time=now, data=outcome["data"])
 
     # ------------------------------------------------------------------- check-in ------
 
@@ -317,8 +318,9 @@ class BookingHandlers(Reschedules):
             slot_start=booking.slot_start,
             checked_in_at=now,
         )
-        ledger.transition(booking, BookingStatus.CHECKED_IN, now, check_in=as_document(payload))
-        uow.emit(payload, key=booking.hub_id, time=now)
+        outcome = as_document(payload)
+        ledger.transition(booking, BookingStatus.CHECKED_IN, now, check_in=outcome)
+        uow.emit(payload, key=booking.hub_id, time=now, data=outcome["data"])
 
     # ------------------------------------------------------------------- no-shows ------
 

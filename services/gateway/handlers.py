@@ -45,13 +45,13 @@ from contracts.carriers import (
     forwarded_source,
 )
 from contracts.dispatch import RoutePlanned
-from contracts.envelope import REGISTRY, encode
+from contracts.envelope import REGISTRY
 from contracts.topics import BOOKING_COMMANDS, CARRIER_COMMANDS, CARRIER_EVENTS
 from services.gateway import egress, store
 from services.gateway.registry import Registry
 from services.runtime.consumer import Delivery
 from services.runtime.db import insert_ignoring
-from services.runtime.uow import UnitOfWork
+from services.runtime.uow import Emitted, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ class GatewayHandlers:
             topic=CARRIER_EVENTS.for_carrier(view.carrier_id),
             causation=causation,
         )
-        queued = await self.subscriptions.queue(uow, view.carrier_id, event.id, event.type, event)
+        queued = await self.subscriptions.queue(uow, view.carrier_id, event)
         if queued:
             uow.on_commit(self.emitted_webhooks)
 
@@ -348,17 +348,17 @@ class Subscriptions:
             self._read_at = time.monotonic()
         return self._by_carrier.get(carrier_id, [])
 
-    async def queue(
-        self, uow: UnitOfWork, carrier_id: str, event_id: str, event_type: str, event: Any
-    ) -> int:
-        """A delivery per subscription of the carrier that wants this type; how many."""
+    async def queue(self, uow: UnitOfWork, carrier_id: str, event: Emitted) -> int:
+        """A delivery per subscription of the carrier that wants this type (the bytes
+        published on its topic); how many."""
+        event_type = event.type
         rows = [
             {
                 "subscription_id": subscription,
                 "carrier_id": carrier_id,
-                "event_id": event_id,
+                "event_id": event.id,
                 "event_type": event_type,
-                "payload": encode(event),
+                "payload": event.encoded,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": datetime.now(UTC),

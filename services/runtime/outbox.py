@@ -42,13 +42,16 @@ OUTBOX_HEADER = "x-microhub-outbox"  # the publishing service
 OUTBOX_ID_HEADER = "x-microhub-outbox-id"  # the row's id in that service's outbox
 
 
-def outbox_row(event: CloudEvent[Any], *, topic: str, key: str, now: datetime) -> dict[str, Any]:
+def outbox_row(
+    *, event_id: str, event_type: str, payload: bytes, topic: str, key: str, now: datetime
+) -> dict[str, Any]:
+    """An outbox row for an event already encoded (``payload``: its bytes on the wire)."""
     return {
         "topic": topic,
         "key": key,
-        "event_id": event.id,
-        "event_type": event.type,
-        "payload": encode(event),
+        "event_id": event_id,
+        "event_type": event_type,
+        "payload": payload,
         "created_at": now,
         "attempts": 0,
     }
@@ -67,7 +70,18 @@ async def enqueue(
 ) -> None:
     """Add one event to the outbox inside the caller's transaction."""
     await enqueue_all(
-        session, outbox, [outbox_row(event, topic=topic, key=key, now=datetime.now(UTC))]
+        session,
+        outbox,
+        [
+            outbox_row(
+                event_id=event.id,
+                event_type=event.type,
+                payload=encode(event),
+                topic=topic,
+                key=key,
+                now=datetime.now(UTC),
+            )
+        ],
     )
 
 

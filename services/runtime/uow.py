@@ -12,18 +12,29 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from contracts.envelope import CloudEvent, Payload, new_event
+from contracts.envelope import CloudEvent, Payload, encode_new, new_event_id
 from services.runtime import metrics, tracing
 from services.runtime.db import writing
 from services.runtime.outbox import enqueue_all, outbox_row
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """An event written to the outbox: its CloudEvents id and type, and its bytes as the
+    relay will publish them."""
+
+    id: str
+    type: str
+    encoded: bytes
 
 
 class UnitOfWork:
@@ -67,7 +78,7 @@ class UnitOfWork:
         data: dict[str, Any] | None = None,
         source: str | None = None,
         causation: tuple[str, str] | None = None,
-    ) -> CloudEvent[Any]:
+    ) -> Emitted:
         """Write ``payload`` as an event to the outbox, on the topic its contract names
         (or ``topic``: a carrier's own, without the environment's prefix), keyed by
         ``key`` (the hub id for hub events), at event time ``time``. Inside
@@ -90,21 +101,31 @@ class UnitOfWork:
             if data is None:  # the caller's JSON form of the payload, when it has one
                 data = payload.model_dump(mode="json")
             answer.append({"type": payload.event_type, "data": data, "key": key})
-        event = new_event(
+        # the bytes straight from the payload's JSON form: no envelope model is built
+        # (encode_new says what that saves)
+        event_id = event_id or new_event_id()
+        encoded = encode_new(
             payload,
+            event_id=event_id,
             source=source or self.source,
             subject=key,
             time=time,
-            event_id=event_id,
-            extensions=extensions or None,
-            trusted=True,  # our own payload, validated when it was made
+            data=data,
+            extensions=extensions,
         )
         self.payloads.append(payload)
         self._events.append(
-            outbox_row(event, topic=self._topic(topic or payload.topic), key=key, now=self._now)
+            outbox_row(
+                event_id=event_id,
+                event_type=payload.event_type,
+                payload=encoded,
+                topic=self._topic(topic or payload.topic),
+                key=key,
+                now=self._now,
+            )
         )
         self.emitted += 1
-        return event
+        return Emitted(event_id, payload.event_type, encoded)
 
     async def flush(self) -> None:
         """Write the events emitted so far to the outbox (done before every commit: a

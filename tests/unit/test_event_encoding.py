@@ -1,0 +1,153 @@
+"""A service's own events are encoded without building the envelope model
+(``encode_new``): what the relay publishes must be the same JSON document, byte for
+meaning, as the envelope model's own encoding, and must read back under the published
+contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import ClassVar
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from contracts.booking import BookingCancelled, BookingConfirmed
+from contracts.envelope import Payload, decode, encode, encode_new, new_event
+from tests.support.carrier import consignment
+
+IDENTIFIER = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:\-]{0,30}\Z")  # contracts.common
+ANY_TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+FREE_TEXT = st.none() | st.text(
+    st.characters(codec="utf-8"), max_size=80
+)  # control characters, quotes, emoji, ...
+MOMENTS = st.builds(
+    lambda base, micros, offset: (base + timedelta(microseconds=micros)).astimezone(
+        timezone(timedelta(minutes=offset))
+    ),
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(0, 999_999) | st.just(0),
+    st.sampled_from([0, 60, -300, 330, 840]),
+)
+EXTENSIONS = st.none() | st.fixed_dictionaries(
+    {"causationid": ANY_TEXT, "causationsource": ANY_TEXT},
+    optional={"traceparent": st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
+)
+
+
+def _cancelled(carrier: str, reference: str, slot: datetime, reason: str | None) -> Payload:
+    try:
+        return BookingCancelled(
+            booking_id=f"b-{reference}",
+            carrier_id=carrier,
+            carrier_reference=reference,
+            hub_id="ber-westhafen",
+            slot_start=slot,
+            late=False,
+            reason=reason,
+        )
+    except ValidationError:
+        assume(False)
+        raise
+
+
+@given(
+    carrier=IDENTIFIER,
+    reference=IDENTIFIER,
+    slot=MOMENTS,
+    reason=FREE_TEXT,
+    time=MOMENTS,
+    subject=st.none() | ANY_TEXT,
+    extensions=EXTENSIONS,
+    with_data=st.booleans(),
+)
+def test_an_event_encoded_without_its_model_is_the_same_document(
+    carrier: str,
+    reference: str,
+    slot: datetime,
+    reason: str | None,
+    time: datetime,
+    subject: str | None,
+    extensions: dict[str, str] | None,
+    with_data: bool,
+) -> None:
+    payload = _cancelled(carrier, reference, slot, reason)
+    modelled = encode(
+        new_event(
+            payload,
+            source="microhub/booking",
+            subject=subject,
+            time=time,
+            event_id="e-1",
+            extensions=extensions,
+            trusted=True,
+        )
+    )
+    fast = encode_new(
+        payload,
+        event_id="e-1",
+        source="microhub/booking",
+        subject=subject,
+        time=time,
+        data=payload.model_dump(mode="json") if with_data else None,
+        extensions=extensions,
+    )
+    assert json.loads(fast) == json.loads(modelled)
+    # and what carriers read back is the event that was emitted
+    read = decode(fast)
+    assert read.data == payload and read.id == "e-1" and read.time == time
+    assert {k: getattr(read, k) for k in extensions or {}} == (extensions or {})
+
+
+def test_a_confirmation_reads_back_under_its_contract() -> None:
+    slot = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    payload = BookingConfirmed.model_validate(
+        {
+            "booking_id": "b-1",
+            "carrier_id": "acme",
+            "carrier_reference": "r-1",
+            "hub_id": "ber-westhafen",
+            "slot_start": slot.isoformat(),
+            "slot_end": (slot + timedelta(hours=1)).isoformat(),
+            "hub": {
+                "hub_id": "ber-westhafen",
+                "name": "Westhafen",
+                "city_id": "berlin",
+                "city_name": "Berlin",
+                "country": "DE",
+                "timezone": "Europe/Berlin",
+                "location": {"lat": 52.53, "lon": 13.33},
+            },
+            "consignment": consignment(parcels=5, stops=3),
+        }
+    )
+    encoded = encode_new(
+        payload,
+        event_id="e-2",
+        source="microhub/booking",
+        subject="ber-westhafen",
+        time=slot,
+        data=payload.model_dump(mode="json"),
+    )
+    assert decode(encoded).data == payload
+    assert b'"time":"2026-12-01T09:00:00Z"' in encoded  # UTC written as the model writes it
+
+
+class _Counted(Payload):
+    event_type: ClassVar[str] = "microhub.test.counted.v1"
+    topic: ClassVar[str] = "microhub.test.v1"
+    count: int
+
+
+def test_what_orjson_cannot_write_is_encoded_by_the_model() -> None:
+    """orjson refuses integers past 64 bits; the envelope model writes them."""
+    payload = _Counted(count=2**70)
+    time = datetime(2026, 12, 1, tzinfo=UTC)
+    encoded = encode_new(payload, event_id="e-3", source="s", subject=None, time=time)
+    assert json.loads(encoded)["data"] == {"count": 2**70}
+    assert json.loads(encoded) == json.loads(
+        encode(new_event(payload, source="s", subject=None, time=time, event_id="e-3"))
+    )
