@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from contracts.envelope import CloudEvent, encode
 from services.runtime.bulk import insert_many
 from services.runtime.db import is_sqlite, rowcount, writing
+from services.runtime.outbox_wakeup import CommitListener
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class OutboxRelay:
         publish: Publish,
         batch_size: int = 200,
         poll_interval: float = 0.05,
+        safety_poll_interval: float = 5.0,
         max_backoff: float = 5.0,
         find_published: FindPublished | None = None,
     ) -> None:
@@ -114,9 +116,13 @@ class OutboxRelay:
         self.publish = publish
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.safety_poll_interval = safety_poll_interval
         self.max_backoff = max_backoff
         self.find_published = find_published
         self._wake = asyncio.Event()
+        # PostgreSQL: commits of other processes wake the active relay by NOTIFY; its
+        # idle poll is then only a safety net (outbox_wakeup)
+        self.listener = CommitListener(engine, service, self._wake.set)
         # one relay pass at a time: the loop and consumers publishing before they ack
         self._pass = asyncio.Lock()
         self._drains: set[asyncio.Task[None]] = set()  # passes consumers started
@@ -255,6 +261,7 @@ class OutboxRelay:
                         await self._loop()
                     finally:
                         self._active = False
+                        await self.listener.close()
                         await lock_conn.execute(
                             text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key}
                         )
@@ -316,7 +323,11 @@ class OutboxRelay:
 
     async def _loop(self) -> None:
         backoff = 0.1
+        listens = not is_sqlite(self.engine)
         while not self._stopping:
+            # cleared before the pass reads: a commit (or NOTIFY) during the pass wakes
+            # the wait below at once instead of waiting for the next poll
+            self._wake.clear()
             try:
                 async with self._pass:
                     sent = await self.relay_once()
@@ -332,9 +343,11 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             if sent < self.batch_size:
-                self._wake.clear()
+                idle = self.poll_interval
+                if listens and await self.listener.keep_listening():
+                    idle = max(self.poll_interval, self.safety_poll_interval)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout=idle)
                 except TimeoutError:
                     pass
 

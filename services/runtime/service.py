@@ -72,6 +72,7 @@ class Service:
                 publish=self._publish,
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval_seconds,
+                safety_poll_interval=settings.outbox_safety_poll_seconds,
                 find_published=functools.partial(
                     published_outbox_ids, bootstrap, settings, self.name
                 ),

@@ -245,7 +245,19 @@ class Settings(BaseSettings):
         "databases no other process writes, such as the demo's.",
     )
     outbox_batch_size: int = Field(default=200, ge=1)
-    outbox_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    outbox_poll_interval_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        description="How often an idle outbox relay looks for unsent events where nothing "
+        "wakes it: on SQLite, and on PostgreSQL while its LISTEN connection is lost.",
+    )
+    outbox_safety_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="PostgreSQL: the active relay is woken by a NOTIFY from every commit "
+        "that enqueued events (whichever process made it); this slow poll is only a safety "
+        "net behind it.",
+    )
     outbox_publish_before_ack_seconds: float = Field(
         default=5.0,
         ge=0,
