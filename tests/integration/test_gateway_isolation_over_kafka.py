@@ -54,6 +54,8 @@ CARRIERS = ("acme", "bravo")
 
 
 def next_slot(now: datetime, *, hours: int) -> datetime:
+    """A slot ``hours`` after ``now``'s hour; the hub closes at 23:59, so a slot that would
+    start at 23:00 is the next day's first."""
     slot = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
     return slot + timedelta(hours=1) if slot.hour == 23 else slot
 
@@ -173,7 +175,7 @@ async def test_each_carrier_reads_only_its_own_on_a_shared_route(platform: Setti
         await acme.send(requested, request("acme", "acme-ref-1", slot, 2, 0), time=now)
         await acme.send(requested, request("acme", "acme-ref-2", slot, 1, 10), time=now)
         await bravo.send(
-            requested, request("bravo", "bravo-ref-1", slot + timedelta(hours=1), 3, 20), time=now
+            requested, request("bravo", "bravo-ref-1", next_slot(slot, hours=1), 3, 20), time=now
         )
         acme_confirmed = await to_acme.wait_count(2, suffix="booking.confirmed.v1", timeout=30)
         [bravo_confirmed] = await to_bravo.wait_count(1, suffix="booking.confirmed.v1", timeout=30)
