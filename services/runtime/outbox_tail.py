@@ -1,5 +1,5 @@
 """What a service's outbox relay already published: read back from Kafka, for a relay that
-takes over from one that died (see ``outbox.OutboxRelay.reconcile``).
+takes over from one that died (see ``outbox_relay.OutboxRelay.reconcile``).
 
 Records are found by the headers the relay puts on every record (the service and the
 outbox row id). Reading starts at the oldest pending row's creation time, less a margin

@@ -20,7 +20,7 @@ from services.runtime import migrations, privacy
 from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.db import make_engine, make_sessionmaker, writing
 from services.runtime.kafka import make_broker
-from services.runtime.outbox import OutboxRelay
+from services.runtime.outbox_relay import OutboxRelay
 from services.runtime.outbox_tail import published_outbox_ids
 from services.runtime.relay_producer import RelayProducer
 from services.runtime.settings import Settings

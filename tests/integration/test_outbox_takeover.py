@@ -16,7 +16,8 @@ from contracts.booking import BookingCancellationRequested
 from contracts.envelope import new_event
 from services.booking import store as booking_store
 from services.runtime.db import make_sessionmaker
-from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER, OutboxRelay, enqueue
+from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER, enqueue
+from services.runtime.outbox_relay import OutboxRelay
 from services.runtime.outbox_tail import published_outbox_ids
 from services.runtime.settings import Settings
 from tests.support.carrier import TopicReader

@@ -20,7 +20,8 @@ from contracts.envelope import new_event
 from services.booking import store as booking_store
 from services.booking.service import BookingService
 from services.runtime.db import make_engine, make_sessionmaker
-from services.runtime.outbox import OutboxRelay, enqueue
+from services.runtime.outbox import enqueue
+from services.runtime.outbox_relay import OutboxRelay
 from tests.support.waiting import eventually
 
 # far beyond every wait below: only a wake-up can publish in time

@@ -18,7 +18,8 @@ from services.app.registry import service_class, service_names
 from services.booking import store as booking_store
 from services.runtime import inbox, migrations
 from services.runtime.db import make_engine, make_sessionmaker
-from services.runtime.outbox import OutboxRelay, enqueue, pending_count
+from services.runtime.outbox import enqueue, pending_count
+from services.runtime.outbox_relay import OutboxRelay
 from services.runtime.settings import Settings
 from services.runtime.uow import UnitsOfWork
 from tests.support.carrier import TopicReader

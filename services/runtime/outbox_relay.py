@@ -1,0 +1,348 @@
+"""The outbox relay: publishes a service's outbox (outbox.py).
+
+The :class:`OutboxRelay` publishes unsent rows in id order (so in order per key), in
+batches, marks them sent, and retries with backoff while Kafka is unreachable. A crash
+between publishing and marking re-publishes the same event ids: consumers dedupe them in
+their inbox.
+
+A relay that takes over from one that died (a SIGKILLed process, a lost PostgreSQL
+lock) first *reconciles*: every record it publishes carries the row's id in a header, so
+it reads the outbox topics back from the oldest pending row's time and marks the rows
+already there as sent. Without that, the rows its predecessor published but had not yet
+marked would reach consumers (and carriers) a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from datetime import UTC, datetime
+
+from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.runtime.db import is_sqlite, rowcount, writing
+from services.runtime.outbox import (
+    OUTBOX_HEADER,
+    OUTBOX_ID_HEADER,
+    FindPublished,
+    Publish,
+    pending_count,
+)
+from services.runtime.outbox_wakeup import CommitListener
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    """Publishes the outbox of one service. One relay per service publishes at a time: on
+    PostgreSQL it holds an advisory lock (other instances stand by), so the order per key
+    survives several instances; SQLite databases belong to one process anyway."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        outbox: Table,
+        publish: Publish,
+        batch_size: int = 200,
+        poll_interval: float = 0.05,
+        safety_poll_interval: float = 5.0,
+        max_backoff: float = 5.0,
+        find_published: FindPublished | None = None,
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.outbox = outbox
+        self.publish = publish
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.safety_poll_interval = safety_poll_interval
+        self.max_backoff = max_backoff
+        self.find_published = find_published
+        self._wake = asyncio.Event()
+        # PostgreSQL: commits of other processes wake the active relay by NOTIFY; its
+        # idle poll is then only a safety net (outbox_wakeup)
+        self.listener = CommitListener(engine, service, self._wake.set)
+        # one relay pass at a time: the loop and consumers publishing before they ack
+        self._pass = asyncio.Lock()
+        self._drains: set[asyncio.Task[None]] = set()  # passes consumers started
+        self._active = False  # this instance publishes (SQLite, or holds the PG lock)
+        # set once this instance knows its role: active (lock held, reconciled) or standby;
+        # until then a consumer's publish_now waits, or it would ack ahead of its events
+        self._role_known = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.published = 0
+        self.failures = 0
+        self.passes = 0  # reads of the outbox (observability; tests await it)
+        self.acks_late = 0  # consumers that acked before their events were published
+        self.reconciled = 0  # rows found already published when this relay took over
+        # a pass's two statements, built once (building a select anew costs more CPU than
+        # running it: ~0.4 ms, on every idle poll and before every consumer's ack)
+        o = outbox
+        self._pending = (
+            select(o.c.id, o.c.topic, o.c.key, o.c.payload, o.c.event_type)
+            .where(o.c.sent_at.is_(None))
+            .order_by(o.c.id)
+            .limit(batch_size)
+        )
+        self._mark_sent = (
+            update(o)
+            .where(o.c.id.in_(bindparam("ids", expanding=True)))
+            .values(sent_at=bindparam("sent_at"))
+        )
+
+    def notify(self) -> None:
+        """Called after a transaction that enqueued events committed: publish soon."""
+        self._wake.set()
+
+    async def publish_now(self, timeout: float) -> None:
+        """Publish what is pending before the caller acknowledges its input, so that a
+        consumer group's committed offset never runs ahead of the events its records
+        caused: once a record's offset is committed, its consequences are in Kafka.
+
+        Best effort: if this instance is not the active relay, or Kafka does not ack
+        within ``timeout``, the caller goes on and the pass goes on without it: it marks
+        its rows when their acks come. It is never cancelled halfway, which would leave
+        records in the producer's buffer that a later pass sends again (duplicates).
+        """
+        if not self._role_known.is_set():
+            # a process just started: its consumers may run before the relay has taken
+            # over (and reconciled); committing their offsets now would run ahead
+            try:
+                await asyncio.wait_for(self._role_known.wait(), timeout)
+            except TimeoutError:
+                self.acks_late += 1
+                return
+        if not self._active:
+            self._wake.set()
+            return
+        drain = asyncio.create_task(self._drain(), name=f"outbox-drain-{self.service}")
+        self._drains.add(drain)
+        drain.add_done_callback(self._drain_done)
+        try:
+            await asyncio.wait_for(asyncio.shield(drain), timeout)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            self.acks_late += 1
+            log.warning("outbox of %s not published within %.1f s of ack", self.service, timeout)
+        except Exception as exc:  # counted in _drain_done; the loop retries the rows
+            log.warning("outbox of %s not published before ack: %r", self.service, exc)
+
+    async def _drain(self) -> None:
+        async with self._pass:
+            while await self.relay_once() >= self.batch_size:
+                pass
+
+    def _drain_done(self, drain: asyncio.Task[None]) -> None:
+        self._drains.discard(drain)
+        if not drain.cancelled() and drain.exception() is not None:
+            self.failures += 1  # the rows stay pending: the loop retries them
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
+
+    async def stop(self, *, flush_timeout: float = 10.0) -> None:
+        """Publish what is pending (up to ``flush_timeout``), then stop."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self.flush(), timeout=flush_timeout)
+        except (TimeoutError, Exception) as exc:
+            log.warning("outbox of %s not fully flushed on stop: %s", self.service, exc)
+        for drain in list(self._drains):
+            drain.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
+        self._stopping = True
+        self._wake.set()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def flush(self) -> None:
+        """Wait until every row enqueued so far is published."""
+        while True:
+            async with AsyncSession(self.engine) as session:
+                if await pending_count(session, self.outbox) == 0:
+                    return
+            self._wake.set()
+            await asyncio.sleep(self.poll_interval)
+
+    async def _run(self) -> None:
+        lock_key = zlib.crc32(f"microhub-outbox-{self.service}".encode())
+        if is_sqlite(self.engine):
+            await self._take_over()
+            self._active = True
+            self._role_known.set()
+            try:
+                await self._loop()
+            finally:
+                self._active = False
+            return
+        while not self._stopping:
+            async with self.engine.connect() as lock_conn:
+                got = (
+                    await lock_conn.execute(
+                        text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key}
+                    )
+                ).scalar_one()
+                if got:
+                    try:
+                        await self._take_over()
+                        self._active = True
+                        self._role_known.set()
+                        await self._loop()
+                    finally:
+                        self._active = False
+                        await self.listener.close()
+                        await lock_conn.execute(
+                            text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key}
+                        )
+                    return
+            self._role_known.set()  # another instance relays; stand by
+            await asyncio.sleep(1.0)
+
+    async def _take_over(self) -> None:
+        """Reconcile before the first pass, retrying while Kafka is away: publishing
+        before knowing what the predecessor published would publish it twice."""
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                self.reconciled += await self.reconcile()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                log.warning(
+                    "outbox of %s not reconciled, retrying in %.1fs: %r", self.service, backoff, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    async def reconcile(self) -> int:
+        """Mark pending rows that are already in Kafka as sent; returns how many."""
+        if self.find_published is None:
+            return 0
+        o = self.outbox
+        async with AsyncSession(self.engine) as session:
+            oldest = dict(
+                (
+                    await session.execute(
+                        select(o.c.topic, func.min(o.c.created_at))
+                        .where(o.c.sent_at.is_(None))
+                        .group_by(o.c.topic)
+                    )
+                ).all()
+            )
+        if not oldest:
+            return 0
+        found = await self.find_published(oldest)
+        if not found:
+            return 0
+        async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
+            marked = 0
+            ids = sorted(found)
+            for start in range(0, len(ids), 1000):  # bounded IN lists
+                result = await session.execute(
+                    update(o)
+                    .where(o.c.id.in_(ids[start : start + 1000]), o.c.sent_at.is_(None))
+                    .values(sent_at=datetime.now(UTC))
+                )
+                marked += rowcount(result)
+        if marked:
+            log.info("outbox of %s: %d rows were already published", self.service, marked)
+        return marked
+
+    async def _loop(self) -> None:
+        backoff = 0.1
+        listens = not is_sqlite(self.engine)
+        while not self._stopping:
+            # cleared before the pass reads: a commit (or NOTIFY) during the pass wakes
+            # the wait below at once instead of waiting for the next poll
+            self._wake.clear()
+            try:
+                async with self._pass:
+                    sent = await self.relay_once()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                log.warning(
+                    "outbox relay of %s failed, retrying in %.1fs: %s", self.service, backoff, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if sent < self.batch_size:
+                idle = self.poll_interval
+                if listens and await self.listener.keep_listening():
+                    idle = max(self.poll_interval, self.safety_poll_interval)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=idle)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows in order; returns how many were sent."""
+        o = self.outbox
+        self.passes += 1
+        async with AsyncSession(self.engine) as session:
+            rows = (await session.execute(self._pending)).all()
+        if not rows:
+            return 0
+        pending = [
+            await self.publish(
+                row.topic,
+                row.key.encode(),
+                row.payload,
+                {
+                    "ce_type": row.event_type,
+                    OUTBOX_HEADER: self.service,
+                    OUTBOX_ID_HEADER: str(row.id),
+                },
+            )
+            for row in rows
+        ]
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        # A row counts as sent only if it and every earlier row of its key were acked: the
+        # idempotent producer fails the later records of a partition after an earlier one
+        # failed, and re-sending the whole tail keeps each key's order (duplicates are
+        # dropped by the consumers' inboxes).
+        failed_keys: set[tuple[str, str]] = set()
+        sent_ids, failed_ids, first_error = [], [], None
+        for row, result in zip(rows, results, strict=True):
+            key = (row.topic, row.key)
+            if isinstance(result, BaseException) or key in failed_keys:
+                failed_keys.add(key)
+                failed_ids.append(row.id)
+                if isinstance(result, BaseException) and first_error is None:
+                    first_error = result
+            else:
+                sent_ids.append(row.id)
+        async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
+            if sent_ids:
+                await session.execute(
+                    self._mark_sent, {"ids": sent_ids, "sent_at": datetime.now(UTC)}
+                )
+            if failed_ids:
+                await session.execute(
+                    update(o)
+                    .where(o.c.id.in_(failed_ids))
+                    .values(attempts=o.c.attempts + 1, last_error=str(first_error)[:1000])
+                )
+        self.published += len(sent_ids)
+        if first_error is not None:
+            raise first_error
+        return len(rows)
