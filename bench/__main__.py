@@ -12,6 +12,7 @@ from bench import (
     booking_throughput,
     demo_month,
     dispatch_solver,
+    gateway_batches,
     reporting_aggregation,
 )
 
@@ -29,6 +30,8 @@ def main() -> None:
     booking_throughput.main([])
     console.rule("booking: CPU per decision on the consumer's own path, without Kafka")
     booking_decide.main([])
+    console.rule("gateway: CPU per batch of egress and webhook sender (vs 10 routes planned)")
+    gateway_batches.main([])
     console.rule("demo: a simulated month, with the machine's cores and on one core")
     demo_month.main([])
 
