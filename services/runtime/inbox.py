@@ -17,7 +17,8 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.envelope import CloudEvent
-from services.runtime.db import cached_statement, insert_ignoring, rowcount
+from services.runtime import inbox_batch
+from services.runtime.db import insert_ignoring, rowcount
 
 
 class Delivery(Protocol):
@@ -119,34 +120,13 @@ async def claim_all(
     """Record a batch of deliveries in one statement; returns the identities (source,
     id) that were new for this consumer. A redelivery's, and a second copy within the
     batch, are not: :func:`seen_before` says how those were seen."""
-    now = datetime.now(UTC)
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for d in deliveries:
-        rows.setdefault(
-            (d.event.source, d.event.id),
-            {
-                "consumer": consumer,
-                "source": d.event.source,
-                "event_id": d.event.id,
-                "topic": d.topic,
-                "partition": d.partition,
-                "offset": d.offset,
-                "processed_at": now,
-            },
-        )
-    if not rows:
-        return set()
-    statement = cached_statement(
+    return await inbox_batch.claim_new(
         session,
-        ("inbox.claim_all", inbox),
-        lambda insert: (
-            insert(inbox)
-            .on_conflict_do_nothing(index_elements=["consumer", "source", "event_id"])
-            .returning(inbox.c.source, inbox.c.event_id)
-        ),
+        inbox,
+        consumer=consumer,
+        rows=[(d.event.source, d.event.id, d.topic, d.partition, d.offset) for d in deliveries],
+        now=datetime.now(UTC),
     )
-    result = await session.execute(statement, list(rows.values()))
-    return {(row.source, row.event_id) for row in result}
 
 
 @cache
@@ -256,15 +236,15 @@ async def record_answers(
     answers: list[tuple[str, str, list[dict[str, Any]]]],
 ) -> None:
     """Keep the events that answered each command (source, id, answer) with its inbox
-    row: one statement for a batch."""
+    row: one statement for a batch (:mod:`services.runtime.inbox_batch`). An answer
+    whose command has no inbox row is an error: it would not be given again."""
     if not answers:
         return
-    result = await session.execute(
-        _record_answer(inbox),
-        [
-            {"b_consumer": consumer, "b_source": source, "b_event_id": event_id, "b_answer": a}
-            for source, event_id, a in answers
-        ],
-    )
-    if rowcount(result) not in (len(answers), -1):
-        raise RuntimeError(f"{consumer}: {len(answers)} answers but not as many inbox rows")
+    kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for source, event_id, answer in answers:
+        kept[source, event_id] = answer  # the same command twice: the last answer stays
+    changed = await inbox_batch.keep_answers(session, inbox, consumer=consumer, answers=kept)
+    if changed != len(kept):
+        raise RuntimeError(
+            f"{consumer}: {len(kept)} answers but {changed} inbox rows to keep them with"
+        )

@@ -1,0 +1,193 @@
+"""A batch's inbox claim and kept answers as one statement each, by the driver.
+
+Through SQLAlchemy, the claim (``INSERT … ON CONFLICT DO NOTHING RETURNING``) and the
+kept answers (``UPDATE … SET answer`` per command) built a parameter dictionary per row
+and passed every value through its processor in generic code, rendered the claim's
+rows as a multi-row ``VALUES`` ("insertmanyvalues"), and sent the answers one
+statement execution each: about 7 % of a loaded booking consumer's CPU
+(docs/booking-throughput.md). Here the values still go through the columns' own bind
+processors (a timestamp, a JSON answer: what is stored is the same), and the driver
+gets one statement with few parameters:
+
+- PostgreSQL: the rows as one array per column, ``INSERT … SELECT … FROM unnest(…)``
+  and ``UPDATE … FROM unnest(…)``: one prepared statement whatever the batch's size.
+- SQLite: the claim as a multi-row ``VALUES`` of plain parameters (up to 500 rows a
+  statement), the answers by sqlite3's ``executemany``. The rows as one JSON array read
+  by ``json_each`` cost the same, but SQLite's ``->>`` cuts a text at a NUL character:
+  an event id with one would have been claimed under another id.
+
+The claim returns the identities that were new; a second copy within the batch is not
+(the rows are deduplicated before, the first copy's position kept). The kept answers
+return the number of inbox rows changed, for the caller's check.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# where a delivery was read: (source, event_id, topic, partition, offset)
+ClaimRow = tuple[str, str, str, int, int]
+
+_POSITION = ("source", "event_id", "topic", "partition", "offset")
+
+# rows of one SQLite claim statement: 7 parameters each, within SQLite's limit of 32 766
+# parameters a statement (999 before SQLite 3.32)
+_SQLITE_ROWS = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 7
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    claim: str  # on SQLite with a VALUES_MARK for the rows
+    answer: str
+    processed_at: Callable[[Any], Any] | None
+    answer_value: Callable[[Any], Any] | None
+    claims: dict[int, str]  # SQLite: the claim's text for a number of rows
+
+    def claim_of(self, rows: int) -> str:
+        known = self.claims.get(rows)
+        if known is None:
+            values = "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+            known = self.claims[rows] = self.claim.replace(VALUES_MARK, values)
+        return known
+
+
+VALUES_MARK = "VALUES (…)"
+
+
+_PLANS: dict[tuple[str, Table], _Plan] = {}
+
+
+def _plan(dialect: Any, inbox: Table) -> _Plan:
+    key = (dialect.name, inbox)
+    known = _PLANS.get(key)
+    if known is not None:
+        return known
+    for column in ("consumer", *_POSITION):  # passed as they are: text and integers
+        if inbox.c[column].type._cached_bind_processor(dialect) is not None:
+            raise ValueError(f"{inbox.name}.{column}: a type with a bind processor")
+    q = dialect.identifier_preparer.quote
+    table = dialect.identifier_preparer.format_table(inbox)
+    columns = ("consumer", *_POSITION, "processed_at")
+    into = f"INSERT INTO {table} ({', '.join(q(c) for c in columns)}) "
+    identity = f"ON CONFLICT ({q('consumer')}, {q('source')}, {q('event_id')}) DO NOTHING "
+    returning = f"RETURNING {q('source')}, {q('event_id')}"
+    if dialect.name == "postgresql":
+
+        def sql_type(column: str) -> str:
+            return str(inbox.c[column].type.compile(dialect=dialect))
+
+        arrays = ", ".join(f"${i}::{sql_type(c)}[]" for i, c in enumerate(_POSITION, start=2))
+        fields = ", ".join(q(c) for c in _POSITION)
+        claim = (
+            f"{into}SELECT $1::{sql_type('consumer')}, {fields}, "
+            f"${len(_POSITION) + 2}::{sql_type('processed_at')} "
+            f"FROM unnest({arrays}) AS u ({fields}) {identity}{returning}"
+        )
+        answer = (
+            f"UPDATE {table} SET {q('answer')} = CAST(u.{q('answer')} AS "
+            f"{sql_type('answer')}) FROM unnest($2::{sql_type('source')}[], "
+            f"$3::{sql_type('event_id')}[], $4::text[]) AS u ({q('source')}, "
+            f"{q('event_id')}, {q('answer')}) WHERE {table}.{q('consumer')} = "
+            f"$1::{sql_type('consumer')} AND {table}.{q('source')} = u.{q('source')} "
+            f"AND {table}.{q('event_id')} = u.{q('event_id')}"
+        )
+    elif dialect.name == "sqlite":
+        claim = f"{into}{VALUES_MARK} {identity}{returning}"
+        answer = (
+            f"UPDATE {table} SET {q('answer')} = ? "
+            f"WHERE {q('consumer')} = ? AND {q('source')} = ? AND {q('event_id')} = ?"
+        )
+    else:  # pragma: no cover - the two databases microhub runs on
+        raise ValueError(f"no batch inbox statements for {dialect.name}")
+    plan = _PLANS[key] = _Plan(
+        claim,
+        answer,
+        inbox.c.processed_at.type._cached_bind_processor(dialect),
+        inbox.c.answer.type._cached_bind_processor(dialect),
+        {},
+    )
+    return plan
+
+
+async def claim_new(
+    session: AsyncSession, inbox: Table, *, consumer: str, rows: Iterable[ClaimRow], now: datetime
+) -> set[tuple[str, str]]:
+    """Insert the rows not recorded yet for ``consumer`` (each identity once: the first
+    row of it is kept), all with ``now`` as their time; returns the (source, event_id)
+    of those that were new."""
+    unique: dict[tuple[str, str], ClaimRow] = {}
+    for row in rows:
+        unique.setdefault((row[0], row[1]), row)
+    if not unique:
+        return set()
+    connection = await session.connection()
+    dialect = connection.dialect
+    plan = _plan(dialect, inbox)
+    at = now if plan.processed_at is None else plan.processed_at(now)
+    if dialect.name == "postgresql":
+        sources, event_ids, topics, partitions, offsets = zip(*unique.values(), strict=True)
+        parameters: tuple[Any, ...] = (
+            consumer,
+            list(sources),
+            list(event_ids),
+            list(topics),
+            list(partitions),
+            list(offsets),
+            at,
+        )
+        # typed as rows of no columns (the text is not SQLAlchemy's): (source, event_id)
+        result: Any = await connection.exec_driver_sql(plan.claim, parameters)
+        return {(source, event_id) for source, event_id in result}
+    new: set[tuple[str, str]] = set()
+    pending = list(unique.values())
+    for start in range(0, len(pending), _SQLITE_ROWS):
+        chunk = pending[start : start + _SQLITE_ROWS]
+        flat = [v for row in chunk for v in (consumer, *row, at)]
+        result = await connection.exec_driver_sql(plan.claim_of(len(chunk)), tuple(flat))
+        new.update((source, event_id) for source, event_id in result)
+    return new
+
+
+async def keep_answers(
+    session: AsyncSession,
+    inbox: Table,
+    *,
+    consumer: str,
+    answers: dict[tuple[str, str], list[dict[str, Any]]],
+) -> int:
+    """Set the answer of each (source, event_id)'s row of ``consumer``; returns how many
+    rows were changed (fewer than the answers: some had no inbox row)."""
+    if not answers:
+        return 0
+    connection = await session.connection()
+    dialect = connection.dialect
+    plan = _plan(dialect, inbox)
+    encode = plan.answer_value or (lambda value: value)
+    result: Any
+    if dialect.name == "postgresql":
+        keys = list(answers)
+        result = await connection.exec_driver_sql(
+            plan.answer,
+            (
+                consumer,
+                [source for source, _ in keys],
+                [event_id for _, event_id in keys],
+                [encode(answers[k]) for k in keys],
+            ),
+        )
+    else:
+        result = await connection.exec_driver_sql(
+            plan.answer,
+            [
+                (encode(answer), consumer, source, event_id)
+                for (source, event_id), answer in answers.items()
+            ],
+        )
+    return int(result.rowcount)
