@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from services.booking import store
 from services.booking.service import BookingService
@@ -174,6 +175,27 @@ async def test_an_answer_without_its_inbox_row_is_refused(sessions) -> None:
                 )
     async with sessions() as session:  # the refused transactions kept nothing
         assert bool((await _stored(session, "c"))["carrier/a", "1"][5])  # answer IS NULL
+
+
+async def test_an_id_past_its_column_is_not_cut(sessions, database_url: str) -> None:
+    """PostgreSQL refuses it (as the INSERT always did); SQLite, which has no lengths,
+    keeps it whole. Either way never claimed under a shorter id."""
+    long_id = "x" * 201
+    async with sessions() as session:
+        if database_url.startswith("postgresql"):
+            with pytest.raises(DBAPIError, match="too long"):
+                async with session.begin():
+                    await inbox.claim_all(
+                        session, store.inbox, consumer="c",
+                        deliveries=[_delivery("carrier/a", long_id, 1)],
+                    )  # fmt: skip
+            return
+        async with session.begin():
+            got = await inbox.claim_all(
+                session, store.inbox, consumer="c", deliveries=[_delivery("carrier/a", long_id, 1)]
+            )
+        assert got == {("carrier/a", long_id)}
+        assert set(await _stored(session, "c")) == {("carrier/a", long_id)}
 
 
 # CloudEvents ids and sources as a carrier may send them: quotes, backslashes, any
