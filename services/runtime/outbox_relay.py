@@ -27,7 +27,10 @@ from services.runtime.outbox import (
     OUTBOX_HEADER,
     OUTBOX_ID_HEADER,
     FindPublished,
+    OutboxRecord,
     Publish,
+    PublishBatch,
+    batch_over,
     pending_count,
 )
 from services.runtime.outbox_wakeup import CommitListener
@@ -46,7 +49,8 @@ class OutboxRelay:
         service: str,
         engine: AsyncEngine,
         outbox: Table,
-        publish: Publish,
+        publish: Publish | None = None,
+        publish_batch: PublishBatch | None = None,
         batch_size: int = 200,
         poll_interval: float = 0.05,
         safety_poll_interval: float = 5.0,
@@ -56,7 +60,13 @@ class OutboxRelay:
         self.service = service
         self.engine = engine
         self.outbox = outbox
-        self.publish = publish
+        # a pass is published as one batch: one await for all its acks (the service's
+        # producer settles it once); a per-record ``publish`` is adapted to that
+        if publish_batch is None:
+            if publish is None:
+                raise TypeError("OutboxRelay needs publish or publish_batch")
+            publish_batch = batch_over(publish)
+        self.publish_batch = publish_batch
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.safety_poll_interval = safety_poll_interval
@@ -302,20 +312,17 @@ class OutboxRelay:
             rows = (await session.execute(self._pending)).all()
         if not rows:
             return 0
-        pending = [
-            await self.publish(
+        service = self.service
+        records: list[OutboxRecord] = [
+            (
                 row.topic,
                 row.key.encode(),
                 row.payload,
-                {
-                    "ce_type": row.event_type,
-                    OUTBOX_HEADER: self.service,
-                    OUTBOX_ID_HEADER: str(row.id),
-                },
+                {"ce_type": row.event_type, OUTBOX_HEADER: service, OUTBOX_ID_HEADER: str(row.id)},
             )
             for row in rows
         ]
-        results = await asyncio.gather(*pending, return_exceptions=True)
+        results = await self.publish_batch(records)
         # A row counts as sent only if it and every earlier row of its key were acked: the
         # idempotent producer fails the later records of a partition after an earlier one
         # failed, and re-sending the whole tail keeps each key's order (duplicates are
@@ -324,10 +331,10 @@ class OutboxRelay:
         sent_ids, failed_ids, first_error = [], [], None
         for row, result in zip(rows, results, strict=True):
             key = (row.topic, row.key)
-            if isinstance(result, BaseException) or key in failed_keys:
+            if result is not None or key in failed_keys:
                 failed_keys.add(key)
                 failed_ids.append(row.id)
-                if isinstance(result, BaseException) and first_error is None:
+                if result is not None and first_error is None:
                     first_error = result
             else:
                 sent_ids.append(row.id)
