@@ -14,6 +14,13 @@ round, so a busy minute on this shared machine hits both):
   relay's path before the batch form;
 - no publish (reference): the pass without Kafka (reading and marking the rows), so the
   rows before it say what publishing adds on top of the database's part.
+
+Then, on PostgreSQL, lone commits as a quiet hour brings them: ``--commits`` transactions
+of one event each, 20 ms apart, through the relay's own engine, each followed by
+``publish_now`` as a consumer's batch does before it acks; the relay runs (LISTENing).
+CPU of the process per commit (the commit and publishing included) and the relay's
+passes per commit, with the NOTIFY of the process's own commits ignored (now) and waking
+the relay as before, alternately.
 """
 
 from __future__ import annotations
@@ -25,12 +32,14 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,6 +50,7 @@ from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.messaging_tables import add_outbox
 from services.runtime.outbox import OutboxRecord, PublishBatch, batch_over, enqueue_all
 from services.runtime.outbox_relay import OutboxRelay
+from services.runtime.outbox_wakeup import create_trigger_sql
 from services.runtime.relay_producer import CLOUDEVENTS, RelayProducer
 from services.runtime.settings import Settings
 
@@ -48,6 +58,8 @@ console = Console(width=120)
 
 KEYS = 40  # hubs: spread over the topic's partitions
 REFERENCE = "no publish (reference)"
+SPACING = 0.02  # seconds between lone commits
+IGNORED, WAKES = "own NOTIFY ignored", "own NOTIFY wakes (before)"
 
 
 def _rows(topic: str, n: int) -> list[dict]:
@@ -89,11 +101,7 @@ async def measure(
     """Per way: (CPU s, wall s) of each round's ``rows`` records."""
     engine: AsyncEngine = make_engine(url)
     outbox = add_outbox(MetaData())
-    topic = f"bench.relay.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, 6, 1)])
-    await admin.close()
+    topic = await _topic(bootstrap)
     producer = RelayProducer(bootstrap, Settings(), client_id="bench")
     await producer.start()
     try:
@@ -134,13 +142,78 @@ async def measure(
         await engine.dispose()
 
 
-async def on_postgres(admin: str, bootstrap: list[str], rows: int, rounds: int):
+async def _topic(bootstrap: list[str]) -> str:
+    topic = f"bench.relay.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 6, 1)])
+    await admin.close()
+    return topic
+
+
+async def measure_lone(
+    url: str, bootstrap: list[str], commits: int, rounds: int
+) -> dict[str, list[tuple[float, int]]]:
+    """Per variant: (CPU s, relay passes) of each round's ``commits`` lone commits."""
+    engine = make_engine(url)
+    outbox = add_outbox(MetaData())
+    topic = await _topic(bootstrap)
+    producer = RelayProducer(bootstrap, Settings(), client_id="bench")
+    await producer.start()
+    relay: OutboxRelay | None = None
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(outbox.metadata.create_all)
+            for statement in create_trigger_sql("bench"):
+                await conn.execute(text(statement))
+        sessions = make_sessionmaker(engine)
+        relay = OutboxRelay(
+            service="bench", engine=engine, outbox=outbox, publish_batch=producer.publish_outbox
+        )
+        relay.start()
+        for _ in range(200):  # the relay's first pass, then its LISTEN
+            if relay.listener.listening:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("the relay does not LISTEN")
+        own = relay.listener._own_backends
+        pids = own.pids
+
+        async def commit_lone() -> None:
+            async with sessions() as session, session.begin():
+                await enqueue_all(session, outbox, _rows(topic, 1))
+            await relay.publish_now(5.0)  # a consumer's batch, before it acks
+            await asyncio.sleep(SPACING)
+
+        for _ in range(20):  # warm-up: the pool's connections, statements compiled
+            await commit_lone()
+        gc_tuning.settle(Settings().gc_gen0_threshold)
+        measured: dict[str, list[tuple[float, int]]] = {IGNORED: [], WAKES: []}
+        for _ in range(rounds):
+            for name in measured:
+                # as before: no pid is the process's own, every NOTIFY wakes the relay
+                own.pids = pids if name == IGNORED else set()
+                passes, cpu = relay.passes, time.process_time()
+                for _ in range(commits):
+                    await commit_lone()
+                measured[name].append((time.process_time() - cpu, relay.passes - passes))
+        own.pids = pids
+        await relay.flush()
+        return measured
+    finally:
+        if relay is not None:
+            await relay.stop()
+        await producer.stop()
+        await engine.dispose()
+
+
+async def on_postgres(admin: str, run: Callable[[str], Awaitable[Any]]) -> Any:
     server = make_url(admin).set(drivername="postgresql")
     name = f"bench_{uuid.uuid4().hex[:10]}"
     await _pg(server.render_as_string(False), f'CREATE DATABASE "{name}"')
     try:
-        url = server.set(database=name).render_as_string(False)
-        return await measure(url, bootstrap, rows, rounds)
+        return await run(server.set(database=name).render_as_string(False))
     finally:
         await _pg(server.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)')
 
@@ -158,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rows", type=int, default=4000, help="records per round (4 000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, alternating (3)")
+    parser.add_argument(
+        "--commits", type=int, default=200, help="lone commits per round, PostgreSQL (200; 0: none)"
+    )
     args = parser.parse_args(argv)
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     unknown = sorted(set(databases) - {"postgresql", "sqlite"})
@@ -179,7 +255,9 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 with servers.postgres() as admin:
                     measured = asyncio.run(
-                        on_postgres(admin, kafka.bootstrap, args.rows, args.rounds)
+                        on_postgres(
+                            admin, lambda url: measure(url, kafka.bootstrap, args.rows, args.rounds)
+                        )
                     )
             per = {
                 name: [cpu / args.rows * 1e6 for cpu, _ in rounds]
@@ -198,6 +276,28 @@ def main(argv: list[str] | None = None) -> None:
                     f"{cpu / reference:.2f}",
                 )
             table.add_section()
+        console.print(table)
+        if "postgresql" not in databases or args.commits < 1:
+            return
+        with servers.postgres() as admin:
+            lone = asyncio.run(
+                on_postgres(
+                    admin,
+                    lambda url: measure_lone(url, kafka.bootstrap, args.commits, args.rounds),
+                )
+            )
+    table = Table(title=f"lone commits on PostgreSQL, {args.commits} a round, 20 ms apart")
+    for column in ("NOTIFY of the process's own commits", "CPU µs/commit", "each round"):
+        table.add_column(column, justify="left" if column.startswith("NOTIFY") else "right")
+    table.add_column("relay passes/commit", justify="right")
+    for name, rounds in lone.items():
+        cpus = [cpu / args.commits * 1e6 for cpu, _ in rounds]
+        table.add_row(
+            name,
+            f"{statistics.median(cpus):,.0f}",
+            ", ".join(f"{c:.0f}" for c in cpus),
+            ", ".join(f"{passes / args.commits:.2f}" for _, passes in rounds),
+        )
     console.print(table)
 
 
