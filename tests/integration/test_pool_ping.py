@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from services.runtime import db
+from services.runtime.consumer import is_transient
 from services.runtime.db import make_engine
 
 
@@ -47,6 +48,35 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
         # the pool still holds the dropped connection; the ping finds it gone
         second = await _backend_pid(engine)
         assert second != first
+    finally:
+        await admin.dispose()
+        await engine.dispose()
+
+
+async def test_a_connection_dropped_a_moment_before_use_fails_as_transient_once(
+    postgres_url: str,
+) -> None:
+    """Within the idle second there is no ping: a connection the server dropped just then
+    fails its statement, as a transient failure (a consumer retries it, nothing is
+    dead-lettered), and the pool hands out a new connection for the retry."""
+    engine = make_engine(postgres_url)
+    admin = make_engine(postgres_url)
+    try:
+        first = await _backend_pid(engine)
+        async with admin.begin() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+        outcomes: list[object] = []
+        for _ in range(2):
+            try:
+                outcomes.append(await _backend_pid(engine))
+            except Exception as exc:
+                outcomes.append(exc)
+        # either the close was read before the checkout (replaced at once) or the first
+        # statement failed; never twice, and never as a failure a consumer gives up on
+        assert not isinstance(outcomes[-1], Exception)
+        assert outcomes[-1] != first
+        if isinstance(outcomes[0], Exception):
+            assert is_transient(outcomes[0])
     finally:
         await admin.dispose()
         await engine.dispose()
