@@ -13,6 +13,7 @@ from bench import (
     demo_month,
     dispatch_solver,
     gateway_batches,
+    relay_publish,
     reporting_aggregation,
 )
 
@@ -32,6 +33,8 @@ def main() -> None:
     booking_decide.main([])
     console.rule("gateway: CPU per batch of egress and webhook sender (vs 10 routes planned)")
     gateway_batches.main([])
+    console.rule("outbox relay: CPU per published record, a pass as one batch vs per record")
+    relay_publish.main([])
     console.rule("demo: a simulated month, with the machine's cores and on one core")
     demo_month.main([])
 

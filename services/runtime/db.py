@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -95,14 +97,50 @@ def make_engine(url: str, *, sqlite_inline: bool = False) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=10,
         max_overflow=10,
-        pool_pre_ping=True,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )
+    ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle longer than this is pinged before it is used again.
+PING_IDLE_AFTER_SECONDS: Final = 1.0
+
+
+def ping_when_idle(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling, only where it can find something: a connection
+    checked in less than :data:`PING_IDLE_AFTER_SECONDS` ago is handed out as it is, an older one is pinged
+    first and replaced if the ping fails (SQLAlchemy's checkout-event recipe).
+
+    ``pool_pre_ping`` pinged on every checkout, and asyncpg's ping is three round trips
+    (BEGIN, ``;``, ROLLBACK): nine per booking batch (the consumer's transaction and the
+    relay's two), more than the batch's own statements on a lone command's path
+    (docs/booking-throughput.md). A connection the server dropped within the second
+    (a restart) fails its statement instead: SQLAlchemy then invalidates the pool, and
+    the caller's retry (a consumer's transient-failure retry) gets a new connection."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_since(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # the server's goodbye already read (asyncpg's own connection; SQLAlchemy's
+        # asyncpg dialect asks it the same in is_disconnect): no round trip needed
+        if dbapi_connection._connection.is_closed():
+            raise sa_exc.DisconnectionError("the server closed this pooled connection")
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER_SECONDS:
+            return  # just connected, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces it and checks out again
+            raise sa_exc.DisconnectionError(f"idle connection is gone: {exc!r}") from exc
 
 
 def _json_dumps(value: Any) -> str:

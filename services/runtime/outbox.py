@@ -5,6 +5,7 @@ that transaction commits. The relay that publishes the rows is outbox_relay.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 
 # (topic, key, payload, headers) -> awaitable that completes when the broker acked it
 Publish = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Any]]
+# one record of a relay pass: (topic, key, payload, headers)
+OutboxRecord = tuple[str, bytes, bytes, dict[str, str]]
+# a pass's records -> per record, in order, None once the broker acked it or the error it
+# failed with; completes when every record has its outcome
+PublishBatch = Callable[[list[OutboxRecord]], Awaitable[list[BaseException | None]]]
 # {topic: oldest pending row's creation time} -> the outbox ids of this service found on
 # those topics since then (see outbox_tail.published_outbox_ids)
 FindPublished = Callable[[dict[str, datetime]], Awaitable[set[int]]]
@@ -67,6 +73,18 @@ async def enqueue(
             )
         ],
     )
+
+
+def batch_over(publish: Publish) -> PublishBatch:
+    """A batch publish sending record by record through ``publish`` (whose awaitable
+    returns an awaitable of the broker's ack, as the relay's did before batches)."""
+
+    async def publish_batch(records: list[OutboxRecord]) -> list[BaseException | None]:
+        acks = [await publish(*record) for record in records]
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    return publish_batch
 
 
 async def pending_count(session: AsyncSession, outbox: Table) -> int:

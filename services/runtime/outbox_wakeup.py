@@ -15,6 +15,18 @@ rows inserted by any other path.
 
 SQLite has no notifications; its database belongs to one process, whose commits wake
 the relay in memory (``OutboxRelay.notify``).
+
+The relay's own process wakes it in memory (its consumers publish the outbox before they
+ack, its other commits call ``notify``), so the NOTIFY of such a commit, arriving after
+the relay had published the rows, cost an empty pass per batch. The listener therefore
+ignores notifications sent by the backends of its engine's own pool (their pids recorded
+as the pool connects them; asyncpg has them from the start-up, no round trip). Safe: a
+commit of another process, or of another engine, comes from another backend and still
+wakes the relay; a commit of this process whose in-process wake-up was missed is
+published by the safety poll (``outbox_safety_poll_seconds``), as when a NOTIFY is lost;
+and a pid is forgotten when its connection is closed or invalidated, so a pid PostgreSQL
+later hands to another process's backend wakes the relay again (only between a backend's
+death and the pool noticing it would such a notification wait for the safety poll).
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
@@ -72,8 +85,10 @@ class CommitListener:
         self.channel = channel(service)
         self._wake = wake
         self._listener: tuple[AsyncConnection, Any] | None = None
-        self.notifications = 0  # NOTIFYs received (observability; tests await it)
+        self.notifications = 0  # NOTIFYs that woke the relay (observability; tests await it)
+        self.own_notifications = 0  # NOTIFYs of this engine's own commits, ignored
         self.listens = 0  # LISTENs that took effect (the first, and one per loss)
+        self._own_backends = OwnBackends(engine)
 
     @property
     def listening(self) -> bool:
@@ -106,7 +121,10 @@ class CommitListener:
         self._wake()  # what was committed before LISTEN took effect
         return True
 
-    def _notified(self, *_args: Any) -> None:
+    def _notified(self, _connection: Any, pid: int, *_args: Any) -> None:
+        if pid in self._own_backends.pids:
+            self.own_notifications += 1  # this process woke the relay in memory already
+            return
         self.notifications += 1
         self._wake()
 
@@ -127,3 +145,27 @@ class CommitListener:
                 await conn.invalidate()
         with contextlib.suppress(Exception):
             await conn.close()
+
+
+class OwnBackends:
+    """The server pids of the backends an engine's pool holds now (asyncpg knows each
+    connection's from its start-up: no round trip)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.pids: set[int] = set()
+        if engine.dialect.name != "postgresql":  # nothing else notifies
+            return
+        pool_events = engine.sync_engine
+        event.listen(pool_events, "connect", self._connected)
+        for gone in ("close", "close_detached", "invalidate", "soft_invalidate"):
+            event.listen(pool_events, gone, self._gone)
+
+    def _connected(self, dbapi_connection: Any, _record: Any) -> None:
+        self.pids.add(dbapi_connection.driver_connection.get_server_pid())
+
+    def _gone(self, dbapi_connection: Any, *_args: Any) -> None:
+        # forgotten early rather than late: an extra wake-up costs a pass, a missed one
+        # the safety poll's interval
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None:
+            self.pids.discard(driver.get_server_pid())

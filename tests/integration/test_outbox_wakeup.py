@@ -1,7 +1,8 @@
 """PostgreSQL: events committed by another process (a standby instance, the HTTP API
 process) are published at once, not at the active relay's next idle poll: the outbox's
 trigger NOTIFYs on commit and the relay LISTENs. A lost LISTEN connection loses no row and
-is replaced. (SQLite: one process per database, woken in memory; the other outbox tests
+is replaced. The NOTIFY of the relay's own process's commits (which woke it in memory
+already) does not cost a second, empty pass. (SQLite: one process per database, woken in memory; the other outbox tests
 cover it.)"""
 
 from __future__ import annotations
@@ -50,15 +51,15 @@ async def _commit_elsewhere(engine: AsyncEngine, reference: str) -> None:
 
 
 class _Relay:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, safety_poll: float = LONG_POLL) -> None:
         self.references: list[str] = []
         self.relay = OutboxRelay(
             service="booking",
             engine=engine,
             outbox=booking_store.outbox,
             publish=self.publish,
-            poll_interval=LONG_POLL,
-            safety_poll_interval=LONG_POLL,
+            poll_interval=safety_poll,
+            safety_poll_interval=safety_poll,
         )
 
     async def publish(self, topic, key, payload, headers):
@@ -151,3 +152,51 @@ async def test_a_standby_that_takes_over_is_woken_by_the_commits_of_others(engin
         await standby.relay.stop()
         await active.relay.stop()
     assert active.references == ["by-the-standby"]
+
+
+async def test_a_commit_of_the_relays_own_process_costs_one_pass_not_two(engines) -> None:
+    """The process wakes its relay in memory; the NOTIFY of the same commit, from one of
+    the process's own pooled connections, comes after the rows were published."""
+    relaying, _ = engines
+    relay = _Relay(relaying)
+    relay.relay.start()
+    try:
+        await eventually(lambda: relay.relay.listener.listening, what="the relay to LISTEN")
+        await eventually(lambda: relay.relay.passes >= 2, what="the pass LISTEN asked for")
+        for reference in ("own-1", "own-2"):
+            passes, ignored = relay.relay.passes, relay.relay.listener.own_notifications
+            await _commit_elsewhere(relaying, reference)  # this process's pool
+            relay.relay.notify()  # as its unit of work does after the commit
+            await eventually(
+                lambda r=reference: r in relay.references,  # type: ignore[misc]
+                what=f"{reference} published",
+                timeout=SOON,
+            )
+            await eventually(
+                lambda i=ignored: relay.relay.listener.own_notifications > i,  # type: ignore[misc]
+                what="the commit's own NOTIFY",
+                timeout=SOON,
+            )
+            assert relay.relay.passes == passes + 1
+    finally:
+        await relay.relay.stop()
+    assert relay.references == ["own-1", "own-2"]
+    assert relay.relay.listener.notifications == 0
+
+
+async def test_a_commit_of_the_relays_own_process_whose_wake_up_was_missed_is_published(
+    engines,
+) -> None:
+    """Its NOTIFY is ignored; the safety poll publishes it, as when a NOTIFY is lost."""
+    relaying, _ = engines
+    relay = _Relay(relaying, safety_poll=1.0)
+    relay.relay.start()
+    try:
+        await eventually(lambda: relay.relay.listener.listening, what="the relay to LISTEN")
+        await _commit_elsewhere(relaying, "missed")  # and no relay.notify()
+        await eventually(
+            lambda: relay.relay.listener.own_notifications >= 1, what="the commit's NOTIFY"
+        )
+        await eventually(lambda: "missed" in relay.references, what="the safety poll", timeout=SOON)
+    finally:
+        await relay.relay.stop()
