@@ -35,6 +35,12 @@ MAX_RECORD_BYTES: Final = 1024 * 1024
 CAUSATION_ATTRIBUTES: Final = ("causationid", "causationsource")
 
 
+# An event's identity (``source`` + ``id``) is kept in the consumer's inbox; PostgreSQL's
+# text cannot hold the NUL character, so a record whose identity has one is refused at
+# the door (not_cloudevent) instead of failing its batch in the database.
+NO_NUL: Final = r"^[^\x00]*$"
+
+
 class Payload(BaseModel):
     """Base of every command and event payload. Unknown fields are refused so that a
     typo in a producer is caught at the consumer's door rather than silently dropped."""
@@ -72,8 +78,8 @@ class CloudEvent(BaseModel, Generic[P]):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"]  # CloudEvents 1.0 requires it, and so does the service
-    id: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1, max_length=500)
+    id: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    source: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
     type: str = Field(min_length=1, max_length=200)
     time: AwareDatetime
     subject: str | None = Field(default=None, max_length=200)
@@ -107,8 +113,8 @@ class RawCloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1, max_length=500)
+    id: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    source: str = Field(min_length=1, max_length=500, pattern=NO_NUL)
     type: str = Field(min_length=1, max_length=200)
     time: AwareDatetime
     subject: str | None = Field(default=None, max_length=200)

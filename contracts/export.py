@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.catalog import messages_on  # noqa: F401 - every message registered
-from contracts.envelope import REGISTRY, envelope_for
+from contracts.envelope import NO_NUL, REGISTRY, envelope_for
 
 HERE = Path(__file__).parent
 SCHEMA_DIR = HERE / "schemas"
@@ -48,6 +48,10 @@ ERRATA = {
     "specversion": "CloudEvents 1.0 requires `specversion`, the service never accepted a "
     "message without it (the consumer refused it as not_cloudevent) and never sent one "
     "without it; the 1.0 schemas called it optional (with a default) by mistake.",
+    "no NUL in id and source": "an event's identity is kept in the consumer's inbox; on "
+    "PostgreSQL a NUL character in `id` or `source` failed the record in the database "
+    "(dead-lettered, unanswered); the schemas now say what the service can accept "
+    "(`pattern`), and the service refuses such a record as not_cloudevent.",
 }
 
 
@@ -57,6 +61,10 @@ def _apply_errata(released: dict[str, Any]) -> dict[str, Any]:
         corrected["properties"]["specversion"].pop("default", None)
         if "specversion" not in corrected.setdefault("required", []):
             corrected["required"].insert(0, "specversion")
+    for name in ("id", "source"):
+        field = corrected.get("properties", {}).get(name)
+        if field is not None and field.get("type") == "string":
+            field.setdefault("pattern", NO_NUL)
     return corrected
 
 

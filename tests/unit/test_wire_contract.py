@@ -92,6 +92,18 @@ def test_nan_and_infinity_are_not_json(literal: bytes) -> None:
     assert info.value.reason == "not_json"
 
 
+@pytest.mark.parametrize("attribute", ["id", "source"])
+def test_an_identity_holding_nul_is_refused_by_the_schema_and_the_service(attribute: str) -> None:
+    # PostgreSQL's text cannot hold NUL: such an identity could not be kept in the inbox
+    document = _request()
+    document[attribute] = "carrier\u0000" + document[attribute]
+    assert not _validator(REQUESTED).is_valid(document)
+    with pytest.raises(ContractError) as info:
+        decode(_raw(document))
+    assert info.value.reason == "not_cloudevent"
+    assert attribute in info.value.detail
+
+
 def test_every_published_schema_requires_specversion_as_the_service_does() -> None:
     for event_type in REGISTRY:
         assert "specversion" in _schema(event_type)["required"], event_type
