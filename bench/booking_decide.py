@@ -25,16 +25,14 @@ import gc
 import pstats
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from bench import servers
-from bench.booking_throughput import _pg, catalogue, command, first_monday, hub_ids
+from bench.booking_throughput import catalogue, command, first_monday, hub_ids
 from services.booking.service import BookingService
 from services.runtime import gc_tuning
 from services.runtime.settings import Settings
@@ -141,14 +139,8 @@ async def decide(
 async def on_postgres(
     admin: str, commands: int, batch: int, profile: cProfile.Profile | None, gc_kind: str
 ) -> tuple[float, float]:
-    server = make_url(admin).set(drivername="postgresql")
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    await _pg(server.render_as_string(False), f'CREATE DATABASE "{name}"')
-    try:
-        url = server.set(database=name).render_as_string(False)
+    async with servers.scratch_database(admin) as url:
         return await decide(url, commands, batch, profile, gc_kind)
-    finally:
-        await _pg(server.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> None:

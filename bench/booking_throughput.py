@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -245,11 +244,15 @@ class Case:
             return
         name = f"bench_{uuid.uuid4().hex[:10]}"
         admin = make_url(self.postgres_admin).set(drivername="postgresql")
-        asyncio.run(_pg(admin.render_as_string(False), f'CREATE DATABASE "{name}"'))
+        asyncio.run(servers.execute(admin.render_as_string(False), f'CREATE DATABASE "{name}"'))
         try:
             yield admin.set(database=name).render_as_string(False)
         finally:
-            asyncio.run(_pg(admin.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)'))
+            asyncio.run(
+                servers.execute(
+                    admin.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)'
+                )
+            )
 
     def settings(self) -> Settings:
         return Settings(
@@ -270,14 +273,6 @@ class Case:
             "MICROHUB_SWEEP_INTERVAL_SECONDS": "0",
             "MICROHUB_MAX_CLOCK_SKEW_SECONDS": "0",  # the bench's slots are next week's
         }
-
-
-async def _pg(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 # --------------------------------------------------------------------------- cases ---

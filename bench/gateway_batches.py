@@ -27,7 +27,6 @@ import asyncio
 import logging
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,11 +35,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import servers
-from bench.booking_throughput import _pg
 from contracts.carriers import forwarded_id, forwarded_source
 from services.gateway import store
 from services.gateway.handlers import GatewayHandlers, Subscriptions
@@ -225,13 +222,8 @@ async def measure(url: str, batches: int) -> list[tuple[Path, float, float]]:
 
 
 async def on_postgres(admin: str, batches: int) -> list[tuple[Path, float, float]]:
-    server = make_url(admin).set(drivername="postgresql")
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    await _pg(server.render_as_string(False), f'CREATE DATABASE "{name}"')
-    try:
-        return await measure(server.set(database=name).render_as_string(False), batches)
-    finally:
-        await _pg(server.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with servers.scratch_database(admin) as url:
+        return await measure(url, batches)
 
 
 def main(argv: list[str] | None = None) -> None:

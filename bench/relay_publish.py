@@ -40,11 +40,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import MetaData, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import servers
-from bench.booking_throughput import _pg
 from services.runtime import gc_tuning
 from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.messaging_tables import add_outbox
@@ -209,13 +207,8 @@ async def measure_lone(
 
 
 async def on_postgres(admin: str, run: Callable[[str], Awaitable[Any]]) -> Any:
-    server = make_url(admin).set(drivername="postgresql")
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    await _pg(server.render_as_string(False), f'CREATE DATABASE "{name}"')
-    try:
-        return await run(server.set(database=name).render_as_string(False))
-    finally:
-        await _pg(server.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with servers.scratch_database(admin) as url:
+        return await run(url)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from services.runtime.apache_kafka import ApacheKafka
 from tests.support.postgres import LOCAL, _answers, throwaway_cluster
@@ -41,3 +45,25 @@ def postgres() -> Iterator[str]:
     else:
         with throwaway_cluster() as url:
             yield url
+
+
+async def execute(url: str, sql: str) -> None:
+    """One statement on its own connection (CREATE/DROP DATABASE cannot run in a
+    transaction)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(admin: str) -> AsyncIterator[str]:
+    """A new, empty database on ``admin``'s server for one measurement, dropped after."""
+    server = make_url(admin).set(drivername="postgresql")
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    await execute(server.render_as_string(False), f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(False)
+    finally:
+        await execute(server.render_as_string(False), f'DROP DATABASE "{name}" WITH (FORCE)')

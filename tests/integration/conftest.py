@@ -4,13 +4,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.booking.service import BookingService
 from services.gateway.service import GatewayService
 from services.runtime.acls import load_acls
 from services.runtime.apache_kafka import ApacheKafka
-from services.runtime.db import make_engine
+from services.runtime.db import make_engine, make_sessionmaker
 from services.runtime.settings import Settings
 from tests.support.carrier import Carrier, TopicReader
 from tests.support.gateway import write_carriers
@@ -20,6 +20,17 @@ from tests.support.secured_kafka import INTRUDER, INTRUDER_PASSWORD, SecuredKafk
 
 # the carriers of the tests' registry (the HTTP tests' API keys are theirs)
 TEST_CARRIERS = ("acme", "other", "bravo")
+
+
+@pytest.fixture
+async def booking_sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated booking database, on each of the two databases."""
+    engine = make_engine(database_url)
+    await BookingService.spec.migrate(engine)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from services.booking import store
-from services.booking.service import BookingService
 from services.runtime.bulk import insert_many
-from services.runtime.db import make_engine, make_sessionmaker
 
 SLOT = datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -42,21 +40,11 @@ def _booking(booking_id: str, **changes: Any) -> dict[str, Any]:
     return row | changes
 
 
-@pytest.fixture
-async def sessions(database_url: str):
-    engine = make_engine(database_url)
-    await BookingService.spec.migrate(engine)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
-
-
-async def test_a_bulk_insert_stores_what_sqlalchemy_stores(sessions) -> None:
-    async with sessions() as session, session.begin():
+async def test_a_bulk_insert_stores_what_sqlalchemy_stores(booking_sessions) -> None:
+    async with booking_sessions() as session, session.begin():
         await session.execute(insert(store.bookings), [_booking("by-sqlalchemy")])
         await insert_many(session, store.bookings, [_booking("by-driver")])
-    async with sessions() as session:
+    async with booking_sessions() as session:
         rows = {
             r.id: r._asdict()
             for r in await session.execute(select(store.bookings).order_by(store.bookings.c.id))
@@ -78,7 +66,7 @@ async def test_a_bulk_insert_stores_what_sqlalchemy_stores(sessions) -> None:
     assert raw[0][1:] == raw[1][1:]
 
 
-async def test_rows_keep_their_order_across_runs_of_other_columns(sessions) -> None:
+async def test_rows_keep_their_order_across_runs_of_other_columns(booking_sessions) -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
     rows = [
         {"topic": "t", "key": "h", "event_id": f"e{i}", "event_type": "x",
@@ -86,9 +74,9 @@ async def test_rows_keep_their_order_across_runs_of_other_columns(sessions) -> N
         | ({"attempts": 0} if i % 3 else {})  # some leave the default out
         for i in range(10)
     ]  # fmt: skip
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         await insert_many(session, store.outbox, rows)
-    async with sessions() as session:
+    async with booking_sessions() as session:
         stored = (
             await session.execute(
                 select(store.outbox.c.event_id, store.outbox.c.attempts).order_by(store.outbox.c.id)
@@ -97,9 +85,9 @@ async def test_rows_keep_their_order_across_runs_of_other_columns(sessions) -> N
     assert [(e, a) for e, a in stored] == [(f"e{i}", 0) for i in range(10)]
 
 
-async def test_a_row_without_a_required_column_is_refused_by_name(sessions) -> None:
+async def test_a_row_without_a_required_column_is_refused_by_name(booking_sessions) -> None:
     row = _booking("no-hub")
     del row["hub_id"]
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         with pytest.raises(ValueError, match=r"bookings\.hub_id"):
             await insert_many(session, store.bookings, [row])

@@ -48,16 +48,6 @@ def _delivery(source: str, event_id: str, offset: int, partition: int = 0) -> _D
     return _Delivery(_Event(source, event_id), "booking.commands", partition, offset)
 
 
-@pytest.fixture
-async def sessions(database_url: str):
-    engine = make_engine(database_url)
-    await BookingService.spec.migrate(engine)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
-
-
 async def _reference_claim(session, consumer: str, deliveries, now: datetime) -> set:
     """The claim as it was: SQLAlchemy's INSERT … ON CONFLICT DO NOTHING RETURNING."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -89,7 +79,7 @@ async def _stored(session, consumer: str) -> dict[tuple[str, str], tuple]:
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
 
 
-async def test_a_batch_claims_what_the_old_statement_claimed(sessions) -> None:
+async def test_a_batch_claims_what_the_old_statement_claimed(booking_sessions) -> None:
     seen = [_delivery("carrier/a", "seen", 1)]
     batch = [
         _delivery("carrier/a", "1", 10),
@@ -98,7 +88,7 @@ async def test_a_batch_claims_what_the_old_statement_claimed(sessions) -> None:
         _delivery("carrier/a", "seen", 13),  # seen before
         _delivery('carrier/"quoted"', "ünïcode ✓ 'x'", 14),
     ]
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         assert await _reference_claim(session, "reference", seen, AT) == {("carrier/a", "seen")}
         assert await inbox.claim_all(session, store.inbox, consumer="driver", deliveries=seen) == {
             ("carrier/a", "seen")
@@ -111,7 +101,7 @@ async def test_a_batch_claims_what_the_old_statement_claimed(sessions) -> None:
         ("carrier/a", "1"), ("carrier/b", "1"), ('carrier/"quoted"', "ünïcode ✓ 'x'")
     }  # fmt: skip
     assert again == set()
-    async with sessions() as session:
+    async with booking_sessions() as session:
         driver, reference = await _stored(session, "driver"), await _stored(session, "reference")
     # the first copy's position, the time as SQLAlchemy wrote it (but seen's own time)
     assert {k: v for k, v in driver.items() if k[1] != "seen"} == {
@@ -121,9 +111,9 @@ async def test_a_batch_claims_what_the_old_statement_claimed(sessions) -> None:
     assert set(driver) == set(reference)
 
 
-async def test_kept_answers_are_stored_as_sqlalchemy_stored_them(sessions) -> None:
+async def test_kept_answers_are_stored_as_sqlalchemy_stored_them(booking_sessions) -> None:
     batch = [_delivery("carrier/a", str(i), i) for i in range(3)]
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         for consumer in ("driver", "reference"):
             await inbox.claim_all(session, store.inbox, consumer=consumer, deliveries=batch)
         await inbox.record_answers(
@@ -143,7 +133,7 @@ async def test_kept_answers_are_stored_as_sqlalchemy_stored_them(sessions) -> No
                 {"b_source": "carrier/a", "b_event_id": "1", "b_answer": []},
             ],
         )
-    async with sessions() as session:
+    async with booking_sessions() as session:
         driver = await _stored(session, "driver")
         reference = await _stored(session, "reference")
         kept = await session.execute(
@@ -156,8 +146,8 @@ async def test_kept_answers_are_stored_as_sqlalchemy_stored_them(sessions) -> No
     assert answers == {"0": ANSWER, "1": [], "2": None}
 
 
-async def test_an_answer_without_its_inbox_row_is_refused(sessions) -> None:
-    async with sessions() as session:
+async def test_an_answer_without_its_inbox_row_is_refused(booking_sessions) -> None:
+    async with booking_sessions() as session:
         async with session.begin():
             await inbox.claim_all(
                 session, store.inbox, consumer="c", deliveries=[_delivery("carrier/a", "1", 1)]
@@ -173,15 +163,15 @@ async def test_an_answer_without_its_inbox_row_is_refused(sessions) -> None:
                 await inbox.record_answers(
                     session, store.inbox, consumer="other", answers=[("carrier/a", "1", ANSWER)]
                 )
-    async with sessions() as session:  # the refused transactions kept nothing
+    async with booking_sessions() as session:  # the refused transactions kept nothing
         assert bool((await _stored(session, "c"))["carrier/a", "1"][5])  # answer IS NULL
 
 
-async def test_an_id_past_its_column_is_not_cut(sessions, database_url: str) -> None:
+async def test_an_id_past_its_column_is_not_cut(booking_sessions, database_url: str) -> None:
     """PostgreSQL refuses it (as the INSERT always did); SQLite, which has no lengths,
     keeps it whole. Either way never claimed under a shorter id."""
     long_id = "x" * 201
-    async with sessions() as session:
+    async with booking_sessions() as session:
         if database_url.startswith("postgresql"):
             with pytest.raises(DBAPIError, match="too long"):
                 async with session.begin():
@@ -220,7 +210,7 @@ def test_any_ids_are_claimed_once_property(database_url: str) -> None:
     with its first copy's position."""
     runner = asyncio.Runner()
     engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
+    booking_sessions = make_sessionmaker(engine)
     runner.run(BookingService.spec.migrate(engine))
     examples = iter(range(10**6))
 
@@ -236,12 +226,12 @@ def test_any_ids_are_claimed_once_property(database_url: str) -> None:
             expected = {(s, e) for s, e in batch} - set(seen)
             for d in deliveries:
                 seen.setdefault((d.event.source, d.event.id), d.offset)
-            async with sessions() as session, session.begin():
+            async with booking_sessions() as session, session.begin():
                 got = await inbox.claim_all(
                     session, store.inbox, consumer=consumer, deliveries=deliveries
                 )
             assert got == expected
-        async with sessions() as session:
+        async with booking_sessions() as session:
             stored = await _stored(session, consumer)
         assert {k: v[2] for k, v in stored.items()} == seen
 
@@ -259,15 +249,15 @@ def test_any_ids_are_claimed_once_property(database_url: str) -> None:
         runner.close()
 
 
-async def test_a_claim_past_one_sqlite_statement_claims_every_row(sessions) -> None:
+async def test_a_claim_past_one_sqlite_statement_claims_every_row(booking_sessions) -> None:
     """More rows than one SQLite statement takes (500): claimed in parts, all of them."""
     batch = [_delivery("carrier/a", f"e{i}", i) for i in range(1203)]
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         first = await inbox.claim_all(session, store.inbox, consumer="c", deliveries=batch[:700])
         got = await inbox.claim_all(session, store.inbox, consumer="c", deliveries=batch)
     assert len(first) == 700
     assert got == {("carrier/a", f"e{i}") for i in range(700, 1203)}
-    async with sessions() as session:
+    async with booking_sessions() as session:
         assert len(await _stored(session, "c")) == 1203
 
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, select, tuple_
 
 from services.booking import store
 from services.booking.domain import SlotUsage
 from services.booking.ledger import Ledger
-from services.booking.service import BookingService
 from services.runtime.bulk import insert_many
-from services.runtime.db import make_engine, make_sessionmaker
 
 START = datetime(2026, 12, 7, 8, tzinfo=UTC)
 SLOTS = [(hub, START + timedelta(minutes=30 * i)) for hub in ("hub-a", "hub-'b'") for i in range(4)]
@@ -30,24 +27,14 @@ def _booking(booking_id: str, hub: str, slot: datetime, status: str) -> dict[str
     )  # fmt: skip
 
 
-@pytest.fixture
-async def sessions(database_url: str):
-    engine = make_engine(database_url)
-    await BookingService.spec.migrate(engine)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
-
-
-async def test_the_ledger_reads_the_named_bookings_and_slots(sessions) -> None:
+async def test_the_ledger_reads_the_named_bookings_and_slots(booking_sessions) -> None:
     stored = {
         "b-1": _booking("b-1", *SLOTS[0], "confirmed"),
         "b-'2'": _booking("b-'2'", *SLOTS[5], "confirmed"),  # its slot is read too
         "b-ü3": _booking("b-ü3", *SLOTS[6], "cancelled"),
         "b-4": _booking("b-4", *SLOTS[1], "confirmed"),  # not named
     }
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         await insert_many(session, store.bookings, list(stored.values()))
         await session.execute(
             insert(store.slot_usage),
@@ -59,9 +46,9 @@ async def test_the_ledger_reads_the_named_bookings_and_slots(sessions) -> None:
     named = ["b-1", "b-'2'", "b-ü3", "missing", "b-1"]
     # slots as a request names them: another offset than UTC, one not stored yet
     asked = [(h, s.astimezone(timezone(timedelta(hours=2)))) for h, s in (SLOTS[2], SLOTS[7])]
-    async with sessions() as session, session.begin():
+    async with booking_sessions() as session, session.begin():
         ledger = await Ledger.load(session, {}, booking_ids=named, slots=asked, no_shows_before={})
-    async with sessions() as session:  # the reference: the same reads as IN lists
+    async with booking_sessions() as session:  # the reference: the same reads as IN lists
         found = await session.execute(
             select(store.bookings.c.id).where(store.bookings.c.id.in_(named))
         )
