@@ -27,7 +27,9 @@ from tests.support.dispatch import bike, confirmed, consignment, write_fleet
 from tests.support.hubs import TEST_HUB
 from tests.support.waiting import eventually
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+# tomorrow 06:00 UTC: a test's events stay within one day at the test hub whatever the
+# hour (see test_dispatch_over_kafka.py)
+NOW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
 OPERATOR = {"X-Test-Principal": f"operator:{TEST_HUB}"}
 ADMIN = {"X-Test-Principal": "admin"}
 
