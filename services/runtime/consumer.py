@@ -10,8 +10,8 @@ For each record:
 3. The events the transaction wrote to the outbox are published (``after_commit``; with
    ``outbox_publish_before_ack``, awaited, so a committed offset never runs ahead of the
    events its record caused).
-4. Only then is the Kafka offset committed (FastStream ``AckPolicy.NACK_ON_ERROR``: the
-   offset is committed after the handler returns; an exception seeks back).
+4. Only then is the Kafka offset committed (services/runtime/rdkafka_consumer.py: after the
+   batch returns; a batch that raises is read again from its first record).
 
 Transient failures (database unreachable, locked) are retried in place with backoff and
 never commit the offset. A handler that keeps failing on one record for another reason
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from faststream.middlewares import AckPolicy
 from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 
@@ -38,6 +37,7 @@ from services.runtime import inbox as inbox_module
 from services.runtime import tracing
 from services.runtime.answers import Answering, CommandAnswers
 from services.runtime.dead_letters import DeadLetters
+from services.runtime.rdkafka_consumer import RdkafkaSubscription
 from services.runtime.uow import UnitOfWork, UnitsOfWork
 
 log = logging.getLogger(__name__)
@@ -83,19 +83,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ConnectionError | TimeoutError) and not isinstance(
         exc, FileNotFoundError
     )
-
-
-def rewind(kafka_consumer: Any, records: list[Any]) -> None:
-    """Seek every partition of a failed batch back to its first record, so that nothing
-    after an unprocessed record is committed."""
-    from aiokafka import TopicPartition
-
-    first: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        first[tp] = min(first.get(tp, record.offset), record.offset)
-    for tp, offset in first.items():
-        kafka_consumer.seek(tp, offset)
 
 
 @dataclass
@@ -287,7 +274,9 @@ class RecordApplier:
 
 
 class EventConsumer(RecordApplier):
-    """A :class:`RecordApplier` bound to a topic through a FastStream subscriber."""
+    """A :class:`RecordApplier` bound to a topic through a librdkafka group member
+    (services/runtime/rdkafka_consumer.py); ``broker`` (FastStream's) sends its dead
+    letters."""
 
     def __init__(
         self,
@@ -295,25 +284,21 @@ class EventConsumer(RecordApplier):
         *,
         name: str,
         topic: str,
-        group_id: str,
-        accepts: Any,
+        config: dict[str, Any],
         allowed_types: frozenset[str] | set[str],
         units: UnitsOfWork,
         inbox: Table,
         handler: Handler,
         after_commit: Callable[[], Awaitable[None] | None] = lambda: None,
-        description: str | None = None,
-        fetch_max_wait_ms: int = 500,
         max_batch: int = 100,
         batch_handler: BatchHandler | None = None,
         answers: Answering | None = None,
-        max_partition_fetch_bytes: int = 2 * 1024 * 1024,
-        fetch_max_bytes: int = 16 * 1024 * 1024,
         identify: Callable[[Delivery], Delivery] | None = None,
         resent: Callable[[UnitOfWork, Delivery], Awaitable[None]] | None = None,
         pattern: bool = False,
     ) -> None:
-        """``pattern``: ``topic`` is a regular expression (every carrier's topic)."""
+        """``config``: the librdkafka consumer's (``rdkafka_consumer.consumer_config``);
+        ``pattern``: ``topic`` is a regular expression (every carrier's topic)."""
         super().__init__(
             name=name,
             allowed_types=allowed_types,
@@ -328,50 +313,24 @@ class EventConsumer(RecordApplier):
             resent=resent,
         )
         self.topic = topic
-
-        # ``accepts`` only documents the payload in AsyncAPI: the broker runs with
-        # apply_types=False and we validate ourselves, so poison reaches the DLQ.
-        async def on_record(body: Any) -> None:
-            message = broker.context.get_local("message")
-            records = [message.raw_message]
-            kafka_consumer = getattr(message, "consumer", None)
-            if max_batch > 1 and kafka_consumer is not None:
-                # what the consumer has fetched already joins this record's transaction;
-                # FastStream's ack commits the consumer's position, so all of them
-                more = await kafka_consumer.getmany(timeout_ms=0, max_records=max_batch - 1)
-                records += [r for part in more.values() for r in part]
-            try:
-                await self.process_batch(records)
-            except BaseException:
-                if len(records) > 1:  # FastStream rewinds the first record's partition only
-                    rewind(kafka_consumer, records)
-                raise
-
-        on_record.__name__ = f"on_{name.replace('-', '_')}"
-        # postponed annotations would leave the string "Any" for FastStream to resolve
-        on_record.__annotations__ = {"body": accepts, "return": None}
-        self.subscriber = broker.subscriber(
-            *(() if pattern else (topic,)),
-            pattern=topic if pattern else None,
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            # above every topic's max.message.bytes (infra/topics.yaml): a record batch
-            # fits one fetch (a larger one would still come, alone: KIP-74)
-            max_partition_fetch_bytes=max_partition_fetch_bytes,
-            fetch_max_bytes=fetch_max_bytes,
-            title=f"{name}:{topic}",
-            description=description,
-            decoder=_undecoded,
+        # what it has fetched already joins a record's transaction, up to ``max_batch``
+        self.subscription = RdkafkaSubscription(
+            config,
+            name=name,
+            topic=topic,
+            pattern=pattern,
+            max_batch=max_batch,
+            on_batch=self.process_batch,
         )
-        self.subscriber(on_record)
 
+    async def start_consuming(self) -> None:
+        """Join the group and consume."""
+        await self.subscription.start()
 
-def _undecoded(message: Any) -> Any:
-    """FastStream's default decoder parses a body as JSON before the handler runs (always
-    without a content-type header): an error there (a JSON parser's RecursionError, a
-    non-JSON body with ``content-type: application/json``) fails every delivery of the
-    record before :meth:`RecordApplier._decode` could dead-letter it. The bytes are ours
-    to decode."""
-    return message.body
+    async def stop_consuming(self) -> None:
+        """Stop fetching; the batch in flight finishes; commit; leave the group."""
+        self.stopping = True
+        await self.subscription.stop()
+
+    def assigned_partitions(self) -> list[int]:
+        return sorted(tp.partition for tp in self.subscription.assignment())

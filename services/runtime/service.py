@@ -20,9 +20,11 @@ from services.runtime import migrations, privacy
 from services.runtime.consumer import Delivery, EventConsumer
 from services.runtime.db import make_engine, make_sessionmaker, writing
 from services.runtime.kafka import make_broker
+from services.runtime.kafka_security import librdkafka_security_config
 from services.runtime.outbox import OutboxRecord
 from services.runtime.outbox_relay import OutboxRelay
 from services.runtime.outbox_tail import published_outbox_ids
+from services.runtime.rdkafka_consumer import consumer_config
 from services.runtime.relay_producer import RelayProducer
 from services.runtime.settings import Settings
 from services.runtime.uow import UnitOfWork, UnitsOfWork
@@ -192,11 +194,10 @@ class Service:
         checks["kafka"] = bool(self.started) and await self.broker.ping(timeout)
         assigned, partitions = {}, {}
         for consumer in self.consumers:
-            kafka_consumer = getattr(consumer.subscriber, "consumer", None)
-            mine = kafka_consumer.assignment() if kafka_consumer is not None else set()
+            mine = consumer.assigned_partitions()
             assigned[consumer.name] = len(mine)
             # which ones: with several replicas, this one decides the keys hashed there
-            partitions[consumer.name] = sorted(tp.partition for tp in mine)
+            partitions[consumer.name] = mine
         checks["assigned_partitions"] = assigned
         checks["partitions"] = partitions
         checks["ready"] = bool(
@@ -248,20 +249,23 @@ class Service:
             pattern=template,
             identify=consumes.bind_identify(self.handlers),
             resent=consumes.bind_resent(self.handlers),
-            group_id=self.settings.group(consumes.consumer),
-            accepts=consumes.envelope,
+            config=consumer_config(
+                bootstrap=self.bootstrap,
+                client_id=f"{self.settings.kafka_client_id}-{self.name}",
+                group_id=self.settings.group(consumes.consumer),
+                fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+                max_partition_fetch_bytes=self.settings.kafka_max_partition_fetch_bytes,
+                fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
+                security=librdkafka_security_config(self.settings),
+            ),
             allowed_types=consumes.accepts,
             units=self.units,
             inbox=self.inbox,
             handler=consumes.bind(self.handlers),
             batch_handler=consumes.bind_batch(self.handlers),
             after_commit=self._after_commit,
-            description=consumes.description,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             max_batch=self.settings.kafka_consumer_max_batch,
             answers=consumes.answers,
-            max_partition_fetch_bytes=self.settings.kafka_max_partition_fetch_bytes,
-            fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
         )
         self.consumers.append(event_consumer)
         return event_consumer
@@ -313,7 +317,9 @@ class Service:
             await self.migrate()
             await self.on_start()
             self.schedule_purge()
-        await self.broker.start()
+        await self.broker.start()  # its producer sends the dead letters
+        for consumer in self.consumers:
+            await consumer.start_consuming()
         if self.relay is not None:
             self.producer = RelayProducer(self.bootstrap, self.settings, client_id=self.name)
             await self.producer.start()
@@ -324,10 +330,10 @@ class Service:
     async def stop(self) -> None:
         """Graceful: stop consuming, let the record in flight finish, flush the outbox,
         close the producer."""
+        for consumer in self.consumers:  # all at once: none retries a batch meanwhile
+            consumer.stopping = consumer.subscription.stopping = True
         for consumer in self.consumers:
-            consumer.stopping = True
-        for subscriber in self.broker.subscribers:
-            await subscriber.stop()
+            await consumer.stop_consuming()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

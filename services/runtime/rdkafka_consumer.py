@@ -1,0 +1,269 @@
+"""A consumer group member on librdkafka (the confluent-kafka wheel we ship for the embedded
+broker and the relay's producer), for the services' consumers.
+
+Why not aiokafka's consumer (through FastStream), which the services used before: aiokafka
+fetches a partition again only once the records it holds of it are consumed, with one
+fetch in flight per broker. A command that reaches the broker while a batch is decided
+waits for the next batch's fetch and then for the batch after it: at 200 commands/s a
+record was 60 to 90 ms old when its batch started (docs/booking-throughput.md). librdkafka
+keeps fetching on its own threads while the loop decides (up to ``queued.min.messages``
+per partition), decodes the record batches in C, and heartbeats without the event loop.
+
+The loop: wait for the first record in a worker thread (``poll``), take what else is queued
+without waiting (``consume(n, 0)``: ``consume`` alone waits its whole timeout for ``n``
+records), hand the batch to the consumer (decode, inbox, handler, outbox published), then
+commit the batch's offsets. The commit is asynchronous: the outbox is published before it
+is sent, so a committed offset never runs ahead of the events its record caused; a commit
+that is lost (a crash, a rebalance) makes the next owner redo records the inbox knows.
+A partition taken away in a rebalance gets its offsets committed synchronously first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+log = logging.getLogger(__name__)
+
+# how long the fetching thread waits for a first record before it looks at ``stopping``
+POLL_SECONDS = 0.1
+
+
+@dataclass(slots=True)
+class FetchedRecord:
+    """A record as the consumers and the dead letters read it (aiokafka's names)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    # 0 CreateTime (the producer's clock), 1 LogAppendTime (the broker's)
+    timestamp_type: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def _record(message: Message) -> FetchedRecord:
+    kind, timestamp = message.timestamp()
+    return FetchedRecord(
+        topic=message.topic(),  # type: ignore[arg-type]
+        partition=message.partition(),  # type: ignore[arg-type]
+        offset=message.offset(),  # type: ignore[arg-type]
+        timestamp=timestamp if kind else None,
+        timestamp_type=1 if kind == 2 else 0,  # librdkafka: 1 create time, 2 log append
+        key=message.key(),
+        value=message.value(),
+        headers=message.headers() or [],  # type: ignore[arg-type]
+    )
+
+
+def consumer_config(
+    *,
+    bootstrap: list[str],
+    client_id: str,
+    group_id: str,
+    fetch_max_wait_ms: int,
+    max_partition_fetch_bytes: int,
+    fetch_max_bytes: int,
+    security: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": ",".join(bootstrap),
+        "client.id": client_id,
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,  # committed after the batch's outbox is published
+        # aiokafka's (and the Java client's) defaults, so a member that dies is replaced
+        # as fast as before (librdkafka's own session timeout is 45 s)
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 3_000,
+        "partition.assignment.strategy": "roundrobin",
+        "fetch.wait.max.ms": fetch_max_wait_ms,
+        "max.partition.fetch.bytes": max_partition_fetch_bytes,
+        "fetch.max.bytes": fetch_max_bytes,
+        "receive.message.max.bytes": fetch_max_bytes + 64 * 1024,
+        # what it prefetches per partition is bounded by bytes as well as records
+        "queued.max.messages.kbytes": 16 * 1024,
+        # the outbox relay's producer is idempotent, not transactional: nothing to hide
+        "isolation.level": "read_uncommitted",
+        "log_level": 3,
+    } | security
+
+
+class RdkafkaSubscription:
+    """One consumer group member reading ``topic`` (a regular expression if ``pattern``)
+    and handing each fetched batch to ``on_batch``."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        name: str,
+        topic: str,
+        pattern: bool,
+        max_batch: int,
+        on_batch: Callable[[list[FetchedRecord]], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self.config = config
+        # librdkafka subscribes by regular expression when the name starts with "^"
+        self.subscription = ("^" + topic.removeprefix("^")) if pattern else topic
+        self.max_batch = max_batch
+        self.on_batch = on_batch
+        self.stopping = False
+        self._consumer: Consumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        # one thread per member: librdkafka's calls on it never run concurrently
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._assigned: list[TopicPartition] = []
+        self._done: dict[tuple[str, int], int] = {}  # next offset to commit, per partition
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.stopping = False
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"consume-{self.name}"
+        )
+        self._consumer = Consumer(self.config | {"error_cb": self._on_error})
+        self._consumer.subscribe(
+            [self.subscription], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        self._task = asyncio.create_task(self._run(), name=f"consume-{self.name}")
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Let the batch in flight finish (up to ``timeout``), commit, leave the group."""
+        self.stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await self._in_thread(self._close, consumer)
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+        self._assigned = []
+
+    def assignment(self) -> list[TopicPartition]:
+        return list(self._assigned)
+
+    # --- the loop ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self.stopping:
+            messages = await self._in_thread(self._fetch)
+            records = self._records(messages)
+            if not records:
+                continue
+            try:
+                await self.on_batch(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self.stopping:
+                    return  # not committed: the next owner of the partitions redoes it
+                # the consumer retries and dead-letters a record itself; what reaches here
+                # (the dead-letter topic unreachable, say) is tried again from the start
+                log.exception("%s: batch failed, reading it again", self.name)
+                await self._in_thread(self._rewind, records)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.05
+            self._commit(records)
+
+    def _fetch(self) -> list[Message]:
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        first = consumer.poll(POLL_SECONDS)
+        if first is None:
+            return []
+        if self.max_batch == 1:
+            return [first]
+        return [first, *consumer.consume(self.max_batch - 1, 0)]
+
+    def _records(self, messages: list[Message]) -> list[FetchedRecord]:
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(_record(message))
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("%s: %s", self.name, error)
+        return records
+
+    def _commit(self, records: list[FetchedRecord]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            last[record.topic, record.partition] = record.offset + 1
+        self._done |= last
+        if self._consumer is not None:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in last.items()],
+                asynchronous=True,
+            )
+
+    def _rewind(self, records: list[FetchedRecord]) -> None:
+        """Seek each partition of a failed batch back to its first record (librdkafka
+        drops what it had prefetched after it)."""
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first[key] = min(first.get(key, record.offset), record.offset)
+        if self._consumer is None:
+            return
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except Exception as exc:  # revoked meanwhile: its next owner starts there
+                log.info("%s: no seek on %s[%d]: %s", self.name, topic, partition, exc)
+
+    # --- on the fetching thread ----------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = list(partitions)
+        log.info("%s: assigned %s", self.name, sorted(p.partition for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Taken away: what was decided is committed before the next owner reads on."""
+        revoked = {(p.topic, p.partition) for p in partitions}
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._done.items() if (t, p) in revoked]
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except Exception as exc:  # the next owner redoes them; the inbox knows them
+                log.warning("%s: commit on revoke failed: %s", self.name, exc)
+        for key in revoked:
+            self._done.pop(key, None)
+        self._assigned = [p for p in self._assigned if (p.topic, p.partition) not in revoked]
+
+    def _close(self, consumer: Consumer) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._done.items()]
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except Exception as exc:
+                log.warning("%s: final commit failed: %s", self.name, exc)
+        self._done.clear()
+        consumer.close()
+
+    def _on_error(self, error: KafkaError) -> None:
+        # librdkafka retries by itself; ALL_BROKERS_DOWN and the like are worth a line
+        log.warning("%s: kafka: %s", self.name, error)
+
+    async def _in_thread(self, call: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)

@@ -1,0 +1,137 @@
+"""The services' consumer group member on librdkafka (services/runtime/rdkafka_consumer.py),
+against a real Kafka: it keeps fetching while a batch is decided (what reached the broker
+meanwhile is the next batch, whole), a batch that fails is read again from its first
+record, and what was decided is committed on stop, so the next member of the group starts
+after it (nothing twice, nothing skipped)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import Producer, TopicPartition
+
+from services.runtime.kafka_security import librdkafka_security_config
+from services.runtime.rdkafka_consumer import (
+    FetchedRecord,
+    RdkafkaSubscription,
+    consumer_config,
+)
+from services.runtime.settings import Settings
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+async def topic(real_settings: Settings) -> AsyncIterator[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=real_settings.bootstrap_list())
+    await admin.start()
+    name = f"t{uuid.uuid4().hex[:10]}.commands"
+    await admin.create_topics([NewTopic(name, 1, 1)])
+    yield name
+    await admin.close()
+
+
+def _send(settings: Settings, topic: str, values: list[str]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for value in values:
+        producer.produce(topic, value.encode(), key=b"hub")
+    assert producer.flush(30) == 0
+
+
+def _member(
+    settings: Settings, topic: str, group: str, on_batch, max_batch: int = 500
+) -> RdkafkaSubscription:
+    config = consumer_config(
+        bootstrap=settings.bootstrap_list(),
+        client_id="test",
+        group_id=group,
+        fetch_max_wait_ms=500,
+        max_partition_fetch_bytes=2 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+        security=librdkafka_security_config(settings),
+    )
+    return RdkafkaSubscription(
+        config, name="test", topic=topic, pattern=False, max_batch=max_batch, on_batch=on_batch
+    )
+
+
+async def test_what_arrives_while_a_batch_is_decided_is_fetched_meanwhile(
+    real_settings: Settings, topic: str
+) -> None:
+    """aiokafka fetched a partition again only after its held records were consumed: what
+    reached the broker during a batch came in pieces over the next batches."""
+    batches: list[list[bytes | None]] = []
+    deciding, release = asyncio.Event(), asyncio.Event()
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        batches.append([r.value for r in records])
+        if len(batches) == 1:
+            deciding.set()
+            await release.wait()
+
+    _send(real_settings, topic, ["first"])
+    member = _member(real_settings, topic, f"g-{uuid.uuid4().hex[:8]}", on_batch)
+    await member.start()
+    try:
+        await asyncio.wait_for(deciding.wait(), 60)
+        later = [f"later-{i}" for i in range(50)]
+        _send(real_settings, topic, later)
+        consumer = member._consumer
+        assert consumer is not None
+
+        def fetched_all() -> bool:  # the last fetch response's high watermark
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), cached=True)
+            return high >= 1 + len(later)
+
+        # the first batch is still being decided, and the member fetched on
+        await eventually(fetched_all, what="the member to fetch while the batch is decided")
+        assert len(batches) == 1
+        release.set()
+        await eventually(lambda: len(batches) >= 2, what="the next batch")
+        assert batches[1] == [v.encode() for v in later]
+    finally:
+        release.set()
+        await member.stop()
+
+
+async def test_a_failed_batch_is_read_again_and_stop_commits_what_was_decided(
+    real_settings: Settings, topic: str
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    seen: list[list[int]] = []
+    decided: list[bytes | None] = []
+
+    async def failing_once(records: list[FetchedRecord]) -> None:
+        seen.append([r.offset for r in records])
+        if len(seen) == 1:
+            raise RuntimeError("the dead-letter topic is unreachable, say")
+        decided.extend(r.value for r in records)
+
+    _send(real_settings, topic, ["a", "b", "c"])
+    first = _member(real_settings, topic, group, failing_once)
+    await first.start()
+    try:
+        await eventually(lambda: len(decided) == 3, what="the batch read again and decided")
+    finally:
+        await first.stop()
+    assert seen[0] == [0, 1, 2] and seen[-1][0] == 0  # again from its first record
+    assert decided == [b"a", b"b", b"c"]
+
+    # the next member of the group starts after what was decided: nothing twice
+    _send(real_settings, topic, ["d", "e"])
+    after: list[int] = []
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        after.extend(r.offset for r in records)
+
+    second = _member(real_settings, topic, group, on_batch)
+    await second.start()
+    try:
+        await eventually(lambda: len(after) >= 2, what="the second member's records")
+        assert [(p.topic, p.partition) for p in second.assignment()] == [(topic, 0)]
+    finally:
+        await second.stop()
+    assert after == [3, 4]
