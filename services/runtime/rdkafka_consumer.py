@@ -164,7 +164,13 @@ class RdkafkaSubscription:
     async def _run(self) -> None:
         backoff = 0.05
         while not self.stopping:
-            messages = await self._in_thread(self._fetch)
+            try:
+                messages = await self._in_thread(self._fetch)
+            except Exception as exc:  # librdkafka raised (a fatal error): keep the member
+                log.error("%s: fetching failed, retrying in %.2fs: %s", self.name, backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
             records = self._records(messages)
             if not records:
                 continue

@@ -1,0 +1,91 @@
+"""The consumer group member's loop (services/runtime/rdkafka_consumer.py) without a
+broker: a fetch that raises is retried, not the end of consuming; a batch is committed
+at the offset after its last record, only once it was handled."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from services.runtime.rdkafka_consumer import FetchedRecord, RdkafkaSubscription
+from tests.support.waiting import eventually
+
+
+class _Message:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "commands"
+
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, 1_700_000_000_000  # create time
+
+    def key(self) -> bytes:
+        return b"hub"
+
+    def value(self) -> bytes:
+        return b"{}"
+
+    def headers(self) -> None:
+        return None
+
+
+class _Consumer:
+    """Raises on its first poll, then hands out offsets 7 and 8, then nothing."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.commits: list[list[tuple[str, int, int]]] = []
+
+    def poll(self, timeout: float) -> _Message | None:
+        self.polls += 1
+        if self.polls == 1:
+            raise KafkaException(KafkaError(KafkaError._FATAL, "a fatal error"))
+        if self.polls == 2:
+            return _Message(7)
+        time.sleep(0.005)
+        return None
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        return [_Message(8)] if self.polls == 2 else []
+
+    def commit(self, *, offsets: Any, asynchronous: bool) -> None:
+        self.commits.append([(o.topic, o.partition, o.offset) for o in offsets])
+
+
+async def test_a_fetch_that_raises_is_retried_and_a_handled_batch_committed() -> None:
+    handled: list[list[int]] = []
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        handled.append([r.offset for r in records])
+        assert consumer.commits == []  # not before it was handled
+
+    member = RdkafkaSubscription(
+        {}, name="test", topic="commands", pattern=False, max_batch=10, on_batch=on_batch
+    )
+    consumer = _Consumer()
+    member._consumer = consumer  # type: ignore[assignment]
+    member._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    task = asyncio.create_task(member._run())
+    try:
+        await eventually(lambda: consumer.commits != [], what="the batch committed")
+    finally:
+        member.stopping = True
+        await task
+        member._thread.shutdown()
+    assert handled == [[7, 8]]
+    assert consumer.commits == [[("commands", 2, 9)]]
