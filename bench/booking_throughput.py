@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,9 +37,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -152,7 +155,12 @@ async def produce(bootstrap: list[str], topic: str, records: list[tuple[str, byt
 
 @dataclass
 class Outcomes:
-    """Reads the events topic; when each carrier reference was first answered."""
+    """Reads the events topic; when each carrier reference was first answered.
+
+    A librdkafka reader on a thread of its own (every partition assigned, no group): the
+    aiokafka reader used before parsed every record in Python on the bench's event loop,
+    and with the aiokafka producer of the latency case the bench took ~45 % of the two
+    cores at 1 000/s, beside the service it measures (docs/booking-throughput.md)."""
 
     bootstrap: list[str]
     topic: str
@@ -160,33 +168,43 @@ class Outcomes:
     duplicates: int = 0
 
     async def __aenter__(self) -> Outcomes:
-        self.consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=5,
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": ",".join(self.bootstrap),
+                "group.id": "bench-reader",  # librdkafka wants one; nothing joins or commits
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+                "log_level": 3,
+            }
         )
-        await self.consumer.start()
-        self._task = asyncio.create_task(self._run())
+        partitions = self.consumer.list_topics(self.topic, timeout=30).topics[self.topic].partitions
+        self.consumer.assign(
+            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(partitions)]
+        )
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outcomes", daemon=True)
+        self._thread.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.consumer.stop()
+        self._stopping.set()
+        await asyncio.to_thread(self._thread.join)
+        self.consumer.close()
 
-    async def _run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=100, max_records=5000)
-            now = time.monotonic()
-            for records in batch.values():
-                for record in records:
-                    ref = json.loads(record.value)["data"].get("carrier_reference")
-                    if ref in self.arrived:
-                        self.duplicates += 1
-                    else:
-                        self.arrived[ref] = now
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            first = self.consumer.poll(0.1)
+            if first is None:
+                continue
+            now = time.monotonic()  # when the first of them arrived
+            for record in [first, *self.consumer.consume(5000, 0)]:
+                if record.error() is not None:
+                    continue
+                ref = orjson.loads(record.value() or b"{}")["data"].get("carrier_reference")
+                if ref in self.arrived:
+                    self.duplicates += 1
+                else:
+                    self.arrived[ref] = now
 
     async def wait_for(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -234,6 +252,9 @@ class Case:
     postgres_admin: str
     tmp: Path
     hubs: list[str]
+    # MICROHUB_* settings for the service under test (--set): the bench's own environment's
+    # are not passed on, so that a run measures the defaults unless told otherwise
+    service_settings: dict[str, str] = field(default_factory=dict)
 
     @contextmanager
     def database(self, kind: str) -> Iterator[str]:
@@ -262,17 +283,21 @@ class Case:
 
     def env(self, settings: Settings, database_url: str, name: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MICROHUB_")}
-        return env | {
-            "MICROHUB_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "MICROHUB_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
-            "MICROHUB_KAFKA_CLIENT_ID": name,
-            "MICROHUB_DATABASE_URLS__BOOKING": database_url,
-            "MICROHUB_HUBS_FILE": str(catalogue(self.tmp / "hubs.yaml", self.hubs)),
-            "MICROHUB_DATA_DIR": str(self.tmp / name),
-            "MICROHUB_HEALTH_PORT": "0",
-            "MICROHUB_SWEEP_INTERVAL_SECONDS": "0",
-            "MICROHUB_MAX_CLOCK_SKEW_SECONDS": "0",  # the bench's slots are next week's
-        }
+        return (
+            env
+            | {
+                "MICROHUB_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                "MICROHUB_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+                "MICROHUB_KAFKA_CLIENT_ID": name,
+                "MICROHUB_DATABASE_URLS__BOOKING": database_url,
+                "MICROHUB_HUBS_FILE": str(catalogue(self.tmp / "hubs.yaml", self.hubs)),
+                "MICROHUB_DATA_DIR": str(self.tmp / name),
+                "MICROHUB_HEALTH_PORT": "0",
+                "MICROHUB_SWEEP_INTERVAL_SECONDS": "0",
+                "MICROHUB_MAX_CLOCK_SKEW_SECONDS": "0",  # the bench's slots are next week's
+            }
+            | self.service_settings
+        )
 
 
 # --------------------------------------------------------------------------- cases ---
@@ -415,33 +440,43 @@ def latency(case: Case, kind: str, rate: int, seconds: float) -> tuple[float, fl
             await create_topics(settings)
             async with Outcomes(case.kafka, settings.topic("microhub.booking.events.v1")) as out:
                 service = Booking(case.env(settings, url, "bench-lat"), case.tmp / "booking.log")
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=case.kafka, enable_idempotence=True, acks="all", linger_ms=0
+                # librdkafka, records built beforehand: the carriers' side costs the two
+                # cores little beside the service it measures
+                producer = Producer(
+                    {
+                        "bootstrap.servers": ",".join(case.kafka),
+                        "enable.idempotence": True,
+                        "acks": "all",
+                        "linger.ms": 0,
+                        "partitioner": "murmur2_random",  # the hubs' partitions, as aiokafka
+                        "log_level": 3,
+                    }
                 )
-                await producer.start()
+                topic = settings.topic("microhub.booking.commands.v1")
+                now = first_monday()
+                warm_up = [command(i, case.hubs, "w", now) for i in range(20)]
+                total = int(rate * seconds)
+                offered = [command(i, case.hubs, "l", now) for i in range(total)]
                 sent: dict[str, float] = {}
                 try:
                     await asyncio.to_thread(service.wait_running)
-                    now = first_monday()
-                    topic = settings.topic("microhub.booking.commands.v1")
                     # warm-up: the group's first assignment and first decisions
-                    for i in range(20):
-                        key, value = command(i, case.hubs, "w", now)
-                        await producer.send(topic, value, key=key.encode())
+                    for key, value in warm_up:
+                        producer.produce(topic, value, key=key.encode())
+                    producer.poll(0)
                     await out.wait_for(20, timeout=120)
-                    total = int(rate * seconds)
                     started = time.monotonic()
-                    for i in range(total):
+                    for i, (key, value) in enumerate(offered):
                         due = started + i / rate
                         delay = due - time.monotonic()
                         if delay > 0:
                             await asyncio.sleep(delay)
-                        key, value = command(i, case.hubs, "l", now)
                         sent[f"l-{i}"] = time.monotonic()
-                        await producer.send(topic, value, key=key.encode())
+                        producer.produce(topic, value, key=key.encode())
+                        producer.poll(0)  # delivery reports: none are asked for
                     await out.wait_for(20 + total, timeout=max(120, total / 20))
                 finally:
-                    await producer.stop()
+                    await asyncio.to_thread(producer.flush, 30)
                     service.stop()
                 waits = sorted((out.arrived[ref] - t) * 1000 for ref, t in sent.items())
                 p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
@@ -484,6 +519,16 @@ def processes(case: Case, count: int, commands: int) -> float:
 # ---------------------------------------------------------------------------- main ---
 
 
+def service_settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("MICROHUB_"):
+            raise SystemExit(f"--set {pair!r}: expected MICROHUB_NAME=VALUE")
+        settings[name] = value
+    return settings
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commands", type=int, default=20_000)
@@ -492,6 +537,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-per-hub", type=int, default=40_000)
     parser.add_argument("--rates", default="20,200,1000")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MICROHUB_NAME=VALUE",
+        help="a setting of the service under test (repeatable), e.g. "
+        "MICROHUB_KAFKA_FETCH_MAX_WAIT_MS=5",
+    )
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
     databases = [d for d in args.databases.split(",") if d]
@@ -500,7 +553,13 @@ def main(argv: list[str] | None = None) -> None:
         servers.kafka(say=console.print) as kafka,
         servers.postgres() as pg,
     ):
-        case = Case(kafka.bootstrap, pg, Path(tmp), hub_ids())
+        case = Case(
+            kafka.bootstrap,
+            pg,
+            Path(tmp),
+            hub_ids(),
+            service_settings(args.set),
+        )
         console.print(
             f"Kafka: {kafka.description}; {len(case.hubs)} hubs on {PARTITIONS} partitions"
         )
