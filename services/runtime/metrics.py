@@ -165,18 +165,13 @@ class HttpMetrics:
 
 
 async def _lag(consumer: Any) -> None:
-    kafka_consumer = getattr(getattr(consumer, "subscriber", None), "consumer", None)
-    if kafka_consumer is None:
+    subscription = getattr(consumer, "subscription", None)
+    if subscription is None:
         return
-    for tp in kafka_consumer.assignment():
-        high = kafka_consumer.highwater(tp)
-        if high is None:
-            continue
-        try:
-            position = await asyncio.wait_for(kafka_consumer.position(tp), 1.0)
-        except Exception:  # not known yet (rebalancing): no sample rather than a wrong one
-            continue
-        CONSUMER_LAG.labels(consumer.name, tp.topic, str(tp.partition)).set(max(0, high - position))
+    # a partition whose position is not known yet (just assigned) has no sample rather
+    # than a wrong one
+    for topic, partition, lag in subscription.lag():
+        CONSUMER_LAG.labels(consumer.name, topic, str(partition)).set(lag)
 
 
 async def _outbox(service: Any) -> None:

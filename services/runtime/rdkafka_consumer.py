@@ -159,6 +159,21 @@ class RdkafkaSubscription:
     def assignment(self) -> list[TopicPartition]:
         return list(self._assigned)
 
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, records not read yet) per assigned partition whose high
+        watermark (from the last fetch response) and position are known: no round trip,
+        so a metrics scrape can ask while a batch is decided."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        lags = []
+        for tp in self.assignment():
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            [position] = consumer.position([TopicPartition(tp.topic, tp.partition)])
+            if high >= 0 and position.offset >= 0:
+                lags.append((tp.topic, tp.partition, max(0, high - position.offset)))
+        return lags
+
     # --- the loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -268,8 +283,14 @@ class RdkafkaSubscription:
         consumer.close()
 
     def _on_error(self, error: KafkaError) -> None:
-        # librdkafka retries by itself; ALL_BROKERS_DOWN and the like are worth a line
-        log.warning("%s: kafka: %s", self.name, error)
+        # librdkafka reconnects and retries by itself: a dropped connection (an idle one
+        # the broker closed, a broker restarting) is routine; no broker at all is not
+        if error.fatal():
+            log.error("%s: kafka: %s", self.name, error)
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            log.warning("%s: kafka: %s", self.name, error)
+        else:
+            log.info("%s: kafka: %s", self.name, error)
 
     async def _in_thread(self, call: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)

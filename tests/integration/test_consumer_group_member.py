@@ -89,6 +89,8 @@ async def test_what_arrives_while_a_batch_is_decided_is_fetched_meanwhile(
         # the first batch is still being decided, and the member fetched on
         await eventually(fetched_all, what="the member to fetch while the batch is decided")
         assert len(batches) == 1
+        # what the metrics scrape reads: fetched is not read; the fifty wait
+        assert member.lag() == [(topic, 0, len(later))]
         release.set()
         await eventually(lambda: len(batches) >= 2, what="the next batch")
         assert batches[1] == [v.encode() for v in later]
