@@ -1,8 +1,9 @@
 """The services' consumer group member on librdkafka (services/runtime/rdkafka_consumer.py),
 against a real Kafka: it keeps fetching while a batch is decided (what reached the broker
 meanwhile is the next batch, whole), a batch that fails is read again from its first
-record, and what was decided is committed on stop, so the next member of the group starts
-after it (nothing twice, nothing skipped)."""
+record, what was decided is committed on stop, so the next member of the group starts
+after it (nothing twice, nothing skipped), and a record larger than a fetch still comes
+(KIP-74), so it does not stall its partition."""
 
 from __future__ import annotations
 
@@ -137,3 +138,40 @@ async def test_a_failed_batch_is_read_again_and_stop_commits_what_was_decided(
     finally:
         await second.stop()
     assert after == [3, 4]
+
+
+async def test_a_record_larger_than_a_fetch_still_comes_and_the_next_after_it(
+    real_settings: Settings,
+) -> None:
+    """README: a topic whose limit was raised past the consumers' 2 MiB per partition does
+    not stall them: Kafka returns the first record batch whatever the fetch size."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=real_settings.bootstrap_list())
+    await admin.start()
+    wide = f"t{uuid.uuid4().hex[:10]}.wide"
+    try:
+        await admin.create_topics(
+            [NewTopic(wide, 1, 1, topic_configs={"max.message.bytes": str(4 * 1024 * 1024)})]
+        )
+    finally:
+        await admin.close()
+    producer = Producer(
+        {
+            "bootstrap.servers": real_settings.kafka_bootstrap_servers,
+            "message.max.bytes": 5 * 1024 * 1024,
+        }
+    )
+    producer.produce(wide, b"x" * (3 * 1024 * 1024))
+    producer.produce(wide, b"small")
+    assert producer.flush(30) == 0
+    sizes: list[int] = []
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        sizes.extend(len(r.value or b"") for r in records)
+
+    member = _member(real_settings, wide, f"g-{uuid.uuid4().hex[:8]}", on_batch)
+    await member.start()
+    try:
+        await eventually(lambda: len(sizes) >= 2, what="both records", timeout=60)
+    finally:
+        await member.stop()
+    assert sizes == [3 * 1024 * 1024, len(b"small")]
