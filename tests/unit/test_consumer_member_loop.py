@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
+import threading
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -49,6 +49,7 @@ class _Consumer:
 
     def __init__(self) -> None:
         self.polls = 0
+        self.closed = threading.Event()  # set by the test: a waiting poll returns at once
         self.commits: list[list[tuple[str, int, int]]] = []
 
     def poll(self, timeout: float) -> _Message | None:
@@ -57,7 +58,7 @@ class _Consumer:
             raise KafkaException(KafkaError(KafkaError._FATAL, "a fatal error"))
         if self.polls == 2:
             return _Message(7)
-        time.sleep(0.005)
+        self.closed.wait(timeout)  # as librdkafka: nothing came within the timeout
         return None
 
     def consume(self, count: int, timeout: float) -> list[_Message]:
@@ -85,6 +86,7 @@ async def test_a_fetch_that_raises_is_retried_and_a_handled_batch_committed() ->
         await eventually(lambda: consumer.commits != [], what="the batch committed")
     finally:
         member.stopping = True
+        consumer.closed.set()
         await task
         member._thread.shutdown()
     assert handled == [[7, 8]]
