@@ -64,6 +64,13 @@ def _record(message: Message) -> FetchedRecord:
     )
 
 
+def _positions(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
+    """Next offsets per (topic, partition), as librdkafka's commit takes them."""
+    return [
+        TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+    ]
+
+
 def consumer_config(
     *,
     bootstrap: list[str],
@@ -234,7 +241,7 @@ class RdkafkaSubscription:
         self._done |= last
         if self._consumer is not None:
             self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in last.items()],
+                offsets=_positions(last),
                 asynchronous=True,
             )
 
@@ -262,7 +269,7 @@ class RdkafkaSubscription:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Taken away: what was decided is committed before the next owner reads on."""
         revoked = {(p.topic, p.partition) for p in partitions}
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._done.items() if (t, p) in revoked]
+        offsets = _positions({tp: o for tp, o in self._done.items() if tp in revoked})
         if offsets:
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
@@ -273,7 +280,7 @@ class RdkafkaSubscription:
         self._assigned = [p for p in self._assigned if (p.topic, p.partition) not in revoked]
 
     def _close(self, consumer: Consumer) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._done.items()]
+        offsets = _positions(self._done)
         if offsets:
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
