@@ -28,19 +28,9 @@ from services.booking import domain, store
 from services.booking.domain import BookingStatus, HubConfig, SlotUsage
 from services.booking.store import StoredBooking, bookings, slot_usage
 from services.runtime.bulk import insert_many
-from services.runtime.db import dialect_name, insert_ignoring
+from services.runtime.db import dialect_name
 
 Slot = tuple[str, datetime]  # (hub id, slot start in UTC)
-
-_SET_USAGE = (
-    update(slot_usage)
-    .where(
-        slot_usage.c.hub_id == bindparam("b_hub_id"),
-        slot_usage.c.slot_start == bindparam("b_slot_start"),
-    )
-    .values(docks_used=bindparam("b_docks"), volume_used_l=bindparam("b_volume"))
-)
-
 
 _UPDATE_BOOKING = update(bookings).where(bookings.c.id == bindparam("b_id"))
 
@@ -166,12 +156,14 @@ class Ledger:
         }
         if touched:
             ordered = sorted(touched)
-            await session.execute(
-                insert_ignoring(session, slot_usage, "hub_id", "slot_start"),
+            await insert_many(
+                session,
+                slot_usage,
                 [
                     {"hub_id": h, "slot_start": s, "docks_used": 0, "volume_used_l": 0}
                     for h, s in ordered
                 ],
+                skip_existing=("hub_id", "slot_start"),
             )
             slots_given = (
                 {"hub_ids": [h for h, _ in ordered], "slot_starts": [s for _, s in ordered]}
@@ -265,12 +257,16 @@ class Ledger:
         for rows in by_columns.values():  # SET: the columns of the parameters
             await session.execute(_UPDATE_BOOKING, rows)
         if self.dirty:
-            await session.execute(
-                _SET_USAGE,
+            # each slot's row was locked when the batch read it: an upsert that always
+            # finds its row is an UPDATE of all of them in one execution
+            await insert_many(
+                session,
+                slot_usage,
                 [
-                    {"b_hub_id": h, "b_slot_start": s, "b_docks": u.docks_used,
-                     "b_volume": u.volume_used_l}
+                    {"hub_id": h, "slot_start": s, "docks_used": u.docks_used,
+                     "volume_used_l": u.volume_used_l}
                     for (h, s) in sorted(self.dirty)
                     for u in (self.usage[h, s],)
                 ],
+                replace_existing=("hub_id", "slot_start"),
             )  # fmt: skip

@@ -47,7 +47,8 @@ class FetchedRecord:
     timestamp_type: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    # no headers: nothing the services decide reads them, and a dead letter carries
+    # headers of its own (dead_letters.py); copying them cost a list per record
 
 
 def _record(message: Message) -> FetchedRecord:
@@ -60,7 +61,6 @@ def _record(message: Message) -> FetchedRecord:
         timestamp_type=1 if kind == 2 else 0,  # librdkafka: 1 create time, 2 log append
         key=message.key(),
         value=message.value(),
-        headers=message.headers() or [],  # type: ignore[arg-type]
     )
 
 
