@@ -109,7 +109,9 @@ class Ledger:
     usage: dict[Slot, SlotUsage] = field(default_factory=dict)
     # no-show candidates per hub: ids of confirmed bookings, earliest slot end first
     due: dict[str, list[str]] = field(default_factory=dict)
-    inserts: list[dict[str, Any]] = field(default_factory=list)
+    # new bookings' rows by id, in the order decided: a later transition in the same
+    # batch changes its row here, found without a scan of the batch's rows
+    inserts: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # booking id -> SET
     dirty: set[Slot] = field(default_factory=set)
     # slots given capacity back, in order, for their waiting lists (waiting_list.py)
@@ -222,14 +224,16 @@ class Ledger:
         row.setdefault("updated_at", row["decided_at"])
         booking = StoredBooking(**row)
         self.bookings[booking.id] = booking
-        self.inserts.append(row | {"status": booking.status.value})
+        if booking.id in self.inserts:  # pragma: no cover - a decided id is found, not added
+            raise ValueError(f"booking {booking.id} added twice in one batch")
+        self.inserts[booking.id] = row | {"status": booking.status.value}
 
     def transition(
         self, booking: StoredBooking, new: BookingStatus, now: datetime, **values: Any
     ) -> StoredBooking:
         changed = replace(booking, status=new, updated_at=now, **values)
         self.bookings[booking.id] = changed
-        pending = next((r for r in self.inserts if r["id"] == booking.id), None)
+        pending = self.inserts.get(booking.id)
         if pending is not None:  # decided and changed within this batch: one insert
             pending.update(status=new.value, updated_at=now, **values)
         else:
@@ -250,7 +254,7 @@ class Ledger:
     # --- saving -----------------------------------------------------------------------
 
     async def save(self, session: AsyncSession) -> None:
-        await insert_many(session, store.bookings, self.inserts)
+        await insert_many(session, store.bookings, list(self.inserts.values()))
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for booking_id, values in self.updates.items():
             by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": booking_id, **values})

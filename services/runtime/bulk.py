@@ -34,22 +34,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
-    encode: Callable[[dict[str, Any]], tuple[Any, ...]]  # a row -> its given values
+    # rows -> their given values: SQLite, a tuple per row; PostgreSQL, a list per column
+    encode: Callable[[Sequence[dict[str, Any]]], list[Any]]
     constants: tuple[Any, ...]  # the driver's values of the defaults the rows leave out
     arrays: bool  # PostgreSQL: the given values as one array per column
 
 
-def _row_encoder(
-    columns: tuple[str, ...], processors: tuple[Callable[[Any], Any] | None, ...]
-) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _encoder(
+    columns: tuple[str, ...], processors: tuple[Callable[[Any], Any] | None, ...], *, arrays: bool
+) -> Callable[[Sequence[dict[str, Any]]], list[Any]]:
     """Every value through its column's processor (None too: a JSON column writes it as
-    null)."""
+    null). For arrays the values are gathered column by column, as they are sent."""
     pairs = tuple(zip(columns, processors, strict=True))
+    if arrays:
 
-    def encode(row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple([row[c] if p is None else p(row[c]) for c, p in pairs])
+        def by_column(rows: Sequence[dict[str, Any]]) -> list[Any]:
+            return [
+                [row[c] for row in rows] if p is None else [p(row[c]) for row in rows]
+                for c, p in pairs
+            ]
 
-    return encode
+        return by_column
+
+    def by_row(rows: Sequence[dict[str, Any]]) -> list[Any]:
+        return [tuple([row[c] if p is None else p(row[c]) for c, p in pairs]) for row in rows]
+
+    return by_row
 
 
 def _pg_type(table: Table, name: str, dialect: Any) -> tuple[str, str]:
@@ -123,8 +133,9 @@ def _plan(
     constants = tuple(
         v if p is None else p(v) for p, (_, v) in zip(defaults, left_out, strict=True)
     )
+    by_column = dialect.paramstyle == "numeric_dollar"
     plan = _PLANS[key] = _Plan(
-        sql, _row_encoder(columns, given), constants, dialect.paramstyle == "numeric_dollar"
+        sql, _encoder(columns, given, arrays=by_column), constants, by_column
     )
     return plan
 
@@ -166,11 +177,9 @@ async def insert_many(
             skip_existing or replace_existing,
             bool(replace_existing),
         )
-        encode = plan.encode
-        values = [encode(row) for row in rows[start:end]]
+        values = plan.encode(rows[start:end])
         if plan.arrays:
-            columns = [list(column) for column in zip(*values, strict=True)]
-            await connection.exec_driver_sql(plan.sql, (*columns, *plan.constants))
+            await connection.exec_driver_sql(plan.sql, (*values, *plan.constants))
         else:
             await connection.exec_driver_sql(plan.sql, [(*row, *plan.constants) for row in values])
         start = end
