@@ -36,6 +36,8 @@ from services.runtime.outbox import (
 )
 from services.runtime.outbox_wakeup import CommitListener
 
+_NO_FLOOR = 2**63  # above any outbox id: no floor was asked for
+
 log = logging.getLogger(__name__)
 
 
@@ -74,9 +76,19 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self.find_published = find_published
         self._wake = asyncio.Event()
+        # The least id a pass reads from. The read of pending rows walks the index
+        # (sent_at, id) from its start, and every row sent since the last vacuum leaves
+        # a dead entry there: from 0 the read grew to ~2.7 ms a pass under load
+        # (docs/booking-throughput.md). A pass moves the floor past what it read; what
+        # may commit below it lowers it again: this process's units of work (by the
+        # floor they saw before writing, see `floor_mark`), anything else (another
+        # process's NOTIFY, a lost connection, a caller of `notify`, the safety poll)
+        # to 0.
+        self._floor = 0
+        self._lowered = _NO_FLOOR  # the least floor asked for while a pass ran
         # PostgreSQL: commits of other processes wake the active relay by NOTIFY; its
         # idle poll is then only a safety net (outbox_wakeup)
-        self.listener = CommitListener(engine, service, self._wake.set)
+        self.listener = CommitListener(engine, service, self.notify)
         # one relay pass at a time: the loop and consumers publishing before they ack
         self._pass = asyncio.Lock()
         self._drains: set[asyncio.Task[None]] = set()  # passes consumers started
@@ -96,7 +108,7 @@ class OutboxRelay:
         o = outbox
         self._pending = (
             select(o.c.id, o.c.topic, o.c.key, o.c.payload, o.c.event_type)
-            .where(o.c.sent_at.is_(None))
+            .where(o.c.sent_at.is_(None), o.c.id >= bindparam("floor"))
             .order_by(o.c.id)
             .limit(batch_size)
         )
@@ -114,8 +126,27 @@ class OutboxRelay:
         )
 
     def notify(self) -> None:
-        """Called after a transaction that enqueued events committed: publish soon."""
+        """Called after a transaction that enqueued events committed, rows of unknown
+        ids: read from the start, soon."""
+        self.lower_floor(0)
         self._wake.set()
+
+    def wake(self) -> None:
+        """Publish soon (the committed rows lowered the floor already, `lower_floor`)."""
+        self._wake.set()
+
+    def floor_mark(self) -> int:
+        """What a unit of work notes before it writes outbox rows, and passes to
+        `lower_floor` once they are committed. Never above their ids: the floor is
+        only ever raised past ids a finished pass read, so those were taken before the
+        mark, and ids are taken in increasing order (a sequence without a cache,
+        SQLite's single writer)."""
+        return self._floor
+
+    def lower_floor(self, mark: int) -> None:
+        """Rows at ``mark`` or above were committed: the next pass reads from there."""
+        self._floor = min(self._floor, mark)
+        self._lowered = min(self._lowered, mark)
 
     async def publish_now(self, timeout: float) -> None:
         """Publish what is pending before the caller acknowledges its input, so that a
@@ -233,6 +264,7 @@ class OutboxRelay:
     async def _take_over(self) -> None:
         """Reconcile before the first pass, retrying while Kafka is away: publishing
         before knowing what the predecessor published would publish it twice."""
+        self.lower_floor(0)  # a predecessor's rows, whatever this instance saw before
         backoff = 0.1
         while not self._stopping:
             try:
@@ -310,18 +342,20 @@ class OutboxRelay:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle)
                 except TimeoutError:
-                    pass
+                    self.lower_floor(0)  # the safety poll reads everything pending
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows in order; returns how many were sent."""
         o = self.outbox
         self.passes += 1
+        self._lowered = _NO_FLOOR
+        read_from = {"floor": self._floor}
         if self._autocommit is not None:
             async with self._autocommit.connect() as conn:
-                rows = (await conn.execute(self._pending)).all()
+                rows = (await conn.execute(self._pending, read_from)).all()
         else:
             async with AsyncSession(self.engine) as session:
-                rows = (await session.execute(self._pending)).all()
+                rows = (await session.execute(self._pending, read_from)).all()
         if not rows:
             return 0
         service = self.service
@@ -372,6 +406,10 @@ class OutboxRelay:
                     for statement, values in marks:
                         await session.execute(statement, values)
         self.published += len(sent_ids)
+        # past what this pass read, but not past a row it left pending, nor past what
+        # was committed below while it ran
+        past = min(failed_ids) if failed_ids else rows[-1].id + 1
+        self._floor = min(past, self._lowered)
         if first_error is not None:
             raise first_error
         return len(rows)

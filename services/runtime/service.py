@@ -86,6 +86,7 @@ class Service:
             outbox=self.outbox,
             topic=settings.topic,
             emitted=self._wake_relay,
+            floor=self.relay,
         )
         self.consumers: list[EventConsumer] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -272,7 +273,7 @@ class Service:
 
     def _wake_relay(self) -> None:
         if self.relay is not None:
-            self.relay.notify()
+            self.relay.wake()  # the unit of work lowered its floor
 
     def _after_commit(self) -> Awaitable[None] | None:
         """What a consumer does after its transaction: publish the outbox before it acks
@@ -282,7 +283,7 @@ class Service:
         wait = self.settings.outbox_publish_before_ack_seconds
         if wait > 0:
             return self.relay.publish_now(wait)
-        self.relay.notify()
+        self.relay.wake()  # the unit of work lowered its floor
         return None
 
     def every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:

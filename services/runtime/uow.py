@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -37,6 +37,16 @@ class Emitted:
     encoded: bytes
 
 
+class OutboxFloor(Protocol):
+    """The relay's floor (outbox_relay.py): noted before a unit of work writes outbox
+    rows, lowered to that mark once they are committed, so that a pass that ran in
+    between and moved past their ids reads them after all."""
+
+    def floor_mark(self) -> int: ...
+
+    def lower_floor(self, mark: int) -> None: ...
+
+
 class UnitOfWork:
     """One open transaction of a service: ``session`` for its tables, :meth:`emit` for the
     events it causes, :meth:`on_commit` for what follows a commit."""
@@ -48,8 +58,11 @@ class UnitOfWork:
         source: str,
         outbox: Table | None,
         topic: Callable[[str], str],
+        floor: OutboxFloor | None = None,
     ) -> None:
         self.session = session
+        self._floor = floor
+        self.floor_mark: int | None = None  # the relay's floor before the first outbox row
         self.source = source
         self._outbox = outbox
         self._topic = topic
@@ -131,6 +144,8 @@ class UnitOfWork:
         """Write the events emitted so far to the outbox (done before every commit: a
         batch's events cost one statement, not one each)."""
         if self._events and self._outbox is not None:
+            if self._floor is not None and self.floor_mark is None:
+                self.floor_mark = self._floor.floor_mark()
             events, self._events = self._events, []
             await enqueue_all(self.session, self._outbox, events)
 
@@ -176,12 +191,14 @@ class UnitsOfWork:
         outbox: Table | None,
         topic: Callable[[str], str],
         emitted: Callable[[], None] = lambda: None,
+        floor: OutboxFloor | None = None,
     ) -> None:
         self.sessions = sessions
         self.source = source
         self.outbox = outbox
         self.topic = topic
         self._emitted = emitted  # e.g. wake the relay: new rows wait in the outbox
+        self.floor = floor  # the relay's, lowered after each commit that wrote rows
 
     @property
     def engine(self) -> AsyncEngine:
@@ -194,9 +211,18 @@ class UnitsOfWork:
         they commit their offsets)."""
         async with writing(self.engine), self.sessions() as session:
             async with session.begin():
-                uow = UnitOfWork(session, source=self.source, outbox=self.outbox, topic=self.topic)
+                uow = UnitOfWork(
+                    session,
+                    source=self.source,
+                    outbox=self.outbox,
+                    topic=self.topic,
+                    floor=self.floor,
+                )
                 yield uow
                 await uow.flush()
+        if self.floor is not None and uow.floor_mark is not None:
+            # before anything else may start a relay pass
+            self.floor.lower_floor(uow.floor_mark)
         uow._committed()
         metrics.committed(self.source.rsplit("/", 1)[-1], uow.payloads)
         if notify and uow.emitted:
