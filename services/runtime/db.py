@@ -103,6 +103,14 @@ def make_engine(url: str, *, sqlite_inline: bool = False) -> AsyncEngine:
         max_overflow=10,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
+        # Every execution planned with its parameters. asyncpg prepares each statement,
+        # and after five executions PostgreSQL may keep a generic plan made from the
+        # statistics of that moment: a booking table that was nearly empty then was read
+        # by a sequential scan, comparing every row with every id of a batch (50 to 95 ms a
+        # read at 1 000 commands/s after ten thousand bookings, until an ANALYZE
+        # replanned it; docs/booking-throughput.md). Planning these short statements
+        # costs far less than one such read.
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
     ping_when_idle(engine)
     return engine
