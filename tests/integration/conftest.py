@@ -102,10 +102,23 @@ def secured_kafka() -> Iterator[SecuredKafka]:
         yield SecuredKafka(apache, load_acls())
 
 
-@pytest.fixture
-async def booking_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database with the booking service's schema (its migrations)."""
-    engine = make_engine(database_url)
+async def _booking_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(url)
     await BookingService.spec.migrate(engine)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def booking_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database with the booking service's schema (its migrations)."""
+    async for engine in _booking_engine(database_url):
+        yield engine
+
+
+@pytest.fixture
+async def booking_engine_pg(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """The same on PostgreSQL only, for what SQLite has no counterpart of (plans,
+    concurrent writers)."""
+    async for engine in _booking_engine(postgres_url):
+        yield engine

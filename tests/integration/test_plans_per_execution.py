@@ -7,29 +7,20 @@ ten thousand bookings by a sequential scan, every row against every id of the ba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.ledger import Ledger
-from services.booking.service import BookingService
-from services.runtime.db import make_engine
 
 NOW = datetime(2026, 12, 7, 8, tzinfo=UTC)
 
 
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(postgres_url)
-    await BookingService.spec.migrate(engine)
-    yield engine
-    await engine.dispose()
-
-
-async def test_a_batchs_reads_are_planned_with_their_parameters_every_time(engine) -> None:
+async def test_a_batchs_reads_are_planned_with_their_parameters_every_time(
+    booking_engine_pg,
+) -> None:
+    engine = booking_engine_pg
     async with engine.connect() as connection:
         session = AsyncSession(bind=connection)
         for batch in range(12):  # well past the five custom plans before a generic one
@@ -59,8 +50,9 @@ async def test_a_batchs_reads_are_planned_with_their_parameters_every_time(engin
     assert [p.statement for p in plans if "$1" in p.statement and p.generic_plans] == []
 
 
-async def test_the_setting_is_the_services_own_not_the_servers(engine) -> None:
+async def test_the_setting_is_the_services_own_not_the_servers(booking_engine_pg) -> None:
     """What a server's default would say (`auto`) does not decide it."""
+    engine = booking_engine_pg
     async with engine.connect() as connection:
         mode = (await connection.execute(text("SHOW plan_cache_mode"))).scalar_one()
         default = (

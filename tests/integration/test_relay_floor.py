@@ -9,31 +9,20 @@ order there, and the same code runs.)"""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.booking import BookingCancellationRequested
 from contracts.envelope import new_event
 from services.booking import store as booking_store
-from services.booking.service import BookingService
-from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.db import make_sessionmaker
 from services.runtime.outbox import enqueue
 from services.runtime.outbox_relay import OutboxRelay
 from services.runtime.uow import UnitsOfWork
 
 HUB = "hub-1"
-
-
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(postgres_url)
-    await BookingService.spec.migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 class _Published:
@@ -85,7 +74,10 @@ def _reference(payload: bytes) -> str:
     return json.loads(payload)["data"]["carrier_reference"]
 
 
-async def test_a_unit_of_work_committed_below_the_floor_is_read_by_the_next_pass(engine) -> None:
+async def test_a_unit_of_work_committed_below_the_floor_is_read_by_the_next_pass(
+    booking_engine_pg,
+) -> None:
+    engine = booking_engine_pg
     relay, units, published = _setup(engine)
     await _commit(units, "first")
     assert await relay.relay_once() == 1  # the floor moves past "first"
@@ -103,10 +95,11 @@ async def test_a_unit_of_work_committed_below_the_floor_is_read_by_the_next_pass
     assert ids["first"] < ids["late"] < ids["early"]
 
 
-async def test_a_pass_reads_from_its_floor_and_a_notify_reads_everything(engine) -> None:
+async def test_a_pass_reads_from_its_floor_and_a_notify_reads_everything(booking_engine_pg) -> None:
     """A row committed below the floor by a writer that does not lower it (another
     process; its NOTIFY calls `notify`) waits for that, or for the safety poll, which
     reads from the start too."""
+    engine = booking_engine_pg
     relay, units, published = _setup(engine)
     sessions = make_sessionmaker(engine)
     async with sessions() as elsewhere:
