@@ -62,17 +62,21 @@ def _encoder(
     return by_row
 
 
+def pg_cast_type(type_: Any, dialect: Any) -> str:
+    """The PostgreSQL type a parameter of a column of ``type_`` is cast to. Text without
+    a length: a cast to VARCHAR(n) would cut a longer value silently, where the
+    INSERT's or UPDATE's assignment refuses it."""
+    return "VARCHAR" if isinstance(type_, String) else str(type_.compile(dialect=dialect))
+
+
 def _pg_type(table: Table, name: str, dialect: Any) -> tuple[str, str]:
     """(the type an array parameter of the column is cast to, how its element becomes the
-    column's value). Text without a length: a cast to VARCHAR(n) would cut a longer
-    value silently, where the INSERT's assignment refuses it. JSON travels as text (the
-    processor's output) and is cast per element, as a scalar JSON parameter is."""
+    column's value). JSON travels as text (the processor's output) and is cast per
+    element, as a scalar JSON parameter is."""
     type_ = table.c[name].type
     if isinstance(type_, JSON):
         return "TEXT", "CAST({} AS JSON)"
-    if isinstance(type_, String):
-        return "VARCHAR", "{}"
-    return str(type_.compile(dialect=dialect)), "{}"
+    return pg_cast_type(type_, dialect), "{}"
 
 
 _PLANS: dict[tuple[str, Table, tuple[str, ...], tuple[str, ...], bool], _Plan] = {}

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.runtime.bulk import pg_cast_type
 
 # where a delivery was read: (source, event_id, topic, partition, offset)
 ClaimRow = tuple[str, str, str, int, int]
@@ -81,10 +83,7 @@ def _plan(dialect: Any, inbox: Table) -> _Plan:
     if dialect.name == "postgresql":
 
         def sql_type(column: str) -> str:
-            # without a length: a cast to VARCHAR(n) would cut a longer value silently,
-            # where the INSERT's assignment refuses it
-            type_ = inbox.c[column].type
-            return "VARCHAR" if isinstance(type_, String) else str(type_.compile(dialect=dialect))
+            return pg_cast_type(inbox.c[column].type, dialect)
 
         arrays = ", ".join(f"${i}::{sql_type(c)}[]" for i, c in enumerate(_POSITION, start=2))
         fields = ", ".join(q(c) for c in _POSITION)
