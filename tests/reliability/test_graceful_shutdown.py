@@ -3,13 +3,19 @@ finishes the record in flight, flushes its outbox, commits and exits 0; after a 
 every request is decided exactly once.
 
 The broker is the session's (Apache Kafka in CI), in another process: the cluster
-outlives the service's restart. A graceful stop commits its offsets first, so this test
+outlives the service's restart.
+
+The stop overlaps the work by construction: the carrier streams its commands in chunks,
+keeping a backlog of a few hundred undecided ones ahead of the outcomes, so SIGTERM lands
+while commands are waiting and more are still to come. (A single burst of 2 000 let a fast
+service decide all of them before the signal arrived.) A graceful stop commits its offsets first, so this test
 proves the shutdown path; crash safety (SIGKILL, the inbox) is proven in
 tests/reliability/test_scale_out.py and the multi-process e2e test.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +28,8 @@ from tests.support.waiting import eventually
 
 TOTAL = 2000
 DOCKS = 100  # per slot; 10 slots: half the requests are confirmed
+CHUNK = 100  # commands the carrier sends at once
+BACKLOG = 300  # the carrier stays at most this far ahead of the outcomes it has seen
 
 
 async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
@@ -51,15 +59,35 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
             Carrier(kafka_process, prefix=prefix) as carrier,
             TopicReader(kafka_process, prefix + "microhub.booking.events.v1") as outcomes,
         ):
-            await carrier.burst(TOTAL, hub_id=TEST_HUB, first_slot=slot0, time=now)
+            sent = 0
+
+            async def stream() -> None:
+                # paced by outcomes, not by the clock: it pauses while the service is down
+                nonlocal sent
+                for first in range(0, TOTAL, CHUNK):
+                    await outcomes.wait_for(
+                        lambda r, ahead=first - BACKLOG: len(r.events) >= ahead,
+                        timeout=120,
+                        what=f"outcomes to come within {BACKLOG} of {first} commands",
+                    )
+                    await carrier.burst(
+                        CHUNK, hub_id=TEST_HUB, first_slot=slot0, time=now, prefix=f"b{first}-"
+                    )
+                    sent = first + CHUNK
+
+            streaming = asyncio.create_task(stream())
             await outcomes.wait_for(lambda r: len(r.events) >= 50, timeout=60, what="50 outcomes")
 
+            sent_when_signalled = sent
             assert await service.terminate() == 0, service.log.read_text()
+            # everything the stopped process published, read to the topic's end
+            await eventually(outcomes.at_end, what="the reader at the topic's end")
             stopped_at = len(outcomes.events)
             log = service.log.read_text()
             assert "stopping" in log and "Traceback" not in log, log
 
             await service.start()
+            await streaming
             await outcomes.wait_for(
                 lambda r: len(r.by_reference()) >= TOTAL, timeout=120, what=f"{TOTAL} outcomes"
             )
@@ -75,8 +103,11 @@ async def test_sigterm_under_load_exits_0_and_loses_or_repeats_nothing(
             await eventually(outcomes.at_end, what="the reader at the topic's end")
             assert await service.terminate() == 0, service.log.read_text()
 
-        # the stop really happened mid-stream: the restarted process decided the rest
-        assert stopped_at < TOTAL
+        # the stop really happened mid-stream: the service had decided some commands, the
+        # carrier had more to send when the signal came, and the restarted process decided
+        # the rest
+        assert 50 <= stopped_at < TOTAL
+        assert sent_when_signalled < TOTAL
         by_ref = outcomes.by_reference()
         assert len(by_ref) == TOTAL
         assert {ref: len(ev) for ref, ev in by_ref.items() if len(ev) != 1} == {}
