@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -38,6 +39,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if names & POSTGRES_FIXTURES or params.get("database_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A `microhub` command run in-process (typer's CliRunner) replaces the root logger's
+    handlers with one on the stderr of that moment, a stream closed when the test ends;
+    a later log line from any thread would then print "--- Logging error ---". Each test
+    gets the root logger back as it found it."""
+    root = logging.getLogger()
+
+    def ours(handler: logging.Handler) -> bool:
+        # pytest adds and removes its own capture handlers around each phase
+        return not type(handler).__module__.startswith("_pytest")
+
+    handlers, level = [h for h in root.handlers if ours(h)], root.level
+    yield
+    for handler in [h for h in root.handlers if ours(h) and h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
