@@ -196,6 +196,10 @@ class Platform:
         return {"status": "ready" if ok else "not ready", "services": report}
 
     async def stop(self) -> None:
+        # consumers first: a batch fetched while the HTTP servers wind down (uvicorn checks
+        # its exit flag every 0.1 s) would otherwise be decided after the signal
+        for service in self.services.values():
+            service.stop_fetching()
         for server, _ in self._servers:
             server.should_exit = True
         await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)

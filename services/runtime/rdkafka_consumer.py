@@ -193,6 +193,11 @@ class RdkafkaSubscription:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if self.stopping:
+                # the stop began while this fetch was under way: what it brought is neither
+                # decided nor committed, so the stop waits for no new batch; the partition's
+                # next owner (or this service restarted) reads it again from the commit
+                return
             records = self._records(messages)
             if not records:
                 continue

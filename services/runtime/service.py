@@ -328,11 +328,18 @@ class Service:
         self.started = True
         log.info("%s service started (database %s)", self.name, self.engine.url.render_as_string())
 
+    def stop_fetching(self) -> None:
+        """The first step of a graceful stop, taken as soon as the stop is asked for (before
+        the HTTP servers are waited for): no consumer starts another batch, and one whose
+        fetch is under way drops what it brings, uncommitted (all at once: none retries a
+        batch meanwhile)."""
+        for consumer in self.consumers:
+            consumer.stopping = consumer.subscription.stopping = True
+
     async def stop(self) -> None:
         """Graceful: stop consuming, let the record in flight finish, flush the outbox,
         close the producer."""
-        for consumer in self.consumers:  # all at once: none retries a batch meanwhile
-            consumer.stopping = consumer.subscription.stopping = True
+        self.stop_fetching()
         for consumer in self.consumers:
             await consumer.stop_consuming()
         for task in self._tasks:

@@ -2,7 +2,8 @@
 against a real Kafka: it keeps fetching while a batch is decided (what reached the broker
 meanwhile is the next batch, whole), a batch that fails is read again from its first
 record, what was decided is committed on stop, so the next member of the group starts
-after it (nothing twice, nothing skipped), and a record larger than a fetch still comes
+after it (nothing twice, nothing skipped), what a fetch brings after the stop began is left for the
+next member, and a record larger than a fetch still comes
 (KIP-74), so it does not stall its partition."""
 
 from __future__ import annotations
@@ -138,6 +139,51 @@ async def test_a_failed_batch_is_read_again_and_stop_commits_what_was_decided(
     finally:
         await second.stop()
     assert after == [3, 4]
+
+
+async def test_what_a_fetch_brings_after_the_stop_began_is_neither_decided_nor_committed(
+    real_settings: Settings, topic: str
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    decided: list[int] = []
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        decided.extend(r.offset for r in records)
+
+    member = _member(real_settings, topic, group, on_batch)
+    fetch = member._fetch
+    brought: list[int] = []
+
+    def fetch_while_the_stop_begins() -> list:
+        messages = fetch()
+        if messages:  # SIGTERM arrives while this fetch is in the member's thread
+            member.stopping = True
+            brought.extend(m.offset() for m in messages)
+        return messages
+
+    member._fetch = fetch_while_the_stop_begins  # type: ignore[method-assign]
+    await member.start()
+    try:
+        await eventually(lambda: bool(member.assignment()), what="the partition assigned")
+        _send(real_settings, topic, ["a", "b"])
+        await eventually(lambda: bool(brought), what="a fetch bringing the records")
+    finally:
+        await member.stop()
+    assert decided == []  # the stop did not wait for a new batch
+
+    # and nothing was committed for it: the group's next member decides both
+    after: list[int] = []
+
+    async def next_owner(records: list[FetchedRecord]) -> None:
+        after.extend(r.offset for r in records)
+
+    second = _member(real_settings, topic, group, next_owner)
+    await second.start()
+    try:
+        await eventually(lambda: len(after) >= 2, what="the next member's records")
+    finally:
+        await second.stop()
+    assert after == [0, 1]
 
 
 async def test_a_record_larger_than_a_fetch_still_comes_and_the_next_after_it(
