@@ -297,12 +297,17 @@ class ChangeLog:
             # None only once the pool has closed or invalidated it; this one was just opened
             assert driver is not None
             await driver.add_listener(CHANNEL, self._notified)
-        except Exception as exc:
-            log.warning("dispatch change log: cannot LISTEN (polling meanwhile): %r", exc)
+        except BaseException as exc:
+            # also when stop() cancels the follower here: the connection is not ours to
+            # keep yet (stop's UNLISTEN does not know it), so it is closed, not pooled
+            # with a listener half added
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.invalidate()
                     await conn.close()
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("dispatch change log: cannot LISTEN (polling meanwhile): %r", exc)
             return
         self._listener = (conn, driver)
         self.wake()  # whatever was committed before LISTEN took effect
