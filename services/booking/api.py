@@ -132,7 +132,7 @@ def router(
         refused = refusal(command, sent_at)
         if refused is not None:  # what the service would answer, and store nothing of
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 {"reason": str(refused.reason), "message": refused.message},
             )
         async with sessions() as session:
@@ -321,7 +321,7 @@ def router(
         refused = reschedule_refusal(command, sent_at)
         if refused is not None:  # what the service would answer, and store nothing of
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 {"reason": refused.reason, "message": refused.message},
             )
         event_id = await send(command, booking.hub_id, sent_at)

@@ -73,7 +73,7 @@ def router(*, units: UnitsOfWork, principal: Callable[..., Awaitable[Principal]]
             raise forbid("only admins manage hubs")
         if hub.id != hub_id:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"body id {hub.id!r} != path id {hub_id!r}"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"body id {hub.id!r} != path id {hub_id!r}"
             )
         async with units() as uow:
             await store.upsert_hub(uow.session, hub)

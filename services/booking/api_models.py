@@ -115,7 +115,7 @@ def acting_carrier(caller: Principal, carrier_id: str | None, what: str) -> str:
         raise forbid(f"only carriers (and admins) can {what}")
     if carrier_id is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, "carrier_id is required for admin keys"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "carrier_id is required for admin keys"
         )
     return carrier_id
 
@@ -127,7 +127,7 @@ def command_from(model: type[M], **fields: Any) -> M:
         return model(**fields)
     except ValidationError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, exc.errors(include_url=False)
+            status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False)
         ) from exc
 
 

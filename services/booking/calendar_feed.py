@@ -119,7 +119,7 @@ def _scope_of(caller: Principal, body: TokenBody) -> tuple[str, str]:
     if caller.is_admin():
         if (body.carrier_id is None) == (body.hub_id is None):
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 "an admin names exactly one of carrier_id or hub_id",
             )
         if body.carrier_id is not None:

@@ -131,7 +131,7 @@ def router(
                 code = (
                     status.HTTP_409_CONFLICT
                     if data["reason"] == SeriesRejectionReason.IDEMPOTENCY_CONFLICT
-                    else status.HTTP_422_UNPROCESSABLE_ENTITY
+                    else status.HTTP_422_UNPROCESSABLE_CONTENT
                 )
                 raise HTTPException(code, {"reason": data["reason"], "message": data["message"]})
 
@@ -167,7 +167,7 @@ def router(
         problem = series.refusal(command)  # what the service would answer
         if problem is not None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 {"reason": problem.reason.value, "message": problem.message},
             )
         series_id = series_id_for(carrier_id, body.carrier_reference)

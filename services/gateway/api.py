@@ -120,7 +120,7 @@ def router(
         try:
             carrier = Carrier(check_carrier_id(carrier_id), body.name, body.active)
         except CarriersError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         async with units() as uow:
             await carriers_registry.upsert_carriers(uow.session, [carrier], origin="api")
         changed()
@@ -202,12 +202,12 @@ def router(
             url = check_url(body.url, allow_private=allow_private_targets)
             await check_address(url, allow_private=allow_private_targets)
         except TargetRefused as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         known = types_on(CARRIER_EVENTS)
         unknown = sorted(set(body.event_types or ()) - known)
         if unknown:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"no such event types on a carrier's topic: {', '.join(unknown)}",
             )
         now = datetime.now(UTC)
