@@ -60,6 +60,26 @@ def _member(
     )
 
 
+async def _next_member_reads(
+    settings: Settings, topic: str, group: str, count: int
+) -> tuple[list[int], list[tuple[str, int]]]:
+    """The offsets the group's next member is handed (``count`` at least), and what it
+    was assigned."""
+    offsets: list[int] = []
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        offsets.extend(r.offset for r in records)
+
+    member = _member(settings, topic, group, on_batch)
+    await member.start()
+    try:
+        await eventually(lambda: len(offsets) >= count, what="the next member's records")
+        assigned = [(p.topic, p.partition) for p in member.assignment()]
+    finally:
+        await member.stop()
+    return offsets, assigned
+
+
 async def test_what_arrives_while_a_batch_is_decided_is_fetched_meanwhile(
     real_settings: Settings, topic: str
 ) -> None:
@@ -126,18 +146,8 @@ async def test_a_failed_batch_is_read_again_and_stop_commits_what_was_decided(
 
     # the next member of the group starts after what was decided: nothing twice
     _send(real_settings, topic, ["d", "e"])
-    after: list[int] = []
-
-    async def on_batch(records: list[FetchedRecord]) -> None:
-        after.extend(r.offset for r in records)
-
-    second = _member(real_settings, topic, group, on_batch)
-    await second.start()
-    try:
-        await eventually(lambda: len(after) >= 2, what="the second member's records")
-        assert [(p.topic, p.partition) for p in second.assignment()] == [(topic, 0)]
-    finally:
-        await second.stop()
+    after, assigned = await _next_member_reads(real_settings, topic, group, 2)
+    assert assigned == [(topic, 0)]
     assert after == [3, 4]
 
 
@@ -172,17 +182,7 @@ async def test_what_a_fetch_brings_after_the_stop_began_is_neither_decided_nor_c
     assert decided == []  # the stop did not wait for a new batch
 
     # and nothing was committed for it: the group's next member decides both
-    after: list[int] = []
-
-    async def next_owner(records: list[FetchedRecord]) -> None:
-        after.extend(r.offset for r in records)
-
-    second = _member(real_settings, topic, group, next_owner)
-    await second.start()
-    try:
-        await eventually(lambda: len(after) >= 2, what="the next member's records")
-    finally:
-        await second.stop()
+    after, _ = await _next_member_reads(real_settings, topic, group, 2)
     assert after == [0, 1]
 
 
