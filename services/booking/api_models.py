@@ -24,6 +24,15 @@ PublishCommand = Callable[[Payload, str, datetime], Awaitable[str | None]]
 SOURCE = "microhub/http-api"  # the CloudEvents source of the commands it publishes
 
 
+class UnknownCarrier(Exception):
+    """The carrier a command is published for has no commands topic: it is not in the
+    carrier registry, or its topics were not applied (``microhub carriers apply``)."""
+
+    def __init__(self, carrier_id: str, topic: str) -> None:
+        super().__init__(carrier_id, topic)
+        self.carrier_id, self.topic = carrier_id, topic
+
+
 class BookingRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -183,6 +192,17 @@ async def queue(
     comes back names the registry, where a carrier without a topic is missing."""
     try:
         return await asyncio.wait_for(publish(payload, hub_id, time), timeout=timeout)
+    except UnknownCarrier as exc:  # no retry would help: say so now, not after the timeout
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            {
+                "reason": "unknown_carrier",
+                "message": f"carrier {exc.carrier_id} has no commands topic ({exc.topic}): "
+                "it is not in the carrier registry, or its topics were not applied yet "
+                "(an admin: PUT /v1/admin/carriers/{id}, then `microhub carriers apply`); "
+                "nothing was booked or changed",
+            },
+        ) from exc
     except Exception as exc:  # any broker failure means: not accepted
         carrier = getattr(payload, "carrier_id", None)
         hint = (

@@ -77,9 +77,12 @@ class BookingService(Service):
             series_api,
         )
         from services.booking.http_commands import ingress_publisher
+        from services.runtime.topic_presence import TopicPresence
 
-        # through the carrier's own topic and the gateway, like a carrier's Kafka client
-        publish = ingress_publisher(self.broker, self.settings.topic)
+        # through the carrier's own topic and the gateway, like a carrier's Kafka client;
+        # a carrier without a topic is told so at once (403 unknown_carrier)
+        presence = TopicPresence(self.bootstrap, self.settings, client_id=self.name)
+        publish = ingress_publisher(self.broker, self.settings.topic, presence=presence)
         return [
             lambda principal: api.router(units=self.units, publish=publish, principal=principal),
             lambda principal: api_v2.router(units=self.units, publish=publish, principal=principal),

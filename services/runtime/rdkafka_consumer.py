@@ -71,6 +71,11 @@ def _positions(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
     ]
 
 
+# how soon a pattern subscription reads a topic created after it joined (one metadata
+# request per interval and member: cheap)
+PATTERN_REFRESH_MS = 10_000
+
+
 def consumer_config(
     *,
     bootstrap: list[str],
@@ -139,7 +144,13 @@ class RdkafkaSubscription:
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"consume-{self.name}"
         )
-        self._consumer = Consumer(self.config | {"error_cb": self._on_error})
+        config = self.config | {"error_cb": self._on_error}
+        if self.subscription.startswith("^"):
+            # a pattern (every carrier's topic) matches topics created later only when
+            # the metadata is refreshed: every 5 minutes by default, so a carrier an
+            # admin just applied would wait that long for its first command to be read
+            config["topic.metadata.refresh.interval.ms"] = PATTERN_REFRESH_MS
+        self._consumer = Consumer(config)
         self._consumer.subscribe(
             [self.subscription], on_assign=self._on_assign, on_revoke=self._on_revoke
         )

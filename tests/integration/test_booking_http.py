@@ -20,6 +20,7 @@ from tests.support.hubs import TEST_HUB, hub_config
 KEYS = {
     "k-acme": "carrier:acme",
     "k-other": "carrier:other",
+    "k-ghost": "carrier:ghost",  # a key of a carrier not in the registry: no topics
     "k-op": f"operator:{TEST_HUB}",
     "k-op-elsewhere": "operator:elsewhere",
     "k-official": "official:testcity",
