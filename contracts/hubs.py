@@ -5,6 +5,7 @@ booking service decides with it; a carrier (and the simulation) plans with it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from datetime import date, time, timedelta
@@ -135,13 +136,26 @@ class HubConfig(BaseModel):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.city.timezone)
 
+    # read several times for every request decided: a cached figure per value (~0.1 µs)
+    # rather than a new one per read (0.5-0.8 µs); a model_copy with other values still
+    # gets its own, as nothing is kept on the instance
     @property
     def volume_per_slot_l(self) -> int:
-        return litres(self.volume_per_slot_m3)
+        return _litres_of_slot(self.volume_per_slot_m3)
 
     @property
     def slot_length(self) -> timedelta:
-        return timedelta(minutes=self.slot_minutes)
+        return _minutes(self.slot_minutes)
+
+
+@functools.lru_cache(maxsize=256)
+def _minutes(minutes: int) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+@functools.lru_cache(maxsize=256)
+def _litres_of_slot(volume_m3: float) -> int:
+    return litres(volume_m3)
 
 
 def litres(volume_m3: float) -> int:

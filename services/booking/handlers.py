@@ -87,7 +87,8 @@ class BookingHandlers(Reschedules):
             # does a standing booking's next occurrence
             self._no_shows(uow, ledger, command.hub_id, now)
             waiting.settle(uow, ledger, command.hub_id, now)
-            await standing.extend(uow, ledger, command.hub_id, now, self.request)
+            if standing.has(command.hub_id):  # most hubs: no coroutine a command for nothing
+                await standing.extend(uow, ledger, command.hub_id, now, self.request)
             # what is emitted in here answers this command (services/runtime/answers.py)
             with uow.answering(delivery.event):
                 if isinstance(command, BookingRequested):

@@ -273,6 +273,10 @@ class Standing:
 
     # --- the moving horizon -----------------------------------------------------------
 
+    def has(self, hub_id: str) -> bool:
+        """Has the hub a standing booking loaded (else :meth:`extend` has nothing to do)?"""
+        return hub_id in self.by_hub
+
     async def extend(
         self, uow: UnitOfWork, ledger: Ledger, hub_id: str, now: datetime, book: Book
     ) -> int:

@@ -67,7 +67,8 @@ def grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason,
             f"hub {hub.id} is closed from {closure.starts_at.isoformat()} to "
             f"{closure.ends_at.isoformat()}: {closure.reason}",
         )
-    local = slot_start.astimezone(hub.zone)
+    zone = hub.zone  # a property that builds (looks up) the ZoneInfo: read once
+    local = slot_start.astimezone(zone)
     day = local.date()
     if day in hub.closed_dates:
         return RejectionReason.HUB_CLOSED, f"hub {hub.id} is closed on {day.isoformat()}"
@@ -75,8 +76,8 @@ def grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason,
     if not intervals:
         return RejectionReason.HUB_CLOSED, f"hub {hub.id} is closed on {local.strftime('%A')}s"
     for interval in intervals:
-        opens = datetime.combine(day, interval.opens, tzinfo=hub.zone)
-        closes = datetime.combine(day, interval.closes, tzinfo=hub.zone)
+        opens = datetime.combine(day, interval.opens, tzinfo=zone)
+        closes = datetime.combine(day, interval.closes, tzinfo=zone)
         if opens <= local < closes:
             offset = (local - opens).total_seconds()
             if offset % (hub.slot_minutes * 60) != 0:

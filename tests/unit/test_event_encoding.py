@@ -6,6 +6,7 @@ contract."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import ClassVar
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contracts.booking import BookingCancelled, BookingConfirmed
-from contracts.envelope import Payload, decode, encode, encode_new, new_event
+from contracts.envelope import Payload, decode, encode, encode_new, new_event, new_event_id
 from tests.support.carrier import consignment
 
 IDENTIFIER = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:\-]{0,30}\Z")  # contracts.common
@@ -151,3 +152,15 @@ def test_what_orjson_cannot_write_is_encoded_by_the_model() -> None:
     assert json.loads(encoded) == json.loads(
         encode(new_event(payload, source="s", subject=None, time=time, event_id="e-3"))
     )
+
+
+def test_new_event_ids_are_random_version_4_uuids_in_their_canonical_text() -> None:
+    """Written without the UUID object (it is taken for every event): still what a
+    consumer parsing it as a UUID expects, and never the same twice."""
+    ids = [new_event_id() for _ in range(5_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # the 122 random bits are random: every hex digit outside the fixed ones turns up
+    assert {c for text in ids for c in text.replace("-", "")[:12]} == set("0123456789abcdef")
