@@ -13,10 +13,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from contracts.booking import HubClosureLiftRequested, HubClosureRequested
-from contracts.envelope import Payload, encode, new_event
+from contracts.envelope import Payload
 from services.booking import store
-from services.booking.api_models import SOURCE, answer_to_command, queue
-from services.runtime import tracing
+from services.booking.api_models import answer_to_command, queue
+from services.booking.http_commands import publish_command
 from services.runtime.auth import Principal, forbid
 from services.runtime.http import strict_body
 from services.runtime.uow import UnitsOfWork
@@ -32,15 +32,7 @@ def internal_publisher(broker: Any, topic: str) -> PublishCommand:
     this topic for it (infra/acls.yaml)."""
 
     async def publish(payload: Payload, hub_id: str, time: datetime) -> str:
-        event = tracing.stamp(new_event(payload, source=SOURCE, subject=hub_id, time=time))
-        await broker.publish(
-            encode(event),
-            topic,
-            key=hub_id.encode(),
-            timestamp_ms=int(time.timestamp() * 1000),
-            headers={"content-type": "application/cloudevents+json"},
-        )
-        return event.id
+        return await publish_command(broker, payload, topic, hub_id, time)
 
     return publish
 

@@ -42,20 +42,28 @@ def ingress_publisher(
         topic = topic_of(CARRIER_COMMANDS.for_carrier(carrier_id))
         if presence is not None and await presence.exists(topic) is False:
             raise UnknownCarrier(carrier_id, topic)
-        # the request's trace goes on in the command (traceparent extension)
-        event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
         try:
-            await broker.publish(
-                encode(event),
-                topic,
-                key=hub_id.encode(),
-                timestamp_ms=int(time.timestamp() * 1000),
-                headers={"content-type": "application/cloudevents+json"},
-            )
+            return await publish_command(broker, payload, topic, hub_id, time, source=source)
         except BaseException:  # a failure or the caller's timeout: the topic may be gone
             if presence is not None:
                 presence.forget(topic)
             raise
-        return event.id
 
     return publish
+
+
+async def publish_command(
+    broker: Any, payload: Payload, topic: str, hub_id: str, time: datetime, *, source: str = SOURCE
+) -> str:
+    """One command from the HTTP API onto ``topic``, keyed by its hub, with the API's
+    clock as its time; returns the command's event id."""
+    # the request's trace goes on in the command (traceparent extension)
+    event = tracing.stamp(new_event(payload, source=source, subject=hub_id, time=time))
+    await broker.publish(
+        encode(event),
+        topic,
+        key=hub_id.encode(),
+        timestamp_ms=int(time.timestamp() * 1000),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    return event.id
