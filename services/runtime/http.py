@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -13,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import MutableHeaders
@@ -31,6 +33,12 @@ microhub's HTTP API. Authenticate with an API key (`Authorization: Bearer <key>`
 `X-API-Key`); its scope decides what you may see: `carrier:<id>`, `operator:<hub>`,
 `official:<city>` or `admin`. People sign in once at `/ui/` (a session cookie; keys
 never go in URLs). Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus).
+
+Errors: every error body is a JSON object with `reason` (a stable code: a refusal's own,
+such as `idempotency_conflict` or `unknown_carrier`, else one per status — `bad_request`,
+`unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
+`body_too_large`, `invalid_request`, `unavailable`) and `message` (what was wrong);
+`detail` holds the same in FastAPI's form (for `invalid_request`, the list of problems).
 """
 
 
@@ -102,7 +110,9 @@ def create_app(
     for make_router in routers:
         app.include_router(make_router(principal))
     add_health_routes(app, health=health, ready=ready, metrics_refresh=metrics_refresh)
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    _document_error_bodies(app)
     app.add_middleware(
         SessionMiddleware,
         # unset: a random secret per process (a restart signs everyone out)
@@ -157,12 +167,12 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None:
             if declared < 0:
-                await JSONResponse({"detail": "Content-Length is no size"}, 400)(
+                await JSONResponse(error_body(400, "Content-Length is no size"), 400)(
                     scope, receive, send
                 )
                 return
             if declared > self.max_bytes:
-                await JSONResponse({"detail": _too_large(self.max_bytes)}, 413)(
+                await JSONResponse(error_body(413, _too_large(self.max_bytes)), 413)(
                     scope, receive, send
                 )
                 return
@@ -188,7 +198,9 @@ class BodyLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await JSONResponse({"detail": _too_large(self.max_bytes)}, 413)(scope, receive, send)
+            await JSONResponse(error_body(413, _too_large(self.max_bytes)), 413)(
+                scope, receive, send
+            )
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -241,10 +253,89 @@ def _finite(value: Any) -> Any:
     return value
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, whatever the input was: ``NaN`` in a body used to make the error
-    itself unrenderable (a 500)."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+# --- error bodies ----------------------------------------------------------------------
+
+# the code of an error raised with a message only (a refusal raised with a dict names
+# its own reason: unknown_carrier, idempotency_conflict, parcel_count_mismatch, …)
+_REASONS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def error_body(status_code: int, detail: Any) -> dict[str, Any]:
+    """The body of every error the API answers: ``reason`` (a stable code, for programs)
+    and ``message`` (what was wrong, for people) at the top, whatever raised it, and
+    ``detail`` as FastAPI writes it (a client that reads ``detail`` keeps working). A
+    refusal raised with ``{"reason", "message", …}`` keeps its own fields; a request
+    that is not the contract names the first field that is wrong."""
+    if isinstance(detail, dict) and "reason" in detail:
+        return {**detail, "detail": detail}
+    if isinstance(detail, list):
+        return {"reason": "invalid_request", "message": _first_problem(detail), "detail": detail}
+    if isinstance(detail, str):
+        message = detail
+    else:
+        try:
+            message = HTTPStatus(status_code).phrase
+        except ValueError:
+            message = f"HTTP {status_code}"
+    reason = _REASONS.get(status_code, f"http_{status_code}")
+    return {"reason": reason, "message": message, "detail": detail}
+
+
+def _first_problem(errors: list[Any]) -> str:
+    """``body.consignment.parcel_count: Input should be a valid integer (and 2 more)``."""
+    if not errors:
+        return "the request is not what this operation takes"
+    first = errors[0] if isinstance(errors[0], dict) else {"msg": str(errors[0])}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    text = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    return text + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
+def _document_error_bodies(app: FastAPI) -> None:
+    """The generated OpenAPI's 422 body (FastAPI's ``HTTPValidationError``) with the
+    ``reason`` and ``message`` every error carries (:func:`error_body`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # FastAPI keeps it: this runs its change once
+        error = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+        if error is not None and "reason" not in error.get("properties", {}):
+            error["properties"] = {
+                "reason": {"type": "string", "description": "invalid_request"},
+                "message": {"type": "string", "description": "the first problem, for people"},
+                **error.get("properties", {}),
+            }
+            error["required"] = ["reason", "message", *error.get("required", [])]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """The 422 of a request that is not the contract, whatever the input was: ``NaN`` in
+    a body used to make the error itself unrenderable (a 500)."""
+    return JSONResponse(error_body(422, _finite(jsonable_encoder(exc.errors()))), 422)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Every other error (raised by a route, by authentication, or an unknown path), as
+    :func:`error_body` says; its headers (``Retry-After``, ``WWW-Authenticate``) kept."""
+    if not is_body_allowed_for_status_code(exc.status_code):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    body = _finite(jsonable_encoder(error_body(exc.status_code, exc.detail)))
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
 def create_health_app(

@@ -11,14 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.runtime.http import http_error as api_http_error
+from services.runtime.http import validation_error as api_validation_error
 from services.web import pages
 from services.web.layout import error_page
 from services.web.pages import SignInRequired, caller_of
@@ -54,7 +52,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if not _for_people(request):
-            return await http_exception_handler(request, exc)
+            return await api_http_error(request, exc)  # the API's body: reason, message
         try:
             who = caller_of(request)
         except StarletteHTTPException:
@@ -69,7 +67,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         if not _for_people(request):
-            return await request_validation_exception_handler(request, exc)
+            return await api_validation_error(request, exc)
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
         )

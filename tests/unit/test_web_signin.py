@@ -109,7 +109,8 @@ async def test_people_get_html_errors_machines_json(client: httpx.AsyncClient) -
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     assert "there is no page /ui/nothing-here" in page.text
     api = await client.get("/v1/nothing-here")
-    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+    assert api.status_code == 404
+    assert api.json() == {"reason": "not_found", "message": "Not Found", "detail": "Not Found"}
     root = await client.get("/")
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
     await sign_in(client, "demo-carrier-parcelco")
