@@ -22,7 +22,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from services.runtime.kafka_security import librdkafka_security_config
+from services.runtime.acl_admin import admin_config
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,10 @@ class TopicPresence:
         refresh_seconds: float = 1.0,
         timeout_seconds: float = 5.0,
     ) -> None:
-        self._config: dict[str, Any] = {
-            "bootstrap.servers": ",".join(bootstrap),
+        self._config: dict[str, Any] = admin_config(settings, bootstrap) | {
             "client.id": f"{settings.kafka_client_id}-{client_id}-topics",
             "log_level": 3,
-        } | librdkafka_security_config(settings)
+        }
         self._known: set[str] = set()
         self._refresh_seconds = refresh_seconds
         self._timeout_seconds = timeout_seconds
