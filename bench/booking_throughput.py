@@ -120,7 +120,9 @@ def command(i: int, hubs: list[str], run: str, now: datetime) -> tuple[str, byte
         "id": f"{run}-{i}",
         "source": "carrier/bench",
         "type": "microhub.booking.requested.v1",
-        "time": now.isoformat(),
+        # each command its own instant, as carriers' clocks give them: one instant for all
+        # would flatter whatever is kept per instant (the SQLite timestamps' texts)
+        "time": (now + timedelta(microseconds=i)).isoformat(),
         "subject": hub,
         "datacontenttype": "application/json",
         "data": {

@@ -7,6 +7,7 @@ are the carrier's idempotency key.
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from enum import StrEnum
 
@@ -18,6 +19,7 @@ from contracts.topics import BOOKING_COMMANDS
 
 MAX_STOPS = 500
 BOOKING_ID_NAMESPACE = uuid.UUID("8d0f7c8e-3c5e-4a8e-9d43-6f1f0c2b7a11")
+_NAMESPACE_BYTES = BOOKING_ID_NAMESPACE.bytes
 
 
 @functools.lru_cache(maxsize=65_536)  # asked twice per decision (ledger load, decision)
@@ -25,7 +27,15 @@ def booking_id_for(carrier_id: str, carrier_reference: str) -> str:
     """The booking's id, derived from the carrier's idempotency key: known before the
     decision (the HTTP API hands out the poll location at once; the gateway keys what it
     tells a carrier about a booking by it)."""
-    return str(uuid.uuid5(BOOKING_ID_NAMESPACE, f"{carrier_id}\x1f{carrier_reference}"))
+    # str(uuid.uuid5(BOOKING_ID_NAMESPACE, name)) without the UUID object: 1.4 µs instead
+    # of 4 (each new booking's id is made once); tests/unit/test_contracts.py holds them equal
+    raw = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{carrier_id}\x1f{carrier_reference}".encode()).digest()
+    )
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = raw[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class DeliveryStop(Payload):

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import AwareDatetime, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.booking import BookingCommandRejected, HubSummary, SlotOffer
+from contracts.booking import BookingCommandRejected, BookingConfirmed, HubSummary, SlotOffer
 from contracts.booking.events import CommandRejectionReason
 from contracts.envelope import REGISTRY, Payload
 from services.booking import domain
@@ -49,6 +50,39 @@ def stored_payload(document: dict[str, Any]) -> Payload:
 
 def as_document(payload: Payload) -> dict[str, Any]:
     return {"type": payload.event_type, "data": payload.model_dump(mode="json")}
+
+
+# pydantic's own JSON form of an instant ("…Z" for UTC), the one model_dump writes
+_INSTANT = TypeAdapter(AwareDatetime).serializer
+# a hub summary (by identity) -> its JSON form; the summary objects are hub_summary's
+_SUMMARY_DOCUMENTS: dict[int, tuple[HubSummary, dict[str, Any]]] = {}
+
+
+def confirmation_document(payload: BookingConfirmed, consignment: dict[str, Any]) -> dict[str, Any]:
+    """``as_document(payload)``, built from parts already in JSON form: the consignment as
+    the request's own ``model_dump(mode="json")`` holds it (the same model, dumped the
+    same way), the hub's summary dumped once per hub. Dumping the whole confirmation was
+    ~9 µs of every confirmed request (docs/booking-throughput.md); what the parts are is
+    asserted against ``as_document`` in tests/unit/test_confirmation_document.py."""
+    summary = payload.hub
+    known = _SUMMARY_DOCUMENTS.get(id(summary))
+    if known is None or known[0] is not summary:  # not a reused id
+        if len(_SUMMARY_DOCUMENTS) >= 4096:
+            _SUMMARY_DOCUMENTS.clear()
+        known = _SUMMARY_DOCUMENTS[id(summary)] = (summary, summary.model_dump(mode="json"))
+    return {
+        "type": BookingConfirmed.event_type,
+        "data": {
+            "booking_id": payload.booking_id,
+            "carrier_id": payload.carrier_id,
+            "carrier_reference": payload.carrier_reference,
+            "hub_id": payload.hub_id,
+            "slot_start": _INSTANT.to_python(payload.slot_start, mode="json"),
+            "slot_end": _INSTANT.to_python(payload.slot_end, mode="json"),
+            "hub": known[1],
+            "consignment": consignment,
+        },
+    }
 
 
 class Decisions:

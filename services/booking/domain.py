@@ -113,19 +113,29 @@ class BookingStatus(StrEnum):
     WAITLIST_ENDED = "waitlist_ended"
 
 
-def fingerprint(command: BookingRequested, document: dict[str, Any] | None = None) -> str:
+def fingerprint(
+    command: BookingRequested,
+    document: dict[str, Any] | None = None,
+    slot_start: datetime | None = None,
+) -> str:
     """What 'the same content' means for a resent request: its canonical JSON, with the
     slot as a UTC instant (the same time written with another offset is the same slot).
-    ``document``: the command's ``model_dump(mode="json")`` when the caller has it."""
+    ``document``: the command's ``model_dump(mode="json")``, and ``slot_start`` its slot
+    in UTC, when the caller has them."""
     document = dict(document) if document is not None else command.model_dump(mode="json")
-    document["slot_start"] = command.slot_start.astimezone(UTC).isoformat()
+    slot = slot_start if slot_start is not None else command.slot_start.astimezone(UTC)
+    document["slot_start"] = slot.isoformat()
     return hashlib.sha256(_canonical_json(document)).hexdigest()
 
 
 # numbers orjson and json.dumps write differently: with an exponent (orjson: 1e16,
 # json.dumps: 1e+16) or below 1e-4 (orjson: 0.00001, json.dumps: 1e-05)
-# (two expressions: one with both alternatives cost ~15 µs a document, these ~3 µs)
+# (two expressions: one with both alternatives cost ~15 µs a document, these ~3 µs).
+# _EXPONENT starts with a class, so the engine tries it at every byte (3.3 µs for a
+# 400-byte request); _AFTER_E starts with a literal, which it finds by a fast scan (0.6
+# µs), and a document without it has no exponent either: the slow search runs only then
 _EXPONENT = re.compile(rb"[0-9]e[-+0-9]")
+_AFTER_E = re.compile(rb"e[-+0-9]")
 _TINY = re.compile(rb"[^0-9]0\.0000")
 
 
@@ -143,7 +153,7 @@ def _canonical_json(document: dict[str, Any]) -> bytes:
     if (
         canonical.isascii()
         and b"\x7f" not in canonical
-        and _EXPONENT.search(canonical) is None
+        and (_AFTER_E.search(canonical) is None or _EXPONENT.search(canonical) is None)
         and (b"0.0000" not in canonical or _TINY.search(canonical) is None)
     ):
         return canonical

@@ -31,7 +31,12 @@ from contracts.booking.series import SeriesCancelRequested, SeriesRequested
 from contracts.envelope import Payload
 from services.booking import domain, no_show_rule, requests_v2, series, waitlist_rules
 from services.booking.closures import ClosureCommand, Closures
-from services.booking.decisions import as_document, hub_summary, stored_payload
+from services.booking.decisions import (
+    as_document,
+    confirmation_document,
+    hub_summary,
+    stored_payload,
+)
 from services.booking.domain import BookingStatus, HubConfig
 from services.booking.ledger import HubCatalogue, Ledger, Slot
 from services.booking.reschedules import Reschedules
@@ -171,7 +176,8 @@ class BookingHandlers(Reschedules):
         """``wait``: the request (as it came) asked to wait when its slot is full."""
         booking_id = domain.booking_id_for(command.carrier_id, command.carrier_reference)
         document = command.model_dump(mode="json")  # stored, and what its fingerprint is of
-        fingerprint = domain.fingerprint(command, document)
+        slot = command.slot_start.astimezone(UTC)
+        fingerprint = domain.fingerprint(command, document, slot)
         existing = ledger.find(booking_id)
         if existing is not None:
             if existing.request_fingerprint == fingerprint:
@@ -198,7 +204,6 @@ class BookingHandlers(Reschedules):
             return
 
         hub = ledger.hubs.get(command.hub_id)
-        slot = command.slot_start.astimezone(UTC)
         limited = await no_show_rule.refusal(uow, ledger, hub, command, slot, now)
         if limited is not None:  # refused, not stored: a nearer slot may be asked for
             limited = limited.model_copy(update={"command_type": sent_as or command.event_type})
@@ -213,9 +218,10 @@ class BookingHandlers(Reschedules):
             assert taken, "check_request found room that the ledger has not"
         slot_end = slot + hub.slot_length if hub else slot
 
+        outcome: dict[str, Any] | None = None  # the decision's stored form, made once
         if rejection is None:
             assert hub is not None
-            payload: Payload = BookingConfirmed(
+            confirmed = BookingConfirmed(
                 booking_id=booking_id,
                 carrier_id=command.carrier_id,
                 carrier_reference=command.carrier_reference,
@@ -225,6 +231,8 @@ class BookingHandlers(Reschedules):
                 hub=hub_summary(hub),
                 consignment=command.consignment,
             )
+            outcome = confirmation_document(confirmed, document["consignment"])
+            payload: Payload = confirmed
             status = BookingStatus.CONFIRMED
         else:
             offers = await self._next_slots(uow.session, ledger, hub, slot, now, volume_l)
@@ -245,6 +253,8 @@ class BookingHandlers(Reschedules):
                     rejection=rejection, next_slots=offers, volume_l=volume_l, now=now,
                 )  # fmt: skip
                 status = BookingStatus.WAITLISTED
+        if outcome is None:
+            outcome = as_document(payload)
         ledger.add(
             dict(
                 id=booking_id,
@@ -259,7 +269,7 @@ class BookingHandlers(Reschedules):
                 request=document,
                 reason=rejection.reason.value if rejection else None,
                 message=rejection.message if rejection else None,
-                outcome=(outcome := as_document(payload)),
+                outcome=outcome,
                 cancellation=None,
                 check_in=None,
                 rescheduled=None,

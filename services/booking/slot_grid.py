@@ -58,8 +58,28 @@ def slots_between(hub: HubConfig, start: datetime, end: datetime) -> Iterator[da
         day += timedelta(days=1)
 
 
+# (hub by identity, slot start) -> (the hub, its answer): a batch asks of the same few
+# slots again and again (2.6 µs an answer, ~0.2 kept). Hubs are frozen, and a hub that
+# changes or is closed is a new object (ledger.HubCatalogue, closures.py); the object is
+# kept with the answer so that its id is not reused while the answer is.
+_ANSWERS: dict[tuple[int, datetime], tuple[HubConfig, tuple[RejectionReason, str] | None]] = {}
+_ANSWERS_KEPT = 4096
+
+
 def grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason, str] | None:
     """Is ``slot_start`` a slot of this hub? None when it is; else reason and message."""
+    key = (id(hub), slot_start)
+    known = _ANSWERS.get(key)
+    if known is not None and known[0] is hub:
+        return known[1]
+    answer = _grid_problem(hub, slot_start)
+    if len(_ANSWERS) >= _ANSWERS_KEPT:
+        _ANSWERS.clear()
+    _ANSWERS[key] = (hub, answer)
+    return answer
+
+
+def _grid_problem(hub: HubConfig, slot_start: datetime) -> tuple[RejectionReason, str] | None:
     closure = closure_of(hub, slot_start)
     if closure is not None:
         return (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contracts.booking import BookingRequested, RejectionReason
@@ -267,3 +269,31 @@ def test_offers_for_a_move_leave_out_the_slot_the_booking_has() -> None:
         h, after=local(2, 6), now=NOW, volume_l=1000, usage=usage, skip=local(2, 8)
     )
     assert [o.start for o in offers][:2] == [local(2, 9), local(9, 6)]  # not 07 (full), 08
+
+
+HUBS_FOR_GRID = [
+    hub(),
+    hub(slot_minutes=45, opening_hours={"mon": ["07:15-19:00"], "tue": ["06:00-10:00"]}),
+    hub(closed_dates=["2027-03-02"]),
+]
+
+
+@settings(max_examples=300)
+@given(
+    which=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 7 * 24 * 4), st.sampled_from([0, 60, -300])),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_a_kept_grid_answer_is_the_hubs_own_for_that_slot(
+    which: list[tuple[int, int, int]],
+) -> None:
+    """The grid's answers are kept per hub object and slot: asked again, in any order,
+    under any offset, each is what that hub's rules say of that slot."""
+    for index, quarter, offset in which:
+        h = HUBS_FOR_GRID[index]
+        slot = (MONDAY + timedelta(minutes=15 * quarter)).astimezone(
+            timezone(timedelta(minutes=offset))
+        )
+        assert slot_grid.grid_problem(h, slot) == slot_grid._grid_problem(h, slot)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import copy
 import json
 import re
+import uuid
 from datetime import UTC, datetime
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts.booking import BookingCancellationRequested, BookingRequested
+from contracts.booking.commands import BOOKING_ID_NAMESPACE, booking_id_for
 from contracts.envelope import REGISTRY, ContractError, decode, encode, new_event
 from contracts.export import (
     ASYNCAPI_FILE,
@@ -169,3 +173,15 @@ def test_the_simulation_waits_for_the_gateways_ingress_not_for_the_carriers_even
     assert driving["gateway-ingress"] == "microhub.carriers.{carrier}.commands.v1"
     assert "gateway-bookings" in projections and "gateway-dispatch" in projections
     assert driving["booking"] == "microhub.booking.commands.v1"
+
+
+UTF8_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+
+
+@given(carrier=UTF8_TEXT, reference=UTF8_TEXT)
+def test_a_booking_id_is_the_uuid5_of_the_carriers_key(carrier: str, reference: str) -> None:
+    """Booking ids are stored and handed out before the decision: the id made without
+    the UUID object must be uuid5's, for any text (Identifiers are narrower)."""
+    booking_id_for.cache_clear()
+    name = f"{carrier}\x1f{reference}"
+    assert booking_id_for(carrier, reference) == str(uuid.uuid5(BOOKING_ID_NAMESPACE, name))

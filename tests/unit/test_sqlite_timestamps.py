@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import DateTime
 from sqlalchemy.dialects.sqlite import pysqlite
 
+from services.runtime import db
 from services.runtime.db import UTCDateTime
 
 SQLITE = pysqlite.dialect()
@@ -35,3 +36,24 @@ def test_a_naive_timestamp_is_refused_and_none_stays_null() -> None:
     assert OURS(None) is None
     with pytest.raises(ValueError, match="naive datetime"):
         OURS(datetime(2026, 12, 1))
+
+
+@given(
+    moments=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 999_999), OFFSETS), min_size=1, max_size=40
+    )
+)
+def test_kept_texts_are_those_of_the_instants_bound_even_past_the_limit(
+    moments: list[tuple[int, int, timezone]],
+) -> None:
+    """The processor keeps the text of instants it has bound (a batch binds the same
+    slot starts and clock again and again): an instant bound again, under any offset,
+    or after what is kept was dropped (here every 3 instants), is still its own text."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "_DATETIME_TEXTS", 3)
+        ours = UTCDateTime().bind_processor(SQLITE)
+        assert ours is not None and SQLALCHEMYS is not None
+        base = datetime(2027, 3, 1, 8, tzinfo=UTC)
+        for hours, micros, offset in moments:
+            aware = (base + timedelta(hours=hours, microseconds=micros)).astimezone(offset)
+            assert ours(aware) == SQLALCHEMYS(aware.astimezone(UTC).replace(tzinfo=None))
