@@ -6,7 +6,7 @@ contract accepts (a booking resent later is answered with it, and the outbox pub
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,8 +15,8 @@ from contracts.booking import BookingConfirmed, BookingRequested
 from services.booking.decisions import as_document, confirmation_document, hub_summary
 from services.booking.domain import HubConfig
 from tests.support.hubs import hub_config
+from tests.support.strategies import IDENTIFIER, MOMENTS
 
-IDENTIFIER = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:\-]{0,30}\Z")  # contracts.common
 COORDINATES = st.floats(-89.9, 89.9, allow_nan=False)
 STOPS = st.lists(
     st.fixed_dictionaries(
@@ -24,16 +24,6 @@ STOPS = st.lists(
     ),
     min_size=1,
     max_size=5,
-)
-MOMENTS = st.builds(
-    lambda base, micros, offset: (base + timedelta(microseconds=micros)).astimezone(
-        timezone(timedelta(minutes=offset))
-    ),
-    st.datetimes(
-        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ),
-    st.integers(0, 999_999) | st.just(0),
-    st.sampled_from([0, 60, -300, 330, 840]),
 )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from hypothesis import assume, given
@@ -17,22 +17,12 @@ from pydantic import ValidationError
 from contracts.booking import BookingCancelled, BookingConfirmed
 from contracts.envelope import Payload, decode, encode, encode_new, new_event, new_event_id
 from tests.support.carrier import consignment
+from tests.support.strategies import IDENTIFIER, MOMENTS
 
-IDENTIFIER = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:\-]{0,30}\Z")  # contracts.common
 ANY_TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
 FREE_TEXT = st.none() | st.text(
     st.characters(codec="utf-8"), max_size=80
 )  # control characters, quotes, emoji, ...
-MOMENTS = st.builds(
-    lambda base, micros, offset: (base + timedelta(microseconds=micros)).astimezone(
-        timezone(timedelta(minutes=offset))
-    ),
-    st.datetimes(
-        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ),
-    st.integers(0, 999_999) | st.just(0),
-    st.sampled_from([0, 60, -300, 330, 840]),
-)
 EXTENSIONS = st.none() | st.fixed_dictionaries(
     {"causationid": ANY_TEXT, "causationsource": ANY_TEXT},
     optional={"traceparent": st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
