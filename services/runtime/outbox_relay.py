@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.runtime.db import is_sqlite, rowcount, writing
+from services.runtime.db import is_sqlite, writing
 from services.runtime.outbox import (
     OUTBOX_HEADER,
     OUTBOX_ID_HEADER,
@@ -34,6 +35,7 @@ from services.runtime.outbox import (
     batch_over,
     pending_count,
 )
+from services.runtime.outbox_tail import mark_already_published
 from services.runtime.outbox_wakeup import CommitListener
 
 _NO_FLOOR = 2**63  # above any outbox id: no floor was asked for
@@ -153,6 +155,10 @@ class OutboxRelay:
         consumer group's committed offset never runs ahead of the events its records
         caused: once a record's offset is committed, its consequences are in Kafka.
 
+        Returns once the broker acked them: marking the rows sent comes after, off the
+        caller's path (a crash in between publishes them again, as any crash between
+        publishing and marking does; the consumers' inboxes drop the copies).
+
         Best effort: if this instance is not the active relay, or Kafka does not ack
         within ``timeout``, the caller goes on and the pass goes on without it: it marks
         its rows when their acks come. It is never cancelled halfway, which would leave
@@ -169,23 +175,42 @@ class OutboxRelay:
         if not self._active:
             self._wake.set()
             return
-        drain = asyncio.create_task(self._drain(), name=f"outbox-drain-{self.service}")
+        acked: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        drain = asyncio.create_task(self._drain(acked), name=f"outbox-drain-{self.service}")
         self._drains.add(drain)
         drain.add_done_callback(self._drain_done)
         try:
-            await asyncio.wait_for(asyncio.shield(drain), timeout)
+            error = await asyncio.wait_for(asyncio.shield(acked), timeout)
         except asyncio.CancelledError:
             raise
         except TimeoutError:
             self.acks_late += 1
             log.warning("outbox of %s not published within %.1f s of ack", self.service, timeout)
-        except Exception as exc:  # counted in _drain_done; the loop retries the rows
-            log.warning("outbox of %s not published before ack: %r", self.service, exc)
+            return
+        if error is not None:  # counted in _drain_done; the loop retries the rows
+            log.warning("outbox of %s not published before ack: %r", self.service, error)
 
-    async def _drain(self) -> None:
-        async with self._pass:
-            while await self.relay_once() >= self.batch_size:
-                pass
+    async def _drain(self, acked: asyncio.Future[BaseException | None] | None = None) -> None:
+        """Passes until what was pending is published; ``acked`` is settled once the
+        broker acked all of it (before the last pass marks its rows), or with the error
+        that stopped the passes."""
+
+        def published(count: int) -> None:
+            # a pass that read less than a batch read everything committed before it
+            if acked is not None and count < self.batch_size and not acked.done():
+                acked.set_result(None)
+
+        try:
+            async with self._pass:
+                while await self.relay_once(published) >= self.batch_size:
+                    pass
+        except Exception as exc:
+            if acked is not None and not acked.done():
+                acked.set_result(exc)
+            raise
+        finally:
+            if acked is not None and not acked.done():
+                acked.set_result(None)
 
     def _drain_done(self, drain: asyncio.Task[None]) -> None:
         self._drains.discard(drain)
@@ -284,32 +309,7 @@ class OutboxRelay:
         """Mark pending rows that are already in Kafka as sent; returns how many."""
         if self.find_published is None:
             return 0
-        o = self.outbox
-        async with AsyncSession(self.engine) as session:
-            oldest = dict(
-                (
-                    await session.execute(
-                        select(o.c.topic, func.min(o.c.created_at))
-                        .where(o.c.sent_at.is_(None))
-                        .group_by(o.c.topic)
-                    )
-                ).all()
-            )
-        if not oldest:
-            return 0
-        found = await self.find_published(oldest)
-        if not found:
-            return 0
-        async with writing(self.engine), AsyncSession(self.engine) as session, session.begin():
-            marked = 0
-            ids = sorted(found)
-            for start in range(0, len(ids), 1000):  # bounded IN lists
-                result = await session.execute(
-                    update(o)
-                    .where(o.c.id.in_(ids[start : start + 1000]), o.c.sent_at.is_(None))
-                    .values(sent_at=datetime.now(UTC))
-                )
-                marked += rowcount(result)
+        marked = await mark_already_published(self.engine, self.outbox, self.find_published)
         if marked:
             log.info("outbox of %s: %d rows were already published", self.service, marked)
         return marked
@@ -344,8 +344,10 @@ class OutboxRelay:
                 except TimeoutError:
                     self.lower_floor(0)  # the safety poll reads everything pending
 
-    async def relay_once(self) -> int:
-        """Publish one batch of unsent rows in order; returns how many were sent."""
+    async def relay_once(self, published: Callable[[int], None] | None = None) -> int:
+        """Publish one batch of unsent rows in order; returns how many were sent.
+        ``published`` hears how many, once the broker acked them all (before they are
+        marked sent), unless one failed."""
         o = self.outbox
         self.passes += 1
         self._lowered = _NO_FLOOR
@@ -384,6 +386,8 @@ class OutboxRelay:
                     first_error = result
             else:
                 sent_ids.append(row.id)
+        if published is not None and first_error is None:
+            published(len(rows))
         marks: list[tuple[Any, dict[str, Any]]] = []
         if sent_ids:
             marks.append((self._mark_sent, {"ids": sent_ids, "sent_at": datetime.now(UTC)}))

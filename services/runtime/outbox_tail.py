@@ -1,5 +1,5 @@
-"""What a service's outbox relay already published: read back from Kafka, for a relay that
-takes over from one that died (see ``outbox_relay.OutboxRelay.reconcile``).
+"""What a service's outbox relay already published: read back from Kafka and marked sent, for
+a relay that takes over from one that died (see ``outbox_relay.OutboxRelay.reconcile``).
 
 Records are found by the headers the relay puts on every record (the service and the
 outbox row id). Reading starts at the oldest pending row's creation time, less a margin
@@ -10,13 +10,16 @@ what is read is bounded by what was published since the oldest pending row.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.runtime.db import rowcount, writing
 from services.runtime.kafka_security import aiokafka_security_kwargs
-from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER
+from services.runtime.outbox import OUTBOX_HEADER, OUTBOX_ID_HEADER, FindPublished
 from services.runtime.settings import Settings
 
 CLOCK_MARGIN = timedelta(minutes=5)
@@ -75,3 +78,37 @@ async def published_outbox_ids(
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def mark_already_published(
+    engine: AsyncEngine, outbox: Table, find_published: FindPublished
+) -> int:
+    """Mark the pending rows that ``find_published`` finds in Kafka as sent (from the
+    oldest pending row's time per topic); returns how many."""
+    o = outbox
+    async with AsyncSession(engine) as session:
+        oldest = dict(
+            (
+                await session.execute(
+                    select(o.c.topic, func.min(o.c.created_at))
+                    .where(o.c.sent_at.is_(None))
+                    .group_by(o.c.topic)
+                )
+            ).all()
+        )
+    if not oldest:
+        return 0
+    found = await find_published(oldest)
+    if not found:
+        return 0
+    async with writing(engine), AsyncSession(engine) as session, session.begin():
+        marked = 0
+        ids = sorted(found)
+        for start in range(0, len(ids), 1000):  # bounded IN lists
+            result = await session.execute(
+                update(o)
+                .where(o.c.id.in_(ids[start : start + 1000]), o.c.sent_at.is_(None))
+                .values(sent_at=datetime.now(UTC))
+            )
+            marked += rowcount(result)
+    return marked

@@ -17,7 +17,7 @@ from contracts.envelope import new_event
 from services.app.registry import service_class, service_names
 from services.booking import store as booking_store
 from services.runtime import inbox, migrations
-from services.runtime.db import make_engine, make_sessionmaker
+from services.runtime.db import make_engine, make_sessionmaker, writing
 from services.runtime.outbox import enqueue, pending_count
 from services.runtime.outbox_relay import OutboxRelay
 from services.runtime.settings import Settings
@@ -233,6 +233,82 @@ async def test_publish_now_publishes_before_it_returns_and_gives_up_without_losi
     await relay.stop()
     assert relay.failures == 1
     assert [json.loads(p)["data"]["carrier_reference"] for p in published] == ["a", "b"]
+
+
+def _relay_acking_all(engine, **options) -> tuple[OutboxRelay, list[list[bytes]]]:
+    """A relay whose broker acks every record at once, and the payloads of each pass that
+    published any. Its own loop is woken by nothing (no LISTEN, an hour's poll): only
+    publish_now publishes."""
+    passes: list[list[bytes]] = []
+
+    async def publish_batch(records):
+        passes.append([payload for _topic, _key, payload, _headers in records])
+        return [None] * len(records)
+
+    relay = OutboxRelay(
+        service="booking",
+        engine=engine,
+        outbox=booking_store.outbox,
+        publish_batch=publish_batch,
+        poll_interval=3600,
+        **options,
+    )
+
+    async def not_listening() -> bool:
+        return False
+
+    relay.listener.keep_listening = not_listening  # type: ignore[method-assign]
+    return relay, passes
+
+
+async def test_publish_now_returns_once_acked_while_marking_the_rows_waits_its_turn(
+    booking_engine,
+) -> None:
+    """A consumer's offset waits for its events' acks, not for the rows to be marked sent:
+    while another transaction holds what the mark needs (SQLite's writer, a PostgreSQL
+    row lock), publish_now returns on the acks, and the row is marked once it is free."""
+    sessions = make_sessionmaker(booking_engine)
+    relay, passes = _relay_acking_all(booking_engine)
+    relay.start()
+    await eventually(lambda: relay.passes >= 1, what="the relay's first pass")
+    async with sessions() as session, session.begin():
+        await enqueue(session, booking_store.outbox, _event("a", "h"), topic="t", key="h")
+    o = booking_store.outbox
+    async with writing(booking_engine), sessions() as holder, holder.begin():
+        # the next batch's transaction, say: it holds the row (and SQLite's writer)
+        await holder.execute(select(o.c.id).with_for_update())
+        await relay.publish_now(timeout=10)
+        assert relay.acks_late == 0
+        assert [[json.loads(p)["data"]["carrier_reference"] for p in ps] for ps in passes] == [
+            ["a"]
+        ]
+        async with sessions() as session:
+            assert await pending_count(session, o) == 1  # acked, not marked yet
+
+    async def marked() -> bool:
+        async with sessions() as session:
+            return await pending_count(session, o) == 0
+
+    await eventually(marked, what="the row marked sent once the holder committed")
+    await relay.stop()
+    assert len(passes) == 1
+
+
+async def test_what_a_full_consumer_batch_caused_is_published_in_one_pass(booking_engine) -> None:
+    """With the default settings, the events of a consumer's whole batch leave in one relay
+    pass (one read, one wait for acks, one mark) before the batch's offsets are committed."""
+    settings = Settings()
+    sessions = make_sessionmaker(booking_engine)
+    relay, passes = _relay_acking_all(booking_engine, batch_size=settings.outbox_batch_size)
+    relay.start()
+    await eventually(lambda: relay.passes >= 1, what="the relay's first pass")
+    batch = settings.kafka_consumer_max_batch
+    async with sessions() as session, session.begin():
+        for i in range(batch):
+            await enqueue(session, booking_store.outbox, _event(f"r{i}", "h"), topic="t", key="h")
+    await relay.publish_now(timeout=10)
+    assert [len(records) for records in passes] == [batch]
+    await relay.stop()
 
 
 class _Record:
