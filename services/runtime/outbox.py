@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +85,33 @@ def batch_over(publish: Publish) -> PublishBatch:
         return [r if isinstance(r, BaseException) else None for r in results]
 
     return publish_batch
+
+
+def settle(
+    rows: Sequence[Any], results: Sequence[BaseException | None]
+) -> tuple[list[int], list[int], BaseException | None]:
+    """A pass's outcome: (the ids of the rows that count as sent, the ids of those left
+    pending, the first error), for ``rows`` (with ``id``, ``topic`` and ``key``) in
+    publication order and each one's ack or error.
+
+    A row counts as sent only if it and every earlier row of its key were acked: the
+    idempotent producer fails the later records of a partition after an earlier one
+    failed, and re-sending the whole tail keeps each key's order (duplicates are
+    dropped by the consumers' inboxes)."""
+    failed_keys: set[tuple[str, str]] = set()
+    sent_ids: list[int] = []
+    failed_ids: list[int] = []
+    first_error: BaseException | None = None
+    for row, result in zip(rows, results, strict=True):
+        key = (row.topic, row.key)
+        if result is not None or key in failed_keys:
+            failed_keys.add(key)
+            failed_ids.append(row.id)
+            if result is not None and first_error is None:
+                first_error = result
+        else:
+            sent_ids.append(row.id)
+    return sent_ids, failed_ids, first_error
 
 
 async def pending_count(session: AsyncSession, outbox: Table) -> int:

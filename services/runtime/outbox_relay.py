@@ -34,6 +34,7 @@ from services.runtime.outbox import (
     PublishBatch,
     batch_over,
     pending_count,
+    settle,
 )
 from services.runtime.outbox_tail import mark_already_published
 from services.runtime.outbox_wakeup import CommitListener
@@ -190,14 +191,14 @@ class OutboxRelay:
         if error is not None:  # counted in _drain_done; the loop retries the rows
             log.warning("outbox of %s not published before ack: %r", self.service, error)
 
-    async def _drain(self, acked: asyncio.Future[BaseException | None] | None = None) -> None:
+    async def _drain(self, acked: asyncio.Future[BaseException | None]) -> None:
         """Passes until what was pending is published; ``acked`` is settled once the
         broker acked all of it (before the last pass marks its rows), or with the error
         that stopped the passes."""
 
         def published(count: int) -> None:
             # a pass that read less than a batch read everything committed before it
-            if acked is not None and count < self.batch_size and not acked.done():
+            if count < self.batch_size and not acked.done():
                 acked.set_result(None)
 
         try:
@@ -205,11 +206,11 @@ class OutboxRelay:
                 while await self.relay_once(published) >= self.batch_size:
                     pass
         except Exception as exc:
-            if acked is not None and not acked.done():
+            if not acked.done():
                 acked.set_result(exc)
             raise
         finally:
-            if acked is not None and not acked.done():
+            if not acked.done():
                 acked.set_result(None)
 
     def _drain_done(self, drain: asyncio.Task[None]) -> None:
@@ -370,22 +371,7 @@ class OutboxRelay:
             )
             for row in rows
         ]
-        results = await self.publish_batch(records)
-        # A row counts as sent only if it and every earlier row of its key were acked: the
-        # idempotent producer fails the later records of a partition after an earlier one
-        # failed, and re-sending the whole tail keeps each key's order (duplicates are
-        # dropped by the consumers' inboxes).
-        failed_keys: set[tuple[str, str]] = set()
-        sent_ids, failed_ids, first_error = [], [], None
-        for row, result in zip(rows, results, strict=True):
-            key = (row.topic, row.key)
-            if result is not None or key in failed_keys:
-                failed_keys.add(key)
-                failed_ids.append(row.id)
-                if result is not None and first_error is None:
-                    first_error = result
-            else:
-                sent_ids.append(row.id)
+        sent_ids, failed_ids, first_error = settle(rows, await self.publish_batch(records))
         if published is not None and first_error is None:
             published(len(rows))
         marks: list[tuple[Any, dict[str, Any]]] = []
