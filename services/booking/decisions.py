@@ -19,15 +19,16 @@ from services.booking.ledger import Ledger
 from services.booking.store import StoredBooking
 from services.runtime.uow import UnitOfWork
 
-# hub (by identity) -> its summary: every confirmation carries one, and a hub's config
-# object stays the same from batch to batch (ledger.HubCatalogue) until the hub changes
-_SUMMARIES: dict[int, tuple[HubConfig, HubSummary]] = {}
+# hub (by identity) -> (the hub, its summary, the summary's JSON form): every
+# confirmation carries one, and a hub's config object stays the same from batch to batch
+# (ledger.HubCatalogue) until the hub changes, so each is made once per hub
+_SUMMARIES: dict[int, tuple[HubConfig, HubSummary, dict[str, Any]]] = {}
 
 
-def hub_summary(hub: HubConfig) -> HubSummary:
+def _summary_of(hub: HubConfig) -> tuple[HubConfig, HubSummary, dict[str, Any]]:
     known = _SUMMARIES.get(id(hub))
     if known is not None and known[0] is hub:  # the same object, not a reused id
-        return known[1]
+        return known
     summary = HubSummary(
         hub_id=hub.id,
         name=hub.name,
@@ -39,8 +40,12 @@ def hub_summary(hub: HubConfig) -> HubSummary:
     )
     if len(_SUMMARIES) >= 4096:  # closures lay fresh hub objects over closed hubs
         _SUMMARIES.clear()
-    _SUMMARIES[id(hub)] = (hub, summary)
-    return summary
+    known = _SUMMARIES[id(hub)] = (hub, summary, summary.model_dump(mode="json"))
+    return known
+
+
+def hub_summary(hub: HubConfig) -> HubSummary:
+    return _summary_of(hub)[1]
 
 
 def stored_payload(document: dict[str, Any]) -> Payload:
@@ -54,22 +59,20 @@ def as_document(payload: Payload) -> dict[str, Any]:
 
 # pydantic's own JSON form of an instant ("…Z" for UTC), the one model_dump writes
 _INSTANT = TypeAdapter(AwareDatetime).serializer
-# a hub summary (by identity) -> its JSON form; the summary objects are hub_summary's
-_SUMMARY_DOCUMENTS: dict[int, tuple[HubSummary, dict[str, Any]]] = {}
 
 
-def confirmation_document(payload: BookingConfirmed, consignment: dict[str, Any]) -> dict[str, Any]:
-    """``as_document(payload)``, built from parts already in JSON form: the consignment as
-    the request's own ``model_dump(mode="json")`` holds it (the same model, dumped the
-    same way), the hub's summary dumped once per hub. Dumping the whole confirmation was
-    ~9 µs of every confirmed request (docs/booking-throughput.md); what the parts are is
-    asserted against ``as_document`` in tests/unit/test_confirmation_document.py."""
-    summary = payload.hub
-    known = _SUMMARY_DOCUMENTS.get(id(summary))
-    if known is None or known[0] is not summary:  # not a reused id
-        if len(_SUMMARY_DOCUMENTS) >= 4096:
-            _SUMMARY_DOCUMENTS.clear()
-        known = _SUMMARY_DOCUMENTS[id(summary)] = (summary, summary.model_dump(mode="json"))
+def confirmation_document(
+    payload: BookingConfirmed, consignment: dict[str, Any], hub: HubConfig
+) -> dict[str, Any]:
+    """``as_document(payload)`` for a confirmation at ``hub``, built from parts already in
+    JSON form: the consignment as the request's own ``model_dump(mode="json")`` holds it
+    (the same model, dumped the same way), the hub's summary dumped once per hub. Dumping
+    the whole confirmation was ~9 µs of every confirmed request
+    (docs/booking-throughput.md); what the parts are is asserted against ``as_document``
+    in tests/unit/test_confirmation_document.py."""
+    _, summary, summary_document = _summary_of(hub)
+    if payload.hub is not summary:  # a summary made elsewhere: dumped as it is
+        summary_document = payload.hub.model_dump(mode="json")
     return {
         "type": BookingConfirmed.event_type,
         "data": {
@@ -79,7 +82,7 @@ def confirmation_document(payload: BookingConfirmed, consignment: dict[str, Any]
             "hub_id": payload.hub_id,
             "slot_start": _INSTANT.to_python(payload.slot_start, mode="json"),
             "slot_end": _INSTANT.to_python(payload.slot_end, mode="json"),
-            "hub": known[1],
+            "hub": summary_document,
             "consignment": consignment,
         },
     }

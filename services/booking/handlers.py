@@ -231,7 +231,7 @@ class BookingHandlers(Reschedules):
                 hub=hub_summary(hub),
                 consignment=command.consignment,
             )
-            outcome = confirmation_document(confirmed, document["consignment"])
+            outcome = confirmation_document(confirmed, document["consignment"], hub)
             payload: Payload = confirmed
             status = BookingStatus.CONFIRMED
         else:

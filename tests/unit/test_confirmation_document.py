@@ -74,12 +74,12 @@ def test_the_confirmation_built_from_its_parts_is_what_dumping_it_writes(
         hub=hub_summary(hub),
         consignment=request.consignment,
     )
-    assert confirmation_document(confirmed, document["consignment"]) == as_document(confirmed)
+    assert confirmation_document(confirmed, document["consignment"], hub) == as_document(confirmed)
 
 
 def test_a_hub_whose_summary_changed_is_confirmed_with_the_new_one() -> None:
-    """The summaries' JSON forms are kept per summary object: a hub renamed (a new
-    object) must not be confirmed under its old name."""
+    """The summaries' JSON forms are kept per hub object: a hub renamed (a new object)
+    must not be confirmed under its old name."""
     forms = []
     for name in ("Westhafen", "Westhafen Nord"):
         config = hub_config()
@@ -103,5 +103,34 @@ def test_a_hub_whose_summary_changed_is_confirmed_with_the_new_one() -> None:
             },
         )
         consignment = confirmed.consignment.model_dump(mode="json")
-        forms.append(confirmation_document(confirmed, consignment)["data"]["hub"]["name"])
+        forms.append(confirmation_document(confirmed, consignment, hub)["data"]["hub"]["name"])
     assert forms == ["Westhafen", "Westhafen Nord"]
+
+
+def test_a_summary_made_elsewhere_is_confirmed_as_it_is() -> None:
+    """The kept JSON form is the kept summary's: a payload carrying another summary of
+    the same hub (built by hand, say) gets that summary's own form."""
+    hub = HubConfig.model_validate(hub_config())
+    slot = datetime(2027, 3, 1, 8, tzinfo=UTC)
+    other = hub_summary(hub).model_copy(update={"name": "Westhafen (by hand)"})
+    confirmed = BookingConfirmed(
+        booking_id="b-2",
+        carrier_id="acme",
+        carrier_reference="r2",
+        hub_id=hub.id,
+        slot_start=slot,
+        slot_end=slot + hub.slot_length,
+        hub=other,
+        consignment={
+            "parcel_count": 1,
+            "weight_kg": 1.0,
+            "volume_m3": 0.1,
+            "depot": {"lat": 52.4, "lon": 13.1},
+            "stops": [{"stop_id": "s0", "parcels": 1, "location": {"lat": 52.5, "lon": 13.4}}],
+        },
+    )
+    consignment = confirmed.consignment.model_dump(mode="json")
+    assert confirmation_document(confirmed, consignment, hub) == as_document(confirmed)
+    assert confirmation_document(confirmed, consignment, hub)["data"]["hub"]["name"] == (
+        "Westhafen (by hand)"
+    )
