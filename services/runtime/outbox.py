@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, Update, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.envelope import CloudEvent, encode
 from services.runtime.bulk import insert_many
@@ -112,6 +114,22 @@ def settle(
         else:
             sent_ids.append(row.id)
     return sent_ids, failed_ids, first_error
+
+
+def mark_sent(outbox: Table, *, sqlite: bool) -> Update:
+    """The UPDATE that marks a pass's rows sent (parameters: ``ids``, a list, and
+    ``sent_at``). On PostgreSQL one statement text whatever the number of ids, the ids as
+    one array: an expanding IN was rendered anew for every length, a parameter and a cast
+    per id, and asyncpg prepared each length's text anew, where a consumer's batches, so
+    the passes, differ in length (docs/booking-throughput.md). SQLite has no arrays and
+    keeps the IN (its text rendered per length costs what ``json_each`` costs there)."""
+    ids = outbox.c.id
+    chosen: ColumnElement[bool]
+    if sqlite:
+        chosen = ids.in_(bindparam("ids", expanding=True))
+    else:
+        chosen = ids == any_(bindparam("ids", type_=ARRAY(ids.type)))
+    return update(outbox).where(chosen).values(sent_at=bindparam("sent_at"))
 
 
 async def pending_count(session: AsyncSession, outbox: Table) -> int:

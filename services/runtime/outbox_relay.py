@@ -33,6 +33,7 @@ from services.runtime.outbox import (
     Publish,
     PublishBatch,
     batch_over,
+    mark_sent,
     pending_count,
     settle,
 )
@@ -122,11 +123,7 @@ class OutboxRelay:
         self._autocommit = (
             None if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        self._mark_sent = (
-            update(o)
-            .where(o.c.id.in_(bindparam("ids", expanding=True)))
-            .values(sent_at=bindparam("sent_at"))
-        )
+        self._mark_sent = mark_sent(o, sqlite=is_sqlite(engine))
 
     def notify(self) -> None:
         """Called after a transaction that enqueued events committed, rows of unknown
