@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.booking import BookingConfirmed, BookingRequested
+from contracts.booking import BookingConfirmed, BookingRequested, HubSummary
 from services.booking.decisions import as_document, confirmation_document, hub_summary
 from services.booking.domain import HubConfig
 from tests.support.hubs import hub_config
@@ -77,6 +77,27 @@ def test_the_confirmation_built_from_its_parts_is_what_dumping_it_writes(
     assert confirmation_document(confirmed, document["consignment"], hub) == as_document(confirmed)
 
 
+def _confirmed(hub: HubConfig, summary: HubSummary, reference: str) -> BookingConfirmed:
+    """A one-stop confirmation at ``hub`` carrying ``summary``."""
+    slot = datetime(2027, 3, 1, 8, tzinfo=UTC)
+    return BookingConfirmed(
+        booking_id=f"b-{reference}",
+        carrier_id="acme",
+        carrier_reference=reference,
+        hub_id=hub.id,
+        slot_start=slot,
+        slot_end=slot + hub.slot_length,
+        hub=summary,
+        consignment={
+            "parcel_count": 1,
+            "weight_kg": 1.0,
+            "volume_m3": 0.1,
+            "depot": {"lat": 52.4, "lon": 13.1},
+            "stops": [{"stop_id": "s0", "parcels": 1, "location": {"lat": 52.5, "lon": 13.4}}],
+        },
+    )
+
+
 def test_a_hub_whose_summary_changed_is_confirmed_with_the_new_one() -> None:
     """The summaries' JSON forms are kept per hub object: a hub renamed (a new object)
     must not be confirmed under its old name."""
@@ -85,23 +106,7 @@ def test_a_hub_whose_summary_changed_is_confirmed_with_the_new_one() -> None:
         config = hub_config()
         config["name"] = name
         hub = HubConfig.model_validate(config)
-        slot = datetime(2027, 3, 1, 8, tzinfo=UTC)
-        confirmed = BookingConfirmed(
-            booking_id="b-1",
-            carrier_id="acme",
-            carrier_reference="r1",
-            hub_id=hub.id,
-            slot_start=slot,
-            slot_end=slot + hub.slot_length,
-            hub=hub_summary(hub),
-            consignment={
-                "parcel_count": 1,
-                "weight_kg": 1.0,
-                "volume_m3": 0.1,
-                "depot": {"lat": 52.4, "lon": 13.1},
-                "stops": [{"stop_id": "s0", "parcels": 1, "location": {"lat": 52.5, "lon": 13.4}}],
-            },
-        )
+        confirmed = _confirmed(hub, hub_summary(hub), "r1")
         consignment = confirmed.consignment.model_dump(mode="json")
         forms.append(confirmation_document(confirmed, consignment, hub)["data"]["hub"]["name"])
     assert forms == ["Westhafen", "Westhafen Nord"]
@@ -111,26 +116,9 @@ def test_a_summary_made_elsewhere_is_confirmed_as_it_is() -> None:
     """The kept JSON form is the kept summary's: a payload carrying another summary of
     the same hub (built by hand, say) gets that summary's own form."""
     hub = HubConfig.model_validate(hub_config())
-    slot = datetime(2027, 3, 1, 8, tzinfo=UTC)
     other = hub_summary(hub).model_copy(update={"name": "Westhafen (by hand)"})
-    confirmed = BookingConfirmed(
-        booking_id="b-2",
-        carrier_id="acme",
-        carrier_reference="r2",
-        hub_id=hub.id,
-        slot_start=slot,
-        slot_end=slot + hub.slot_length,
-        hub=other,
-        consignment={
-            "parcel_count": 1,
-            "weight_kg": 1.0,
-            "volume_m3": 0.1,
-            "depot": {"lat": 52.4, "lon": 13.1},
-            "stops": [{"stop_id": "s0", "parcels": 1, "location": {"lat": 52.5, "lon": 13.4}}],
-        },
-    )
+    confirmed = _confirmed(hub, other, "r2")
     consignment = confirmed.consignment.model_dump(mode="json")
-    assert confirmation_document(confirmed, consignment, hub) == as_document(confirmed)
-    assert confirmation_document(confirmed, consignment, hub)["data"]["hub"]["name"] == (
-        "Westhafen (by hand)"
-    )
+    document = confirmation_document(confirmed, consignment, hub)
+    assert document == as_document(confirmed)
+    assert document["data"]["hub"]["name"] == "Westhafen (by hand)"
