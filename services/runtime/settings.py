@@ -247,7 +247,9 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(
         default=1000,
         ge=1,
-        description="Rows the outbox relay publishes per pass. At least a consumer's "
+        # SQLite: the pass's mark lists each id as a parameter, at most 32 766 a statement
+        le=10_000,
+        description="Rows the outbox relay publishes per pass (1 to 10 000). At least a consumer's "
         "batch (`kafka_consumer_max_batch`): a decided batch is then published in one pass, "
         "one read, one wait for acks and one mark, where 200 took three of each for a "
         "batch of 500 (docs/booking-throughput.md).",
