@@ -140,6 +140,30 @@ def test_every_setting_is_wired_in_compose() -> None:
         assert set(environment) == setting_names(), name
 
 
+def _shipped(name: str) -> list[int]:
+    """The value of MICROHUB_<name> in the ConfigMap and compose's default for it."""
+    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
+    variable = f"MICROHUB_{name.upper()}"
+    values = [config["data"][variable]]
+    for service in service_names():
+        values.append(compose()["services"][service]["environment"][variable].split(":-")[-1])
+    return [int(v.rstrip("}")) for v in values]
+
+
+@pytest.mark.parametrize("name", ["outbox_batch_size", "kafka_consumer_max_batch"])
+def test_the_shipped_batch_sizes_are_within_the_settings_bounds(name: str) -> None:
+    for value in _shipped(name):
+        Settings.model_validate({name: value})  # a value out of bounds raises
+
+
+def test_the_shipped_relay_pass_holds_a_consumers_batch() -> None:
+    """What one consumer batch decided leaves in one relay pass: with 200 a pass against
+    batches of 500, each batch took three reads, three waits for acks and three marks
+    before its offsets could be committed (docs/booking-throughput.md, session 13)."""
+    passes, batches = _shipped("outbox_batch_size"), _shipped("kafka_consumer_max_batch")
+    assert min(passes) >= max(batches)
+
+
 def test_postgres_gets_one_database_per_service() -> None:
     script = (INFRA / "postgres" / "init-databases.sh").read_text()
     assert f"for service in {' '.join(service_names())}; do" in script
