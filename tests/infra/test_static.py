@@ -81,6 +81,12 @@ def of_kind(kind: str) -> list[dict[str, Any]]:
     return [doc for _, doc in manifests() if doc["kind"] == kind]
 
 
+def config_map() -> dict[str, Any]:
+    """The ConfigMap every pod reads its settings from."""
+    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
+    return config
+
+
 def compose() -> dict[str, Any]:
     return yaml.safe_load((INFRA / "compose.yaml").read_text())
 
@@ -142,11 +148,10 @@ def test_every_setting_is_wired_in_compose() -> None:
 
 def _shipped(name: str) -> list[int]:
     """The value of MICROHUB_<name> in the ConfigMap and compose's default for it."""
-    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
     variable = f"MICROHUB_{name.upper()}"
-    values = [config["data"][variable]]
-    for service in service_names():
-        values.append(compose()["services"][service]["environment"][variable].split(":-")[-1])
+    services = compose()["services"]
+    values = [config_map()["data"][variable]]
+    values += [services[s]["environment"][variable].split(":-")[-1] for s in service_names()]
     return [int(v.rstrip("}")) for v in values]
 
 
@@ -229,7 +234,7 @@ def test_a_broken_manifest_fails_validation() -> None:
 
 
 def test_every_setting_is_in_the_configmap_or_the_secret_and_every_pod_reads_both() -> None:
-    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
+    config = config_map()
     [secret] = [s for s in of_kind("Secret") if s["metadata"]["name"] == "microhub-secrets"]
     wired = set(config["data"]) | set(secret["stringData"])
     assert wired == setting_names()
@@ -249,7 +254,7 @@ def test_every_setting_is_in_the_configmap_or_the_secret_and_every_pod_reads_bot
 def test_deployments_probe_the_real_health_endpoints_and_request_resources() -> None:
     deployments = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
     assert set(deployments) == {*service_names(), "api"}
-    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "microhub-config"]
+    config = config_map()
     for name, deployment in deployments.items():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["args"] == ["serve", name]
