@@ -228,7 +228,7 @@ def _build(instance: WaveInstance, stops: Sequence[StopDemand]) -> _Model:
         cap_l=[math.floor(round(v.capacity_m3 * 1000, 6)) for v in vs],
         range_m=[max(0, math.floor(_range_allowance_km(v) * 1000)) for v in vs],
         battery_m=[max(0, math.floor(v.range_km * 1000)) for v in vs],
-        shift_s=[max(0, math.floor((v.available_min - _break_allowance_min(v)) * 60)) for v in vs],
+        shift_s=[max(0, math.floor(planned_shift_min(v) * 60)) for v in vs],
         speed_mps=[v.speed_kmh / 3.6 for v in vs],
         max_trips=[max(1, v.max_trips) for v in vs],
         load_s=math.ceil(round(instance.load_min_per_trip * 60, 6)),
@@ -246,6 +246,12 @@ def _range_allowance_km(v: VehicleSpec) -> float:
         return v.range_km
     full = max(v.full_range_km or v.range_km, v.range_km)
     return v.range_km + min((v.max_trips - 1) * full, v.charge_km_per_min * v.available_min)
+
+
+def planned_shift_min(v: VehicleSpec) -> float:
+    """The minutes of shift the planners plan with: what is left of it, less the breaks
+    it will hold. A stop is servable only if a vehicle is back within them."""
+    return v.available_min - _break_allowance_min(v)
 
 
 def _break_allowance_min(v: VehicleSpec) -> float:

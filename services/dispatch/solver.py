@@ -36,6 +36,7 @@ from services.dispatch.cvrp import (
     WaveInstance,
     _build,
     _Model,
+    planned_shift_min,
     road_km,
 )
 from services.dispatch.cvrp import Point as Point
@@ -147,14 +148,15 @@ def _unservable(instance: WaveInstance) -> tuple[list[StopDemand], list[Unserved
             if max(arrivals[v.vehicle_id], opens)
             + instance.service_min_per_stop
             + one_way / v.speed_kmh * 60
-            <= v.available_min
+            <= planned_shift_min(v)  # the model's shift: PyVRP refuses a window past it
         ]
         if not in_time:
             out.append(
                 Unserved(
                     stop.key,
                     "past_shift_end",
-                    "no free vehicle that could serve it is back before its shift ends",
+                    "no free vehicle that could serve it is back before its shift ends "
+                    "(less the breaks the shift will hold)",
                 )
             )
             continue

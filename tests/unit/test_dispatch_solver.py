@@ -470,3 +470,17 @@ def test_pins_are_never_broken(stops, vehicles, limit, data) -> None:
     )
     plan = plan_wave(instance, time_limit_s=limit, iterations=150)
     assert check_plan(instance, plan) == []
+
+
+def test_a_window_that_opens_after_the_shift_less_its_breaks_is_past_shift_end() -> None:
+    """Found by hypothesis: 240 minutes left with a 5-minute break every 30 leave 200 to
+    plan with; a window opening at 201 min used to reach PyVRP and raise."""
+    rested = replace(bike(minutes=240), break_after_min=30, break_min=5)
+    instance = WaveInstance(
+        HUB, [StopDemand("late", EAST[0], 1, 5.0, 0.05, window=(201, 206))], [rested]
+    )
+    plan = plan_wave(instance, iterations=100)
+    assert [(u.key, u.code) for u in plan.unserved] == [("late", "past_shift_end")]
+    # without the breaks the same window is served
+    fresh = replace(instance, vehicles=[bike(minutes=240)])
+    assert [k for r in plan_wave(fresh, iterations=100).routes for k in r.stop_keys] == ["late"]
