@@ -11,7 +11,9 @@ For each record:
    ``outbox_publish_before_ack``, awaited, so a committed offset never runs ahead of the
    events its record caused).
 4. Only then is the Kafka offset committed (services/runtime/rdkafka_consumer.py: after the
-   batch returns; a batch that raises is read again from its first record).
+   batch's publication; a batch that raises is read again from its first record). The
+   live consumer awaits that publication while it decides its next batch
+   (``defer_publication``): the broker's acks no longer hold up the next decision.
 
 Transient failures (database unreachable, locked) are retried in place with backoff and
 never commit the offset. A handler that keeps failing on one record for another reason
@@ -92,6 +94,10 @@ class ConsumerStats:
     retries: int = 0
 
 
+async def _all_of(started: list[asyncio.Future[None]]) -> None:
+    await asyncio.gather(*started)
+
+
 class RecordApplier:
     """Applies records of one topic for one consumer: decode (poison is dead-lettered),
     claim in the inbox, run the handler, all of a batch in one unit of work; retries and
@@ -133,6 +139,19 @@ class RecordApplier:
         self.dead_letters = dead_letters
         self.stats = ConsumerStats()
         self.stopping = False
+        # Set by a caller that commits offsets itself once the publication is done (the
+        # live consumer): each unit of work's publication is then started and kept here
+        # (``take_publications``), not awaited before the next batch is decided.
+        self.defer_publication = False
+        self._publications: list[asyncio.Future[None]] = []
+
+    def take_publications(self) -> Awaitable[None] | None:
+        """What the batches applied since the last call published (started, maybe not
+        acked yet): done when all of it is; None when nothing was published."""
+        started, self._publications = self._publications, []
+        if not started:
+            return None
+        return started[0] if len(started) == 1 else _all_of(started)
 
     async def _decode(self, record: Any) -> Delivery | None:
         """The record as a delivery, or None after dead-lettering it."""
@@ -250,7 +269,13 @@ class RecordApplier:
         # outbox (a crash after the commit, before the publish), and their offsets must
         # not be committed ahead of it.
         published = self.after_commit()
-        if published is not None:
+        if published is None:
+            return
+        if self.defer_publication:
+            # started now (the relay's pass begins at once), awaited before the offsets
+            # of these records are committed
+            self._publications.append(asyncio.ensure_future(published))
+        else:
             await published
 
     async def _sent_again(
@@ -320,8 +345,20 @@ class EventConsumer(RecordApplier):
             topic=topic,
             pattern=pattern,
             max_batch=max_batch,
-            on_batch=self.process_batch,
+            on_batch=self._decide,
         )
+        # the subscription commits a batch's offsets once its publication is done,
+        # overlapped with deciding the next batch
+        self.defer_publication = True
+
+    async def _decide(self, records: list[Any]) -> Awaitable[None] | None:
+        try:
+            await self.process_batch(records)
+        except BaseException:
+            # read again from its first record; what it published runs on by itself
+            self.take_publications()
+            raise
+        return self.take_publications()
 
     async def start_consuming(self) -> None:
         """Join the group and consume."""

@@ -11,9 +11,10 @@ per partition), decodes the record batches in C, and heartbeats without the even
 
 The loop: wait for the first record in a worker thread (``poll``), take what else is queued
 without waiting (``consume(n, 0)``: ``consume`` alone waits its whole timeout for ``n``
-records), hand the batch to the consumer (decode, inbox, handler, outbox published), then
-commit the batch's offsets. The commit is asynchronous: the outbox is published before it
-is sent, so a committed offset never runs ahead of the events its record caused; a commit
+records), hand the batch to the consumer (decode, inbox, handler; the outbox's publication started),
+then commit the batch's offsets once that publication is acked: after the next batch is
+decided, so that the broker's acks overlap the next decision rather than come before it.
+The commit is asynchronous and never runs ahead of the events its records caused; a commit
 that is lost (a crash, a rebalance) makes the next owner redo records the inbox knows.
 A partition taken away in a rebalance gets its offsets committed synchronously first.
 """
@@ -121,8 +122,10 @@ class RdkafkaSubscription:
         topic: str,
         pattern: bool,
         max_batch: int,
-        on_batch: Callable[[list[FetchedRecord]], Awaitable[None]],
+        on_batch: Callable[[list[FetchedRecord]], Awaitable[Awaitable[None] | None]],
     ) -> None:
+        """``on_batch`` decides a batch and returns what must be done (its publication)
+        before the batch's offsets are committed, or None."""
         self.name = name
         self.config = config
         # librdkafka subscribes by regular expression when the name starts with "^"
@@ -195,6 +198,27 @@ class RdkafkaSubscription:
     # --- the loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
+        # The batch decided last, whose publication may not be acked yet: its offsets are
+        # committed once it is, after the next batch is decided (or when nothing more
+        # came). Deciding does not wait for the broker's acks, and offsets are committed
+        # in order and never ahead of the events their records caused.
+        self._publishing: tuple[list[FetchedRecord], Awaitable[None]] | None = None
+        try:
+            await self._consume()
+            await self._settle()
+        except asyncio.CancelledError:
+            self._publishing = None  # not committed: the next owner redoes it
+            raise
+
+    async def _settle(self) -> None:
+        """Commit the last batch's offsets once its publication is done."""
+        if self._publishing is not None:
+            records, publication = self._publishing
+            self._publishing = None
+            await publication
+            self._commit(records)
+
+    async def _consume(self) -> None:
         backoff = 0.05
         while not self.stopping:
             try:
@@ -211,9 +235,10 @@ class RdkafkaSubscription:
                 return
             records = self._records(messages)
             if not records:
+                await self._settle()
                 continue
             try:
-                await self.on_batch(records)
+                publication = await self.on_batch(records)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -227,7 +252,13 @@ class RdkafkaSubscription:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.05
-            self._commit(records)
+            # here, between fetches: the commit and ``_done`` are touched only while the
+            # fetching thread is idle (its revoke callback reads ``_done``)
+            await self._settle()
+            if publication is None:
+                self._commit(records)
+            else:
+                self._publishing = (records, publication)
 
     def _fetch(self) -> list[Message]:
         consumer = self._consumer

@@ -272,7 +272,8 @@ class Settings(BaseSettings):
         ge=0,
         description="A consumer publishes the events its record caused before committing "
         "the record's offset, waiting up to this long for Kafka's ack (then the relay "
-        "retries in the background); 0 commits at once and leaves publishing to the relay.",
+        "retries in the background; the next batch is decided meanwhile); 0 commits at "
+        "once and leaves publishing to the relay.",
     )
     gc_gen0_threshold: int = Field(
         default=50_000,

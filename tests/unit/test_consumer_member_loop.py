@@ -91,3 +91,99 @@ async def test_a_fetch_that_raises_is_retried_and_a_handled_batch_committed() ->
         member._thread.shutdown()
     assert handled == [[7, 8]]
     assert consumer.commits == [[("commands", 2, 9)]]
+
+
+class _Batches:
+    """Hands out one record a poll (offsets 1, 2, …, ``last``), then nothing."""
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self.polls = 0
+        self.closed = threading.Event()
+        self.commits: list[list[tuple[str, int, int]]] = []
+
+    def poll(self, timeout: float) -> _Message | None:
+        self.polls += 1
+        if self.polls <= self.last:
+            return _Message(self.polls)
+        self.closed.wait(timeout)
+        return None
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        return []
+
+    def commit(self, *, offsets: Any, asynchronous: bool) -> None:
+        self.commits.append([(o.topic, o.partition, o.offset) for o in offsets])
+
+
+class _Acks:
+    """A publication's acks, as the member awaits them: ``awaited`` once it waits."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.awaited = False
+
+    def __await__(self) -> Any:
+        self.awaited = True
+        return self.future.__await__()
+
+
+def _member_on(consumer: _Batches, on_batch: Any) -> RdkafkaSubscription:
+    member = RdkafkaSubscription(
+        {}, name="test", topic="commands", pattern=False, max_batch=10, on_batch=on_batch
+    )
+    member._consumer = consumer  # type: ignore[assignment]
+    member._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    return member
+
+
+async def test_the_next_batch_is_decided_while_the_last_ones_publication_waits_for_acks() -> None:
+    """A batch's offsets are committed only once its publication is done, and in order;
+    meanwhile the next batch is decided rather than waiting for the broker's acks."""
+    acks = _Acks()
+    decided: list[list[int]] = []
+
+    async def on_batch(records: list[FetchedRecord]) -> _Acks | None:
+        decided.append([r.offset for r in records])
+        return acks if len(decided) == 1 else None
+
+    consumer = _Batches(last=2)
+    member = _member_on(consumer, on_batch)
+    task = asyncio.create_task(member._run())
+    try:
+        await eventually(lambda: acks.awaited, what="the member waiting for the first acks")
+        assert decided == [[1], [2]]  # the second batch did not wait for them
+        assert consumer.commits == []  # neither batch is committed ahead of the first acks
+        acks.future.set_result(None)
+        await eventually(lambda: len(consumer.commits) == 2, what="both batches committed")
+    finally:
+        member.stopping = True
+        consumer.closed.set()
+        if not acks.future.done():
+            acks.future.set_result(None)  # a failed check: the member's stop waits for them
+        await task
+        member._thread.shutdown()  # type: ignore[union-attr]
+    assert decided == [[1], [2]]
+    assert consumer.commits == [[("commands", 2, 2)], [("commands", 2, 3)]]
+
+
+async def test_a_stop_commits_the_last_batch_once_its_publication_is_done() -> None:
+    acks = _Acks()
+
+    async def on_batch(records: list[FetchedRecord]) -> _Acks:
+        return acks
+
+    consumer = _Batches(last=1)
+    member = _member_on(consumer, on_batch)
+    task = asyncio.create_task(member._run())
+    await eventually(lambda: consumer.polls >= 2, what="the batch decided, the next poll")
+    member.stopping = True
+    consumer.closed.set()
+    try:
+        await eventually(lambda: acks.awaited, what="the stopping member waiting for the acks")
+        assert consumer.commits == [] and not task.done()
+    finally:
+        acks.future.set_result(None)
+        await task
+        member._thread.shutdown()  # type: ignore[union-attr]
+    assert consumer.commits == [[("commands", 2, 2)]]
