@@ -11,8 +11,8 @@ per partition), decodes the record batches in C, and heartbeats without the even
 
 The loop: wait for the first record in a worker thread (``poll``), take what else is queued
 without waiting (``consume(n, 0)``: ``consume`` alone waits its whole timeout for ``n``
-records), hand the batch to the consumer (decode, inbox, handler; the outbox's publication started),
-then commit the batch's offsets once that publication is acked: after the next batch is
+records), hand the batch to the consumer (decode, inbox, handler; the outbox's
+publication started), then commit the batch's offsets once that publication is acked: after the next batch is
 decided, so that the broker's acks overlap the next decision rather than come before it.
 The commit is asynchronous and never runs ahead of the events its records caused; a commit
 that is lost (a crash, a rebalance) makes the next owner redo records the inbox knows.
@@ -211,12 +211,16 @@ class RdkafkaSubscription:
             raise
 
     async def _settle(self) -> None:
-        """Commit the last batch's offsets once its publication is done."""
+        """Commit the last batch's offsets once its publication is done: of the partitions
+        still assigned (one revoked meanwhile was committed up to the batch before; its
+        next owner redoes this one, which the inbox knows, and no offset of ours lands
+        over its commits)."""
         if self._publishing is not None:
             records, publication = self._publishing
             self._publishing = None
             await publication
-            self._commit(records)
+            owned = {(tp.topic, tp.partition) for tp in self._assigned}
+            self._commit([r for r in records if (r.topic, r.partition) in owned])
 
     async def _consume(self) -> None:
         backoff = 0.05
@@ -286,7 +290,7 @@ class RdkafkaSubscription:
         for record in records:
             last[record.topic, record.partition] = record.offset + 1
         self._done |= last
-        if self._consumer is not None:
+        if last and self._consumer is not None:
             self._consumer.commit(
                 offsets=_positions(last),
                 asynchronous=True,

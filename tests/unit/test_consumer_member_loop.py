@@ -9,7 +9,7 @@ import concurrent.futures
 import threading
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from services.runtime.rdkafka_consumer import FetchedRecord, RdkafkaSubscription
 from tests.support.waiting import eventually
@@ -134,6 +134,7 @@ def _member_on(consumer: _Batches, on_batch: Any) -> RdkafkaSubscription:
     )
     member._consumer = consumer  # type: ignore[assignment]
     member._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    member._assigned = [TopicPartition("commands", 2)]  # as the group's assignment does
     return member
 
 
@@ -187,3 +188,27 @@ async def test_a_stop_commits_the_last_batch_once_its_publication_is_done() -> N
         await task
         member._thread.shutdown()  # type: ignore[union-attr]
     assert consumer.commits == [[("commands", 2, 2)]]
+
+
+async def test_a_partition_revoked_while_its_batch_waits_for_acks_is_not_committed_by_it() -> None:
+    """Its next owner reads on from the offsets committed on revocation (up to the batch
+    before) and redoes the batch; a late commit of ours would land over the owner's."""
+    acks = _Acks()
+
+    async def on_batch(records: list[FetchedRecord]) -> _Acks:
+        return acks
+
+    consumer = _Batches(last=1)
+    member = _member_on(consumer, on_batch)
+    task = asyncio.create_task(member._run())
+    try:
+        await eventually(lambda: consumer.polls >= 2, what="the batch decided, the next poll")
+        member._assigned = []  # a rebalance took partition 2 away during that poll
+        member.stopping = True
+        consumer.closed.set()
+        await eventually(lambda: acks.awaited, what="the stopping member waiting for the acks")
+    finally:
+        acks.future.set_result(None)
+        await task
+        member._thread.shutdown()  # type: ignore[union-attr]
+    assert consumer.commits == []
