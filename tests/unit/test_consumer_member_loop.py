@@ -168,31 +168,11 @@ async def test_the_next_batch_is_decided_while_the_last_ones_publication_waits_f
     assert consumer.commits == [[("commands", 2, 2)], [("commands", 2, 3)]]
 
 
-async def test_a_stop_commits_the_last_batch_once_its_publication_is_done() -> None:
-    acks = _Acks()
-
-    async def on_batch(records: list[FetchedRecord]) -> _Acks:
-        return acks
-
-    consumer = _Batches(last=1)
-    member = _member_on(consumer, on_batch)
-    task = asyncio.create_task(member._run())
-    await eventually(lambda: consumer.polls >= 2, what="the batch decided, the next poll")
-    member.stopping = True
-    consumer.closed.set()
-    try:
-        await eventually(lambda: acks.awaited, what="the stopping member waiting for the acks")
-        assert consumer.commits == [] and not task.done()
-    finally:
-        acks.future.set_result(None)
-        await task
-        member._thread.shutdown()  # type: ignore[union-attr]
-    assert consumer.commits == [[("commands", 2, 2)]]
-
-
-async def test_a_partition_revoked_while_its_batch_waits_for_acks_is_not_committed_by_it() -> None:
-    """Its next owner reads on from the offsets committed on revocation (up to the batch
-    before) and redoes the batch; a late commit of ours would land over the owner's."""
+async def _stop_while_a_batch_waits_for_acks(
+    *, revoked: bool = False
+) -> tuple[list[list[tuple[str, int, int]]], list[list[tuple[str, int, int]]]]:
+    """One batch decided, its acks not come yet, then the member stopped (its partition
+    revoked first if ``revoked``): the commits made before the acks came, and after."""
     acks = _Acks()
 
     async def on_batch(records: list[FetchedRecord]) -> _Acks:
@@ -203,12 +183,28 @@ async def test_a_partition_revoked_while_its_batch_waits_for_acks_is_not_committ
     task = asyncio.create_task(member._run())
     try:
         await eventually(lambda: consumer.polls >= 2, what="the batch decided, the next poll")
-        member._assigned = []  # a rebalance took partition 2 away during that poll
+        if revoked:
+            member._assigned = []  # a rebalance took partition 2 away during that poll
         member.stopping = True
         consumer.closed.set()
         await eventually(lambda: acks.awaited, what="the stopping member waiting for the acks")
+        before = list(consumer.commits)
+        assert not task.done()
     finally:
         acks.future.set_result(None)
         await task
         member._thread.shutdown()  # type: ignore[union-attr]
-    assert consumer.commits == []
+    return before, consumer.commits
+
+
+async def test_a_stop_commits_the_last_batch_once_its_publication_is_done() -> None:
+    before, after = await _stop_while_a_batch_waits_for_acks()
+    assert before == []
+    assert after == [[("commands", 2, 2)]]
+
+
+async def test_a_partition_revoked_while_its_batch_waits_for_acks_is_not_committed_by_it() -> None:
+    """Its next owner reads on from the offsets committed on revocation (up to the batch
+    before) and redoes the batch; a late commit of ours would land over the owner's."""
+    _, after = await _stop_while_a_batch_waits_for_acks(revoked=True)
+    assert after == []
