@@ -511,12 +511,9 @@ def latency(case: Case, kind: str, rate: int, seconds: float) -> Latency:
                 finally:
                     await asyncio.to_thread(producer.flush, 30)
                     service.stop()
-                waits = [(out.arrived[ref] - t) * 1000 for ref, t in sent.items()]
-                settled = [
-                    (out.arrived[ref] - t) * 1000
-                    for ref, t in sent.items()
-                    if t - started >= SETTLING_SECONDS
-                ]
+                timed = [(t, (out.arrived[ref] - t) * 1000) for ref, t in sent.items()]
+                waits = [wait for _, wait in timed]
+                settled = [wait for t, wait in timed if t - started >= SETTLING_SECONDS]
                 return Latency(*_p50_p99(waits), *_p50_p99(settled or waits), len(waits))
 
         return asyncio.run(run())

@@ -12,8 +12,9 @@ per partition), decodes the record batches in C, and heartbeats without the even
 The loop: wait for the first record in a worker thread (``poll``), take what else is queued
 without waiting (``consume(n, 0)``: ``consume`` alone waits its whole timeout for ``n``
 records), hand the batch to the consumer (decode, inbox, handler; the outbox's
-publication started), then commit the batch's offsets once that publication is acked: after the next batch is
-decided, so that the broker's acks overlap the next decision rather than come before it.
+publication started), then commit the batch's offsets once that publication is acked:
+after the next batch is decided, so that the broker's acks overlap the next decision
+rather than come before it.
 The commit is asynchronous and never runs ahead of the events its records caused; a commit
 that is lost (a crash, a rebalance) makes the next owner redo records the inbox knows.
 A partition taken away in a rebalance gets its offsets committed synchronously first.
@@ -139,6 +140,11 @@ class RdkafkaSubscription:
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._assigned: list[TopicPartition] = []
         self._done: dict[tuple[str, int], int] = {}  # next offset to commit, per partition
+        # The batch decided last, whose publication may not be acked yet: its offsets are
+        # committed once it is, after the next batch is decided (or when nothing more
+        # came). Deciding does not wait for the broker's acks, and offsets are committed
+        # in order and never ahead of the events their records caused.
+        self._publishing: tuple[list[FetchedRecord], Awaitable[None]] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -198,11 +204,7 @@ class RdkafkaSubscription:
     # --- the loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        # The batch decided last, whose publication may not be acked yet: its offsets are
-        # committed once it is, after the next batch is decided (or when nothing more
-        # came). Deciding does not wait for the broker's acks, and offsets are committed
-        # in order and never ahead of the events their records caused.
-        self._publishing: tuple[list[FetchedRecord], Awaitable[None]] | None = None
+        self._publishing = None
         try:
             await self._consume()
             await self._settle()
