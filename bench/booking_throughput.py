@@ -46,14 +46,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from bench import servers
+from bench import cpu_budget, servers
 from services.runtime.settings import Settings
 from tests.support.kafka import create_topics
 
 console = Console(width=160)
 PARTITIONS = 6
 MICROHUB = str(Path(sys.executable).parent / "microhub")
-TICKS = os.sysconf("SC_CLK_TCK")
 GOALS = {"rate": 5000.0, "ratio": 0.2, "cpu_us": 200.0, "history": 1.10}
 
 
@@ -216,11 +215,6 @@ class Outcomes:
             await asyncio.sleep(0.05)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
 class Booking:
     """`microhub serve booking` in a child process."""
 
@@ -358,8 +352,13 @@ def ceiling(case: Case, commands: int) -> float:
 @dataclass
 class Throughput:
     rate: float
-    cpu_us: float
     duplicates: int
+    budget: cpu_budget.Budget  # the machine's CPU per decision, the service's among it
+
+    @property
+    def cpu_us(self) -> float:
+        """The service's CPU µs per decision."""
+        return self.budget.service_us
 
 
 def throughput(case: Case, kind: str, commands: int, history: int = 0) -> Throughput:
@@ -380,17 +379,17 @@ def throughput(case: Case, kind: str, commands: int, history: int = 0) -> Throug
                 try:
                     await asyncio.to_thread(service.wait_running)
                     await out.wait_for(1, timeout=120)
-                    cpu_first = cpu_seconds(service.proc.pid)
+                    before = cpu_budget.sample(service.proc.pid)
                     first_count = len(out.arrived)
                     await out.wait_for(commands, timeout=max(120, commands / 50))
-                    cpu_last = cpu_seconds(service.proc.pid)
+                    after = cpu_budget.sample(service.proc.pid)
                 finally:
                     service.stop()
                 times = sorted(out.arrived.values())
                 decided = commands - first_count
                 elapsed = times[-1] - times[first_count - 1]
                 return Throughput(
-                    decided / elapsed, (cpu_last - cpu_first) / decided * 1e6, out.duplicates
+                    decided / elapsed, out.duplicates, cpu_budget.budget(before, after, decided)
                 )
 
         return asyncio.run(run())
@@ -563,6 +562,28 @@ def service_settings(pairs: list[str]) -> dict[str, str]:
     return settings
 
 
+def budget_table(runs: list[tuple[str, str, Throughput]]) -> Table:
+    """The machine's CPU per decision in each throughput run, by where it went, and the
+    bounds it sets: one process can decide at most 1 s / its own CPU per decision; a
+    machine at most cores * 1 s / everything's (bench/cpu_budget.py)."""
+    cores = os.cpu_count() or 1
+    table = Table(title="CPU µs per decision on this machine, and the bounds it sets")
+    for column in (
+        "database", "history", "service", "PostgreSQL", "broker", "rest", "machine",
+        "one process ≤ /s", f"{cores} cores ≤ /s", "8 cores ≤ /s",
+    ):  # fmt: skip
+        table.add_column(column, justify="right")
+    for kind, history, run in runs:
+        b = run.budget
+        table.add_row(
+            kind, history, f"{b.service_us:,.0f}", f"{b.postgres_us:,.0f}",
+            f"{b.broker_us:,.0f}", f"{b.rest_us:,.0f}", f"{b.machine_us:,.0f}",
+            f"{1e6 / b.service_us:,.0f}", f"{b.most_per_second(cores):,.0f}",
+            f"{b.most_per_second(8):,.0f}",
+        )  # fmt: skip
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commands", type=int, default=20_000)
@@ -655,9 +676,11 @@ def main(argv: list[str] | None = None) -> None:
                         f"{settling}: p50 {w.settled_p50:.1f} ms, p99 {w.settled_p99:.1f} ms"
                     )
             console.print(lat)
+        budgets: list[tuple[str, str, Throughput]] = []
         for kind in databases:
             empty = empties.get(kind)
             if empty is not None:
+                budgets.append((kind, "empty", empty))
                 table.add_row(
                     kind, "empty", f"{empty.rate:,.0f}", f"{roof:,.0f}", f"{empty.rate / roof:.3f}x",
                     f"{empty.cpu_us:,.0f}", "", str(empty.duplicates),
@@ -672,7 +695,10 @@ def main(argv: list[str] | None = None) -> None:
                     str(full.duplicates), f"<= {GOALS['history']:.2f}x the empty hub",
                 )  # fmt: skip
                 console.print(f"{kind} history: {full}")
+                budgets.append((kind, f"{args.history_per_hub:,}/hub", full))
         console.print(table)
+        if budgets:
+            console.print(budget_table(budgets))
         if "processes" in cases:
             scale = Table(title="processes in one consumer group (PostgreSQL, 6 partitions)")
             for column in ("processes", "decisions/s", "vs 1 process", "ceiling/s"):
