@@ -22,7 +22,7 @@ resent event changes nothing and emits nothing there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +125,19 @@ class CommandAnswers:
             self.inbox,
             consumer=self.consumer,
             answers=[(command.source, command.id, answer) for command, answer in answered],
+        )
+
+    async def record(self, uow: UnitOfWork, fresh: Sequence[Delivery]) -> None:
+        """Record the batch's fresh commands in the inbox, each with the answer given to
+        it in this unit of work (one statement for the batch; raises
+        :class:`services.runtime.inbox.InboxRace` if any was recorded meanwhile)."""
+        answered, uow.answered = uow.answered, []
+        await inbox_module.record_new(
+            uow.session,
+            self.inbox,
+            consumer=self.consumer,
+            deliveries=fresh,
+            answers={(command.source, command.id): answer for command, answer in answered},
         )
 
     async def again(

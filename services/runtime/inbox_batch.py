@@ -48,15 +48,25 @@ _SQLITE_ROWS = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 7
 class _Plan:
     claim: str  # on SQLite with a VALUES_MARK for the rows
     answer: str
+    recorded: str  # on SQLite with a VALUES_MARK for the identities
+    record: str
     processed_at: Callable[[Any], Any] | None
     answer_value: Callable[[Any], Any] | None
     claims: dict[int, str]  # SQLite: the claim's text for a number of rows
+    lookups: dict[int, str]  # SQLite: the look-up's text for a number of identities
 
     def claim_of(self, rows: int) -> str:
         known = self.claims.get(rows)
         if known is None:
             values = "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
             known = self.claims[rows] = self.claim.replace(VALUES_MARK, values)
+        return known
+
+    def recorded_of(self, identities: int) -> str:
+        known = self.lookups.get(identities)
+        if known is None:
+            values = "VALUES " + ", ".join(["(?, ?)"] * identities)
+            known = self.lookups[identities] = self.recorded.replace(VALUES_MARK, values)
         return known
 
 
@@ -109,19 +119,49 @@ def _plan(dialect: Any, inbox: Table) -> _Plan:
             f"{table}.{q('event_id')} = u.{q('event_id')} LIMIT 1) AS i) AS f "
             f"WHERE {table}.ctid = f.row_id"
         )
+        # the rows with their answers (NULL: none), the time once for all
+        record = (
+            f"{into[:-2]}, {q('answer')}) SELECT $1::{sql_type('consumer')}, {fields}, "
+            f"${len(_POSITION) + 2}::{sql_type('processed_at')}, "
+            f"CAST(u.{q('answer')} AS {sql_type('answer')}) "
+            f"FROM unnest({arrays}, ${len(_POSITION) + 3}::text[]) "
+            f"AS u ({fields}, {q('answer')}) {identity}"
+        )
+        # the same per-row index look-up (LIMIT 1), for identities alone
+        recorded = (
+            f"SELECT u.{q('source')}, u.{q('event_id')} "
+            f"FROM unnest($2::{sql_type('source')}[], $3::{sql_type('event_id')}[]) "
+            f"AS u ({q('source')}, {q('event_id')}) "
+            f"CROSS JOIN LATERAL (SELECT 1 FROM {table} WHERE "
+            f"{table}.{q('consumer')} = $1::{sql_type('consumer')} AND "
+            f"{table}.{q('source')} = u.{q('source')} AND "
+            f"{table}.{q('event_id')} = u.{q('event_id')} LIMIT 1) AS i"
+        )
     elif dialect.name == "sqlite":
         claim = f"{into}{VALUES_MARK} {identity}{returning}"
         answer = (
             f"UPDATE {table} SET {q('answer')} = ? "
             f"WHERE {q('consumer')} = ? AND {q('source')} = ? AND {q('event_id')} = ?"
         )
+        record = f"{into[:-2]}, {q('answer')}) VALUES ({', '.join(['?'] * 8)}) {identity}"
+        # the identities' VALUES first (CROSS JOIN keeps that order), each then found by
+        # the primary key; a row value IN (VALUES …) was planned as a scan of every row
+        # of the consumer
+        recorded = (
+            f"SELECT u.column1, u.column2 FROM ({VALUES_MARK}) AS u CROSS JOIN {table} AS i "
+            f"WHERE i.{q('consumer')} = ? AND i.{q('source')} = u.column1 "
+            f"AND i.{q('event_id')} = u.column2"
+        )
     else:  # pragma: no cover - the two databases microhub runs on
         raise ValueError(f"no batch inbox statements for {dialect.name}")
     plan = _PLANS[key] = _Plan(
         claim,
         answer,
+        recorded,
+        record,
         inbox.c.processed_at.type._cached_bind_processor(dialect),
         inbox.c.answer.type._cached_bind_processor(dialect),
+        {},
         {},
     )
     return plan
@@ -199,6 +239,74 @@ async def keep_answers(
             [
                 (encode(answer), consumer, source, event_id)
                 for (source, event_id), answer in answers.items()
+            ],
+        )
+    return int(result.rowcount)
+
+
+async def recorded(
+    session: AsyncSession, inbox: Table, *, consumer: str, identities: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of the (source, event_id) identities ``consumer`` has recorded already: one
+    statement (on SQLite one per 500 identities), each found by the primary key."""
+    unique = list(dict.fromkeys(identities))
+    if not unique:
+        return set()
+    connection = await session.connection()
+    dialect = connection.dialect
+    plan = _plan(dialect, inbox)
+    result: Any
+    if dialect.name == "postgresql":
+        sources, event_ids = zip(*unique, strict=True)
+        parameters = (consumer, list(sources), list(event_ids))
+        result = await connection.exec_driver_sql(plan.recorded, parameters)
+        return {(source, event_id) for source, event_id in result}
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(unique), _SQLITE_ROWS):
+        chunk = unique[start : start + _SQLITE_ROWS]
+        flat = (*(v for identity in chunk for v in identity), consumer)
+        result = await connection.exec_driver_sql(plan.recorded_of(len(chunk)), flat)
+        found.update((source, event_id) for source, event_id in result)
+    return found
+
+
+# where a delivery was read and the answer it was given (None: none), as recorded
+RecordRow = tuple[str, str, str, int, int, list[dict[str, Any]] | None]
+
+
+async def record_new(
+    session: AsyncSession, inbox: Table, *, consumer: str, rows: list[RecordRow], now: datetime
+) -> int:
+    """Insert the rows of ``consumer`` (each identity once), with ``now`` as their time
+    and their answers (SQL NULL for None), skipping an identity recorded already;
+    returns how many were inserted."""
+    if not rows:
+        return 0
+    connection = await session.connection()
+    dialect = connection.dialect
+    plan = _plan(dialect, inbox)
+    at = now if plan.processed_at is None else plan.processed_at(now)
+    encode = plan.answer_value or (lambda value: value)
+    result: Any
+    if dialect.name == "postgresql":
+        sources, event_ids, topics, partitions, offsets, answers = zip(*rows, strict=True)
+        parameters: tuple[Any, ...] = (
+            consumer,
+            list(sources),
+            list(event_ids),
+            list(topics),
+            list(partitions),
+            list(offsets),
+            at,
+            [None if answer is None else encode(answer) for answer in answers],
+        )
+        result = await connection.exec_driver_sql(plan.record, parameters)
+    else:  # sqlite3's executemany sums the rows each execution inserted
+        result = await connection.exec_driver_sql(
+            plan.record,
+            [
+                (consumer, s, e, t, p, o, at, None if a is None else encode(a))
+                for s, e, t, p, o, a in rows
             ],
         )
     return int(result.rowcount)
