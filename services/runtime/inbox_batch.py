@@ -24,7 +24,7 @@ return the number of inbox rows changed, for the caller's check.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,18 +56,20 @@ class _Plan:
     lookups: dict[int, str]  # SQLite: the look-up's text for a number of identities
 
     def claim_of(self, rows: int) -> str:
-        known = self.claims.get(rows)
-        if known is None:
-            values = "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
-            known = self.claims[rows] = self.claim.replace(VALUES_MARK, values)
-        return known
+        return _with_values(self.claim, self.claims, rows, 7)
 
     def recorded_of(self, identities: int) -> str:
-        known = self.lookups.get(identities)
-        if known is None:
-            values = "VALUES " + ", ".join(["(?, ?)"] * identities)
-            known = self.lookups[identities] = self.recorded.replace(VALUES_MARK, values)
-        return known
+        return _with_values(self.recorded, self.lookups, identities, 2)
+
+
+def _with_values(text: str, made: dict[int, str], rows: int, width: int) -> str:
+    """``text`` with its VALUES_MARK as ``rows`` rows of ``width`` parameters (SQLite),
+    made once per number of rows."""
+    known = made.get(rows)
+    if known is None:
+        row = "(" + ", ".join(["?"] * width) + ")"
+        known = made[rows] = text.replace(VALUES_MARK, "VALUES " + ", ".join([row] * rows))
+    return known
 
 
 VALUES_MARK = "VALUES (…)"
@@ -167,6 +169,21 @@ def _plan(dialect: Any, inbox: Table) -> _Plan:
     return plan
 
 
+async def _prepared(session: AsyncSession, inbox: Table, now: datetime) -> tuple[Any, _Plan, Any]:
+    """The session's connection, the inbox's statements on its database, and ``now`` as
+    the driver takes it."""
+    connection = await session.connection()
+    plan = _plan(connection.dialect, inbox)
+    return connection, plan, now if plan.processed_at is None else plan.processed_at(now)
+
+
+def _pg_positions(consumer: str, rows: Sequence[tuple[Any, ...]], at: Any) -> tuple[Any, ...]:
+    """PostgreSQL's parameters of rows that start with a position (:data:`ClaimRow`):
+    $1 the consumer, $2 to $6 an array per field of the position, $7 the time."""
+    columns = list(zip(*rows, strict=True))  # a RecordRow's answer: left out below
+    return (consumer, *(list(column) for column in columns[: len(_POSITION)]), at)
+
+
 async def claim_new(
     session: AsyncSession, inbox: Table, *, consumer: str, rows: Iterable[ClaimRow], now: datetime
 ) -> set[tuple[str, str]]:
@@ -178,21 +195,9 @@ async def claim_new(
         unique.setdefault((row[0], row[1]), row)
     if not unique:
         return set()
-    connection = await session.connection()
-    dialect = connection.dialect
-    plan = _plan(dialect, inbox)
-    at = now if plan.processed_at is None else plan.processed_at(now)
-    if dialect.name == "postgresql":
-        sources, event_ids, topics, partitions, offsets = zip(*unique.values(), strict=True)
-        parameters: tuple[Any, ...] = (
-            consumer,
-            list(sources),
-            list(event_ids),
-            list(topics),
-            list(partitions),
-            list(offsets),
-            at,
-        )
+    connection, plan, at = await _prepared(session, inbox, now)
+    if connection.dialect.name == "postgresql":
+        parameters = _pg_positions(consumer, list(unique.values()), at)
         # typed as rows of no columns (the text is not SQLAlchemy's): (source, event_id)
         result: Any = await connection.exec_driver_sql(plan.claim, parameters)
         return {(source, event_id) for source, event_id in result}
@@ -282,24 +287,12 @@ async def record_new(
     returns how many were inserted."""
     if not rows:
         return 0
-    connection = await session.connection()
-    dialect = connection.dialect
-    plan = _plan(dialect, inbox)
-    at = now if plan.processed_at is None else plan.processed_at(now)
+    connection, plan, at = await _prepared(session, inbox, now)
     encode = plan.answer_value or (lambda value: value)
     result: Any
-    if dialect.name == "postgresql":
-        sources, event_ids, topics, partitions, offsets, answers = zip(*rows, strict=True)
-        parameters: tuple[Any, ...] = (
-            consumer,
-            list(sources),
-            list(event_ids),
-            list(topics),
-            list(partitions),
-            list(offsets),
-            at,
-            [None if answer is None else encode(answer) for answer in answers],
-        )
+    if connection.dialect.name == "postgresql":
+        answers = [None if row[5] is None else encode(row[5]) for row in rows]
+        parameters = (*_pg_positions(consumer, rows, at), answers)
         result = await connection.exec_driver_sql(plan.record, parameters)
     else:  # sqlite3's executemany sums the rows each execution inserted
         result = await connection.exec_driver_sql(

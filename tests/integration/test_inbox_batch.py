@@ -6,7 +6,6 @@ the rows as written, and an answer without its inbox row refused."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +20,7 @@ from services.booking.service import BookingService
 from services.runtime import inbox
 from services.runtime.db import dialect_insert, make_engine, make_sessionmaker
 from services.runtime.inbox_batch import claim_new
+from tests.support.inbox import delivery as _delivery
 
 # another offset than UTC: stored as the same instant
 AT = datetime(2026, 12, 1, 9, 30, 15, 5, tzinfo=timezone(timedelta(hours=-3)))
@@ -28,24 +28,6 @@ ANSWER = [
     {"type": "microhub.booking.confirmed.v1", "key": "ber-westhafen",
      "data": {"booking_id": "b-1", "note": 'Grüße "x" \\ \'y\'', "volume_m3": 0.35, "n": 10**15}},
 ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Event:
-    source: str
-    id: str
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    event: _Event
-    topic: str
-    partition: int
-    offset: int
-
-
-def _delivery(source: str, event_id: str, offset: int, partition: int = 0) -> _Delivery:
-    return _Delivery(_Event(source, event_id), "booking.commands", partition, offset)
 
 
 async def _reference_claim(session, consumer: str, deliveries, now: datetime) -> set:

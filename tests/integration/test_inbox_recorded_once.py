@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from bench.booking_decide import Record
 from contracts.booking import BookingRequested
 from contracts.envelope import encode, new_event
 from services.booking import store
@@ -26,37 +26,11 @@ from services.runtime.db import make_engine
 from services.runtime.settings import Settings
 from tests.support.carrier import consignment
 from tests.support.hubs import TEST_HUB, hub_config, write_catalogue
+from tests.support.inbox import delivery
 
 NOW = datetime(2027, 3, 1, 5, tzinfo=UTC)  # Monday 06:00 Berlin
 SLOT = datetime(2027, 3, 2, 8, tzinfo=UTC)  # Tuesday 09:00 Berlin, on the hourly grid
 ANSWER = [{"type": "microhub.booking.confirmed.v1", "key": "h", "data": {"n": 10**15}}]
-
-
-@dataclass(frozen=True)
-class _Event:
-    source: str
-    id: str
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    event: _Event
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass
-class Record:
-    """What the consumer reads of a Kafka record."""
-
-    value: bytes
-    key: bytes
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    timestamp_type: int = 0
 
 
 def _booking(database_url: str, tmp_path: Path, name: str) -> BookingService:
@@ -158,7 +132,7 @@ async def test_record_new_refuses_an_identity_recorded_meanwhile_and_keeps_nothi
 ) -> None:
     """Two transactions find the same command new; the first records it; the second's
     record raises InboxRace (transient: redone), and what it wrote is rolled back."""
-    batch = [_Delivery(_Event("carrier/a", f"e{i}"), "commands", 0, i) for i in range(3)]
+    batch = [delivery("carrier/a", f"e{i}", i) for i in range(3)]
     async with booking_sessions() as first, first.begin():
         new = await inbox.unrecorded(first, store.inbox, consumer="c", deliveries=batch)
         assert new == {("carrier/a", f"e{i}") for i in range(3)}
@@ -187,12 +161,12 @@ async def test_looked_up_and_recorded_rows_are_what_the_claim_wrote(booking_sess
     """The same identities, positions and time as a claim followed by kept answers; an
     unanswered command's answer is SQL NULL, not JSON null; the same id from another
     source is another command; more identities than one SQLite statement takes."""
-    seen = [_Delivery(_Event("carrier/a", "seen"), "commands", 0, 1)]
+    seen = [delivery("carrier/a", "seen", 1)]
     batch = [
-        _Delivery(_Event("carrier/a", "1"), "commands", 2, 10),
-        _Delivery(_Event("carrier/b", "1"), "commands", 2, 11),
-        _Delivery(_Event('carrier/"q"', "ünï ✓ 'x'"), "commands", 3, 12),
-        *(_Delivery(_Event("carrier/c", f"n{i}"), "commands", 4, 100 + i) for i in range(600)),
+        delivery("carrier/a", "1", 10, partition=2),
+        delivery("carrier/b", "1", 11, partition=2),
+        delivery('carrier/"q"', "ünï ✓ 'x'", 12, partition=3),
+        *(delivery("carrier/c", f"n{i}", 100 + i, partition=4) for i in range(600)),
     ]
     async with booking_sessions() as session, session.begin():
         for consumer in ("claimed", "recorded"):
