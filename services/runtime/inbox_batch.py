@@ -1,4 +1,5 @@
-"""A batch's inbox claim and kept answers as one statement each, by the driver.
+"""A batch's inbox claim, look-up, record and kept answers as one statement each, by the
+driver.
 
 Through SQLAlchemy, the claim (``INSERT … ON CONFLICT DO NOTHING RETURNING``) and the
 kept answers (``UPDATE … SET answer`` per command) built a parameter dictionary per row
@@ -19,6 +20,13 @@ gets one statement with few parameters:
 The claim returns the identities that were new; a second copy within the batch is not
 (the rows are deduplicated before, the first copy's position kept). The kept answers
 return the number of inbox rows changed, for the caller's check.
+
+A consumer of commands writes each row once instead (services/runtime/inbox.py): the
+look-up (:func:`recorded`, the identities found, each by the primary key) and the record
+(:func:`record_new`, the rows with their answers, ``ON CONFLICT DO NOTHING``; it returns
+how many were inserted, and fewer than given means another transaction recorded some).
+The claim and the kept answers remain for consumers of events and for a command
+answered after its handler failed for good.
 """
 
 from __future__ import annotations
