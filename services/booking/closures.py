@@ -86,6 +86,9 @@ async def in_force_between(
 _c = hub_closures.c
 _RECENT = and_(_c.lifted.is_(None), _c.ends_at > bindparam("after"))
 _OF_HUBS = _c.hub_id.in_(bindparam("hub_ids", expanding=True))
+# what a batch reads of its hubs' closures when its commands name none (probe.py asks
+# whether any row meets it before the locked read)
+IN_FORCE_LATELY = and_(_OF_HUBS, _RECENT)
 _IN_FORCE = select(hub_closures).where(_OF_HUBS, _RECENT).order_by(_c.hub_id, _c.id)
 _NAMED = (
     select(hub_closures)
@@ -93,6 +96,12 @@ _NAMED = (
     .order_by(_c.hub_id, _c.id)
 )
 _IN_FORCE_LOCKED, _NAMED_LOCKED = _IN_FORCE.with_for_update(), _NAMED.with_for_update()
+
+
+def read_after(since: datetime) -> datetime:
+    """The least end a closure read for a batch whose earliest event time is ``since``
+    may have (Closures.load says why)."""
+    return since - timedelta(days=2)
 
 
 class Closures:
@@ -111,15 +120,17 @@ class Closures:
         *,
         since: datetime,
         named: list[tuple[str, str]] | None = None,
+        none_in_force: bool = False,
     ) -> Closures:
         """``since``: the batch's earliest event time. A closure that ended two days before
         it can close no slot the batch decides (a slot a day or more past is refused before
-        any decision: answers.py), so it is not read."""
+        any decision: answers.py), so it is not read. ``none_in_force``: the batch's
+        probe found no row that the read of those in force would return (probe.py)."""
         hubs = sorted(set(hub_ids))
-        if not hubs:
+        if not hubs or (none_in_force and not named):
             return cls({})
         locked = dialect_name(session) == "postgresql"
-        values: dict[str, Any] = {"hub_ids": hubs, "after": since - timedelta(days=2)}
+        values: dict[str, Any] = {"hub_ids": hubs, "after": read_after(since)}
         if named:
             query = _NAMED_LOCKED if locked else _NAMED
             values["named"] = sorted(set(named))

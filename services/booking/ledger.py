@@ -86,8 +86,13 @@ class HubCatalogue:
     def __init__(self) -> None:
         self._hubs: dict[str, tuple[datetime, HubConfig]] = {}
 
-    async def current(self, session: AsyncSession) -> dict[str, HubConfig]:
-        stamps = dict((await session.execute(_HUB_STAMPS)).all())
+    async def current(
+        self, session: AsyncSession, stamps: dict[str, datetime] | None = None
+    ) -> dict[str, HubConfig]:
+        """``stamps``: each hub's last change as the batch's probe read them (probe.py);
+        read here when not given."""
+        if stamps is None:
+            stamps = dict((await session.execute(_HUB_STAMPS)).all())
         stale = [h for h, at in stamps.items() if h not in self._hubs or self._hubs[h][0] != at]
         if stale:
             rows = await session.execute(

@@ -83,10 +83,14 @@ def rejected(
 
 # built once, the lists as expanding parameters (ledger.py says why)
 _SERIES = select(series_table).where(series_table.c.id.in_(bindparam("ids", expanding=True)))
-_REACHED = select(series_table).where(
+# an active series at a batch's hubs (probe.py asks whether any exists: the reach below
+# needs the hubs' horizons, which the probe does not know yet)
+ACTIVE_AT_HUBS = (
     series_table.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
     series_table.c.status == ACTIVE,
-    series_table.c.next_occurrence <= bindparam("reach"),
+)
+_REACHED = select(series_table).where(
+    *ACTIVE_AT_HUBS, series_table.c.next_occurrence <= bindparam("reach")
 )
 _SERIES_LOCKED, _REACHED_LOCKED = _SERIES.with_for_update(), _REACHED.with_for_update()
 
@@ -111,9 +115,12 @@ class Standing:
         *,
         series_ids: Iterable[str],
         hubs_at: dict[str, datetime],
+        none_active: bool = False,
     ) -> Standing:
         """The series named by the batch's commands, and the active series of its hubs
-        whose next occurrence the horizon reaches by the batch's latest event time."""
+        whose next occurrence the horizon reaches by the batch's latest event time.
+        ``none_active``: the batch's probe found no active series at its hubs
+        (probe.py)."""
         locking = dialect_name(session) == "postgresql"
         found: list[Any] = []
         wanted = sorted(set(series_ids))
@@ -123,7 +130,7 @@ class Standing:
         reaches = [
             at + timedelta(days=hubs[h].booking_horizon_days)
             for h, at in hubs_at.items()
-            if h in hubs
+            if h in hubs and not none_active
         ]
         if reaches:
             query = _REACHED_LOCKED if locking else _REACHED

@@ -70,11 +70,9 @@ def _entry(row: Any) -> WaitingEntry:
 
 
 # built once, the hubs as an expanding parameter (ledger.py says why)
-_WAITING = (
-    select(waiting_list)
-    .where(waiting_list.c.hub_id.in_(bindparam("hub_ids", expanding=True)))
-    .order_by(waiting_list.c.booking_id)
-)
+# what a batch reads of its hubs' waiting lists (probe.py asks whether any row meets it)
+OF_HUBS = waiting_list.c.hub_id.in_(bindparam("hub_ids", expanding=True))
+_WAITING = select(waiting_list).where(OF_HUBS).order_by(waiting_list.c.booking_id)
 _WAITING_LOCKED = _WAITING.with_for_update()
 
 
@@ -89,9 +87,12 @@ class WaitingList:
         self._gone: set[str] = set()
 
     @classmethod
-    async def load(cls, session: AsyncSession, hub_ids: Iterable[str]) -> WaitingList:
+    async def load(
+        cls, session: AsyncSession, hub_ids: Iterable[str], *, none_waiting: bool = False
+    ) -> WaitingList:
+        """``none_waiting``: the batch's probe found no entry at these hubs (probe.py)."""
         wanted = sorted(set(hub_ids))
-        if not wanted:
+        if not wanted or none_waiting:
             return cls({}, {})
         locked = dialect_name(session) == "postgresql"
         query = _WAITING_LOCKED if locked else _WAITING
