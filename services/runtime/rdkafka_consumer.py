@@ -87,6 +87,7 @@ def consumer_config(
     max_partition_fetch_bytes: int,
     fetch_max_bytes: int,
     security: dict[str, Any],
+    fetch_min_bytes: int = 1,
 ) -> dict[str, Any]:
     return {
         "bootstrap.servers": ",".join(bootstrap),
@@ -100,6 +101,7 @@ def consumer_config(
         "heartbeat.interval.ms": 3_000,
         "partition.assignment.strategy": "roundrobin",
         "fetch.wait.max.ms": fetch_max_wait_ms,
+        "fetch.min.bytes": fetch_min_bytes,
         "max.partition.fetch.bytes": max_partition_fetch_bytes,
         "fetch.max.bytes": fetch_max_bytes,
         "receive.message.max.bytes": fetch_max_bytes + 64 * 1024,

@@ -255,6 +255,7 @@ class Service:
                 client_id=f"{self.settings.kafka_client_id}-{self.name}",
                 group_id=self.settings.group(consumes.consumer),
                 fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+                fetch_min_bytes=self.settings.kafka_fetch_min_bytes,
                 max_partition_fetch_bytes=self.settings.kafka_max_partition_fetch_bytes,
                 fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
                 security=librdkafka_security_config(self.settings),

@@ -44,16 +44,23 @@ def _send(settings: Settings, topic: str, values: list[str]) -> None:
 
 
 def _member(
-    settings: Settings, topic: str, group: str, on_batch, max_batch: int = 500
+    settings: Settings,
+    topic: str,
+    group: str,
+    on_batch,
+    max_batch: int = 500,
+    fetch_min_bytes: int = 1,
+    fetch_max_wait_ms: int = 500,
 ) -> RdkafkaSubscription:
     config = consumer_config(
         bootstrap=settings.bootstrap_list(),
         client_id="test",
         group_id=group,
-        fetch_max_wait_ms=500,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
         security=librdkafka_security_config(settings),
+        fetch_min_bytes=fetch_min_bytes,
     )
     return RdkafkaSubscription(
         config, name="test", topic=topic, pattern=False, max_batch=max_batch, on_batch=on_batch
@@ -119,6 +126,45 @@ async def test_what_arrives_while_a_batch_is_decided_is_fetched_meanwhile(
     finally:
         release.set()
         await member.stop()
+
+
+@pytest.mark.parametrize(("fetch_min_bytes", "most_batches"), [(1, None), (1024 * 1024, 8)])
+async def test_fetch_min_bytes_makes_the_broker_answer_fewer_larger_fetches(
+    real_settings: Settings, topic: str, fetch_min_bytes: int, most_batches: int | None
+) -> None:
+    """MICROHUB_KAFKA_FETCH_MIN_BYTES reaches the broker. Sixty records a few ms apart:
+    with 1, the broker answers each fetch as soon as a record is there, so they come in
+    many batches; with 1 MiB it holds each fetch for the whole wait (300 ms), so they
+    come in a few."""
+    batches: list[int] = []
+    values = [f"r-{i}" for i in range(60)]
+
+    async def on_batch(records: list[FetchedRecord]) -> None:
+        batches.append(len(records))
+
+    member = _member(
+        real_settings, topic, f"g-{uuid.uuid4().hex[:8]}", on_batch,
+        fetch_min_bytes=fetch_min_bytes, fetch_max_wait_ms=300,
+    )  # fmt: skip
+    producer = Producer({"bootstrap.servers": real_settings.kafka_bootstrap_servers})
+    await member.start()
+    try:
+        # a first record read: the member is assigned and its next fetch is in flight
+        _send(real_settings, topic, ["first"])
+        await eventually(lambda: batches == [1], what="the member to read the first record")
+        batches.clear()
+        for value in values:
+            producer.produce(topic, value.encode(), key=b"hub")
+            producer.poll(0)
+            await asyncio.sleep(0.01)  # the workload's pace, not a wait for something
+        assert producer.flush(30) == 0
+        await eventually(lambda: sum(batches) == len(values), what="every record")
+    finally:
+        await member.stop()
+    if most_batches is None:
+        assert len(batches) > 15, batches
+    else:
+        assert len(batches) <= most_batches, batches
 
 
 async def test_a_failed_batch_is_read_again_and_stop_commits_what_was_decided(
