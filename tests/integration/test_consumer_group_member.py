@@ -132,10 +132,10 @@ async def test_what_arrives_while_a_batch_is_decided_is_fetched_meanwhile(
 async def test_fetch_min_bytes_makes_the_broker_answer_fewer_larger_fetches(
     real_settings: Settings, topic: str, fetch_min_bytes: int, most_batches: int | None
 ) -> None:
-    """MICROHUB_KAFKA_FETCH_MIN_BYTES reaches the broker. Sixty records a few ms apart:
-    with 1, the broker answers each fetch as soon as a record is there, so they come in
-    many batches; with 1 MiB it holds each fetch for the whole wait (300 ms), so they
-    come in a few."""
+    """MICROHUB_KAFKA_FETCH_MIN_BYTES reaches the broker. Sixty records, each sent once
+    the last was acked: with 1, the broker answers each fetch as soon as a record is
+    there, so they come in many batches; with 1 MiB it holds each fetch for the whole
+    wait (300 ms), so they come in a few."""
     batches: list[int] = []
     values = [f"r-{i}" for i in range(60)]
 
@@ -153,11 +153,9 @@ async def test_fetch_min_bytes_makes_the_broker_answer_fewer_larger_fetches(
         _send(real_settings, topic, ["first"])
         await eventually(lambda: batches == [1], what="the member to read the first record")
         batches.clear()
-        for value in values:
+        for value in values:  # one at a time: each sent once the broker acked the last
             producer.produce(topic, value.encode(), key=b"hub")
-            producer.poll(0)
-            await asyncio.sleep(0.01)  # the workload's pace, not a wait for something
-        assert producer.flush(30) == 0
+            assert await asyncio.to_thread(producer.flush, 30) == 0
         await eventually(lambda: sum(batches) == len(values), what="every record")
     finally:
         await member.stop()
