@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from sqlalchemy import event, insert, select
 
 from contracts.booking import BookingRequested
-from contracts.envelope import new_event
 from services.booking import store
 from services.booking.closures import Closures
 from services.booking.domain import HubConfig
@@ -24,9 +23,8 @@ from services.booking.probe import Probe
 from services.booking.series import ACTIVE, CANCELLED, Standing
 from services.booking.service import BookingService
 from services.booking.waiting_list import WaitingList
-from services.runtime.consumer import Delivery
 from services.runtime.db import make_engine, make_sessionmaker
-from tests.support.booking import commands_consumer
+from tests.support.booking import command_delivery, commands_consumer
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -179,10 +177,10 @@ async def test_a_batch_at_quiet_hubs_reads_their_closures_waiting_lists_and_seri
     async def batch(first: int) -> dict[str, str]:
         """The answer each hub's request of a batch got."""
         deliveries = [
-            _delivery(BookingRequested(
+            command_delivery(BookingRequested(
                 carrier_id="acme", carrier_reference=f"r{first + i}", hub_id=hub,
                 slot_start=slot, consignment=consignment(),
-            ), first + i)
+            ), first + i, time=NOW, event_id=f"e{first + i}")
             for i, hub in enumerate(HUBS)
         ]  # fmt: skip
         statements.clear()
@@ -204,10 +202,3 @@ async def test_a_batch_at_quiet_hubs_reads_their_closures_waiting_lists_and_seri
     assert await batch(10) == {"hub-a": "confirmed", "hub-b": "rejected", "hub-c": "confirmed"}
     found = [reads.search(s).group(1) for s in statements if reads.search(s)]
     assert found.count("hub_closures") == 2 and len(found) == 2  # the probe's, then the read
-
-
-def _delivery(payload: Any, offset: int) -> Delivery:
-    event = new_event(
-        payload, source="test", subject=payload.hub_id, time=NOW, event_id=f"e{offset}"
-    )
-    return Delivery(event, "commands", 0, offset, int(NOW.timestamp() * 1000), payload.hub_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +24,6 @@ from contracts.booking import (
     BookingRequested,
     BookingRescheduleRequested,
 )
-from contracts.envelope import new_event
 from services.booking import store
 from services.booking.answers import ANSWER_TYPES
 from services.booking.domain import HubConfig
@@ -33,7 +31,7 @@ from services.booking.handlers import BookingHandlers
 from services.booking.service import BookingService
 from services.runtime.consumer import Delivery, RecordApplier
 from services.runtime.db import make_engine, make_sessionmaker
-from tests.support.booking import Record, commands_consumer
+from tests.support.booking import Record, command_delivery, commands_consumer
 from tests.support.carrier import consignment
 from tests.support.hubs import hub_config
 
@@ -55,13 +53,6 @@ moves = st.builds(
 operations = st.lists(st.one_of(requests, requests, cancellations, moves), min_size=1, max_size=25)
 # where the old owner stops and the new owner starts, as fractions of the partition
 overlaps = st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda t: (max(t), min(t)))
-
-
-def _delivery(payload, offset: int) -> Delivery:
-    event = new_event(
-        payload, source="test", subject=payload.hub_id, time=NOW, event_id=str(uuid.uuid4())
-    )
-    return Delivery(event, "commands", 0, offset, int(NOW.timestamp() * 1000), payload.hub_id)
 
 
 def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_url: str) -> None:
@@ -112,7 +103,7 @@ def test_capacity_is_never_exceeded_and_every_request_gets_one_outcome(database_
                 payload = BookingCancellationRequested(
                     carrier_id="acme", carrier_reference=ref, hub_id=HUB.id
                 )
-            deliveries.append(_delivery(payload, offset))
+            deliveries.append(command_delivery(payload, offset, time=NOW))
         # the old owner works up to ``stop``; the new one starts again at ``start`` (its
         # last committed offset), so both apply the records in between, concurrently
         stop, start = (round(f * len(deliveries)) for f in overlap)

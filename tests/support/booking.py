@@ -4,8 +4,11 @@ handlers in one transaction, the service's answering, retries)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
+from contracts.envelope import new_event
 from services.booking import store
 from services.booking.handlers import BookingHandlers
 from services.booking.service import BookingService
@@ -30,6 +33,21 @@ def commands_consumer(sessions: Any, handlers: BookingHandlers) -> RecordApplier
         dead_letters=DeadLetters(None, consumer=commands.consumer),
         answers=commands.answers,
     )
+
+
+def command_delivery(
+    payload: Any, offset: int, *, time: datetime, event_id: str | None = None
+) -> Delivery:
+    """A carrier's command as the consumer hands it over, on the hub's key at ``offset``
+    of partition 0 (a new event id unless one is given)."""
+    event = new_event(
+        payload,
+        source="test",
+        subject=payload.hub_id,
+        time=time,
+        event_id=event_id or str(uuid.uuid4()),
+    )
+    return Delivery(event, "commands", 0, offset, int(time.timestamp() * 1000), payload.hub_id)
 
 
 class Record:
